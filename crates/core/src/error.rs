@@ -1,0 +1,97 @@
+//! Errors of the domain core. Each says what was wrong and how to fix it, because the reader is
+//! often a model that will retry with whatever the message suggests.
+
+use switchboard_proto::{MessageId, NameError, Scope};
+
+use crate::store::StoreError;
+
+/// The request was understood and refused by a rule; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("no peer named '{name}'; {}", known_peers(.known))]
+    UnknownPeer { name: String, known: Vec<String> },
+    #[error(
+        "peer '{peer}' already has {cap} unread messages waiting (the pending cap, limits.pending_cap); wait until it reads some"
+    )]
+    InboxFull { peer: String, cap: u32 },
+    #[error(
+        "rate limit: at most {limit} messages per {window_secs} s per sender (limits.rate_limit); try again in {retry_after_ms} ms"
+    )]
+    RateLimited {
+        limit: u32,
+        window_secs: u64,
+        retry_after_ms: i64,
+    },
+    #[error("{} not in this peer's inbox: {}", if .ids.len() == 1 { "message is" } else { "messages are" }, join_ids(.ids))]
+    NotInInbox { ids: Vec<MessageId> },
+    #[error("no message {id} was sent by this peer")]
+    UnknownMessage { id: MessageId },
+    #[error("reply_to {id} names no message this peer received or sent")]
+    UnknownReplyTo { id: MessageId },
+    #[error("the name '{name}' is taken by another peer; choose another")]
+    NameTaken { name: String },
+    #[error("a broadcast to scope '{scope}' needs a sender with a known {what}; use scope 'room'")]
+    NoLocation { scope: Scope, what: &'static str },
+    #[error("session {0} is not open; start a new session")]
+    SessionClosed(i64),
+}
+
+fn known_peers(known: &[String]) -> String {
+    if known.is_empty() {
+        "there are no other peers yet".to_owned()
+    } else {
+        format!("peers are: {}", known.join(", "))
+    }
+}
+
+fn join_ids(ids: &[MessageId]) -> String {
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("message text is empty; write something to send")]
+    EmptyText,
+    #[error("{field} is {len} bytes; the limit is {max} bytes")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("a TTL of {asked_secs} s is longer than the retention window of {max_secs} s")]
+    TtlTooLong { asked_secs: u64, max_secs: u64 },
+    #[error("nothing to acknowledge: give at least one message id")]
+    NoIds,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Rejected(r) => Self::Rejected(r),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl Error {
+    /// True when the caller's input was at fault (as opposed to the store or a limit).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Name(_)
+                | Self::EmptyText
+                | Self::TooLong { .. }
+                | Self::TtlTooLong { .. }
+                | Self::NoIds
+        )
+    }
+}

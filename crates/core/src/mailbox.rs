@@ -1,0 +1,306 @@
+//! The mailbox service: the one door through which every front end reaches peers and messages.
+//! It validates input, applies the configured limits, and turns store wake-ups into waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use switchboard_proto::{
+    InboxItem, LogEntry, MAX_IDEMPOTENCY_KEY_BYTES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES, MessageId,
+    Millis, PeerKind, PeerName, SentMessage, Target,
+};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Rejection};
+use crate::policy::{Limits, ms};
+use crate::store::{
+    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, NewTarget, OpenSession,
+    PeerId, PeerRecord, SentQuery, SessionId, SessionRecord, Store, StoreStats,
+};
+use crate::wake::Wake;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A live session of a peer, as handed out by [`Mailbox::open_session`].
+pub type Session = SessionRecord;
+
+/// A message a peer wants to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub to: Target,
+    pub text: String,
+    pub reply_to: Option<MessageId>,
+    pub idempotency_key: Option<String>,
+    pub ttl: Option<Duration>,
+}
+
+impl Outgoing {
+    pub fn to_peer(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            to: Target::Peer(name.into()),
+            text: text.into(),
+            reply_to: None,
+            idempotency_key: None,
+            ttl: None,
+        }
+    }
+}
+
+/// Longest a waiter sleeps without a wake before looking again; it only matters when a lease
+/// held by another session runs out, which rings no doorbell.
+const RECHECK: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Mailbox {
+    store: Arc<dyn Store>,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+}
+
+impl Mailbox {
+    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
+        Self::with_clock(store, limits, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(store: Arc<dyn Store>, limits: Limits, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            limits,
+            clock,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// The human's peer, created on first use.
+    pub async fn operator(&self, name: &str) -> Result<PeerRecord> {
+        let name = PeerName::parse(name)?;
+        Ok(self
+            .store
+            .ensure_peer(&name, PeerKind::Operator, self.now())
+            .await?)
+    }
+
+    pub async fn open_session(&self, req: OpenSession) -> Result<Session> {
+        for (field, value) in [
+            ("client kind", &req.info.client_kind),
+            ("client version", &req.info.client_version),
+            ("host", &req.info.host),
+            ("working directory", &req.info.cwd),
+            ("git root", &req.info.git_root),
+            ("git branch", &req.info.git_branch),
+        ] {
+            if let Some(v) = value {
+                check_len(field, v, switchboard_proto::MAX_FIELD_BYTES)?;
+            }
+        }
+        Ok(self.store.open_session(req, self.now()).await?)
+    }
+
+    pub async fn close_session(&self, session: SessionId) -> Result<()> {
+        Ok(self.store.close_session(session, self.now()).await?)
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerRecord>> {
+        Ok(self.store.list_peers(self.now()).await?)
+    }
+
+    pub async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
+        let name = PeerName::parse(name)?;
+        Ok(self.store.rename_peer(peer, &name, self.now()).await?)
+    }
+
+    pub async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord> {
+        check_len("summary", summary, MAX_SUMMARY_BYTES)?;
+        Ok(self.store.set_summary(peer, summary, self.now()).await?)
+    }
+
+    /// Validates and stores a message; returns once it is durable.
+    pub async fn send(&self, from: PeerId, out: Outgoing) -> Result<SentMessage> {
+        if out.text.trim().is_empty() {
+            return Err(Error::EmptyText);
+        }
+        check_len("message text", &out.text, MAX_TEXT_BYTES)?;
+        if let Some(key) = &out.idempotency_key {
+            check_len("idempotency key", key, MAX_IDEMPOTENCY_KEY_BYTES)?;
+        }
+        let ttl = out.ttl.unwrap_or(self.limits.default_ttl);
+        if ttl > self.limits.retention {
+            return Err(Error::TtlTooLong {
+                asked_secs: ttl.as_secs(),
+                max_secs: self.limits.retention.as_secs(),
+            });
+        }
+        let target = match &out.to {
+            Target::Peer(name) => NewTarget::Peer(self.resolve(name, from).await?),
+            Target::Broadcast(scope) => NewTarget::Broadcast(*scope),
+        };
+        let now = self.now();
+        let msg = NewMessage {
+            sender: from,
+            target,
+            text: out.text,
+            reply_to: out.reply_to,
+            idempotency_key: out.idempotency_key,
+            expires_at: now.saturating_add(ms(ttl)),
+        };
+        Ok(self.store.send(msg, self.admission(), now).await?)
+    }
+
+    fn admission(&self) -> Admission {
+        Admission {
+            pending_cap: self.limits.pending_cap,
+            rate_limit: self.limits.rate_limit,
+            rate_window_ms: ms(self.limits.rate_window),
+        }
+    }
+
+    /// The peer id for a name, or an error listing the peers there are.
+    async fn resolve(&self, name: &str, from: PeerId) -> Result<PeerId> {
+        if let Some(peer) = self.store.find_peer(name).await? {
+            return Ok(peer.id);
+        }
+        let known = self
+            .store
+            .list_peers(self.now())
+            .await?
+            .into_iter()
+            .filter(|p| p.id != from)
+            .map(|p| p.name)
+            .collect();
+        Err(Rejection::UnknownPeer {
+            name: name.to_owned(),
+            known,
+        }
+        .into())
+    }
+
+    /// Leases up to `limit` unread items to the session. With `include_seen`, items handed over
+    /// before but never acknowledged are listed again (an explicit pull).
+    pub async fn lease(
+        &self,
+        session: &Session,
+        limit: u32,
+        include_seen: bool,
+    ) -> Result<Vec<InboxItem>> {
+        let req = LeaseRequest {
+            peer: session.peer.id,
+            session: session.id,
+            limit,
+            lease_ms: ms(self.limits.lease),
+            include_seen,
+            max_attempts: self.limits.max_attempts,
+        };
+        Ok(self.store.lease(req, self.now()).await?)
+    }
+
+    /// Like [`Self::lease`], but waits up to `wait` for something to arrive.
+    pub async fn lease_wait(
+        &self,
+        session: &Session,
+        limit: u32,
+        include_seen: bool,
+        wait: Duration,
+    ) -> Result<Vec<InboxItem>> {
+        let mut wakes = self.store.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let items = self.lease(session, limit, include_seen).await?;
+            if !items.is_empty() || !wait_for(&mut wakes, Some(session.peer.id), deadline).await {
+                return Ok(items);
+            }
+        }
+    }
+
+    pub async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
+        Ok(self
+            .store
+            .mark_delivered(session.id, ids, self.now())
+            .await?)
+    }
+
+    pub async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64> {
+        if ids.is_empty() {
+            return Err(Error::NoIds);
+        }
+        Ok(self.store.ack(peer, ids, self.now()).await?)
+    }
+
+    pub async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>> {
+        Ok(self.store.sent(sender, query, self.now()).await?)
+    }
+
+    pub async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
+        Ok(self.store.log(query).await?)
+    }
+
+    /// The log after `query.after`, waiting up to `wait` for the first entry.
+    pub async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>> {
+        let mut wakes = self.store.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let entries = self.log(query).await?;
+            if !entries.is_empty() || !wait_for(&mut wakes, query.peer, deadline).await {
+                return Ok(entries);
+            }
+        }
+    }
+
+    pub async fn gc(&self) -> Result<GcReport> {
+        let now = self.now();
+        let policy = GcPolicy {
+            delete_before: now.saturating_sub(ms(self.limits.retention)),
+        };
+        Ok(self.store.gc(policy, now).await?)
+    }
+
+    pub async fn stats(&self) -> Result<StoreStats> {
+        Ok(self.store.stats(self.now()).await?)
+    }
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::TooLong {
+            field,
+            len: value.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Waits for a wake that concerns `peer` (any wake when `None`), or the deadline. Returns
+/// false at the deadline. A lagged receiver counts as a wake: something happened.
+async fn wait_for(
+    wakes: &mut broadcast::Receiver<Wake>,
+    peer: Option<PeerId>,
+    deadline: tokio::time::Instant,
+) -> bool {
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let slice = (deadline - now).min(RECHECK);
+        match tokio::time::timeout(slice, wakes.recv()).await {
+            Ok(Ok(wake)) if peer.is_none_or(|p| wake.concerns(p)) => return true,
+            Ok(Ok(_)) => continue,
+            Ok(Err(RecvError::Lagged(_))) => return true,
+            // The store is gone: nothing more will arrive; let the caller re-read once and stop.
+            Ok(Err(RecvError::Closed)) => return false,
+            Err(_) => return tokio::time::Instant::now() < deadline,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The storage seam. A backend (embedded SQLite, Postgres) implements [`Store`]; the core and
+//! the conformance suite use nothing else.
+//!
+//! Every method is one atomic transaction: it either commits whole or changes nothing, and it
+//! returns only after its commit is durable. Checks that must hold against concurrent writers —
+//! idempotency keys, pending caps, rate limits, lease ownership — run inside that transaction, so
+//! the core passes their numbers in and the backend enforces them.
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use switchboard_proto::{
+    InboxItem, LogEntry, MessageId, Millis, PeerInfo, PeerKind, PeerName, PeerView, Scope,
+    SentMessage,
+};
+
+use crate::error::Rejection;
+use crate::wake::Wake;
+
+pub type PeerId = i64;
+pub type SessionId = i64;
+
+/// A peer as stored, with its liveness at the time of reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRecord {
+    pub id: PeerId,
+    pub name: String,
+    pub kind: PeerKind,
+    pub info: PeerInfo,
+    pub summary: String,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    pub online: bool,
+}
+
+impl From<PeerRecord> for PeerView {
+    fn from(p: PeerRecord) -> Self {
+        PeerView {
+            name: p.name,
+            kind: p.kind,
+            online: p.online,
+            info: p.info,
+            summary: p.summary,
+            created_at: p.created_at,
+            last_seen_at: p.last_seen_at,
+        }
+    }
+}
+
+/// What to do when the wanted name is held by a live session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamePolicy {
+    /// Join that peer anyway (the human operator is one identity however many CLIs run).
+    Join,
+    /// Take the first free `name-N` instead (two agent sessions never share an identity).
+    Suffix,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSession {
+    pub name: PeerName,
+    pub kind: PeerKind,
+    pub info: PeerInfo,
+    pub policy: NamePolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub peer: PeerRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewTarget {
+    Peer(PeerId),
+    /// Every peer with a live session in the scope, except the sender.
+    Broadcast(Scope),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub sender: PeerId,
+    pub target: NewTarget,
+    pub text: String,
+    pub reply_to: Option<MessageId>,
+    pub idempotency_key: Option<String>,
+    pub expires_at: Millis,
+}
+
+/// The limits a send must pass, checked inside its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub pending_cap: u32,
+    pub rate_limit: u32,
+    pub rate_window_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub peer: PeerId,
+    pub session: SessionId,
+    pub limit: u32,
+    pub lease_ms: i64,
+    /// Also list items already handed over but not acknowledged (an explicit pull).
+    pub include_seen: bool,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentQuery {
+    /// The sender's most recent messages, newest first.
+    Recent(u32),
+    One(MessageId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Entries with an id greater than this.
+    pub after: MessageId,
+    /// Only messages addressed to this peer (directly or by a broadcast that reached it).
+    pub peer: Option<PeerId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcPolicy {
+    /// Records created before this instant are deleted.
+    pub delete_before: Millis,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    pub expired: u64,
+    pub dead_sessions: u64,
+    pub messages_deleted: u64,
+    pub sessions_deleted: u64,
+    pub peers_deleted: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    pub backend: String,
+    pub schema_version: u32,
+    pub peers: u64,
+    pub peers_online: u64,
+    pub messages: u64,
+    pub queued: u64,
+    pub delivered: u64,
+    pub read: u64,
+    pub expired: u64,
+    pub dead: u64,
+}
+
+/// A storage failure that is not the caller's input: the store cannot do the work.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("the store at {path} is not a valid switchboard database ({detail}); move it aside to start afresh")]
+    Corrupt { path: String, detail: String },
+    #[error("the store at {path} is read-only; check the permissions of the file and its directory")]
+    ReadOnly { path: String },
+    #[error("the store at {path} stayed locked by another process; try again")]
+    Busy { path: String },
+    #[error("the store at {path} has schema version {found}, newer than this switchboard knows ({known}); upgrade switchboard")]
+    TooNew { path: String, found: u32, known: u32 },
+    #[error("cannot open the store at {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error("the store is shut down")]
+    Closed,
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The storage contract every backend meets; see the module docs for its transaction rules.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Where the data lives, for humans (a path or a redacted URL).
+    fn describe(&self) -> String;
+
+    /// Wakes for changes committed by this process or any other process sharing the store.
+    /// Subscribe before reading, then re-read after every wake: wakes carry no data.
+    fn subscribe(&self) -> broadcast::Receiver<Wake>;
+
+    /// Finds or creates a peer without a session (the operator sending from the CLI).
+    async fn ensure_peer(&self, name: &PeerName, kind: PeerKind, now: Millis)
+    -> StoreResult<PeerRecord>;
+
+    /// Starts a session for the named peer, reclaiming the peer if it exists and applying the
+    /// name policy if a live session holds it. Reaps dead sessions first.
+    async fn open_session(&self, req: OpenSession, now: Millis) -> StoreResult<SessionRecord>;
+
+    /// Ends a session at once and releases its leases.
+    async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()>;
+
+    /// Ends sessions whose process is gone and releases their leases; returns how many.
+    async fn reap_sessions(&self, now: Millis) -> StoreResult<u64>;
+
+    async fn rename_peer(&self, peer: PeerId, name: &PeerName, now: Millis)
+    -> StoreResult<PeerRecord>;
+
+    async fn set_summary(&self, peer: PeerId, summary: &str, now: Millis)
+    -> StoreResult<PeerRecord>;
+
+    /// Every peer with its liveness, after reaping dead sessions.
+    async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>>;
+
+    async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>>;
+
+    /// Stores a message and one delivery record per recipient, or returns the original with
+    /// `duplicate: true` when the sender reuses an idempotency key.
+    async fn send(&self, msg: NewMessage, admission: Admission, now: Millis)
+    -> StoreResult<SentMessage>;
+
+    /// Leases unread items of a peer to one of its sessions, oldest first.
+    async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>>;
+
+    /// Records that leased items were handed to the session; items it does not hold a lease on
+    /// are left alone. Returns how many changed.
+    async fn mark_delivered(
+        &self,
+        session: SessionId,
+        ids: &[MessageId],
+        now: Millis,
+    ) -> StoreResult<u64>;
+
+    /// Marks items of the peer's inbox read. Ids not in that inbox reject the whole call.
+    async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64>;
+
+    /// What the sender sent, with every recipient's state.
+    async fn sent(&self, sender: PeerId, query: SentQuery, now: Millis)
+    -> StoreResult<Vec<SentMessage>>;
+
+    /// The room's message log after a cursor, oldest first.
+    async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>>;
+
+    /// Expires what outlived its TTL and deletes what outlived retention.
+    async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport>;
+
+    async fn stats(&self, now: Millis) -> StoreResult<StoreStats>;
+}

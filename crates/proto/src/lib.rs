@@ -1,0 +1,14 @@
+//! Wire and protocol types of switchboard: names, ids, delivery states, the views every
+//! front end (CLI, MCP, HTTP) shows, and the input limits of SPEC section 3.
+//!
+//! This crate does no I/O and knows nothing about storage; it only says what a valid value is.
+
+pub mod limits;
+pub mod message;
+pub mod name;
+pub mod peer;
+
+pub use limits::*;
+pub use message::*;
+pub use name::{NameError, PeerName};
+pub use peer::*;

@@ -1,0 +1,189 @@
+//! Messages and their per-recipient delivery records as every front end shows them (SPEC 3, 5).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A message id: time-ordered within a room, so it doubles as a log cursor.
+pub type MessageId = i64;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// Where one recipient's copy of a message stands (SPEC 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Stored; the recipient has not seen it.
+    Queued,
+    /// Handed to a live session of the recipient (pushed, piggybacked or returned by a tool).
+    Delivered,
+    /// Acknowledged by the recipient, explicitly or by replying.
+    Read,
+    /// Its TTL ran out before the recipient saw it.
+    Expired,
+    /// Undeliverable after the maximum number of attempts.
+    Dead,
+}
+
+impl DeliveryState {
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Delivered,
+        Self::Read,
+        Self::Expired,
+        Self::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Expired => "expired",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// True once nothing more will happen to this delivery.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Read | Self::Expired | Self::Dead)
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown state string read back from storage or input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} '{value}'")]
+pub struct UnknownVariant {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl FromStr for DeliveryState {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVariant {
+                kind: "delivery state",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// Which peers a broadcast reaches, relative to the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every peer in the room (on one machine: every session of this OS user).
+    Room,
+    /// Peers working in the sender's directory.
+    Dir,
+    /// Peers working in the sender's git repository.
+    Repo,
+}
+
+impl Scope {
+    pub const ALL: [Self; 3] = [Self::Room, Self::Dir, Self::Repo];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Room => "room",
+            Self::Dir => "dir",
+            Self::Repo => "repo",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVariant {
+                kind: "scope (room, dir or repo)",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// Who a message was addressed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Peer(String),
+    Broadcast(Scope),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Peer(name) => f.write_str(name),
+            Self::Broadcast(scope) => write!(f, "everyone ({scope})"),
+        }
+    }
+}
+
+/// A message as its recipient sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub id: MessageId,
+    pub from: String,
+    pub to: Target,
+    pub text: String,
+    pub reply_to: Option<MessageId>,
+    pub created_at: Millis,
+    /// Already handed to a session of this peer once (e.g. pushed) but not acknowledged.
+    pub seen_before: bool,
+}
+
+/// One recipient's delivery record, as the sender may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientState {
+    pub peer: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub delivered_at: Option<Millis>,
+    pub read_at: Option<Millis>,
+}
+
+/// A message as its sender sees it, with the honest state of every copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {
+    pub id: MessageId,
+    pub to: Target,
+    pub text: String,
+    pub reply_to: Option<MessageId>,
+    pub idempotency_key: Option<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub recipients: Vec<RecipientState>,
+    /// True when this answer is the original of an earlier send with the same idempotency key.
+    pub duplicate: bool,
+}
+
+/// A message as an observer of the room sees it (`switchboard watch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub id: MessageId,
+    pub from: String,
+    pub to: Target,
+    pub text: String,
+    pub reply_to: Option<MessageId>,
+    pub created_at: Millis,
+}

@@ -1,0 +1,386 @@
+//! The embedded store: one SQLite file per OS user (local mode) or per relay, shared by every
+//! process that opens it.
+//!
+//! - durability: WAL with `synchronous=FULL`; writes go through one writer thread per process
+//!   that commits in batches (see [`writer`]), so an `ok` is always on disk;
+//! - wake-ups: in-process through a broadcast channel, across processes through doorbell
+//!   sockets (see [`doorbell`]);
+//! - presence: process locks (see [`liveness`]);
+//! - the schema: append-only migrations (see [`migrate`]).
+
+mod doorbell;
+mod fault;
+mod home;
+mod liveness;
+pub mod migrate;
+mod ops;
+mod poller;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use switchboard_core::{
+    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, OpenSession, PeerId,
+    PeerRecord, SentQuery, SessionId, SessionRecord, Store, StoreError, StoreResult, StoreStats,
+    Wake,
+};
+use switchboard_proto::{
+    InboxItem, LogEntry, MessageId, Millis, PeerKind, PeerName, SentMessage,
+};
+
+use crate::doorbell::Doorbell;
+use crate::fault::{OpResult, classify};
+use crate::liveness::Liveness;
+use crate::writer::Writer;
+
+/// The database file's name inside the store's home directory.
+pub const DB_FILE: &str = "switchboard.db";
+
+/// How long a write waits for another process's transaction before reporting the store busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wakes buffered per subscriber before it counts as lagged (and simply re-reads).
+const WAKE_BUFFER: usize = 1024;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    shown: String,
+    read_only: bool,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    wakes: broadcast::Sender<Wake>,
+    bell: Arc<Doorbell>,
+    listener: Mutex<Option<Listener>>,
+    live: Arc<Liveness>,
+}
+
+enum Listener {
+    Bell(JoinHandle<()>),
+    /// Held only for its `Drop`, which stops the polling thread.
+    #[allow(dead_code)]
+    Poll(poller::Poller),
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.listener.lock()
+            && let Some(Listener::Bell(task)) = l.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `home`, migrating it to the current schema.
+    pub fn open(home: &Path) -> StoreResult<Self> {
+        let path = home.join(DB_FILE);
+        let shown = path.display().to_string();
+        let open_err = |e: std::io::Error| StoreError::Open {
+            path: shown.clone(),
+            detail: e.to_string(),
+        };
+        home::ensure_private_dir(home).map_err(open_err)?;
+        let read_only = home::is_read_only(&path);
+        if !read_only {
+            home::ensure_private_file(&path).map_err(open_err)?;
+        }
+        let mut conn = connect(&path, read_only).map_err(|e| classify(&e, &shown))?;
+        prepare_schema(&mut conn, &shown, read_only)?;
+
+        let (wakes, _) = broadcast::channel(WAKE_BUFFER);
+        let bell = Arc::new(Doorbell::new(home.join("bells")));
+        let on_commit = {
+            let wakes = wakes.clone();
+            let bell = Arc::clone(&bell);
+            Box::new(move |batch: &[Wake]| {
+                for w in batch {
+                    let _ = wakes.send(*w);
+                }
+                bell.ring(batch);
+            })
+        };
+        let writer = Writer::start(conn, shown.clone(), on_commit).map_err(open_err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                shown,
+                read_only,
+                writer,
+                readers: Mutex::new(Vec::new()),
+                wakes,
+                bell,
+                listener: Mutex::new(None),
+                live: Arc::new(Liveness::new(home.join("procs"))),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs a write on the writer thread, with this process's liveness at hand.
+    async fn write<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Wake>, &Liveness) -> OpResult<T> + Send + 'static,
+    {
+        if self.inner.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.inner.shown.clone(),
+            });
+        }
+        let live = Arc::clone(&self.inner.live);
+        self.inner
+            .writer
+            .write(move |conn, wakes| op(conn, wakes, &live))
+            .await
+    }
+
+    /// Runs a read on a pooled connection off the async threads.
+    async fn read<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> OpResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&inner.path, true).map_err(|e| classify(&e, &inner.shown))?,
+            };
+            let out = op(&conn).map_err(|e| e.into_store(&inner.shown));
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+
+    /// Starts hearing other processes' commits, once per store.
+    fn ensure_listener(&self) {
+        let Ok(mut slot) = self.inner.listener.lock() else {
+            return;
+        };
+        if slot.is_some() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        *slot = Some(match self.inner.bell.listen(self.inner.wakes.clone()) {
+            Ok(task) => Listener::Bell(task),
+            Err(e) => {
+                tracing::debug!("doorbell unavailable ({e}); polling the store instead");
+                Listener::Poll(poller::Poller::start(
+                    self.inner.path.clone(),
+                    self.inner.wakes.clone(),
+                ))
+            }
+        });
+    }
+}
+
+/// Opens a connection with the settings every connection of the store uses.
+fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    Ok(conn)
+}
+
+/// Switches a writable store to WAL and migrates it; checks a read-only one is current.
+fn prepare_schema(conn: &mut Connection, shown: &str, read_only: bool) -> StoreResult<()> {
+    let classify = |e: rusqlite::Error| classify(&e, shown);
+    if read_only {
+        let found = migrate::current(conn).map_err(classify)?;
+        if found != migrate::latest() {
+            return Err(StoreError::ReadOnly {
+                path: shown.to_owned(),
+            });
+        }
+        return Ok(());
+    }
+    // Journal-mode changes do not wait on the busy handler, so a crowd of processes opening a
+    // fresh file at once retries here.
+    let mut tries = 0;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_) => break,
+            Err(e) if is_busy(&e) && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    match migrate::apply(conn).map_err(classify)? {
+        migrate::Outcome::UpToDate(_) => Ok(()),
+        migrate::Outcome::TooNew(found) => Err(StoreError::TooNew {
+            path: shown.to_owned(),
+            found,
+            known: migrate::latest(),
+        }),
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.inner.shown)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wake> {
+        let rx = self.inner.wakes.subscribe();
+        self.ensure_listener();
+        rx
+    }
+
+    async fn ensure_peer(
+        &self,
+        name: &PeerName,
+        kind: PeerKind,
+        now: Millis,
+    ) -> StoreResult<PeerRecord> {
+        let name = name.clone();
+        self.write(move |c, w, _| ops::peers::ensure(c, w, &name, kind, now))
+            .await
+    }
+
+    async fn open_session(&self, req: OpenSession, now: Millis) -> StoreResult<SessionRecord> {
+        self.write(move |c, w, live| ops::peers::open_session(c, w, live, &req, now))
+            .await
+    }
+
+    async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()> {
+        self.write(move |c, w, _| ops::peers::close_session(c, w, session, now))
+            .await
+    }
+
+    async fn reap_sessions(&self, now: Millis) -> StoreResult<u64> {
+        self.write(move |c, w, live| ops::peers::reap(c, w, live, now))
+            .await
+    }
+
+    async fn rename_peer(
+        &self,
+        peer: PeerId,
+        name: &PeerName,
+        now: Millis,
+    ) -> StoreResult<PeerRecord> {
+        let name = name.clone();
+        self.write(move |c, w, _| ops::peers::rename(c, w, peer, &name, now))
+            .await
+    }
+
+    async fn set_summary(&self, peer: PeerId, summary: &str, now: Millis) -> StoreResult<PeerRecord> {
+        let summary = summary.to_owned();
+        self.write(move |c, w, _| ops::peers::set_summary(c, w, peer, &summary, now))
+            .await
+    }
+
+    async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>> {
+        if self.inner.read_only {
+            return self.read(ops::peers::all).await;
+        }
+        self.write(move |c, w, live| {
+            ops::peers::reap(c, w, live, now)?;
+            ops::peers::all(c)
+        })
+        .await
+    }
+
+    async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>> {
+        let name = name.to_owned();
+        self.read(move |c| ops::peers::by_name(c, &name)).await
+    }
+
+    async fn send(
+        &self,
+        msg: NewMessage,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<SentMessage> {
+        self.write(move |c, w, live| ops::mail::send(c, w, live, &msg, admission, now))
+            .await
+    }
+
+    async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
+        self.write(move |c, _, _| ops::mail::lease(c, &req, now)).await
+    }
+
+    async fn mark_delivered(
+        &self,
+        session: SessionId,
+        ids: &[MessageId],
+        now: Millis,
+    ) -> StoreResult<u64> {
+        let ids = ids.to_vec();
+        self.write(move |c, _, _| ops::mail::mark_delivered(c, session, &ids, now))
+            .await
+    }
+
+    async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64> {
+        let ids = ids.to_vec();
+        self.write(move |c, _, _| ops::mail::ack(c, peer, &ids, now))
+            .await
+    }
+
+    async fn sent(
+        &self,
+        sender: PeerId,
+        query: SentQuery,
+        now: Millis,
+    ) -> StoreResult<Vec<SentMessage>> {
+        self.read(move |c| ops::mail::sent(c, sender, query, now))
+            .await
+    }
+
+    async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>> {
+        self.read(move |c| ops::mail::log(c, &query)).await
+    }
+
+    async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
+        self.write(move |c, w, live| ops::upkeep::gc(c, w, live, policy, now))
+            .await
+    }
+
+    async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
+        let backend = self.describe();
+        if self.inner.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.inner.shown.clone(),
+            });
+        }
+        self.write(move |c, w, live| ops::upkeep::stats(c, w, live, backend, now))
+            .await
+    }
+}

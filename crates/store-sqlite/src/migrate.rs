@@ -1,0 +1,118 @@
+//! Append-only schema migrations with a version table.
+//!
+//! Migrations run inside one `BEGIN IMMEDIATE` transaction, so any number of processes opening
+//! a fresh store at the same moment serialise on SQLite's write lock: the first applies them,
+//! the rest find the work done. Never edit a released migration; add a new one.
+
+use rusqlite::Connection;
+
+/// Each entry is one schema version; index 0 is version 1.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: peers, sessions, messages and per-recipient deliveries.
+    r"
+CREATE TABLE peers (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT    NOT NULL UNIQUE,
+    kind           TEXT    NOT NULL CHECK (kind IN ('agent', 'operator')),
+    client_kind    TEXT,
+    client_version TEXT,
+    host           TEXT,
+    cwd            TEXT,
+    git_root       TEXT,
+    git_branch     TEXT,
+    summary        TEXT    NOT NULL DEFAULT '',
+    created_at     INTEGER NOT NULL,
+    last_seen_at   INTEGER NOT NULL
+);
+
+CREATE TABLE sessions (
+    id          INTEGER PRIMARY KEY,
+    peer_id     INTEGER NOT NULL REFERENCES peers(id),
+    process_key TEXT    NOT NULL,
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER
+);
+CREATE INDEX sessions_live_by_peer ON sessions(peer_id) WHERE ended_at IS NULL;
+CREATE INDEX sessions_live_by_process ON sessions(process_key) WHERE ended_at IS NULL;
+CREATE INDEX sessions_ended ON sessions(ended_at) WHERE ended_at IS NOT NULL;
+
+CREATE TABLE messages (
+    id              INTEGER PRIMARY KEY,
+    sender_id       INTEGER NOT NULL REFERENCES peers(id),
+    recipient_id    INTEGER REFERENCES peers(id),
+    scope           TEXT CHECK (scope IN ('room', 'dir', 'repo')),
+    body            TEXT    NOT NULL,
+    reply_to        INTEGER,
+    idempotency_key TEXT,
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    CHECK ((recipient_id IS NULL) <> (scope IS NULL))
+);
+CREATE UNIQUE INDEX messages_idempotency ON messages(sender_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX messages_sender_time ON messages(sender_id, created_at);
+CREATE INDEX messages_created ON messages(created_at);
+CREATE INDEX messages_expires ON messages(expires_at);
+
+CREATE TABLE deliveries (
+    message_id    INTEGER NOT NULL REFERENCES messages(id),
+    recipient_id  INTEGER NOT NULL REFERENCES peers(id),
+    state         TEXT    NOT NULL
+                  CHECK (state IN ('queued', 'delivered', 'read', 'expired', 'dead')),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    lease_session INTEGER,
+    lease_until   INTEGER,
+    delivered_at  INTEGER,
+    read_at       INTEGER,
+    PRIMARY KEY (recipient_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_by_state ON deliveries(recipient_id, state, message_id);
+CREATE INDEX deliveries_by_message ON deliveries(message_id);
+CREATE INDEX deliveries_leased ON deliveries(lease_session) WHERE lease_session IS NOT NULL;
+",
+];
+
+/// The schema version this build writes.
+pub fn latest() -> u32 {
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}
+
+/// What the version table says, or 0 for a fresh file.
+pub fn current(conn: &Connection) -> rusqlite::Result<u32> {
+    let has_table: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )
+}
+
+pub enum Outcome {
+    UpToDate(u32),
+    /// The file was written by a newer switchboard.
+    TooNew(u32),
+}
+
+/// Applies every missing migration in one immediate transaction.
+pub fn apply(conn: &mut Connection) -> rusqlite::Result<Outcome> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let found = current(&tx)?;
+    if found > latest() {
+        return Ok(Outcome::TooNew(found));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+    }
+    tx.commit()?;
+    Ok(Outcome::UpToDate(latest()))
+}

@@ -1,0 +1,419 @@
+//! Messages and delivery records: send, lease, hand-over, acknowledgement, and the views of
+//! sender, recipient and observer.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use switchboard_core::{
+    Admission, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, Rejection, SentQuery,
+    SessionId, Wake,
+};
+use switchboard_proto::{
+    DeliveryState, InboxItem, LogEntry, MessageId, Millis, RecipientState, Scope, SentMessage,
+    Target,
+};
+
+use super::{count_up_to, parse_col, peers};
+use crate::fault::OpResult;
+use crate::liveness::Liveness;
+
+pub fn send(
+    conn: &Connection,
+    wakes: &mut Vec<Wake>,
+    live: &Liveness,
+    msg: &NewMessage,
+    adm: Admission,
+    now: Millis,
+) -> OpResult<SentMessage> {
+    if let Some(key) = &msg.idempotency_key {
+        let original: Option<MessageId> = conn
+            .prepare_cached("SELECT id FROM messages WHERE sender_id = ?1 AND idempotency_key = ?2")?
+            .query_row(params![msg.sender, key], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = original {
+            let mut sent = load_sent(conn, id, now)?;
+            sent.duplicate = true;
+            return Ok(sent);
+        }
+    }
+    check_rate(conn, msg.sender, adm, now)?;
+    let recipients = recipients(conn, wakes, live, msg, now)?;
+    for &r in &recipients {
+        check_pending(conn, r, adm.pending_cap)?;
+    }
+    if let Some(parent) = msg.reply_to {
+        answer(conn, msg.sender, parent, now)?;
+    }
+    let (recipient, scope) = match msg.target {
+        NewTarget::Peer(p) => (Some(p), None),
+        NewTarget::Broadcast(s) => (None, Some(s.as_str())),
+    };
+    conn.prepare_cached(
+        "INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to, idempotency_key,
+             created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        msg.sender,
+        recipient,
+        scope,
+        msg.text,
+        msg.reply_to,
+        msg.idempotency_key,
+        now,
+        msg.expires_at
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
+    )?;
+    for &r in &recipients {
+        insert.execute(params![id, r])?;
+        wakes.push(Wake::Inbox(r));
+    }
+    load_sent(conn, id, now)
+}
+
+fn check_rate(conn: &Connection, sender: PeerId, adm: Admission, now: Millis) -> OpResult<()> {
+    let since = now.saturating_sub(adm.rate_window_ms);
+    let recent = count_up_to(
+        conn,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM messages
+             WHERE sender_id = ?1 AND created_at > ?2 LIMIT ?3)",
+        params![sender, since, adm.rate_limit],
+    )?;
+    if recent < adm.rate_limit {
+        return Ok(());
+    }
+    // The window frees a slot when its oldest message ages out.
+    let oldest: Millis = conn
+        .prepare_cached(
+            "SELECT MIN(created_at) FROM messages WHERE sender_id = ?1 AND created_at > ?2",
+        )?
+        .query_row(params![sender, since], |r| r.get(0))?;
+    Err(Rejection::RateLimited {
+        limit: adm.rate_limit,
+        window_secs: u64::try_from(adm.rate_window_ms / 1000).unwrap_or(0),
+        retry_after_ms: (oldest + adm.rate_window_ms - now).max(1),
+    }
+    .into())
+}
+
+fn check_pending(conn: &Connection, recipient: PeerId, cap: u32) -> OpResult<()> {
+    let queued = count_up_to(
+        conn,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
+             WHERE recipient_id = ?1 AND state = 'queued' LIMIT ?2)",
+        params![recipient, cap],
+    )?;
+    if queued < cap {
+        return Ok(());
+    }
+    Err(Rejection::InboxFull {
+        peer: peers::by_id(conn, recipient)?.name,
+        cap,
+    }
+    .into())
+}
+
+/// Who receives a message: the named peer, or every live peer in the broadcast's scope.
+fn recipients(
+    conn: &Connection,
+    wakes: &mut Vec<Wake>,
+    live: &Liveness,
+    msg: &NewMessage,
+    now: Millis,
+) -> OpResult<Vec<PeerId>> {
+    let scope = match msg.target {
+        NewTarget::Peer(p) => {
+            peers::by_id(conn, p)?;
+            return Ok(vec![p]);
+        }
+        NewTarget::Broadcast(scope) => scope,
+    };
+    peers::reap(conn, wakes, live, now)?;
+    let sender = peers::by_id(conn, msg.sender)?;
+    let place = match scope {
+        Scope::Room => None,
+        Scope::Dir => Some((sender.info.cwd, "working directory")),
+        Scope::Repo => Some((sender.info.git_root, "git repository")),
+    };
+    let place = match place {
+        None => None,
+        Some((Some(p), _)) => Some(p),
+        Some((None, what)) => return Err(Rejection::NoLocation { scope, what }.into()),
+    };
+    let column = if scope == Scope::Repo { "git_root" } else { "cwd" };
+    let sql = format!(
+        "SELECT p.id FROM peers p WHERE p.id <> ?1
+           AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
+           AND (?2 IS NULL OR p.{column} = ?2)
+         ORDER BY p.id"
+    );
+    let ids = conn
+        .prepare_cached(&sql)?
+        .query_map(params![msg.sender, place], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// A reply counts as reading what it answers; the parent must be a message the replier got or
+/// sent.
+fn answer(conn: &Connection, replier: PeerId, parent: MessageId, now: Millis) -> OpResult<()> {
+    let known: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM deliveries WHERE recipient_id = ?1 AND message_id = ?2)
+                 OR EXISTS(SELECT 1 FROM messages WHERE id = ?2 AND sender_id = ?1)",
+        )?
+        .query_row(params![replier, parent], |r| r.get(0))?;
+    if !known {
+        return Err(Rejection::UnknownReplyTo { id: parent }.into());
+    }
+    mark_read(conn, replier, parent, now)?;
+    Ok(())
+}
+
+fn mark_read(conn: &Connection, peer: PeerId, id: MessageId, now: Millis) -> OpResult<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'read', read_at = ?3,
+                 delivered_at = COALESCE(delivered_at, ?3), lease_session = NULL, lease_until = NULL
+             WHERE recipient_id = ?1 AND message_id = ?2 AND state IN ('queued', 'delivered')",
+        )?
+        .execute(params![peer, id, now])?)
+}
+
+const SELECT_ITEM: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to,
+        m.created_at, d.state, d.attempts
+    FROM deliveries d
+    JOIN messages m ON m.id = d.message_id
+    JOIN peers s ON s.id = m.sender_id
+    LEFT JOIN peers r ON r.id = m.recipient_id";
+
+struct Candidate {
+    item: InboxItem,
+    queued: bool,
+    attempts: u32,
+}
+
+fn target(r: &Row<'_>, name_idx: usize, scope_idx: usize) -> rusqlite::Result<Target> {
+    match r.get::<_, Option<String>>(name_idx)? {
+        Some(name) => Ok(Target::Peer(name)),
+        None => Ok(Target::Broadcast(parse_col(r, scope_idx)?)),
+    }
+}
+
+fn candidate(r: &Row<'_>) -> rusqlite::Result<Candidate> {
+    let state: DeliveryState = parse_col(r, 7)?;
+    Ok(Candidate {
+        item: InboxItem {
+            id: r.get(0)?,
+            from: r.get(1)?,
+            to: target(r, 2, 3)?,
+            text: r.get(4)?,
+            reply_to: r.get(5)?,
+            created_at: r.get(6)?,
+            seen_before: state == DeliveryState::Delivered,
+        },
+        queued: state == DeliveryState::Queued,
+        attempts: r.get(8)?,
+    })
+}
+
+pub fn lease(conn: &Connection, req: &LeaseRequest, now: Millis) -> OpResult<Vec<InboxItem>> {
+    let queued_sql = format!(
+        "{SELECT_ITEM} WHERE d.recipient_id = ?1 AND d.state = 'queued' AND m.expires_at > ?2
+           AND (d.lease_until IS NULL OR d.lease_until <= ?2 OR d.lease_session = ?3)
+         ORDER BY d.message_id LIMIT ?4"
+    );
+    let mut found: Vec<Candidate> = conn
+        .prepare_cached(&queued_sql)?
+        .query_map(params![req.peer, now, req.session, req.limit], candidate)?
+        .collect::<Result<_, _>>()?;
+    if req.include_seen {
+        let seen_sql = format!(
+            "{SELECT_ITEM} WHERE d.recipient_id = ?1 AND d.state = 'delivered'
+             ORDER BY d.message_id LIMIT ?2"
+        );
+        let seen = conn
+            .prepare_cached(&seen_sql)?
+            .query_map(params![req.peer, req.limit], candidate)?
+            .collect::<Result<Vec<_>, _>>()?;
+        found.extend(seen);
+        found.sort_by_key(|c| c.item.id);
+        found.truncate(req.limit as usize);
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for c in found {
+        if c.queued && !take_lease(conn, req, &c, now)? {
+            continue;
+        }
+        out.push(c.item);
+    }
+    Ok(out)
+}
+
+/// Leases one queued item, or declares it dead when it has used up its attempts. Returns
+/// whether the item was leased.
+fn take_lease(conn: &Connection, req: &LeaseRequest, c: &Candidate, now: Millis) -> OpResult<bool> {
+    if c.attempts >= req.max_attempts {
+        conn.prepare_cached(
+            "UPDATE deliveries SET state = 'dead', lease_session = NULL, lease_until = NULL
+             WHERE recipient_id = ?1 AND message_id = ?2",
+        )?
+        .execute(params![req.peer, c.item.id])?;
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "UPDATE deliveries SET attempts = attempts + 1, lease_session = ?3, lease_until = ?4
+         WHERE recipient_id = ?1 AND message_id = ?2",
+    )?
+    .execute(params![
+        req.peer,
+        c.item.id,
+        req.session,
+        now.saturating_add(req.lease_ms)
+    ])?;
+    Ok(true)
+}
+
+pub fn mark_delivered(
+    conn: &Connection,
+    session: SessionId,
+    ids: &[MessageId],
+    now: Millis,
+) -> OpResult<u64> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET state = 'delivered', delivered_at = ?3,
+             lease_session = NULL, lease_until = NULL
+         WHERE lease_session = ?1 AND message_id = ?2 AND state = 'queued'",
+    )?;
+    let mut changed = 0;
+    for &id in ids {
+        changed += stmt.execute(params![session, id, now])? as u64;
+    }
+    Ok(changed)
+}
+
+pub fn ack(conn: &Connection, peer: PeerId, ids: &[MessageId], now: Millis) -> OpResult<u64> {
+    let mut exists = conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM deliveries WHERE recipient_id = ?1 AND message_id = ?2)",
+    )?;
+    let mut missing = Vec::new();
+    for &id in ids {
+        if !exists.query_row(params![peer, id], |r| r.get::<_, bool>(0))? {
+            missing.push(id);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Rejection::NotInInbox { ids: missing }.into());
+    }
+    let mut changed = 0;
+    for &id in ids {
+        changed += mark_read(conn, peer, id, now)? as u64;
+    }
+    Ok(changed)
+}
+
+pub fn sent(
+    conn: &Connection,
+    sender: PeerId,
+    query: SentQuery,
+    now: Millis,
+) -> OpResult<Vec<SentMessage>> {
+    let ids: Vec<MessageId> = match query {
+        SentQuery::One(id) => {
+            let mine: bool = conn
+                .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND sender_id = ?2)")?
+                .query_row(params![id, sender], |r| r.get(0))?;
+            if !mine {
+                return Err(Rejection::UnknownMessage { id }.into());
+            }
+            vec![id]
+        }
+        SentQuery::Recent(n) => conn
+            .prepare_cached("SELECT id FROM messages WHERE sender_id = ?1 ORDER BY id DESC LIMIT ?2")?
+            .query_map(params![sender, n], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+    };
+    ids.into_iter().map(|id| load_sent(conn, id, now)).collect()
+}
+
+/// The sender's view of one message. A queued copy past its TTL reads as expired even before
+/// `gc` records it, so the sender never sees a hopeful state that cannot come true.
+fn load_sent(conn: &Connection, id: MessageId, now: Millis) -> OpResult<SentMessage> {
+    let mut sent = conn
+        .prepare_cached(
+            "SELECT m.id, r.name, m.scope, m.body, m.reply_to, m.idempotency_key, m.created_at,
+                 m.expires_at
+             FROM messages m LEFT JOIN peers r ON r.id = m.recipient_id WHERE m.id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(SentMessage {
+                id: r.get(0)?,
+                to: target(r, 1, 2)?,
+                text: r.get(3)?,
+                reply_to: r.get(4)?,
+                idempotency_key: r.get(5)?,
+                created_at: r.get(6)?,
+                expires_at: r.get(7)?,
+                recipients: Vec::new(),
+                duplicate: false,
+            })
+        })?;
+    let expired = sent.expires_at <= now;
+    sent.recipients = conn
+        .prepare_cached(
+            "SELECT p.name, d.state, d.attempts, d.delivered_at, d.read_at
+             FROM deliveries d JOIN peers p ON p.id = d.recipient_id
+             WHERE d.message_id = ?1 ORDER BY p.name",
+        )?
+        .query_map([id], |r| {
+            let mut state: DeliveryState = parse_col(r, 1)?;
+            if expired && state == DeliveryState::Queued {
+                state = DeliveryState::Expired;
+            }
+            Ok(RecipientState {
+                peer: r.get(0)?,
+                state,
+                attempts: r.get(2)?,
+                delivered_at: r.get(3)?,
+                read_at: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(sent)
+}
+
+const SELECT_LOG: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to, m.created_at
+    FROM messages m
+    JOIN peers s ON s.id = m.sender_id
+    LEFT JOIN peers r ON r.id = m.recipient_id";
+
+fn log_row(r: &Row<'_>) -> rusqlite::Result<LogEntry> {
+    Ok(LogEntry {
+        id: r.get(0)?,
+        from: r.get(1)?,
+        to: target(r, 2, 3)?,
+        text: r.get(4)?,
+        reply_to: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+pub fn log(conn: &Connection, q: &LogQuery) -> OpResult<Vec<LogEntry>> {
+    let entries = match q.peer {
+        None => conn
+            .prepare_cached(&format!("{SELECT_LOG} WHERE m.id > ?1 ORDER BY m.id LIMIT ?2"))?
+            .query_map(params![q.after, q.limit], log_row)?
+            .collect::<Result<_, _>>()?,
+        Some(peer) => conn
+            .prepare_cached(&format!(
+                "{SELECT_LOG} JOIN deliveries d ON d.message_id = m.id
+                 WHERE d.recipient_id = ?1 AND d.message_id > ?2
+                 ORDER BY d.message_id LIMIT ?3"
+            ))?
+            .query_map(params![peer, q.after, q.limit], log_row)?
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(entries)
+}

@@ -1,0 +1,127 @@
+//! The writer thread: every write of this process runs here, batched into one transaction per
+//! round (group commit), so many concurrent sends share one fsync under `synchronous=FULL`.
+//!
+//! Each job runs inside its own savepoint: a job that fails is rolled back alone and the rest
+//! of the batch still commits. Results are handed back only after the commit is durable.
+
+use std::sync::{Arc, mpsc};
+use std::thread;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use switchboard_core::{StoreError, Wake};
+
+use crate::fault::{self, OpResult};
+
+/// Most jobs folded into one transaction; bounds the latency a large batch adds to its first job.
+const MAX_BATCH: usize = 512;
+
+/// Runs after the batch commits (or fails to), with the commit's outcome.
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A write. Given the writer's connection it runs, records its wakes, and says whether it
+/// succeeded; given an error (its batch could not start) it only reports that error.
+type Job = Box<dyn FnOnce(Result<(&Connection, &mut Vec<Wake>), StoreError>) -> (bool, Completion) + Send>;
+
+/// Called after every successful commit with the batch's wakes.
+pub type OnCommit = Box<dyn Fn(&[Wake]) + Send>;
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    path: Arc<str>,
+}
+
+impl Writer {
+    pub fn start(
+        conn: Connection,
+        path: String,
+        on_commit: OnCommit,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let shown: Arc<str> = Arc::from(path.as_str());
+        thread::Builder::new()
+            .name("switchboard-writer".into())
+            .spawn(move || run(&conn, &path, &rx, &on_commit))?;
+        Ok(Self { tx, path: shown })
+    }
+
+    /// Queues `op` for the next batch and waits for its durable result.
+    pub async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Wake>) -> OpResult<T> + Send + 'static,
+    {
+        let path = self.path.clone();
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |slot| {
+            let out = match slot {
+                Ok((conn, wakes)) => op(conn, wakes).map_err(|e| e.into_store(&path)),
+                Err(e) => Err(e),
+            };
+            let ok = out.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                let _ = done.send(commit.and(out));
+            });
+            (ok, completion)
+        });
+        self.tx.send(job).map_err(|_| StoreError::Closed)?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn run(conn: &Connection, path: &str, rx: &mpsc::Receiver<Job>, on_commit: &OnCommit) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(conn, path, batch, on_commit);
+    }
+}
+
+fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommit) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for job in batch {
+            let (_, completion) = job(Err(fault::classify(&e, path)));
+            completion(Ok(()));
+        }
+        return;
+    }
+    let mut wakes = Vec::new();
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch {
+        completions.push(run_in_savepoint(job, conn, path, &mut wakes));
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        fault::classify(&e, path)
+    });
+    if commit.is_ok() && !wakes.is_empty() {
+        on_commit(&wakes);
+    }
+    for completion in completions {
+        completion(match &commit {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.clone()),
+        });
+    }
+}
+
+fn run_in_savepoint(job: Job, conn: &Connection, path: &str, wakes: &mut Vec<Wake>) -> Completion {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        return job(Err(fault::classify(&e, path))).1;
+    }
+    let mut own = Vec::new();
+    let (ok, completion) = job(Ok((conn, &mut own)));
+    if ok {
+        let _ = conn.execute_batch("RELEASE job");
+        wakes.extend(own);
+    } else {
+        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+    }
+    completion
+}

@@ -1,0 +1,30 @@
+//! The shared storage conformance suite, run against the embedded SQLite store.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use switchboard_conformance::{Backend, conformance_suite};
+use switchboard_core::Store;
+use switchboard_store_sqlite::SqliteStore;
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+}
+
+impl Backend for Sqlite {
+    fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
+        Box::pin(async move {
+            let store = SqliteStore::open(self.dir.path()).expect("open sqlite store");
+            Arc::new(store) as Arc<dyn Store>
+        })
+    }
+}
+
+async fn fresh() -> Option<Sqlite> {
+    Some(Sqlite {
+        dir: tempfile::tempdir().expect("temp dir"),
+    })
+}
+
+conformance_suite!(fresh());

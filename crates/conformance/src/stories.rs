@@ -473,6 +473,7 @@ pub async fn log_follows_a_cursor_and_a_peer(b: &dyn Backend) {
         .send(alice.peer.id, Outgoing::to_peer("carol", "2"))
         .await
         .unwrap();
+    assert_eq!(w.mailbox.last_message_id().await.unwrap(), m2.id);
     let all = w
         .mailbox
         .log(LogQuery { after: 0, peer: None, limit: 10 })

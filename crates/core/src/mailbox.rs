@@ -143,7 +143,7 @@ impl Mailbox {
             });
         }
         let target = match &out.to {
-            Target::Peer(name) => NewTarget::Peer(self.resolve(name, from).await?),
+            Target::Peer(name) => NewTarget::Peer(self.resolve(name, Some(from)).await?.id),
             Target::Broadcast(scope) => NewTarget::Broadcast(*scope),
         };
         let now = self.now();
@@ -166,17 +166,23 @@ impl Mailbox {
         }
     }
 
-    /// The peer id for a name, or an error listing the peers there are.
-    async fn resolve(&self, name: &str, from: PeerId) -> Result<PeerId> {
+    /// The peer with this name, or an error listing the peers there are.
+    pub async fn peer(&self, name: &str) -> Result<PeerRecord> {
+        self.resolve(name, None).await
+    }
+
+    /// Like [`Self::peer`]; `asker` is left out of the list of known peers.
+    async fn resolve(&self, name: &str, asker: Option<PeerId>) -> Result<PeerRecord> {
+        PeerName::parse(name)?;
         if let Some(peer) = self.store.find_peer(name).await? {
-            return Ok(peer.id);
+            return Ok(peer);
         }
         let known = self
             .store
             .list_peers(self.now())
             .await?
             .into_iter()
-            .filter(|p| p.id != from)
+            .filter(|p| Some(p.id) != asker)
             .map(|p| p.name)
             .collect();
         Err(Rejection::UnknownPeer {
@@ -243,6 +249,10 @@ impl Mailbox {
 
     pub async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
         Ok(self.store.log(query).await?)
+    }
+
+    pub async fn last_message_id(&self) -> Result<MessageId> {
+        Ok(self.store.last_message_id().await?)
     }
 
     /// The log after `query.after`, waiting up to `wait` for the first entry.

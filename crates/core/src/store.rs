@@ -236,6 +236,9 @@ pub trait Store: Send + Sync + 'static {
     /// The room's message log after a cursor, oldest first.
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>>;
 
+    /// The newest message id in the room (0 when there is none): where a live tail starts.
+    async fn last_message_id(&self) -> StoreResult<MessageId>;
+
     /// Expires what outlived its TTL and deletes what outlived retention.
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport>;
 

@@ -368,6 +368,11 @@ impl Store for SqliteStore {
         self.read(move |c| ops::mail::log(c, &query)).await
     }
 
+    async fn last_message_id(&self) -> StoreResult<MessageId> {
+        self.read(|c| Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| r.get(0))?))
+            .await
+    }
+
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
         self.write(move |c, w, live| ops::upkeep::gc(c, w, live, policy, now))
             .await

@@ -1,0 +1,130 @@
+//! Command-line arguments (clap derive). The help text is the CLI's manual.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use switchboard_proto::Scope;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Let AI coding agents find each other and exchange messages, without merging their contexts.",
+    after_help = "Exit codes: 0 ok, 1 failure, 2 bad input, 3 unknown peer or message, \
+                  4 a limit was hit (pending cap, rate limit), 5 the store is unusable \
+                  (corrupt, read-only, locked, too new)."
+)]
+pub struct Cli {
+    /// Store directory [env: SWITCHBOARD_HOME; default: the platform data dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Act as this operator peer instead of the default (settings `operator`, else $USER)
+    #[arg(long = "as", global = true, value_name = "NAME")]
+    pub as_name: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the store, the peers online and the message counts
+    Status,
+    /// List peers: who is there, online or not, and what they are doing
+    Peers(PeersArgs),
+    /// Send a message to a peer (durable before this returns)
+    Send(SendArgs),
+    /// Send a message to every live peer in a scope
+    Broadcast(BroadcastArgs),
+    /// Show your unread messages, then acknowledge them
+    Inbox(InboxArgs),
+    /// Show what you sent and where each copy stands (queued, delivered, read, expired, dead)
+    Sent(SentArgs),
+    /// Print messages live as they arrive, for one peer or the whole room
+    Watch(WatchArgs),
+    /// Expire messages past their TTL and delete records past retention
+    Gc,
+}
+
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    /// Only peers with a live session
+    #[arg(long)]
+    pub online: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendOptions {
+    /// The message this one answers (marks it read)
+    #[arg(long, value_name = "ID")]
+    pub reply_to: Option<i64>,
+    /// Idempotency key: resending with the same key returns the original and stores nothing
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// How long the message waits for its recipient, e.g. 30m or 2d [default: settings default_ttl]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Recipient peer name
+    pub peer: String,
+    /// Message text; `-` reads it from stdin
+    #[arg(required = true, num_args = 1..)]
+    pub text: Vec<String>,
+    #[command(flatten)]
+    pub options: SendOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// Message text; `-` reads it from stdin
+    #[arg(required = true, num_args = 1..)]
+    pub text: Vec<String>,
+    /// Who receives it: room (everyone), dir or repo (peers working where you are)
+    #[arg(long, default_value = "room")]
+    pub scope: Scope,
+    #[command(flatten)]
+    pub options: SendOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// Wait up to this long for mail when there is none, e.g. 30s
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+    /// Most messages to show
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Show without acknowledging (they stay unread and show again, marked as seen)
+    #[arg(long)]
+    pub no_ack: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SentArgs {
+    /// One message id; otherwise your most recent messages
+    pub id: Option<i64>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only what arrives for this peer
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Replay from after this message id instead of starting with new messages
+    #[arg(long, value_name = "ID")]
+    pub since: Option<i64>,
+    /// Exit after this many messages
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}

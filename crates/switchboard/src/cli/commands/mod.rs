@@ -1,0 +1,78 @@
+//! One module per command; each takes the shared [`Context`] and its own arguments.
+
+mod gc;
+mod inbox;
+mod peers;
+mod send;
+mod sent;
+mod status;
+mod watch;
+
+use switchboard_core::{NamePolicy, OpenSession, PeerRecord, Session};
+use switchboard_proto::{PeerInfo, PeerKind, PeerName};
+
+use super::args::Command;
+use super::{CliError, Context};
+
+pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Status => status::run(ctx).await,
+        Command::Peers(a) => peers::run(ctx, a).await,
+        Command::Send(a) => send::send(ctx, a).await,
+        Command::Broadcast(a) => send::broadcast(ctx, a).await,
+        Command::Inbox(a) => inbox::run(ctx, a).await,
+        Command::Sent(a) => sent::run(ctx, a).await,
+        Command::Watch(a) => watch::run(ctx, a).await,
+        Command::Gc => gc::run(ctx).await,
+    }
+}
+
+/// The human's peer name: `--as`, else settings `operator`, else the OS user, else `human`.
+fn operator_name(ctx: &Context) -> Result<PeerName, CliError> {
+    if let Some(name) = &ctx.operator {
+        return Ok(PeerName::parse(name).map_err(switchboard_core::Error::from)?);
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    Ok(PeerName::sanitize(&user).unwrap_or_else(|| {
+        PeerName::parse("human").unwrap_or_else(|_| unreachable!("'human' is a valid name"))
+    }))
+}
+
+/// The operator's peer, for commands that only act as it (send, sent).
+async fn operator(ctx: &Context) -> Result<PeerRecord, CliError> {
+    let name = operator_name(ctx)?;
+    Ok(ctx.mailbox.operator(name.as_str()).await?)
+}
+
+/// A session of the operator, for commands that take delivery (inbox).
+async fn operator_session(ctx: &Context) -> Result<Session, CliError> {
+    let req = OpenSession {
+        name: operator_name(ctx)?,
+        kind: PeerKind::Operator,
+        info: PeerInfo {
+            client_kind: Some("switchboard-cli".into()),
+            client_version: Some(env!("CARGO_PKG_VERSION").into()),
+            ..PeerInfo::default()
+        },
+        policy: NamePolicy::Join,
+    };
+    Ok(ctx.mailbox.open_session(req).await?)
+}
+
+/// Resolves when the user asks the command to stop (Ctrl-C, or SIGTERM on Unix).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,29 @@
+//! `switchboard peers`
+
+use switchboard_proto::PeerView;
+
+use super::super::args::PeersArgs;
+use super::super::{CliError, Context, output};
+
+pub async fn run(ctx: &Context, args: PeersArgs) -> Result<(), CliError> {
+    let mut peers: Vec<PeerView> = ctx
+        .mailbox
+        .peers()
+        .await?
+        .into_iter()
+        .filter(|p| p.online || !args.online)
+        .map(PeerView::from)
+        .collect();
+    // Live peers first: they are the ones that can answer now.
+    peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+    if ctx.json {
+        return output::json(&peers);
+    }
+    if peers.is_empty() {
+        return output::line("no peers yet");
+    }
+    for p in &peers {
+        output::line(output::peer(p))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! CLI errors and the documented exit codes.
+
+use std::error::Error as _;
+use std::process::ExitCode;
+
+use switchboard_core::{Error, Rejection, StoreError};
+
+use crate::settings::SettingsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Core(#[from] Error),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Exit codes, as `--help` documents them.
+pub mod code {
+    pub const FAILURE: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    pub const NOT_FOUND: u8 = 3;
+    pub const LIMIT: u8 = 4;
+    pub const STORE: u8 = 5;
+}
+
+impl CliError {
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::BadInput(_) | Self::Settings(_) => code::BAD_INPUT,
+            Self::Io(_) => code::FAILURE,
+            Self::Core(e) if e.is_bad_input() => code::BAD_INPUT,
+            Self::Core(Error::Rejected(r)) => match r {
+                Rejection::UnknownPeer { .. }
+                | Rejection::NotInInbox { .. }
+                | Rejection::UnknownMessage { .. }
+                | Rejection::UnknownReplyTo { .. } => code::NOT_FOUND,
+                Rejection::InboxFull { .. } | Rejection::RateLimited { .. } => code::LIMIT,
+                Rejection::NameTaken { .. }
+                | Rejection::NoLocation { .. }
+                | Rejection::SessionClosed(_) => code::BAD_INPUT,
+            },
+            Self::Core(Error::Store(e)) => match e {
+                StoreError::Backend(_) | StoreError::Closed | StoreError::Rejected(_) => {
+                    code::FAILURE
+                }
+                _ => code::STORE,
+            },
+            Self::Core(_) => code::FAILURE,
+        }
+    }
+}
+
+/// Prints `error: …` with every cause on its own line, and returns the exit code.
+pub fn report(e: &CliError) -> ExitCode {
+    eprintln!("error: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        // Transparent wrappers repeat their inner message; print each distinct cause once.
+        let text = cause.to_string();
+        if !e.to_string().contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        source = cause.source();
+    }
+    ExitCode::from(e.code())
+}

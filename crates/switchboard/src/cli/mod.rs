@@ -1,0 +1,70 @@
+//! The human's command line: argument parsing, the store it opens, exit codes and error output.
+
+mod args;
+mod commands;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use switchboard_core::Mailbox;
+use switchboard_store_sqlite::SqliteStore;
+
+pub use args::{Cli, Command};
+pub use exit::CliError;
+
+use crate::settings::{self, Settings};
+
+/// Parses arguments, runs the command and turns its outcome into an exit code, printing errors
+/// with their causes to stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return exit::report(&CliError::Io(e)),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::report(&e),
+    }
+}
+
+fn init_logging() {
+    // stdout belongs to command output (and, for `mcp`, to JSON-RPC): logs go to stderr.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// What every command gets: settings, the mailbox over the store, and output preferences.
+pub struct Context {
+    pub settings: Settings,
+    pub mailbox: Mailbox,
+    pub json: bool,
+    pub operator: Option<String>,
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let home = settings::resolve_home(cli.home.as_deref())?;
+    let settings = settings::load(home)?;
+    let store = SqliteStore::open(&settings.home).map_err(switchboard_core::Error::Store)?;
+    let mailbox = Mailbox::new(Arc::new(store), settings.limits.clone());
+    let ctx = Context {
+        operator: cli.as_name.clone().or_else(|| settings.operator.clone()),
+        settings,
+        mailbox,
+        json: cli.json,
+    };
+    commands::dispatch(&ctx, cli.command).await
+}

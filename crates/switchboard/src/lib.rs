@@ -1,0 +1,5 @@
+//! The `switchboard` program: the human's CLI over the domain core (and, in later layers, the
+//! MCP server, the relay and the worker).
+
+pub mod cli;
+pub mod settings;

@@ -1,0 +1,120 @@
+//! Running the binary in a private store directory and reading what it prints.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// A private store directory; every command run through it uses that store.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path().join("switchboard.db")
+    }
+
+    /// The binary, acting as operator `who`, with nothing from the caller's environment that
+    /// could change its behaviour.
+    pub fn cmd(&self, who: &str) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env("SWITCHBOARD_HOME", self.path())
+            .env("SWITCHBOARD_OPERATOR", who)
+            .env_remove("SWITCHBOARD_FAULT")
+            .env_remove("SWITCHBOARD_PENDING_CAP")
+            .env_remove("SWITCHBOARD_RATE_LIMIT")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, who: &str, args: &[&str]) -> Output {
+        self.cmd(who).args(args).output().expect("run switchboard")
+    }
+
+    /// Runs with `--json`, insists on success and parses stdout.
+    pub fn json(&self, who: &str, args: &[&str]) -> Value {
+        let out = self.run(who, &[&["--json"], args].concat());
+        assert!(
+            out.status.success(),
+            "switchboard {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json output")
+    }
+
+    /// The store's message count, as `status` reports it.
+    pub fn messages(&self) -> u64 {
+        self.json("observer", &["status"])["messages"]
+            .as_u64()
+            .expect("message count")
+    }
+}
+
+/// Lines a spawned process prints, read on a thread so a test can wait with a timeout.
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+}
+
+impl Lines {
+    pub fn of(stream: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { rx }
+    }
+
+    pub fn next(&self, within: Duration) -> Option<String> {
+        self.rx.recv_timeout(within).ok()
+    }
+
+    /// Waits for a line containing `needle`, failing the test after `within`.
+    pub fn expect(&self, needle: &str, within: Duration) -> String {
+        loop {
+            match self.rx.recv_timeout(within) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no line containing {needle:?} within {within:?}"),
+            }
+        }
+    }
+}
+
+/// Spawns the binary with piped stdout and stderr.
+pub fn spawn(mut cmd: Command) -> (Child, Lines, Lines) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchboard");
+    let out = Lines::of(child.stdout.take().expect("stdout"));
+    let err = Lines::of(child.stderr.take().expect("stderr"));
+    (child, out, err)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub const PATIENCE: Duration = Duration::from_secs(20);

@@ -84,7 +84,7 @@ fn run(conn: &Connection, path: &str, rx: &mpsc::Receiver<Job>, on_commit: &OnCo
 }
 
 fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommit) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         for job in batch {
             let (_, completion) = job(Err(fault::classify(&e, path)));
             completion(Ok(()));
@@ -96,8 +96,8 @@ fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommi
     for job in batch {
         completions.push(run_in_savepoint(job, conn, path, &mut wakes));
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
+    let commit = exec(conn, "COMMIT").map_err(|e| {
+        let _ = exec(conn, "ROLLBACK");
         fault::classify(&e, path)
     });
     if commit.is_ok() && !wakes.is_empty() {
@@ -112,16 +112,22 @@ fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommi
 }
 
 fn run_in_savepoint(job: Job, conn: &Connection, path: &str, wakes: &mut Vec<Wake>) -> Completion {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    if let Err(e) = exec(conn, "SAVEPOINT job") {
         return job(Err(fault::classify(&e, path))).1;
     }
     let mut own = Vec::new();
     let (ok, completion) = job(Ok((conn, &mut own)));
     if ok {
-        let _ = conn.execute_batch("RELEASE job");
+        let _ = exec(conn, "RELEASE job");
         wakes.extend(own);
     } else {
-        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+        let _ = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
     }
     completion
+}
+
+/// Runs a transaction-control statement from the statement cache: these run several times per
+/// write, and parsing them afresh each time showed up in profiles.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

@@ -1,1 +1,283 @@
-fn main() {}
+//! Prints the SPEC section 9 figures this build can be measured on, as a Markdown table.
+//!
+//! Run: `cargo bench -p switchboard --bench figures` (add `-- --messages 100000` for a quick run;
+//! the default grows the store to 1,000,000 messages). Every figure comes from the real store
+//! and, for wake-ups, from a second `switchboard` process; nothing here is simulated.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use switchboard_core::{
+    Limits, Mailbox, NamePolicy, OpenSession, Outgoing, PeerRecord, Session,
+};
+use switchboard_proto::{PeerInfo, PeerKind, PeerName};
+use switchboard_store_sqlite::SqliteStore;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const SENDERS: usize = 64;
+const RECIPIENTS: usize = 100;
+const CHUNK: usize = 20_000;
+const WAKE_SAMPLES: usize = 300;
+
+struct Args {
+    messages: usize,
+}
+
+fn args() -> Args {
+    let mut messages = 1_000_000;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--messages" {
+            messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(messages);
+        }
+    }
+    Args { messages }
+}
+
+fn limits() -> Limits {
+    Limits {
+        // Many senders, each well inside its limit, as in a busy room; the limit check itself
+        // stays in the measured path.
+        rate_limit: 100_000,
+        rate_window: Duration::from_secs(1),
+        ..Limits::default()
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    let mailbox = Mailbox::new(store, limits());
+
+    let senders = peers(&mailbox, "sender", SENDERS).await;
+    let recipients = sessions(&mailbox, "recipient", RECIPIENTS).await;
+
+    println!("| figure | value |");
+    println!("|---|---|");
+    let wake = wake_latency(dir.path(), &mailbox, &senders[0]).await;
+    println!(
+        "| wake-up, send returns → line printed by a `watch` process (p50 / p99) | {} / {} |",
+        fmt_dur(wake.0),
+        fmt_dur(wake.1)
+    );
+    println!(
+        "| wake-up, send called (incl. fsync) → line printed (p50 / p99) | {} / {} |",
+        fmt_dur(wake.2),
+        fmt_dur(wake.3)
+    );
+    let single = sequential_sends(&mailbox, &senders[0], &recipients[0].peer, 500).await;
+    println!("| durable sends/s, one sender waiting for each commit | {single:.0} |");
+
+    let mut rows = Vec::new();
+    let mut total = 0;
+    while total < args.messages {
+        let n = CHUNK.min(args.messages - total);
+        let send_rate = concurrent_sends(&mailbox, &senders, &recipients, n).await;
+        let ack_rate = deliver_and_ack(&mailbox, &recipients).await;
+        total += n;
+        rows.push((total, send_rate, ack_rate));
+    }
+    let (_, first_send, first_ack) = rows[0];
+    let (_, last_send, last_ack) = rows[rows.len() - 1];
+    println!(
+        "| durable sends/s, {SENDERS} concurrent senders (group commit), empty store | {first_send:.0} |"
+    );
+    println!("| deliver+ack/s, {RECIPIENTS} recipient sessions, empty store | {first_ack:.0} |");
+    println!(
+        "| sends/s at {} messages (change vs empty) | {last_send:.0} ({:+.1}%) |",
+        total,
+        pct(last_send, first_send)
+    );
+    println!(
+        "| deliver+ack/s at {} messages (change vs empty) | {last_ack:.0} ({:+.1}%) |",
+        total,
+        pct(last_ack, first_ack)
+    );
+    println!();
+    println!("growth (messages in store → sends/s, deliver+ack/s):");
+    for (at, s, a) in rows.iter().step_by((rows.len() / 10).max(1)) {
+        println!("  {at:>9} → {s:>8.0} {a:>8.0}");
+    }
+}
+
+fn pct(now: f64, base: f64) -> f64 {
+    (now / base - 1.0) * 100.0
+}
+
+fn fmt_dur(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn peers(mailbox: &Mailbox, prefix: &str, n: usize) -> Vec<PeerRecord> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(mailbox.operator(&format!("{prefix}-{i}")).await.expect("peer"));
+    }
+    out
+}
+
+async fn sessions(mailbox: &Mailbox, prefix: &str, n: usize) -> Vec<Session> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let req = OpenSession {
+            name: PeerName::parse(&format!("{prefix}-{i}")).expect("name"),
+            kind: PeerKind::Agent,
+            info: PeerInfo::default(),
+            policy: NamePolicy::Suffix,
+        };
+        out.push(mailbox.open_session(req).await.expect("session"));
+    }
+    out
+}
+
+async fn sequential_sends(mailbox: &Mailbox, from: &PeerRecord, to: &PeerRecord, n: usize) -> f64 {
+    let start = Instant::now();
+    for i in 0..n {
+        mailbox
+            .send(from.id, Outgoing::to_peer(to.name.clone(), format!("seq {i}")))
+            .await
+            .expect("send");
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drain(mailbox, to).await;
+    rate
+}
+
+/// Acknowledges everything waiting for a peer, so later phases start from empty inboxes.
+async fn drain(mailbox: &Mailbox, peer: &PeerRecord) {
+    let req = OpenSession {
+        name: PeerName::parse(&peer.name).expect("name"),
+        kind: peer.kind,
+        info: PeerInfo::default(),
+        policy: NamePolicy::Join,
+    };
+    let session = mailbox.open_session(req).await.expect("session");
+    loop {
+        let items = mailbox.lease(&session, 500, true).await.expect("lease");
+        if items.is_empty() {
+            break;
+        }
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        mailbox.ack(session.peer.id, &ids).await.expect("ack");
+    }
+    mailbox.close_session(session.id).await.expect("close");
+}
+
+async fn concurrent_sends(
+    mailbox: &Mailbox,
+    senders: &[PeerRecord],
+    recipients: &[Session],
+    n: usize,
+) -> f64 {
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (s, sender) in senders.iter().enumerate() {
+        let mailbox = mailbox.clone();
+        let from = sender.id;
+        let names: Vec<String> = recipients.iter().map(|r| r.peer.name.clone()).collect();
+        let count = n / senders.len() + usize::from(s < n % senders.len());
+        tasks.spawn(async move {
+            for i in 0..count {
+                let to = names[(s + i) % names.len()].clone();
+                mailbox
+                    .send(from, Outgoing::to_peer(to, format!("bench {s}/{i}")))
+                    .await
+                    .expect("send");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Every recipient session leases, records the hand-over and acknowledges its mail.
+async fn deliver_and_ack(mailbox: &Mailbox, recipients: &[Session]) -> f64 {
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for session in recipients {
+        let mailbox = mailbox.clone();
+        let session = session.clone();
+        tasks.spawn(async move {
+            let mut done = 0usize;
+            loop {
+                let items = mailbox.lease(&session, 100, false).await.expect("lease");
+                if items.is_empty() {
+                    return done;
+                }
+                let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+                mailbox.mark_delivered(&session, &ids).await.expect("deliver");
+                mailbox.ack(session.peer.id, &ids).await.expect("ack");
+                done += ids.len();
+            }
+        });
+    }
+    let mut total = 0;
+    while let Some(n) = tasks.join_next().await {
+        total += n.expect("task");
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sends to a peer watched by a separate `switchboard watch` process and times each arrival
+/// on its stdout. Returns p50/p99 from send-return and from send-call.
+async fn wake_latency(
+    home: &std::path::Path,
+    mailbox: &Mailbox,
+    from: &PeerRecord,
+) -> (Duration, Duration, Duration, Duration) {
+    let target = mailbox.operator("watched").await.expect("peer");
+    let mut child = Command::new(BIN)
+        .args(["--json", "watch", "--peer", "watched", "--since", "0"])
+        .env("SWITCHBOARD_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<Instant>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if line.is_err() || tx.send(Instant::now()).is_err() {
+                break;
+            }
+        }
+    });
+    let send = |i: usize| {
+        mailbox.send(
+            from.id,
+            Outgoing::to_peer(target.name.clone(), format!("wake {i}")),
+        )
+    };
+    // Warm-up: the watcher is subscribed once it has printed this.
+    send(0).await.expect("send");
+    rx.recv_timeout(Duration::from_secs(30)).expect("watch started");
+
+    let mut from_return = Vec::with_capacity(WAKE_SAMPLES);
+    let mut from_call = Vec::with_capacity(WAKE_SAMPLES);
+    for i in 1..=WAKE_SAMPLES {
+        let called = Instant::now();
+        send(i).await.expect("send");
+        let returned = Instant::now();
+        let printed = rx.recv_timeout(Duration::from_secs(30)).expect("printed");
+        from_return.push(printed.saturating_duration_since(returned));
+        from_call.push(printed.saturating_duration_since(called));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drain(mailbox, &target).await;
+    let (r50, r99) = percentiles(&mut from_return);
+    let (c50, c99) = percentiles(&mut from_call);
+    (r50, r99, c50, c99)
+}
+
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.50), at(0.99))
+}

@@ -26,7 +26,10 @@ pub fn send(
 ) -> OpResult<SentMessage> {
     if let Some(key) = &msg.idempotency_key {
         let original: Option<MessageId> = conn
-            .prepare_cached("SELECT id FROM messages WHERE sender_id = ?1 AND idempotency_key = ?2")?
+            .prepare_cached(
+                "SELECT id FROM messages
+                 WHERE sender_id = ?1 AND idempotency_key = ?2 AND idempotency_key IS NOT NULL",
+            )?
             .query_row(params![msg.sender, key], |r| r.get(0))
             .optional()?;
         if let Some(id) = original {

@@ -4,13 +4,14 @@
 //! A backend's test file implements [`Backend`] and expands [`conformance_suite!`] once; every
 //! story becomes its own `#[tokio::test]`, so SQLite and Postgres run the very same tests.
 
+// This crate is a test suite: a panic is how a story fails.
+#![allow(clippy::unwrap_used)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use switchboard_core::{
-    Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Session, Store,
-};
+use switchboard_core::{Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Session, Store};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 
 pub mod stories;

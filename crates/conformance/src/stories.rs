@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_core::{
-    Error, Limits, LogQuery, NamePolicy, Outgoing, Rejection, SentQuery, Wake,
-};
+use switchboard_core::{Error, Limits, LogQuery, NamePolicy, Outgoing, Rejection, SentQuery, Wake};
 use switchboard_proto::{DeliveryState, PeerKind, Scope, Target};
 
 use crate::{Backend, World, roomy_limits};
@@ -175,12 +173,13 @@ pub async fn rate_limit_rejects_until_the_window_moves(b: &dyn Backend) {
 
 pub async fn lease_hides_an_item_from_other_sessions_until_it_expires(b: &dyn Backend) {
     let w = world(b, roomy_limits()).await;
-    let op = w
-        .session("ops", PeerKind::Operator, NamePolicy::Join)
-        .await;
+    let op = w.session("ops", PeerKind::Operator, NamePolicy::Join).await;
     let bob_a = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
     let bob_b = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
-    assert_eq!(bob_a.peer.id, bob_b.peer.id, "join policy shares the identity");
+    assert_eq!(
+        bob_a.peer.id, bob_b.peer.id,
+        "join policy shares the identity"
+    );
     let sent = w
         .mailbox
         .send(op.peer.id, Outgoing::to_peer("bob", "x"))
@@ -193,8 +192,14 @@ pub async fn lease_hides_an_item_from_other_sessions_until_it_expires(b: &dyn Ba
     let again = w.mailbox.lease(&bob_b, 10, false).await.unwrap();
     assert_eq!(again.len(), 1);
     // The first session's hand-over is fenced off: it no longer holds the lease.
-    assert_eq!(w.mailbox.mark_delivered(&bob_a, &[sent.id]).await.unwrap(), 0);
-    assert_eq!(w.mailbox.mark_delivered(&bob_b, &[sent.id]).await.unwrap(), 1);
+    assert_eq!(
+        w.mailbox.mark_delivered(&bob_a, &[sent.id]).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        w.mailbox.mark_delivered(&bob_b, &[sent.id]).await.unwrap(),
+        1
+    );
     let view = only_sent(&w, op.peer.id, sent.id).await;
     assert_eq!(view.recipients[0].attempts, 2);
 }
@@ -233,9 +238,16 @@ pub async fn dead_process_frees_its_name_and_its_leases(b: &dyn Backend) {
     let peers = w2.mailbox.peers().await.unwrap();
     assert!(peers.iter().all(|p| !p.online), "no ghost peers: {peers:?}");
     let bob2 = w2.agent("bob").await;
-    assert_eq!(bob2.peer.name, "bob", "a dead session does not hold its name");
+    assert_eq!(
+        bob2.peer.name, "bob",
+        "a dead session does not hold its name"
+    );
     let items = w2.mailbox.lease(&bob2, 10, false).await.unwrap();
-    assert_eq!(items.len(), 1, "the dead session's lease is released at once");
+    assert_eq!(
+        items.len(),
+        1,
+        "the dead session's lease is released at once"
+    );
     assert_eq!(items[0].id, sent.id);
     w2.mailbox.mark_delivered(&bob2, &[sent.id]).await.unwrap();
     assert!(w2.mailbox.lease(&bob2, 10, false).await.unwrap().is_empty());
@@ -260,7 +272,10 @@ pub async fn live_name_gets_a_suffix_and_offline_name_is_reclaimed(b: &dyn Backe
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Rejected(Rejection::NameTaken { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Rejected(Rejection::NameTaken { .. })),
+        "{err:?}"
+    );
 }
 
 pub async fn reply_marks_the_parent_read(b: &dyn Backend) {
@@ -282,7 +297,10 @@ pub async fn reply_marks_the_parent_read(b: &dyn Backend) {
     let mut stray = Outgoing::to_peer("alice", "to nothing");
     stray.reply_to = Some(q.id + 1000);
     let err = w.mailbox.send(bob.peer.id, stray).await.unwrap_err();
-    assert!(matches!(err, Error::Rejected(Rejection::UnknownReplyTo { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Rejected(Rejection::UnknownReplyTo { .. })),
+        "{err:?}"
+    );
 }
 
 pub async fn ack_of_foreign_ids_is_rejected_and_writes_nothing(b: &dyn Backend) {
@@ -368,7 +386,11 @@ pub async fn unacked_leases_end_dead_after_max_attempts(b: &dyn Backend) {
     assert!(w.mailbox.lease(&bob, 10, false).await.unwrap().is_empty());
     let view = only_sent(&w, alice.peer.id, sent.id).await;
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
-    assert_eq!(w.mailbox.stats().await.unwrap().dead, 1, "dead items stay listable");
+    assert_eq!(
+        w.mailbox.stats().await.unwrap().dead,
+        1,
+        "dead items stay listable"
+    );
 }
 
 pub async fn retention_deletes_old_records(b: &dyn Backend) {
@@ -390,8 +412,15 @@ pub async fn retention_deletes_old_records(b: &dyn Backend) {
         .unwrap();
     let report = w.mailbox.gc().await.unwrap();
     assert_eq!(report.messages_deleted, 1);
-    let left = w.mailbox.sent(alice.peer.id, SentQuery::Recent(10)).await.unwrap();
-    assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), vec![fresh.id]);
+    let left = w
+        .mailbox
+        .sent(alice.peer.id, SentQuery::Recent(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![fresh.id]
+    );
 }
 
 pub async fn broadcast_reaches_live_peers_in_scope(b: &dyn Backend) {
@@ -407,12 +436,18 @@ pub async fn broadcast_reaches_live_peers_in_scope(b: &dyn Backend) {
     assert_eq!(names, vec!["bob"], "live peers other than the sender");
     out.to = Target::Broadcast(Scope::Dir);
     let same_dir = w.mailbox.send(alice.peer.id, out).await.unwrap();
-    assert!(same_dir.recipients.is_empty(), "nobody else works in /work/alice");
+    assert!(
+        same_dir.recipients.is_empty(),
+        "nobody else works in /work/alice"
+    );
     let op = w.mailbox.operator("ops").await.unwrap();
     let mut located = Outgoing::to_peer("", "where am i");
     located.to = Target::Broadcast(Scope::Repo);
     let err = w.mailbox.send(op.id, located).await.unwrap_err();
-    assert!(matches!(err, Error::Rejected(Rejection::NoLocation { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Rejected(Rejection::NoLocation { .. })),
+        "{err:?}"
+    );
 }
 
 pub async fn seen_items_return_only_on_explicit_pull(b: &dyn Backend) {
@@ -476,20 +511,35 @@ pub async fn log_follows_a_cursor_and_a_peer(b: &dyn Backend) {
     assert_eq!(w.mailbox.last_message_id().await.unwrap(), m2.id);
     let all = w
         .mailbox
-        .log(LogQuery { after: 0, peer: None, limit: 10 })
+        .log(LogQuery {
+            after: 0,
+            peer: None,
+            limit: 10,
+        })
         .await
         .unwrap();
-    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), vec![m1.id, m2.id]);
+    assert_eq!(
+        all.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![m1.id, m2.id]
+    );
     let after = w
         .mailbox
-        .log(LogQuery { after: m1.id, peer: None, limit: 10 })
+        .log(LogQuery {
+            after: m1.id,
+            peer: None,
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(after.len(), 1);
     let bob = w.store.find_peer("bob").await.unwrap().unwrap();
     let bobs = w
         .mailbox
-        .log(LogQuery { after: 0, peer: Some(bob.id), limit: 10 })
+        .log(LogQuery {
+            after: 0,
+            peer: Some(bob.id),
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(bobs.iter().map(|e| e.id).collect::<Vec<_>>(), vec![m1.id]);
@@ -509,7 +559,10 @@ pub async fn rename_keeps_mail_and_refuses_taken_names(b: &dyn Backend) {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].to, Target::Peer("robert".into()));
     let err = w.mailbox.rename(bob.peer.id, "alice").await.unwrap_err();
-    assert!(matches!(err, Error::Rejected(Rejection::NameTaken { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Rejected(Rejection::NameTaken { .. })),
+        "{err:?}"
+    );
     assert!(matches!(
         w.mailbox.rename(bob.peer.id, "Not Valid").await,
         Err(Error::Name(_))

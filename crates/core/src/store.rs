@@ -156,14 +156,24 @@ pub struct StoreStats {
 pub enum StoreError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("the store at {path} is not a valid switchboard database ({detail}); move it aside to start afresh")]
+    #[error(
+        "the store at {path} is not a valid switchboard database ({detail}); move it aside to start afresh"
+    )]
     Corrupt { path: String, detail: String },
-    #[error("the store at {path} is read-only; check the permissions of the file and its directory")]
+    #[error(
+        "the store at {path} is read-only; check the permissions of the file and its directory"
+    )]
     ReadOnly { path: String },
     #[error("the store at {path} stayed locked by another process; try again")]
     Busy { path: String },
-    #[error("the store at {path} has schema version {found}, newer than this switchboard knows ({known}); upgrade switchboard")]
-    TooNew { path: String, found: u32, known: u32 },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this switchboard knows ({known}); upgrade switchboard"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
     #[error("cannot open the store at {path}: {detail}")]
     Open { path: String, detail: String },
     #[error("the store is shut down")]
@@ -185,8 +195,12 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<Wake>;
 
     /// Finds or creates a peer without a session (the operator sending from the CLI).
-    async fn ensure_peer(&self, name: &PeerName, kind: PeerKind, now: Millis)
-    -> StoreResult<PeerRecord>;
+    async fn ensure_peer(
+        &self,
+        name: &PeerName,
+        kind: PeerKind,
+        now: Millis,
+    ) -> StoreResult<PeerRecord>;
 
     /// Starts a session for the named peer, reclaiming the peer if it exists and applying the
     /// name policy if a live session holds it. Reaps dead sessions first.
@@ -198,11 +212,19 @@ pub trait Store: Send + Sync + 'static {
     /// Ends sessions whose process is gone and releases their leases; returns how many.
     async fn reap_sessions(&self, now: Millis) -> StoreResult<u64>;
 
-    async fn rename_peer(&self, peer: PeerId, name: &PeerName, now: Millis)
-    -> StoreResult<PeerRecord>;
+    async fn rename_peer(
+        &self,
+        peer: PeerId,
+        name: &PeerName,
+        now: Millis,
+    ) -> StoreResult<PeerRecord>;
 
-    async fn set_summary(&self, peer: PeerId, summary: &str, now: Millis)
-    -> StoreResult<PeerRecord>;
+    async fn set_summary(
+        &self,
+        peer: PeerId,
+        summary: &str,
+        now: Millis,
+    ) -> StoreResult<PeerRecord>;
 
     /// Every peer with its liveness, after reaping dead sessions.
     async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>>;
@@ -211,8 +233,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a message and one delivery record per recipient, or returns the original with
     /// `duplicate: true` when the sender reuses an idempotency key.
-    async fn send(&self, msg: NewMessage, admission: Admission, now: Millis)
-    -> StoreResult<SentMessage>;
+    async fn send(
+        &self,
+        msg: NewMessage,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<SentMessage>;
 
     /// Leases unread items of a peer to one of its sessions, oldest first.
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>>;
@@ -230,8 +256,12 @@ pub trait Store: Send + Sync + 'static {
     async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64>;
 
     /// What the sender sent, with every recipient's state.
-    async fn sent(&self, sender: PeerId, query: SentQuery, now: Millis)
-    -> StoreResult<Vec<SentMessage>>;
+    async fn sent(
+        &self,
+        sender: PeerId,
+        query: SentQuery,
+        now: Millis,
+    ) -> StoreResult<Vec<SentMessage>>;
 
     /// The room's message log after a cursor, oldest first.
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>>;

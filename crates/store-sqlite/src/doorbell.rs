@@ -54,7 +54,9 @@ impl Doorbell {
             }
             match sender.send_to(payload.as_bytes(), &path) {
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) =>
+                {
                     let _ = std::fs::remove_file(&path);
                 }
                 Err(_) => {}

@@ -4,14 +4,38 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-/// Creates `dir` (and parents) if needed and makes sure only the owner can enter it.
+/// Creates `dir` (and parents) with mode 0700 if it does not exist. An existing directory is
+/// left as its owner set it — it may be one the user chose on purpose — but a warning says
+/// when others can enter it.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        warn_if_open(dir);
+        return Ok(());
+    }
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
-    restrict(dir, 0o700)
+    // The umask may have narrowed the mode further; it can never have widened it.
+    Ok(())
+}
+
+fn warn_if_open(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(dir)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "{} can be entered by other users; `chmod 700` it to keep the store private",
+                dir.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 /// Narrows a path's permissions to `mode` if they are wider.

@@ -31,9 +31,7 @@ use switchboard_core::{
     PeerRecord, SentQuery, SessionId, SessionRecord, Store, StoreError, StoreResult, StoreStats,
     Wake,
 };
-use switchboard_proto::{
-    InboxItem, LogEntry, MessageId, Millis, PeerKind, PeerName, SentMessage,
-};
+use switchboard_proto::{InboxItem, LogEntry, MessageId, Millis, PeerKind, PeerName, SentMessage};
 
 use crate::doorbell::Doorbell;
 use crate::fault::{OpResult, classify};
@@ -208,7 +206,10 @@ fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     conn.set_prepared_statement_cache_capacity(64);
     // Plans must not depend on bound values: otherwise every statement whose parameter could
     // match a partial index is re-prepared on each execution, which dominated the write path.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;",
     )?;
@@ -306,7 +307,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_summary(&self, peer: PeerId, summary: &str, now: Millis) -> StoreResult<PeerRecord> {
+    async fn set_summary(
+        &self,
+        peer: PeerId,
+        summary: &str,
+        now: Millis,
+    ) -> StoreResult<PeerRecord> {
         let summary = summary.to_owned();
         self.write(move |c, w, _| ops::peers::set_summary(c, w, peer, &summary, now))
             .await
@@ -339,7 +345,8 @@ impl Store for SqliteStore {
     }
 
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
-        self.write(move |c, _, _| ops::mail::lease(c, &req, now)).await
+        self.write(move |c, _, _| ops::mail::lease(c, &req, now))
+            .await
     }
 
     async fn mark_delivered(
@@ -374,8 +381,14 @@ impl Store for SqliteStore {
     }
 
     async fn last_message_id(&self) -> StoreResult<MessageId> {
-        self.read(|c| Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| r.get(0))?))
-            .await
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
     }
 
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
@@ -386,11 +399,13 @@ impl Store for SqliteStore {
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
         let backend = self.describe();
         if self.inner.read_only {
-            return Err(StoreError::ReadOnly {
-                path: self.inner.shown.clone(),
-            });
+            // Nothing can be reaped without writing; report what is recorded.
+            return self.read(move |c| ops::upkeep::counts(c, backend)).await;
         }
-        self.write(move |c, w, live| ops::upkeep::stats(c, w, live, backend, now))
-            .await
+        self.write(move |c, w, live| {
+            ops::peers::reap(c, w, live, now)?;
+            ops::upkeep::counts(c, backend)
+        })
+        .await
     }
 }

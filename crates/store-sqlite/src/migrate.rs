@@ -111,7 +111,10 @@ pub fn apply(conn: &mut Connection) -> rusqlite::Result<Outcome> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
         let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
     }
     tx.commit()?;
     Ok(Outcome::UpToDate(latest()))

@@ -35,7 +35,7 @@ impl Drop for Poller {
     }
 }
 
-fn poll(path: &PathBuf, tx: &broadcast::Sender<Wake>, stop: &AtomicBool) {
+fn poll(path: &std::path::Path, tx: &broadcast::Sender<Wake>, stop: &AtomicBool) {
     let Ok(conn) = crate::connect(path, true) else {
         return;
     };

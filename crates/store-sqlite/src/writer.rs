@@ -21,7 +21,8 @@ const MAX_BATCH: usize = 512;
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A write. Given the writer's connection it runs, records its wakes, and says whether it
 /// succeeded; given an error (its batch could not start) it only reports that error.
-type Job = Box<dyn FnOnce(Result<(&Connection, &mut Vec<Wake>), StoreError>) -> (bool, Completion) + Send>;
+type Job =
+    Box<dyn FnOnce(Result<(&Connection, &mut Vec<Wake>), StoreError>) -> (bool, Completion) + Send>;
 
 /// Called after every successful commit with the batch's wakes.
 pub type OnCommit = Box<dyn Fn(&[Wake]) + Send>;
@@ -33,11 +34,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(
-        conn: Connection,
-        path: String,
-        on_commit: OnCommit,
-    ) -> std::io::Result<Self> {
+    pub fn start(conn: Connection, path: String, on_commit: OnCommit) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let shown: Arc<str> = Arc::from(path.as_str());
         thread::Builder::new()

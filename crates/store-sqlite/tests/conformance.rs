@@ -1,5 +1,7 @@
 //! The shared storage conformance suite, run against the embedded SQLite store.
 
+#![allow(clippy::unwrap_used)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

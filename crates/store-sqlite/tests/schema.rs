@@ -1,6 +1,8 @@
 //! Pins the stored schema (SPEC 7): every table and column that can hold data is named here, so
 //! adding a field is a visible, reviewed change to this file. No catch-all columns.
 
+#![allow(clippy::unwrap_used)]
+
 use switchboard_store_sqlite::{DB_FILE, SqliteStore};
 
 const EXPECTED: &[(&str, &[&str])] = &[
@@ -55,7 +57,9 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ),
 ];
 
-const FORBIDDEN: &[&str] = &["metadata", "payload", "blob", "data", "extra", "json", "attrs"];
+const FORBIDDEN: &[&str] = &[
+    "metadata", "payload", "blob", "data", "extra", "json", "attrs",
+];
 
 #[test]
 fn schema_columns_are_exactly_the_declared_fields() {
@@ -73,7 +77,9 @@ fn schema_columns_are_exactly_the_declared_fields() {
     assert_eq!(tables, expected_tables);
     for (table, columns) in EXPECTED {
         let found: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            ))
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -39,16 +39,16 @@ pub fn send(
         }
     }
     check_rate(conn, msg.sender, adm, now)?;
-    let recipients = recipients(conn, wakes, live, msg, now)?;
-    for &r in &recipients {
-        check_pending(conn, r, adm.pending_cap)?;
+    let mut recipients = recipients(conn, wakes, live, msg, now)?;
+    for (id, name) in &recipients {
+        check_pending(conn, *id, name, adm.pending_cap)?;
     }
     if let Some(parent) = msg.reply_to {
         answer(conn, msg.sender, parent, now)?;
     }
-    let (recipient, scope) = match msg.target {
-        NewTarget::Peer(p) => (Some(p), None),
-        NewTarget::Broadcast(s) => (None, Some(s.as_str())),
+    let (recipient, scope, to) = match msg.target {
+        NewTarget::Peer(p) => (Some(p), None, Target::Peer(recipients[0].1.clone())),
+        NewTarget::Broadcast(s) => (None, Some(s.as_str()), Target::Broadcast(s)),
     };
     conn.prepare_cached(
         "INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to, idempotency_key,
@@ -69,11 +69,32 @@ pub fn send(
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
     )?;
-    for &r in &recipients {
+    for (r, _) in &recipients {
         insert.execute(params![id, r])?;
-        wakes.push(Wake::Inbox(r));
+        wakes.push(Wake::Inbox(*r));
     }
-    load_sent(conn, id, now)
+    // The sender's view is known without reading it back: everything is fresh and queued.
+    recipients.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(SentMessage {
+        id,
+        to,
+        text: msg.text.clone(),
+        reply_to: msg.reply_to,
+        idempotency_key: msg.idempotency_key.clone(),
+        created_at: now,
+        expires_at: msg.expires_at,
+        recipients: recipients
+            .into_iter()
+            .map(|(_, peer)| RecipientState {
+                peer,
+                state: DeliveryState::Queued,
+                attempts: 0,
+                delivered_at: None,
+                read_at: None,
+            })
+            .collect(),
+        duplicate: false,
+    })
 }
 
 fn check_rate(conn: &Connection, sender: PeerId, adm: Admission, now: Millis) -> OpResult<()> {
@@ -101,7 +122,7 @@ fn check_rate(conn: &Connection, sender: PeerId, adm: Admission, now: Millis) ->
     .into())
 }
 
-fn check_pending(conn: &Connection, recipient: PeerId, cap: u32) -> OpResult<()> {
+fn check_pending(conn: &Connection, recipient: PeerId, name: &str, cap: u32) -> OpResult<()> {
     let queued = count_up_to(
         conn,
         "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
@@ -112,24 +133,27 @@ fn check_pending(conn: &Connection, recipient: PeerId, cap: u32) -> OpResult<()>
         return Ok(());
     }
     Err(Rejection::InboxFull {
-        peer: peers::by_id(conn, recipient)?.name,
+        peer: name.to_owned(),
         cap,
     }
     .into())
 }
 
-/// Who receives a message: the named peer, or every live peer in the broadcast's scope.
+/// Who receives a message, with their names: the named peer, or every live peer in the
+/// broadcast's scope.
 fn recipients(
     conn: &Connection,
     wakes: &mut Vec<Wake>,
     live: &Liveness,
     msg: &NewMessage,
     now: Millis,
-) -> OpResult<Vec<PeerId>> {
+) -> OpResult<Vec<(PeerId, String)>> {
     let scope = match msg.target {
         NewTarget::Peer(p) => {
-            peers::by_id(conn, p)?;
-            return Ok(vec![p]);
+            let name: String = conn
+                .prepare_cached("SELECT name FROM peers WHERE id = ?1")?
+                .query_row([p], |r| r.get(0))?;
+            return Ok(vec![(p, name)]);
         }
         NewTarget::Broadcast(scope) => scope,
     };
@@ -145,16 +169,20 @@ fn recipients(
         Some((Some(p), _)) => Some(p),
         Some((None, what)) => return Err(Rejection::NoLocation { scope, what }.into()),
     };
-    let column = if scope == Scope::Repo { "git_root" } else { "cwd" };
+    let column = if scope == Scope::Repo {
+        "git_root"
+    } else {
+        "cwd"
+    };
     let sql = format!(
-        "SELECT p.id FROM peers p WHERE p.id <> ?1
+        "SELECT p.id, p.name FROM peers p WHERE p.id <> ?1
            AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
            AND (?2 IS NULL OR p.{column} = ?2)
          ORDER BY p.id"
     );
     let ids = conn
         .prepare_cached(&sql)?
-        .query_map(params![msg.sender, place], |r| r.get(0))?
+        .query_map(params![msg.sender, place], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(ids)
 }
@@ -326,7 +354,9 @@ pub fn sent(
     let ids: Vec<MessageId> = match query {
         SentQuery::One(id) => {
             let mine: bool = conn
-                .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND sender_id = ?2)")?
+                .prepare_cached(
+                    "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND sender_id = ?2)",
+                )?
                 .query_row(params![id, sender], |r| r.get(0))?;
             if !mine {
                 return Err(Rejection::UnknownMessage { id }.into());
@@ -334,7 +364,9 @@ pub fn sent(
             vec![id]
         }
         SentQuery::Recent(n) => conn
-            .prepare_cached("SELECT id FROM messages WHERE sender_id = ?1 ORDER BY id DESC LIMIT ?2")?
+            .prepare_cached(
+                "SELECT id FROM messages WHERE sender_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )?
             .query_map(params![sender, n], |r| r.get(0))?
             .collect::<Result<_, _>>()?,
     };
@@ -406,7 +438,9 @@ fn log_row(r: &Row<'_>) -> rusqlite::Result<LogEntry> {
 pub fn log(conn: &Connection, q: &LogQuery) -> OpResult<Vec<LogEntry>> {
     let entries = match q.peer {
         None => conn
-            .prepare_cached(&format!("{SELECT_LOG} WHERE m.id > ?1 ORDER BY m.id LIMIT ?2"))?
+            .prepare_cached(&format!(
+                "{SELECT_LOG} WHERE m.id > ?1 ORDER BY m.id LIMIT ?2"
+            ))?
             .query_map(params![q.after, q.limit], log_row)?
             .collect::<Result<_, _>>()?,
         Some(peer) => conn

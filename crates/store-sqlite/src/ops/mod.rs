@@ -28,4 +28,3 @@ fn count_up_to(
 ) -> rusqlite::Result<u32> {
     conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))
 }
-

@@ -229,9 +229,7 @@ pub fn reap(
     let mut ended = 0;
     for key in keys.iter().filter(|k| !live.is_alive(k)) {
         let sessions: Vec<SessionId> = conn
-            .prepare_cached(
-                "SELECT id FROM sessions WHERE process_key = ?1 AND ended_at IS NULL",
-            )?
+            .prepare_cached("SELECT id FROM sessions WHERE process_key = ?1 AND ended_at IS NULL")?
             .query_map([key], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for s in sessions {

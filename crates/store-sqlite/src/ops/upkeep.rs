@@ -53,14 +53,8 @@ pub fn gc(
     })
 }
 
-pub fn stats(
-    conn: &Connection,
-    wakes: &mut Vec<Wake>,
-    live: &Liveness,
-    backend: String,
-    now: Millis,
-) -> OpResult<StoreStats> {
-    peers::reap(conn, wakes, live, now)?;
+/// The counts `status` shows. Reap first where the store is writable, so `peers_online` is true.
+pub fn counts(conn: &Connection, backend: String) -> OpResult<StoreStats> {
     let count = |sql: &str| -> rusqlite::Result<u64> {
         conn.query_row(sql, [], |r| r.get::<_, i64>(0))
             .map(|n| u64::try_from(n).unwrap_or(0))
@@ -69,9 +63,7 @@ pub fn stats(
         backend,
         schema_version: migrate::current(conn)?,
         peers: count("SELECT COUNT(*) FROM peers")?,
-        peers_online: count(
-            "SELECT COUNT(DISTINCT peer_id) FROM sessions WHERE ended_at IS NULL",
-        )?,
+        peers_online: count("SELECT COUNT(DISTINCT peer_id) FROM sessions WHERE ended_at IS NULL")?,
         messages: count("SELECT COUNT(*) FROM messages")?,
         ..StoreStats::default()
     };

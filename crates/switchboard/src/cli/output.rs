@@ -22,7 +22,8 @@ pub fn line(text: impl std::fmt::Display) -> Result<(), CliError> {
 
 /// A UTC timestamp to the second.
 pub fn when(ms: Millis) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
@@ -93,7 +94,11 @@ pub fn sent(m: &SentMessage) -> String {
         ""
     };
     let preview: String = m.text.chars().take(60).collect();
-    let more = if m.text.chars().count() > 60 { "…" } else { "" };
+    let more = if m.text.chars().count() > 60 {
+        "…"
+    } else {
+        ""
+    };
     format!(
         "#{} -> {}: {states}{dup}\n    {}{more}",
         m.id,

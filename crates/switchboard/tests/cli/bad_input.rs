@@ -64,10 +64,18 @@ fn invalid_names_are_refused_before_anything_is_written() {
     let before = home.messages();
     let out = home.run("alice", &["send", "Bob", "hi"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
-    assert!(stderr(&out).contains("peer name 'Bob' has the character 'B'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("peer name 'Bob' has the character 'B'"),
+        "{}",
+        stderr(&out)
+    );
     let out = home.run("Not A Name", &["send", "bob", "hi"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
-    assert!(stderr(&out).contains("peer name 'Not A Name'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("peer name 'Not A Name'"),
+        "{}",
+        stderr(&out)
+    );
     let peers = home.json("observer", &["peers"]);
     assert_eq!(peers.as_array().unwrap().len(), 2, "no peer was created");
     assert_eq!(home.messages(), before);
@@ -78,7 +86,11 @@ fn empty_text_is_refused() {
     let home = setup();
     let out = home.run("alice", &["send", "bob", "   "]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
-    assert!(stderr(&out).contains("message text is empty"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("message text is empty"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -112,7 +124,10 @@ fn rate_limit_names_the_limit_and_when_to_retry() {
         .unwrap();
     assert_eq!(out.status.code(), Some(LIMIT));
     let err = stderr(&out);
-    assert!(err.contains("rate limit: at most 1 messages per 60 s"), "{err}");
+    assert!(
+        err.contains("rate limit: at most 1 messages per 60 s"),
+        "{err}"
+    );
     assert!(err.contains("try again in"), "{err}");
     assert_eq!(home.messages(), before);
 }

@@ -13,7 +13,9 @@ fn two_processes_exchange_messages_and_watch_prints_each() {
     // The receiver must exist before anyone can write to it.
     home.json("bob", &["inbox"]);
     let mut watch = home.cmd("observer");
-    watch.args(["--json", "watch", "--peer", "bob", "--since", "0", "--count", "3"]);
+    watch.args([
+        "--json", "watch", "--peer", "bob", "--since", "0", "--count", "3",
+    ]);
     let (mut child, lines, _err) = spawn(watch);
 
     for i in 0..3 {
@@ -25,7 +27,10 @@ fn two_processes_exchange_messages_and_watch_prints_each() {
         assert_eq!(entry["from"], "alice");
         assert_eq!(entry["text"], text.as_str());
     }
-    assert!(child.wait().unwrap().success(), "watch --count 3 exits after three");
+    assert!(
+        child.wait().unwrap().success(),
+        "watch --count 3 exits after three"
+    );
 
     let inbox = home.json("bob", &["inbox"]);
     let texts: Vec<&str> = inbox
@@ -70,14 +75,22 @@ fn receiver_killed_between_lease_and_ack_gets_the_message_again_once() {
     let again = again.as_array().unwrap();
     assert_eq!(again.len(), 1, "delivered again to the next session");
     assert_eq!(again[0]["id"], id);
-    assert_eq!(home.json("bob", &["inbox"]), Value::Array(vec![]), "and only once");
+    assert_eq!(
+        home.json("bob", &["inbox"]),
+        Value::Array(vec![]),
+        "and only once"
+    );
 
     let after = home.json("alice", &["sent", &id.to_string()]);
     let copy = &after[0]["recipients"][0];
     assert_eq!(copy["state"], "read");
     assert_eq!(copy["attempts"], 2);
     let peers = home.json("observer", &["peers", "--online"]);
-    assert_eq!(peers, Value::Array(vec![]), "the killed session left no ghost");
+    assert_eq!(
+        peers,
+        Value::Array(vec![]),
+        "the killed session left no ghost"
+    );
 }
 
 #[test]
@@ -104,7 +117,12 @@ fn broadcast_reaches_live_peers_and_mail_outlives_sessions() {
     waiting.args(["--json", "inbox", "--wait", "30s"]);
     let (mut child, out, _err) = spawn(waiting);
     let deadline = Instant::now() + PATIENCE;
-    while home.json("observer", &["peers", "--online"]).as_array().unwrap().is_empty() {
+    while home
+        .json("observer", &["peers", "--online"])
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "bob never came online");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `switchboard` binary: every test spawns it in a temporary
 //! store directory, as a user would run it.
 
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 
 mod bad_input;

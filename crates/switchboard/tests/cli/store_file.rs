@@ -51,7 +51,11 @@ fn ten_processes_opening_a_fresh_store_at_once_agree_on_one_schema() {
 #[test]
 fn corrupt_store_file_is_reported_and_left_alone() {
     let home = Home::new();
-    std::fs::write(home.db(), b"this is not a database, it is a shopping list\n".repeat(200)).unwrap();
+    std::fs::write(
+        home.db(),
+        b"this is not a database, it is a shopping list\n".repeat(200),
+    )
+    .unwrap();
     let before = std::fs::read(home.db()).unwrap();
     for args in [&["status"][..], &["send", "bob", "hi"]] {
         let out = home.run("alice", args);
@@ -62,7 +66,11 @@ fn corrupt_store_file_is_reported_and_left_alone() {
             stderr(&out)
         );
     }
-    assert_eq!(std::fs::read(home.db()).unwrap(), before, "not a byte changed");
+    assert_eq!(
+        std::fs::read(home.db()).unwrap(),
+        before,
+        "not a byte changed"
+    );
 }
 
 #[cfg(unix)]
@@ -77,7 +85,11 @@ fn read_only_store_file_refuses_writes_and_stays_unchanged() {
     let out = home.run("alice", &["send", "bob", "after"]);
     assert_eq!(out.status.code(), Some(STORE));
     assert!(stderr(&out).contains("is read-only"), "{}", stderr(&out));
-    assert_eq!(std::fs::read(home.db()).unwrap(), before, "not a byte changed");
+    assert_eq!(
+        std::fs::read(home.db()).unwrap(),
+        before,
+        "not a byte changed"
+    );
     let peers = home.json("observer", &["peers"]);
     assert_eq!(peers.as_array().unwrap().len(), 2, "reading still works");
 }

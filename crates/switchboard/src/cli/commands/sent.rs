@@ -7,7 +7,9 @@ use super::super::{CliError, Context, output};
 
 pub async fn run(ctx: &Context, args: SentArgs) -> Result<(), CliError> {
     let me = super::operator(ctx).await?;
-    let query = args.id.map_or(SentQuery::Recent(args.limit), SentQuery::One);
+    let query = args
+        .id
+        .map_or(SentQuery::Recent(args.limit), SentQuery::One);
     let sent = ctx.mailbox.sent(me.id, query).await?;
     if ctx.json {
         return output::json(&sent);

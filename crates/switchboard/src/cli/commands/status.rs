@@ -24,7 +24,15 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
     let s = &status.stats;
     output::line(format!(
         "store     {} (schema v{})\npeers     {} online of {}\nmessages  {} stored; copies: {} queued, {} delivered, {} read, {} expired, {} dead",
-        s.backend, s.schema_version, s.peers_online, s.peers, s.messages, s.queued, s.delivered,
-        s.read, s.expired, s.dead
+        s.backend,
+        s.schema_version,
+        s.peers_online,
+        s.peers,
+        s.messages,
+        s.queued,
+        s.delivered,
+        s.read,
+        s.expired,
+        s.dead
     ))
 }

@@ -23,7 +23,10 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<(), CliError> {
     };
     let mut left = args.count;
     if !ctx.json {
-        eprintln!("watching {} (Ctrl-C to stop)", args.peer.as_deref().unwrap_or("the room"));
+        eprintln!(
+            "watching {} (Ctrl-C to stop)",
+            args.peer.as_deref().unwrap_or("the room")
+        );
     }
     while left != Some(0) {
         let query = LogQuery {

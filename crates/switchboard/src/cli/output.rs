@@ -81,6 +81,8 @@ pub fn log_entry(e: &LogEntry) -> String {
 pub fn sent(m: &SentMessage) -> String {
     let states = if m.recipients.is_empty() {
         "no recipients".to_owned()
+    } else if let (Target::Peer(_), [only]) = (&m.to, m.recipients.as_slice()) {
+        only.state.to_string()
     } else {
         m.recipients
             .iter()

@@ -50,6 +50,18 @@ pub enum Command {
     Watch(WatchArgs),
     /// Expire messages past their TTL and delete records past retention
     Gc,
+    /// Serve one agent session over stdio (what MCP clients spawn)
+    Mcp(McpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Peer name for this session [env: SWITCHBOARD_NAME; default: client kind + directory]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Push new mail as Claude Code channel events: auto (when the client takes them), on, off
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub push: String,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,10 @@ pub struct Context {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let home = settings::resolve_home(cli.home.as_deref())?;
     let settings = settings::load(home)?;
+    if let Command::Mcp(args) = cli.command {
+        // The MCP session answers `initialize` before it touches the store.
+        return commands::mcp::run(settings, args).await;
+    }
     let store = SqliteStore::open(&settings.home).map_err(switchboard_core::Error::Store)?;
     let mailbox = Mailbox::new(Arc::new(store), settings.limits.clone());
     let ctx = Context {

@@ -2,6 +2,7 @@
 
 mod gc;
 mod inbox;
+pub mod mcp;
 mod peers;
 mod send;
 mod sent;
@@ -24,6 +25,7 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Sent(a) => sent::run(ctx, a).await,
         Command::Watch(a) => watch::run(ctx, a).await,
         Command::Gc => gc::run(ctx).await,
+        Command::Mcp(_) => unreachable!("`mcp` is served before a store is opened"),
     }
 }
 

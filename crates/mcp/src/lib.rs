@@ -1,0 +1,17 @@
+//! The MCP face of switchboard: the server each agent session talks to over stdio (and, with
+//! the relay, over Streamable HTTP), on top of the domain core.
+//!
+//! - [`server`]: the handler — session registration, tools, push, piggyback, resources, prompts;
+//! - [`tools`]: tool definitions and their execution;
+//! - [`framing`]: how peer content is shown to a model (untrusted, with ids to act on);
+//! - [`identity`]: the peer name and the declared location facts;
+//! - [`stdio`]: running one session over stdin/stdout until the client goes away.
+
+pub mod framing;
+pub mod identity;
+pub mod server;
+pub mod stdio;
+pub mod tools;
+
+pub use identity::Identity;
+pub use server::{INSTRUCTIONS, Opener, PushMode, Switchboard};

@@ -1,0 +1,331 @@
+//! The tool set: definitions (schema, description, honest annotations) and their execution
+//! against the mailbox. Descriptions are short on purpose: every agent pays for them in every
+//! session (SPEC 9 caps `tools/list` plus instructions at 6 KB).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use switchboard_core::{Error, Mailbox, Outgoing, SentQuery, Session};
+use switchboard_proto::{InboxItem, PeerView, Scope, Target};
+
+/// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
+pub const MAX_WAIT_SECS: u32 = 240;
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeArg {
+    Room,
+    Dir,
+    Repo,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Self {
+        match s {
+            ScopeArg::Room => Scope::Room,
+            ScopeArg::Dir => Scope::Dir,
+            ScopeArg::Repo => Scope::Repo,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeersArgs {
+    /// room (default): everyone; dir/repo: peers working in your directory/repository.
+    pub scope: Option<ScopeArg>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileArgs {
+    /// What you are working on, shown to other peers.
+    pub summary: Option<String>,
+    /// A new peer name: lowercase a-z 0-9 - _, max 32.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendArgs {
+    /// Peer name (see `peers`). Omit when broadcasting.
+    pub to: Option<String>,
+    /// Send to every live peer in this scope instead of `to`.
+    pub broadcast: Option<ScopeArg>,
+    pub text: String,
+    /// Id of the message you answer; marks it read.
+    pub reply_to: Option<i64>,
+    /// Idempotency key: a resend with the same key is not stored twice.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboxArgs {
+    /// Seconds to wait for mail if none is unread (max 240).
+    pub wait: Option<u32>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckArgs {
+    /// Message ids you have handled.
+    pub ids: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SentArgs {
+    /// One message id; omit for your recent messages.
+    pub id: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    let mut s = (*rmcp::handler::server::tool::schema_for_type::<T>()).clone();
+    let defs = s.remove("$defs");
+    // Neither key helps a model call the tool; both cost every session bytes.
+    s.remove("$schema");
+    s.remove("title");
+    let mut v = Value::Object(s);
+    compact(&mut v, defs.as_ref());
+    match v {
+        Value::Object(s) => Arc::new(s),
+        _ => Arc::new(JsonObject::new()),
+    }
+}
+
+/// Shrinks a generated schema without changing what it accepts from a model: optional fields
+/// lose their `null` alternative (serde treats an absent field and `null` alike), integer
+/// `format`s go, and references to definitions are inlined. Every session pays for each byte.
+fn compact(v: &mut Value, defs: Option<&Value>) {
+    match v {
+        Value::Object(map) => {
+            map.remove("format");
+            if map.get("minimum") == Some(&json!(0)) {
+                map.remove("minimum");
+            }
+            if let Some(Value::Array(types)) = map.get("type")
+                && let [Value::String(t), Value::String(n)] = types.as_slice()
+                && n == "null"
+            {
+                let t = t.clone();
+                map.insert("type".into(), Value::String(t));
+            }
+            if let Some(Value::Array(any)) = map.get("anyOf") {
+                let non_null: Vec<Value> = any
+                    .iter()
+                    .filter(|a| a.get("type") != Some(&json!("null")))
+                    .cloned()
+                    .collect();
+                if let [only] = non_null.as_slice() {
+                    let only = only.clone();
+                    map.remove("anyOf");
+                    if let Value::Object(inner) = resolve(only, defs) {
+                        for (k, val) in inner {
+                            map.entry(k).or_insert(val);
+                        }
+                    }
+                }
+            }
+            for child in map.values_mut() {
+                compact(child, defs);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| compact(i, defs)),
+        _ => {}
+    }
+}
+
+fn resolve(v: Value, defs: Option<&Value>) -> Value {
+    let target = v
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+        .and_then(|name| defs?.get(name).cloned());
+    target.unwrap_or(v)
+}
+
+fn tool<T: JsonSchema + 'static>(
+    name: &'static str,
+    description: &'static str,
+    notes: ToolAnnotations,
+) -> Tool {
+    Tool::new(name, description, schema::<T>()).with_annotations(notes)
+}
+
+fn notes(read_only: bool, idempotent: bool) -> ToolAnnotations {
+    ToolAnnotations::new()
+        .read_only(read_only)
+        .destructive(false)
+        .idempotent(idempotent)
+        .open_world(false)
+}
+
+/// Every tool, as `tools/list` shows them.
+pub fn definitions() -> Vec<Tool> {
+    vec![
+        tool::<PeersArgs>(
+            "peers",
+            "Who you are and which other agents (peers) are there.",
+            notes(true, true),
+        ),
+        tool::<ProfileArgs>(
+            "profile",
+            "Set your summary or rename yourself.",
+            notes(false, true),
+        ),
+        tool::<SendArgs>(
+            "send",
+            "Send a message to a peer (durable once this returns), or broadcast. Unknown names are refused.",
+            notes(false, false),
+        ),
+        tool::<InboxArgs>(
+            "inbox",
+            "Your unread messages, oldest first; can wait for new ones. Items stay unread until you ack or reply.",
+            notes(false, false),
+        ),
+        tool::<AckArgs>("ack", "Mark messages handled (read).", notes(false, true)),
+        tool::<SentArgs>(
+            "sent",
+            "Delivery state of what you sent: queued, delivered, read, expired or dead.",
+            notes(true, true),
+        ),
+    ]
+}
+
+/// The outcome of one tool call: structured output, or an error message written for a model.
+pub type Outcome = Result<Value, String>;
+
+/// Runs a tool. Argument and rule errors come back as text that says how to fix the call.
+pub async fn call(
+    mailbox: &Mailbox,
+    me: &Session,
+    name: &str,
+    args: Option<JsonObject>,
+) -> Outcome {
+    let args = Value::Object(args.unwrap_or_default());
+    match name {
+        "peers" => peers(mailbox, me, parse(name, args)?).await,
+        "profile" => profile(mailbox, me, parse(name, args)?).await,
+        "send" => send(mailbox, me, parse(name, args)?).await,
+        "inbox" => inbox(mailbox, me, parse(name, args)?).await,
+        "ack" => ack(mailbox, me, parse(name, args)?).await,
+        "sent" => sent(mailbox, me, parse(name, args)?).await,
+        other => Err(format!(
+            "no tool named '{other}'; tools are: peers, profile, send, inbox, ack, sent"
+        )),
+    }
+}
+
+fn parse<T: DeserializeOwned>(tool: &str, args: Value) -> Result<T, String> {
+    serde_json::from_value(args).map_err(|e| format!("invalid arguments for {tool}: {e}"))
+}
+
+fn explain(e: Error) -> String {
+    e.to_string()
+}
+
+async fn peers(mailbox: &Mailbox, me: &Session, args: PeersArgs) -> Outcome {
+    let all = mailbox.peers().await.map_err(explain)?;
+    let mine = all.iter().find(|p| p.id == me.peer.id).cloned();
+    let scope: Scope = args.scope.map_or(Scope::Room, Into::into);
+    let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
+    let others: Vec<PeerView> = all
+        .into_iter()
+        .filter(|p| p.id != me.peer.id)
+        .filter(|p| match scope {
+            Scope::Room => true,
+            Scope::Dir => same(&p.info.cwd, &me.peer.info.cwd),
+            Scope::Repo => same(&p.info.git_root, &me.peer.info.git_root),
+        })
+        .map(PeerView::from)
+        .collect();
+    Ok(json!({ "me": mine.map(PeerView::from), "peers": others }))
+}
+
+async fn profile(mailbox: &Mailbox, me: &Session, args: ProfileArgs) -> Outcome {
+    if args.summary.is_none() && args.name.is_none() {
+        return Err("give a summary, a name, or both".into());
+    }
+    let mut peer = None;
+    if let Some(summary) = &args.summary {
+        peer = Some(
+            mailbox
+                .set_summary(me.peer.id, summary)
+                .await
+                .map_err(explain)?,
+        );
+    }
+    if let Some(name) = &args.name {
+        peer = Some(mailbox.rename(me.peer.id, name).await.map_err(explain)?);
+    }
+    Ok(json!({ "me": peer.map(PeerView::from) }))
+}
+
+async fn send(mailbox: &Mailbox, me: &Session, args: SendArgs) -> Outcome {
+    let to = match (args.to, args.broadcast) {
+        (Some(name), None) => Target::Peer(name),
+        (None, Some(scope)) => Target::Broadcast(scope.into()),
+        (Some(_), Some(_)) => return Err("give either `to` or `broadcast`, not both".into()),
+        (None, None) => return Err("give `to` (a peer name from `peers`) or `broadcast`".into()),
+    };
+    let out = Outgoing {
+        to,
+        text: args.text,
+        reply_to: args.reply_to,
+        idempotency_key: args.key,
+        ttl: None,
+    };
+    let sent = mailbox.send(me.peer.id, out).await.map_err(explain)?;
+    serde_json::to_value(sent).map_err(|e| e.to_string())
+}
+
+/// An explicit pull: lists every unread item (marking those shown before), hands them over.
+async fn inbox(mailbox: &Mailbox, me: &Session, args: InboxArgs) -> Outcome {
+    let wait = args.wait.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(format!("wait is at most {MAX_WAIT_SECS} seconds"));
+    }
+    let limit = args.limit.unwrap_or(50).clamp(1, 200);
+    let items = mailbox
+        .lease_wait(me, limit, true, Duration::from_secs(wait.into()))
+        .await
+        .map_err(explain)?;
+    hand_over(mailbox, me, &items).await?;
+    Ok(json!({ "items": items }))
+}
+
+/// Records that items were shown to this session.
+pub async fn hand_over(mailbox: &Mailbox, me: &Session, items: &[InboxItem]) -> Result<(), String> {
+    let ids: Vec<i64> = items
+        .iter()
+        .filter(|i| !i.seen_before)
+        .map(|i| i.id)
+        .collect();
+    if !ids.is_empty() {
+        mailbox.mark_delivered(me, &ids).await.map_err(explain)?;
+    }
+    Ok(())
+}
+
+async fn ack(mailbox: &Mailbox, me: &Session, args: AckArgs) -> Outcome {
+    let n = mailbox.ack(me.peer.id, &args.ids).await.map_err(explain)?;
+    Ok(json!({ "acked": n }))
+}
+
+async fn sent(mailbox: &Mailbox, me: &Session, args: SentArgs) -> Outcome {
+    let query = args.id.map_or(
+        SentQuery::Recent(args.limit.unwrap_or(10).clamp(1, 100)),
+        SentQuery::One,
+    );
+    let sent = mailbox.sent(me.peer.id, query).await.map_err(explain)?;
+    Ok(json!({ "messages": sent }))
+}

@@ -12,18 +12,24 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 /// A private store directory; every command run through it uses that store.
 pub struct Home {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    path: PathBuf,
 }
 
 impl Home {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A 0700 directory, as switchboard would create it: a temp dir is world-readable.
+        let path = dir.path().join("home");
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&path).expect("home dir");
+        Self { _dir: dir, path }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     pub fn db(&self) -> PathBuf {

@@ -7,4 +7,6 @@ mod harness;
 
 mod bad_input;
 mod delivery;
+mod mcp;
+mod mcp_client;
 mod store_file;

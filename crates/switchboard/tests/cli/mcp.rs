@@ -1,0 +1,322 @@
+//! The MCP server from the outside: real `switchboard mcp` processes driven by rmcp's client.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::Home;
+use crate::mcp_client::{Agent, Kind, text};
+
+fn ids(items: &Value) -> Vec<i64> {
+    items
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `who`'s `peers` tool reports `name` with the given liveness.
+async fn await_peer(who: &Agent, name: &str, online: bool) {
+    let deadline = Instant::now() + crate::harness::PATIENCE;
+    loop {
+        let out = who.ok("peers", json!({})).await;
+        let found = out["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == name && p["online"] == online);
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never became online={online}: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_from_a_is_pushed_to_b_as_a_claude_channel_event() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let b = Agent::start(&home, "bob", Kind::ClaudeCode).await;
+    await_peer(&a, "bob", true).await;
+    await_peer(&b, "alice", true).await;
+
+    let sent = a
+        .ok(
+            "send",
+            json!({"to": "bob", "text": "what's the DB schema for users?"}),
+        )
+        .await;
+    let id = sent["id"].as_i64().unwrap();
+    let pushes = b.pushes(1).await;
+    let push = &pushes[0];
+    assert_eq!(push["meta"]["from"], "alice");
+    assert_eq!(push["meta"]["message_id"], id.to_string());
+    let content = push["content"].as_str().unwrap();
+    assert!(
+        content.contains("what's the DB schema for users?"),
+        "{content}"
+    );
+    assert!(
+        content.contains("not instructions from your user"),
+        "framed as untrusted: {content}"
+    );
+
+    let state = a.ok("sent", json!({"id": id})).await;
+    assert_eq!(state["messages"][0]["recipients"][0]["state"], "delivered");
+    // A push may be dropped by the client, so it stays unread: an explicit pull still lists it.
+    let pulled = b.ok("inbox", json!({})).await;
+    assert_eq!(ids(&pulled["items"]), vec![id]);
+    assert_eq!(pulled["items"][0]["seen_before"], true);
+    b.ok(
+        "send",
+        json!({"to": "alice", "text": "see migrations/001.sql", "reply_to": id}),
+    )
+    .await;
+    let state = a.ok("sent", json!({"id": id})).await;
+    assert_eq!(
+        state["messages"][0]["recipients"][0]["state"], "read",
+        "a reply reads"
+    );
+    assert_eq!(b.pushes(1).await.len(), 1, "nothing was pushed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_push_gets_mail_piggybacked_exactly_once() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let c = Agent::start(&home, "carol", Kind::Codex).await;
+    await_peer(&a, "carol", true).await;
+    let sent = a.ok("send", json!({"to": "carol", "text": "ping"})).await;
+    let id = sent["id"].as_i64().unwrap();
+
+    let first = c.call("peers", json!({})).await;
+    let shown = text(&first);
+    assert!(
+        shown.starts_with("[switchboard: 1 unread message for you."),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("#{id} from alice")), "{shown}");
+    let structured = first.structured_content.unwrap();
+    assert_eq!(ids(&structured["inbox"]), vec![id]);
+
+    let second = c.call("peers", json!({})).await;
+    assert!(
+        !text(&second).contains("unread message"),
+        "shown once: {}",
+        text(&second)
+    );
+    assert!(second.structured_content.unwrap().get("inbox").is_none());
+    assert!(
+        c.recorder.pushes.lock().unwrap().is_empty(),
+        "no channel events for codex"
+    );
+
+    c.ok("ack", json!({"ids": [id]})).await;
+    let empty = c.ok("inbox", json!({})).await;
+    assert_eq!(empty["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_wait_returns_as_soon_as_the_message_lands() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let c = Agent::start(&home, "carol", Kind::Codex).await;
+    await_peer(&a, "carol", true).await;
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        let out = c.ok("inbox", json!({"wait": 120})).await;
+        (out, started.elapsed(), c)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = a
+        .ok("send", json!({"to": "carol", "text": "wake up"}))
+        .await;
+    let (out, waited, _c) = waiting.await.unwrap();
+    assert_eq!(ids(&out["items"]), vec![sent["id"].as_i64().unwrap()]);
+    assert!(
+        waited < Duration::from_secs(60),
+        "returned on arrival, not at the timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_b_keeps_its_mail_and_killing_it_mid_delivery_loses_nothing() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let b = Agent::start(&home, "bob", Kind::ClaudeCode).await;
+    await_peer(&a, "bob", true).await;
+    let pushed = a
+        .ok("send", json!({"to": "bob", "text": "pushed, never acked"}))
+        .await;
+    b.pushes(1).await;
+    b.kill();
+    await_peer(&a, "bob", false).await;
+    let waiting = a
+        .ok(
+            "send",
+            json!({"to": "bob", "text": "sent while bob was down"}),
+        )
+        .await;
+
+    let b2 = Agent::start(&home, "bob", Kind::Codex).await;
+    let me = b2.ok("peers", json!({})).await;
+    assert_eq!(
+        me["me"]["name"], "bob",
+        "the dead session does not hold the name"
+    );
+    let pulled = b2.ok("inbox", json!({})).await;
+    let mut got = ids(&pulled["items"]);
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        vec![
+            pushed["id"].as_i64().unwrap(),
+            waiting["id"].as_i64().unwrap()
+        ],
+        "the unacked push and the queued message both reach the next session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_goes_offline_at_once_when_its_client_closes_stdin() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let b = Agent::start(&home, "bob", Kind::Codex).await;
+    await_peer(&a, "bob", true).await;
+    b.client.cancel().await.unwrap();
+    await_peer(&a, "bob", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stateless_protocol_generation_works_too() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Stateless).await;
+    let c = Agent::start(&home, "carol", Kind::Codex).await;
+    await_peer(&a, "carol", true).await;
+    c.ok(
+        "send",
+        json!({"to": "alice", "text": "hello from the old handshake"}),
+    )
+    .await;
+    let r = a.call("peers", json!({})).await;
+    assert!(
+        text(&r).contains("hello from the old handshake"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_resource_subscription_and_prompt_deliver_mail() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let d = Agent::start(&home, "desk", Kind::Codex).await;
+    await_peer(&a, "desk", true).await;
+    #[allow(deprecated)] // resources/subscribe is how initialize-based clients subscribe
+    d.client
+        .subscribe(rmcp::model::SubscribeRequestParams::new(
+            "switchboard://inbox",
+        ))
+        .await
+        .unwrap();
+    a.ok("send", json!({"to": "desk", "text": "draft ready"}))
+        .await;
+    let deadline = Instant::now() + crate::harness::PATIENCE;
+    while d.recorder.updates.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no resources/updated notification"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let prompt = d
+        .client
+        .get_prompt(rmcp::model::GetPromptRequestParams::new("inbox"))
+        .await
+        .unwrap();
+    let shown = serde_json::to_string(&prompt.messages).unwrap();
+    assert!(shown.contains("draft ready"), "{shown}");
+    let read = d
+        .client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "switchboard://inbox",
+        ))
+        .await
+        .unwrap();
+    let body = serde_json::to_string(&read.contents).unwrap();
+    assert!(
+        body.contains("draft ready") && body.contains("[shown before]"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_get_errors_that_say_how_to_fix_them() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let _b = Agent::start(&home, "bob", Kind::Codex).await;
+    await_peer(&a, "bob", true).await;
+    let cases = [
+        (
+            "send",
+            json!({"to_id": "bob", "text": "hi"}),
+            "unknown field `to_id`, expected one of `to`",
+        ),
+        (
+            "send",
+            json!({"to": "bobby", "text": "hi"}),
+            "no peer named 'bobby'; peers are: bob",
+        ),
+        (
+            "send",
+            json!({"text": "hi"}),
+            "give `to` (a peer name from `peers`) or `broadcast`",
+        ),
+        ("inbox", json!({"wait": 999}), "wait is at most 240 seconds"),
+        (
+            "ack",
+            json!({"ids": [424242]}),
+            "message is not in this peer's inbox: 424242",
+        ),
+        (
+            "profile",
+            json!({"name": "Not Valid"}),
+            "peer name 'Not Valid' has the character 'N'",
+        ),
+    ];
+    for (tool, args, expected) in cases {
+        let r = a.call(tool, args.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{tool} {args}");
+        assert!(text(&r).contains(expected), "{tool} {args}: {}", text(&r));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_list_and_instructions_stay_within_six_kilobytes() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let tools = a.client.list_all_tools().await.unwrap();
+    let instructions = a
+        .client
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .unwrap_or_default();
+    let size = serde_json::to_string(&tools).unwrap().len() + instructions.len();
+    assert!(
+        size <= 6 * 1024,
+        "tools/list + instructions is {size} bytes"
+    );
+    for t in &tools {
+        let a = t.annotations.as_ref().expect("every tool is annotated");
+        assert_eq!(a.open_world_hint, Some(false), "{}", t.name);
+        assert_eq!(
+            t.input_schema.get("additionalProperties"),
+            Some(&json!(false)),
+            "{} rejects unknown fields",
+            t.name
+        );
+    }
+}

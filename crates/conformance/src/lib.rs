@@ -74,6 +74,7 @@ impl World {
                     ..PeerInfo::default()
                 },
                 policy,
+                client_pid: None,
             })
             .await
             .expect("open session")
@@ -116,6 +117,7 @@ macro_rules! conformance_suite {
             rename_keeps_mail_and_refuses_taken_names,
             concurrent_sends_are_all_durable,
             lease_wait_returns_when_mail_lands,
+            client_process_finds_its_live_peer,
         );
     };
     (@stories $backend:expr; $($story:ident),* $(,)?) => {

@@ -269,6 +269,7 @@ pub async fn live_name_gets_a_suffix_and_offline_name_is_reclaimed(b: &dyn Backe
             kind: PeerKind::Operator,
             info: Default::default(),
             policy: NamePolicy::Join,
+            client_pid: None,
         })
         .await
         .unwrap_err();
@@ -619,4 +620,32 @@ pub async fn lease_wait_returns_when_mail_lands(b: &dyn Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(items.len(), 1);
+}
+
+pub async fn client_process_finds_its_live_peer(b: &dyn Backend) {
+    let w = world(b, roomy_limits()).await;
+    let open = |name: &str, pid: u32| switchboard_core::OpenSession {
+        name: switchboard_proto::PeerName::parse(name).unwrap(),
+        kind: PeerKind::Agent,
+        info: Default::default(),
+        policy: NamePolicy::Suffix,
+        client_pid: Some(pid),
+    };
+    let web = w
+        .mailbox
+        .open_session(open("claude-web", 4242))
+        .await
+        .unwrap();
+    w.mailbox
+        .open_session(open("claude-api", 4343))
+        .await
+        .unwrap();
+    let found = w.mailbox.peer_of_client(&[1, 4242, 1]).await.unwrap();
+    assert_eq!(found.map(|p| p.name), Some("claude-web".to_owned()));
+    assert!(w.mailbox.peer_of_client(&[7]).await.unwrap().is_none());
+    w.mailbox.close_session(web.id).await.unwrap();
+    assert!(
+        w.mailbox.peer_of_client(&[4242]).await.unwrap().is_none(),
+        "only live sessions count"
+    );
 }

@@ -116,6 +116,11 @@ impl Mailbox {
         Ok(self.store.list_peers(self.now()).await?)
     }
 
+    /// The peer whose live session was spawned by one of these processes (nearest first).
+    pub async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>> {
+        Ok(self.store.peer_by_client_pid(pids, self.now()).await?)
+    }
+
     pub async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
         let name = PeerName::parse(name)?;
         Ok(self.store.rename_peer(peer, &name, self.now()).await?)

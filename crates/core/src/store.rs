@@ -62,6 +62,9 @@ pub struct OpenSession {
     pub kind: PeerKind,
     pub info: PeerInfo,
     pub policy: NamePolicy,
+    /// The process of the client that spawned this session (the agent's own process, e.g.
+    /// Claude Code), so its hooks — other children of that process — can find this peer.
+    pub client_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +233,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>>;
 
     async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>>;
+
+    /// The peer of the newest live session whose client process is one of `pids`, after
+    /// reaping dead sessions.
+    async fn peer_by_client_pid(
+        &self,
+        pids: &[u32],
+        now: Millis,
+    ) -> StoreResult<Option<PeerRecord>>;
 
     /// Stores a message and one delivery record per recipient, or returns the original with
     /// `duplicate: true` when the sender reuses an idempotency key.

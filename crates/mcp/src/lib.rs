@@ -5,9 +5,11 @@
 //! - [`tools`]: tool definitions and their execution;
 //! - [`framing`]: how peer content is shown to a model (untrusted, with ids to act on);
 //! - [`identity`]: the peer name and the declared location facts;
+//! - [`hooks`]: Claude Code hook commands, the delivery path that needs no channel flag;
 //! - [`stdio`]: running one session over stdin/stdout until the client goes away.
 
 pub mod framing;
+pub mod hooks;
 pub mod identity;
 pub mod server;
 pub mod stdio;

@@ -123,6 +123,7 @@ impl Switchboard {
             kind: PeerKind::Agent,
             info: id.info(&client.name, &client.version),
             policy: NamePolicy::Suffix,
+            client_pid: parent_pid(),
         };
         let session = mailbox.open_session(req).await.map_err(|e| e.to_string())?;
         tracing::info!("session {} acts as peer {}", session.id, session.peer.name);
@@ -176,7 +177,9 @@ impl Switchboard {
             .lease(&live.session, 100, true)
             .await
             .map_err(|e| e.to_string())?;
-        tools::hand_over(&live.mailbox, &live.session, &items).await?;
+        tools::hand_over(&live.mailbox, &live.session, &items)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(items)
     }
 
@@ -238,13 +241,17 @@ impl Switchboard {
         match self.inner.push_mode {
             PushMode::On => true,
             PushMode::Off => false,
+            // Claude Code drops channel events silently unless it was started with the
+            // channel flag, so push only when the client says it takes them or the launcher
+            // (`setup claude-code`'s alias) says the flag is on; otherwise piggyback and hooks
+            // carry the mail.
             PushMode::Auto => {
                 let declared = request
                     .capabilities
                     .experimental
                     .as_ref()
                     .is_some_and(|e| e.contains_key(CHANNEL_CAPABILITY));
-                declared || crate::identity::client_kind(&request.client_info.name) == "claude"
+                declared || crate::hooks::channels_enabled()
             }
         }
     }
@@ -494,5 +501,17 @@ impl ServerHandler for Switchboard {
                 .with_description("Unread messages from other agents")
                 .into(),
         )
+    }
+}
+
+/// The process that spawned this server: the agent's client.
+fn parent_pid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        Some(std::os::unix::process::parent_id())
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }

@@ -299,19 +299,19 @@ async fn inbox(mailbox: &Mailbox, me: &Session, args: InboxArgs) -> Outcome {
         .lease_wait(me, limit, true, Duration::from_secs(wait.into()))
         .await
         .map_err(explain)?;
-    hand_over(mailbox, me, &items).await?;
+    hand_over(mailbox, me, &items).await.map_err(explain)?;
     Ok(json!({ "items": items }))
 }
 
 /// Records that items were shown to this session.
-pub async fn hand_over(mailbox: &Mailbox, me: &Session, items: &[InboxItem]) -> Result<(), String> {
+pub async fn hand_over(mailbox: &Mailbox, me: &Session, items: &[InboxItem]) -> Result<(), Error> {
     let ids: Vec<i64> = items
         .iter()
         .filter(|i| !i.seen_before)
         .map(|i| i.id)
         .collect();
     if !ids.is_empty() {
-        mailbox.mark_delivered(me, &ids).await.map_err(explain)?;
+        mailbox.mark_delivered(me, &ids).await?;
     }
     Ok(())
 }

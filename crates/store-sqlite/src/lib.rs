@@ -334,6 +334,16 @@ impl Store for SqliteStore {
         self.read(move |c| ops::peers::by_name(c, &name)).await
     }
 
+    async fn peer_by_client_pid(
+        &self,
+        pids: &[u32],
+        now: Millis,
+    ) -> StoreResult<Option<PeerRecord>> {
+        let pids = pids.to_vec();
+        self.write(move |c, w, live| ops::peers::by_client_pid(c, w, live, &pids, now))
+            .await
+    }
+
     async fn send(
         &self,
         msg: NewMessage,

@@ -70,6 +70,11 @@ CREATE INDEX deliveries_by_state ON deliveries(recipient_id, state, message_id);
 CREATE INDEX deliveries_by_message ON deliveries(message_id);
 CREATE INDEX deliveries_leased ON deliveries(lease_session) WHERE lease_session IS NOT NULL;
 ",
+    // v2: the client process of a session, so Claude Code hooks can find their peer.
+    r"
+ALTER TABLE sessions ADD COLUMN client_pid INTEGER;
+CREATE INDEX sessions_live_by_client ON sessions(client_pid) WHERE ended_at IS NULL;
+",
 ];
 
 /// The schema version this build writes.

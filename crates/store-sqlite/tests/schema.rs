@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use switchboard_store_sqlite::{DB_FILE, SqliteStore};
+use switchboard_store_sqlite::{DB_FILE, SqliteStore, migrate};
 
 const EXPECTED: &[(&str, &[&str])] = &[
     (
@@ -53,7 +53,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("schema_version", &["version"]),
     (
         "sessions",
-        &["id", "peer_id", "process_key", "started_at", "ended_at"],
+        &[
+            "id",
+            "peer_id",
+            "process_key",
+            "started_at",
+            "ended_at",
+            "client_pid",
+        ],
     ),
 ];
 
@@ -93,4 +100,28 @@ fn schema_columns_are_exactly_the_declared_fields() {
             );
         }
     }
+}
+
+#[test]
+fn a_store_from_an_older_version_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        conn.execute_batch(migrate::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO schema_version VALUES (1);
+             INSERT INTO peers (name, kind, created_at, last_seen_at) VALUES ('old', 'agent', 1, 1);",
+        )
+        .unwrap();
+    }
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(migrate::current(&conn).unwrap(), migrate::latest());
+    let kept: String = conn
+        .query_row("SELECT name FROM peers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, "old", "data survives the migration");
 }

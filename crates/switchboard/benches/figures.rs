@@ -146,6 +146,7 @@ async fn sessions(mailbox: &Mailbox, prefix: &str, n: usize) -> Vec<Session> {
             kind: PeerKind::Agent,
             info: PeerInfo::default(),
             policy: NamePolicy::Suffix,
+            client_pid: None,
         };
         out.push(mailbox.open_session(req).await.expect("session"));
     }
@@ -175,6 +176,7 @@ async fn drain(mailbox: &Mailbox, peer: &PeerRecord) {
         kind: peer.kind,
         info: PeerInfo::default(),
         policy: NamePolicy::Join,
+        client_pid: None,
     };
     let session = mailbox.open_session(req).await.expect("session");
     loop {

@@ -127,9 +127,10 @@ pub fn open_session(
     reap(conn, wakes, live, now)?;
     let peer = claim_name(conn, req, now)?;
     conn.prepare_cached(
-        "INSERT INTO sessions (peer_id, process_key, started_at) VALUES (?1, ?2, ?3)",
+        "INSERT INTO sessions (peer_id, process_key, started_at, client_pid)
+         VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![peer, live.key(), now])?;
+    .execute(params![peer, live.key(), now, req.client_pid])?;
     let id = conn.last_insert_rowid();
     wakes.push(Wake::Room);
     Ok(SessionRecord {
@@ -270,4 +271,25 @@ pub fn set_summary(
         .execute(params![peer, summary, now])?;
     wakes.push(Wake::Room);
     by_id(conn, peer)
+}
+
+pub fn by_client_pid(
+    conn: &Connection,
+    wakes: &mut Vec<Wake>,
+    live: &Liveness,
+    pids: &[u32],
+    now: Millis,
+) -> OpResult<Option<PeerRecord>> {
+    reap(conn, wakes, live, now)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT peer_id FROM sessions WHERE client_pid = ?1 AND ended_at IS NULL
+         ORDER BY id DESC LIMIT 1",
+    )?;
+    for pid in pids {
+        let found: Option<PeerId> = stmt.query_row([pid], |r| r.get(0)).optional()?;
+        if let Some(peer) = found {
+            return by_id(conn, peer).map(Some);
+        }
+    }
+    Ok(None)
 }

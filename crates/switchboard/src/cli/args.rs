@@ -52,6 +52,33 @@ pub enum Command {
     Gc,
     /// Serve one agent session over stdio (what MCP clients spawn)
     Mcp(McpArgs),
+    /// Hook commands for agent clients (they read the hook's JSON on stdin)
+    Hook {
+        #[command(subcommand)]
+        client: HookClient,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookClient {
+    /// Claude Code hooks: session-start and user-prompt-submit add new mail to the context;
+    /// stop (async, asyncRewake) waits for mail and wakes the idle session with exit 2
+    Claude(ClaudeHookArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClaudeHookArgs {
+    pub event: ClaudeHookEvent,
+    /// How long `stop` waits for new mail before exiting quietly
+    #[arg(long, default_value = "9m", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ClaudeHookEvent {
+    SessionStart,
+    UserPromptSubmit,
+    Stop,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,12 @@ pub enum CliError {
     BadInput(String),
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
+    #[error("hook failed: {0}")]
+    Hook(String),
+    /// Not a failure: a command that speaks through its exit code (a hook's 2) and has
+    /// already said everything else.
+    #[error("")]
+    Quiet(u8),
 }
 
 /// Exit codes, as `--help` documents them.
@@ -32,7 +38,8 @@ impl CliError {
     pub fn code(&self) -> u8 {
         match self {
             Self::BadInput(_) | Self::Settings(_) => code::BAD_INPUT,
-            Self::Io(_) => code::FAILURE,
+            Self::Io(_) | Self::Hook(_) => code::FAILURE,
+            Self::Quiet(code) => *code,
             Self::Core(e) if e.is_bad_input() => code::BAD_INPUT,
             Self::Core(Error::Rejected(r)) => match r {
                 Rejection::UnknownPeer { .. }
@@ -57,6 +64,9 @@ impl CliError {
 
 /// Prints `error: …` with every cause on its own line, and returns the exit code.
 pub fn report(e: &CliError) -> ExitCode {
+    if let CliError::Quiet(code) = e {
+        return ExitCode::from(*code);
+    }
     eprintln!("error: {e}");
     let mut source = e.source();
     while let Some(cause) = source {

@@ -7,6 +7,7 @@ mod harness;
 
 mod bad_input;
 mod delivery;
+mod hooks;
 mod mcp;
 mod mcp_client;
 mod store_file;

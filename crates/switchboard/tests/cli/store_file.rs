@@ -39,13 +39,17 @@ fn ten_processes_opening_a_fresh_store_at_once_agree_on_one_schema() {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(status["schema_version"], 1);
+        assert_eq!(status["schema_version"], 2);
     }
     let conn = rusqlite::Connection::open(home.db()).unwrap();
-    let versions: i64 = conn
-        .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_version ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, 1, "the migration ran exactly once");
+    assert_eq!(versions, [1, 2], "each migration ran exactly once");
 }
 
 #[test]

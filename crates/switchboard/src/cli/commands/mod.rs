@@ -1,6 +1,7 @@
 //! One module per command; each takes the shared [`Context`] and its own arguments.
 
 mod gc;
+mod hook;
 mod inbox;
 pub mod mcp;
 mod peers;
@@ -25,6 +26,7 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Sent(a) => sent::run(ctx, a).await,
         Command::Watch(a) => watch::run(ctx, a).await,
         Command::Gc => gc::run(ctx).await,
+        Command::Hook { client } => hook::run(ctx, client).await,
         Command::Mcp(_) => unreachable!("`mcp` is served before a store is opened"),
     }
 }
@@ -59,6 +61,7 @@ async fn operator_session(ctx: &Context) -> Result<Session, CliError> {
             ..PeerInfo::default()
         },
         policy: NamePolicy::Join,
+        client_pid: None,
     };
     Ok(ctx.mailbox.open_session(req).await?)
 }

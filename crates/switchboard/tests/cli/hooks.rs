@@ -1,0 +1,159 @@
+//! Claude Code hook commands, fed recorded hook inputs, next to a live MCP session.
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Home, PATIENCE, spawn, stderr};
+use crate::mcp_client::{Agent, Kind};
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/claude-hooks/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn hook(home: &Home, event: &str, input: &str) -> Output {
+    let mut child = home
+        .cmd("observer")
+        .args(["hook", "claude", event])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A Claude Code session without the channel flag: the hooks' peer is found through the
+/// shared parent process (this test), as a real hook finds the session of its Claude Code.
+/// Mail comes from the human's CLI, so this test process is the client of one session only.
+async fn setup() -> (Home, Agent) {
+    let home = Home::new();
+    let claude = Agent::start(&home, "claude-webapp", Kind::Codex).await;
+    claude.ok("peers", json!({})).await;
+    (home, claude)
+}
+
+fn send(home: &Home, text: &str) {
+    home.json("alice", &["send", "claude-webapp", text]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_and_session_start_hooks_add_new_mail_as_context_once() {
+    let (home, _claude) = setup().await;
+    let empty = hook(&home, "user-prompt-submit", &fixture("user-prompt-submit"));
+    assert_eq!(empty.status.code(), Some(0));
+    assert!(empty.stdout.is_empty(), "no mail, no output");
+
+    send(&home, "the API moved to /v2");
+    let out = hook(&home, "user-prompt-submit", &fixture("user-prompt-submit"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["hookSpecificOutput"]["hookEventName"],
+        "UserPromptSubmit"
+    );
+    let context = json["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(context.contains("the API moved to /v2"), "{context}");
+    assert!(context.contains("from alice"), "{context}");
+    assert_eq!(
+        json.as_object().unwrap().len(),
+        1,
+        "nothing but hookSpecificOutput"
+    );
+
+    let again = hook(&home, "user-prompt-submit", &fixture("user-prompt-submit"));
+    assert!(
+        again.stdout.is_empty(),
+        "an automatic path never shows an item twice"
+    );
+
+    send(&home, "second");
+    let start = hook(&home, "session-start", &fixture("session-start"));
+    let json: Value = serde_json::from_slice(&start.stdout).unwrap();
+    assert_eq!(json["hookSpecificOutput"]["hookEventName"], "SessionStart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_hook_waits_for_mail_and_wakes_the_session_with_exit_2() {
+    let (home, _claude) = setup().await;
+    let mut cmd = home.cmd("observer");
+    cmd.args(["hook", "claude", "stop", "--wait", "60s"])
+        .stdin(Stdio::piped());
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(fixture("stop").as_bytes())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(&home, "review done, 2 nits");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "exit 2 wakes the idle session");
+    assert!(
+        stderr(&out).contains("review done, 2 nits"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn stop_hook_never_loops_when_a_stop_hook_is_already_active() {
+    let home = Home::new();
+    let out = hook(&home, "stop", &fixture("stop-active"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn stop_hook_gives_up_quietly_when_no_mail_comes() {
+    let home = Home::new();
+    let mut cmd = home.cmd("observer");
+    cmd.args(["hook", "claude", "stop", "--wait", "200ms"]);
+    let (mut child, _out, _err) = spawn(cmd);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stop hook never returned"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn malformed_hook_input_is_an_error_that_does_not_block_the_prompt() {
+    let home = Home::new();
+    let out = hook(&home, "user-prompt-submit", "{not json");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "1 reports; 2 would block the user's prompt"
+    );
+    assert!(stderr(&out).contains("hook input is not the JSON Claude Code sends"));
+}

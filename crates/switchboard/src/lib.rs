@@ -2,4 +2,5 @@
 //! MCP server, the relay and the worker).
 
 pub mod cli;
+pub mod clients;
 pub mod settings;

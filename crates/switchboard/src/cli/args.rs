@@ -52,11 +52,23 @@ pub enum Command {
     Gc,
     /// Serve one agent session over stdio (what MCP clients spawn)
     Mcp(McpArgs),
+    /// Register switchboard with an agent client: prints the entries; --write merges them in
+    Setup(SetupArgs),
+    /// Check the store and every client's registration, and say how to fix what is missing
+    Doctor,
     /// Hook commands for agent clients (they read the hook's JSON on stdin)
     Hook {
         #[command(subcommand)]
         client: HookClient,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    pub client: crate::clients::Client,
+    /// Merge into the client's configuration (backed up first; other entries are kept)
+    #[arg(long)]
+    pub write: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,9 +58,13 @@ pub struct Context {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let home = settings::resolve_home(cli.home.as_deref())?;
     let settings = settings::load(home)?;
-    if let Command::Mcp(args) = cli.command {
+    match cli.command {
         // The MCP session answers `initialize` before it touches the store.
-        return commands::mcp::run(settings, args).await;
+        Command::Mcp(args) => return commands::mcp::run(settings, args).await,
+        // These must work when the store does not.
+        Command::Setup(args) => return commands::setup::run(&args, cli.json),
+        Command::Doctor => return commands::doctor::run(&settings, cli.json).await,
+        _ => {}
     }
     let store = SqliteStore::open(&settings.home).map_err(switchboard_core::Error::Store)?;
     let mailbox = Mailbox::new(Arc::new(store), settings.limits.clone());

@@ -10,4 +10,5 @@ mod delivery;
 mod hooks;
 mod mcp;
 mod mcp_client;
+mod setup;
 mod store_file;

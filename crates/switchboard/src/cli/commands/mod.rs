@@ -1,5 +1,6 @@
 //! One module per command; each takes the shared [`Context`] and its own arguments.
 
+pub mod doctor;
 mod gc;
 mod hook;
 mod inbox;
@@ -7,6 +8,7 @@ pub mod mcp;
 mod peers;
 mod send;
 mod sent;
+pub mod setup;
 mod status;
 mod watch;
 
@@ -27,7 +29,9 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Watch(a) => watch::run(ctx, a).await,
         Command::Gc => gc::run(ctx).await,
         Command::Hook { client } => hook::run(ctx, client).await,
-        Command::Mcp(_) => unreachable!("`mcp` is served before a store is opened"),
+        Command::Mcp(_) | Command::Setup(_) | Command::Doctor => {
+            unreachable!("served before a store is opened")
+        }
     }
 }
 

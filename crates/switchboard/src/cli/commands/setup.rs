@@ -1,0 +1,90 @@
+//! `switchboard setup <client> [--write]`
+
+use serde_json::json;
+
+use crate::clients::{self, Client, Entry, Target};
+
+use super::super::args::SetupArgs;
+use super::super::{CliError, output};
+
+/// This binary's absolute path, as clients must be given it (Claude Desktop wants absolute).
+pub fn exe() -> Result<String, CliError> {
+    let path = std::env::current_exe()?;
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    Ok(path.display().to_string())
+}
+
+pub fn run(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
+    let exe = exe()?;
+    let targets = clients::targets(args.client).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let mut report = Vec::new();
+    for target in &targets {
+        let applied = clients::apply(target, &exe, args.write)
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+        report.push(json!({
+            "path": applied.path,
+            "changed": applied.changed,
+            "written": args.write && applied.changed,
+            "backup": applied.backup,
+        }));
+        if !as_json {
+            show(target, &exe, args.write, &applied)?;
+        }
+    }
+    if args.client == Client::ClaudeCode && !as_json {
+        output::line(format!(
+            "\nMail reaches Claude Code through the hooks above (no flag needed). To have it pushed\n\
+             mid-turn as channel events (research preview), start Claude Code with this alias:\n  {}",
+            clients::claude_channel_alias()
+        ))?;
+    }
+    if as_json {
+        return output::json(&json!({ "client": args.client.label(), "files": report }));
+    }
+    if !args.write {
+        output::line(format!(
+            "\nRun `switchboard setup {} --write` to merge this in (the file is backed up first).",
+            cli_name(args.client)
+        ))?;
+    }
+    Ok(())
+}
+
+fn show(
+    target: &Target,
+    exe: &str,
+    write: bool,
+    applied: &clients::Applied,
+) -> Result<(), CliError> {
+    let path = target.path.display();
+    if write {
+        return output::line(match (&applied.changed, &applied.backup) {
+            (false, _) => format!("{path}: already set up"),
+            (true, Some(b)) => format!("{path}: updated (previous version: {})", b.display()),
+            (true, None) => format!("{path}: created"),
+        });
+    }
+    // Only switchboard's own part, as it would stand in an empty file.
+    let fresh = Target {
+        path: std::path::PathBuf::new(),
+        entry: target.entry,
+    };
+    let snippet = clients::apply(&fresh, exe, false)
+        .map(|a| a.content)
+        .unwrap_or_default();
+    let what = match target.entry {
+        Entry::McpJson { .. } => "the MCP server",
+        Entry::ClaudeHooks => "the hooks",
+        Entry::CodexToml => "the MCP server",
+    };
+    output::line(format!("# {what}, in {path}\n{}", snippet.trim_end()))
+}
+
+pub fn cli_name(client: Client) -> &'static str {
+    match client {
+        Client::ClaudeCode => "claude-code",
+        Client::Codex => "codex",
+        Client::ClaudeDesktop => "claude-desktop",
+        Client::Cursor => "cursor",
+    }
+}

@@ -1,0 +1,185 @@
+//! Reading, merging and writing a client's configuration file safely: a file that does not
+//! parse is never overwritten, the previous version is backed up before any change, and the
+//! new version replaces the old one atomically.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use toml_edit::DocumentMut;
+
+use super::{Entry, Target, merge};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not valid {format} ({detail}); fix or move it, then run setup again — nothing was changed"
+    )]
+    Parse {
+        path: PathBuf,
+        format: &'static str,
+        detail: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What a merge did (or, without `write`, would do).
+#[derive(Debug)]
+pub struct Applied {
+    pub path: PathBuf,
+    pub changed: bool,
+    pub backup: Option<PathBuf>,
+    /// The file's content after the merge.
+    pub content: String,
+}
+
+/// How a file stands, for `doctor`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    NoFile,
+    Missing,
+    Configured,
+    /// Configured, but for another switchboard binary or with other settings.
+    Different,
+}
+
+enum Doc {
+    Json(Value),
+    Toml(DocumentMut),
+}
+
+fn read(path: &Path, entry: Entry) -> Result<Option<Doc>, FileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FileError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let parse_err = |format, detail: String| FileError::Parse {
+        path: path.to_owned(),
+        format,
+        detail,
+    };
+    Ok(Some(match entry {
+        Entry::CodexToml => Doc::Toml(
+            text.parse()
+                .map_err(|e: toml_edit::TomlError| parse_err("TOML", e.to_string()))?,
+        ),
+        _ if text.trim().is_empty() => Doc::Json(Value::Object(Default::default())),
+        _ => Doc::Json(serde_json::from_str(&text).map_err(|e| parse_err("JSON", e.to_string()))?),
+    }))
+}
+
+fn empty(entry: Entry) -> Doc {
+    match entry {
+        Entry::CodexToml => Doc::Toml(DocumentMut::new()),
+        _ => Doc::Json(Value::Object(Default::default())),
+    }
+}
+
+/// Merges switchboard's entry into the target's file; writes it only when `write` is set.
+pub fn apply(target: &Target, exe: &str, write: bool) -> Result<Applied, FileError> {
+    let existing = read(&target.path, target.entry)?;
+    let existed = existing.is_some();
+    let mut doc = existing.unwrap_or_else(|| empty(target.entry));
+    let shape_err = |detail: String| FileError::Parse {
+        path: target.path.clone(),
+        format: "a configuration of this client",
+        detail,
+    };
+    let (changed, content) = match &mut doc {
+        Doc::Json(v) => {
+            let changed = merge::json(v, target.entry, exe).map_err(shape_err)?;
+            let text = serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+            (changed, text)
+        }
+        Doc::Toml(d) => {
+            let changed = merge::toml(d, exe).map_err(shape_err)?;
+            (changed, d.to_string())
+        }
+    };
+    let mut applied = Applied {
+        path: target.path.clone(),
+        changed,
+        backup: None,
+        content,
+    };
+    if write && changed {
+        if existed {
+            applied.backup = Some(backup(&target.path)?);
+        }
+        replace(&target.path, &applied.content)?;
+    }
+    Ok(applied)
+}
+
+/// How the target's file stands today.
+pub fn inspect(target: &Target, exe: &str) -> Result<Found, FileError> {
+    let Some(doc) = read(&target.path, target.entry)? else {
+        return Ok(Found::NoFile);
+    };
+    let (configured, mentioned) = match &doc {
+        Doc::Json(v) => (
+            merge::json_has(v, target.entry, exe),
+            v.to_string().contains(merge::SERVER),
+        ),
+        Doc::Toml(d) => (
+            merge::toml_has(d, exe),
+            d.get("mcp_servers")
+                .and_then(|s| s.get(merge::SERVER))
+                .is_some(),
+        ),
+    };
+    Ok(match (configured, mentioned) {
+        (true, _) => Found::Configured,
+        (false, true) => Found::Different,
+        (false, false) => Found::Missing,
+    })
+}
+
+fn backup(path: &Path) -> Result<PathBuf, FileError> {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".switchboard-backup-{stamp}"));
+    let copy = path.with_file_name(name);
+    std::fs::copy(path, &copy).map_err(|source| FileError::Write {
+        path: copy.clone(),
+        source,
+    })?;
+    Ok(copy)
+}
+
+/// Writes beside the file, then renames over it: a crash leaves the old or the new file whole.
+fn replace(path: &Path, content: &str) -> Result<(), FileError> {
+    let err = |source| FileError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".switchboard-tmp");
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, content).map_err(err)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        // Keep the original's permissions: a config may hold secrets of other servers.
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, path).map_err(err)
+}

@@ -1,0 +1,110 @@
+//! Agent clients' configuration files: where each client keeps its MCP servers (and, for
+//! Claude Code, its hooks), and how switchboard's entries are merged into them without
+//! touching anything else.
+
+mod files;
+mod merge;
+
+use std::path::PathBuf;
+
+pub use files::{Applied, FileError, Found, apply, inspect};
+
+/// The clients `setup` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    ClaudeCode,
+    Codex,
+    ClaudeDesktop,
+    Cursor,
+}
+
+impl Client {
+    pub const ALL: [Client; 4] = [
+        Client::ClaudeCode,
+        Client::Codex,
+        Client::ClaudeDesktop,
+        Client::Cursor,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ClaudeCode => "Claude Code",
+            Self::Codex => "Codex CLI",
+            Self::ClaudeDesktop => "Claude Desktop",
+            Self::Cursor => "Cursor",
+        }
+    }
+}
+
+/// One file and what switchboard puts in it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: PathBuf,
+    pub entry: Entry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `mcpServers.switchboard` in a JSON file; `typed` adds `"type": "stdio"` (Claude Code).
+    McpJson { typed: bool },
+    /// Claude Code's `hooks` in its settings file.
+    ClaudeHooks,
+    /// `[mcp_servers.switchboard]` in Codex's TOML.
+    CodexToml,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("no home directory is known for this user; set HOME")]
+    NoHome,
+}
+
+/// The files a client's registration lives in, on this machine.
+pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
+    let base = directories::BaseDirs::new().ok_or(LocateError::NoHome)?;
+    let home = base.home_dir();
+    Ok(match client {
+        Client::ClaudeCode => vec![
+            Target {
+                path: home.join(".claude.json"),
+                entry: Entry::McpJson { typed: true },
+            },
+            Target {
+                path: home.join(".claude").join("settings.json"),
+                entry: Entry::ClaudeHooks,
+            },
+        ],
+        Client::Codex => {
+            let dir =
+                std::env::var_os("CODEX_HOME").map_or_else(|| home.join(".codex"), PathBuf::from);
+            vec![Target {
+                path: dir.join("config.toml"),
+                entry: Entry::CodexToml,
+            }]
+        }
+        Client::ClaudeDesktop => {
+            let dir = if cfg!(target_os = "macos") {
+                home.join("Library/Application Support/Claude")
+            } else {
+                base.config_dir().join("Claude")
+            };
+            vec![Target {
+                path: dir.join("claude_desktop_config.json"),
+                entry: Entry::McpJson { typed: false },
+            }]
+        }
+        Client::Cursor => vec![Target {
+            path: home.join(".cursor").join("mcp.json"),
+            entry: Entry::McpJson { typed: false },
+        }],
+    })
+}
+
+/// The shell alias that starts Claude Code with switchboard's channel enabled, so mail is
+/// pushed mid-turn (research preview) and the Stop hook stands down.
+pub fn claude_channel_alias() -> String {
+    format!(
+        "alias claude-sb='{}=1 claude --dangerously-load-development-channels server:switchboard'",
+        switchboard_mcp::hooks::CHANNELS_ENV
+    )
+}

@@ -5,15 +5,18 @@
 //! - [`tools`]: tool definitions and their execution;
 //! - [`framing`]: how peer content is shown to a model (untrusted, with ids to act on);
 //! - [`identity`]: the peer name and the declared location facts;
+//! - [`notify`]: opt-in desktop notifications for sessions that cannot be pushed to;
 //! - [`hooks`]: Claude Code hook commands, the delivery path that needs no channel flag;
 //! - [`stdio`]: running one session over stdin/stdout until the client goes away.
 
 pub mod framing;
 pub mod hooks;
 pub mod identity;
+pub mod notify;
 pub mod server;
 pub mod stdio;
 pub mod tools;
 
 pub use identity::Identity;
-pub use server::{INSTRUCTIONS, Opener, PushMode, Switchboard};
+pub use notify::Notifier;
+pub use server::{Config, INSTRUCTIONS, Opener, PushMode, Switchboard};

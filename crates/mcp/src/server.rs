@@ -23,11 +23,12 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio::sync::broadcast::error::RecvError;
 
-use switchboard_core::{Mailbox, NamePolicy, OpenSession, Session};
+use switchboard_core::{LogQuery, Mailbox, NamePolicy, OpenSession, Session};
 use switchboard_proto::{InboxItem, PeerKind, PeerView};
 
 use crate::framing;
 use crate::identity::Identity;
+use crate::notify::Notifier;
 use crate::tools;
 
 pub const INBOX_URI: &str = "switchboard://inbox";
@@ -58,14 +59,22 @@ pub enum PushMode {
 /// Opens the store when the session first needs it; runs on a blocking thread.
 pub type Opener = Arc<dyn Fn() -> Result<Mailbox, String> + Send + Sync>;
 
+/// How one session behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub identity: Identity,
+    pub push: PushMode,
+    /// Tell the human when mail arrives that cannot be pushed to the agent.
+    pub notifier: Option<Notifier>,
+}
+
 #[derive(Clone)]
 pub struct Switchboard {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    identity: Identity,
-    push_mode: PushMode,
+    config: Config,
     opener: Opener,
     live: OnceCell<Live>,
     client: Mutex<Option<Implementation>>,
@@ -79,14 +88,15 @@ struct Inner {
 struct Live {
     mailbox: Mailbox,
     session: Session,
+    /// The newest message when the session started: notifications cover what comes after.
+    started_after: i64,
 }
 
 impl Switchboard {
-    pub fn new(identity: Identity, push_mode: PushMode, opener: Opener) -> Self {
+    pub fn new(config: Config, opener: Opener) -> Self {
         Self {
             inner: Arc::new(Inner {
-                identity,
-                push_mode,
+                config,
                 opener,
                 live: OnceCell::new(),
                 client: Mutex::new(None),
@@ -114,7 +124,7 @@ impl Switchboard {
         let mailbox = tokio::task::spawn_blocking(move || opener())
             .await
             .map_err(|e| format!("cannot open the store: {e}"))??;
-        let id = &self.inner.identity;
+        let id = &self.inner.config.identity;
         let name = id
             .peer_name(&client.name)
             .map_err(|e| format!("SWITCHBOARD_NAME is not a usable peer name: {e}"))?;
@@ -125,9 +135,14 @@ impl Switchboard {
             policy: NamePolicy::Suffix,
             client_pid: parent_pid(),
         };
+        let started_after = mailbox.last_message_id().await.map_err(|e| e.to_string())?;
         let session = mailbox.open_session(req).await.map_err(|e| e.to_string())?;
         tracing::info!("session {} acts as peer {}", session.id, session.peer.name);
-        Ok(Live { mailbox, session })
+        Ok(Live {
+            mailbox,
+            session,
+            started_after,
+        })
     }
 
     /// Ends the session at once: the peer goes offline and its leases are released.
@@ -189,12 +204,20 @@ impl Switchboard {
         let Ok(live) = self.live().await else { return };
         let mut wakes = live.mailbox.store().subscribe();
         let me = live.session.peer.id;
-        // Mail that waited while the peer was offline is pushed at once; a subscriber is told
-        // only about what arrives after it subscribed.
+        let mut seen = live.started_after;
+        // Mail that waited while the peer was offline is pushed at once; a subscriber (and the
+        // human, through a notification) is told only about what arrives from now on.
         let mut arrived = false;
         loop {
-            if self.inner.push.load(Ordering::Relaxed) && !self.push(live, &peer).await {
+            let pushing = self.inner.push.load(Ordering::Relaxed);
+            if pushing && !self.push(live, &peer).await {
                 return;
+            }
+            if arrived
+                && !pushing
+                && let Some(notifier) = &self.inner.config.notifier
+            {
+                seen = self.announce(live, notifier, seen).await;
             }
             if arrived && self.inner.subscribed.load(Ordering::Relaxed) {
                 let note = ResourceUpdatedNotificationParam::new(INBOX_URI);
@@ -210,6 +233,26 @@ impl Switchboard {
                     Err(_) => break false,
                 }
             };
+        }
+    }
+
+    /// Notifies the human of messages for this peer after `seen`; returns the new cursor.
+    async fn announce(&self, live: &Live, notifier: &Notifier, seen: i64) -> i64 {
+        let query = LogQuery {
+            after: seen,
+            peer: Some(live.session.peer.id),
+            limit: 50,
+        };
+        match live.mailbox.log(query).await {
+            Ok(entries) if !entries.is_empty() => {
+                notifier.announce(&live.session.peer.name, &entries).await;
+                entries.last().map_or(seen, |e| e.id)
+            }
+            Ok(_) => seen,
+            Err(e) => {
+                tracing::warn!("cannot read new mail for a notification: {e}");
+                seen
+            }
         }
     }
 
@@ -238,7 +281,7 @@ impl Switchboard {
     }
 
     fn channel_wanted(&self, request: &InitializeRequestParams) -> bool {
-        match self.inner.push_mode {
+        match self.inner.config.push {
             PushMode::On => true,
             PushMode::Off => false,
             // Claude Code drops channel events silently unless it was started with the

@@ -101,6 +101,13 @@ pub struct McpArgs {
     /// Push new mail as Claude Code channel events: auto (when the client takes them), on, off
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     pub push: String,
+    /// Show a desktop notification when mail arrives that is not pushed to the agent
+    #[arg(long, env = "SWITCHBOARD_NOTIFY")]
+    pub notify: bool,
+    /// Run this shell command instead of a desktop notification; it gets
+    /// SWITCHBOARD_NOTIFY_TITLE, _BODY, _FROM and _TO in its environment
+    #[arg(long, env = "SWITCHBOARD_NOTIFY_COMMAND", value_name = "CMD")]
+    pub notify_command: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -320,3 +320,39 @@ async fn tools_list_and_instructions_stay_within_six_kilobytes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_for_a_session_without_push_raises_a_notification() {
+    let home = Home::new();
+    let log = home.path().join("notifications.log");
+    let command = format!(
+        "printf '%s|%s|%s\\n' \"$SWITCHBOARD_NOTIFY_TO\" \"$SWITCHBOARD_NOTIFY_FROM\" \"$SWITCHBOARD_NOTIFY_BODY\" >> '{}'",
+        log.display()
+    );
+    let desk = Agent::start_with(&home, "desk", Kind::Codex, &["--notify-command", &command]).await;
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    await_peer(&a, "desk", true).await;
+    // The watcher starts after the handshake; give it its first look at the store.
+    desk.ok("peers", json!({})).await;
+    a.ok(
+        "send",
+        json!({"to": "desk", "text": "the draft is ready for review"}),
+    )
+    .await;
+    let deadline = Instant::now() + crate::harness::PATIENCE;
+    let line = loop {
+        if let Ok(text) = std::fs::read_to_string(&log)
+            && !text.is_empty()
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no notification was raised");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(line, "desk|alice|the draft is ready for review\n");
+    let pushed = a.ok("sent", json!({})).await;
+    assert_eq!(
+        pushed["messages"][0]["recipients"][0]["state"], "queued",
+        "a notification tells the human; it does not hand the message to the agent"
+    );
+}

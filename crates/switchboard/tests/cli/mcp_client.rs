@@ -70,6 +70,11 @@ pub struct Agent {
 
 impl Agent {
     pub async fn start(home: &Home, name: &str, kind: Kind) -> Self {
+        Self::start_with(home, name, kind, &[]).await
+    }
+
+    /// Starts a session with extra `switchboard mcp` arguments.
+    pub async fn start_with(home: &Home, name: &str, kind: Kind, extra: &[&str]) -> Self {
         let (client_name, caps, version) = match kind {
             Kind::ClaudeCode => {
                 let mut experimental = std::collections::BTreeMap::new();
@@ -100,6 +105,7 @@ impl Agent {
         };
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.arg("mcp")
+            .args(extra)
             .env("SWITCHBOARD_HOME", home.path())
             .env("SWITCHBOARD_NAME", name)
             .env_remove("CLAUDE_PROJECT_DIR");

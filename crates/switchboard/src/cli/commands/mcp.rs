@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use switchboard_core::Mailbox;
-use switchboard_mcp::{Identity, PushMode, Switchboard};
+use switchboard_mcp::{Config, Identity, Notifier, PushMode, Switchboard};
 use switchboard_store_sqlite::SqliteStore;
 
 use super::super::CliError;
@@ -21,7 +21,17 @@ pub async fn run(settings: Settings, args: McpArgs) -> Result<(), CliError> {
         let store = SqliteStore::open(&settings.home).map_err(|e| e.to_string())?;
         Ok(Mailbox::new(Arc::new(store), settings.limits.clone()))
     });
-    let server = Switchboard::new(Identity::from_env(args.name), push, opener);
+    let notifier = match (args.notify_command, args.notify) {
+        (Some(cmd), _) => Some(Notifier::Command(cmd)),
+        (None, true) => Some(Notifier::Desktop),
+        (None, false) => None,
+    };
+    let config = Config {
+        identity: Identity::from_env(args.name),
+        push,
+        notifier,
+    };
+    let server = Switchboard::new(config, opener);
     switchboard_mcp::stdio::run(server)
         .await
         .map_err(|e| CliError::BadInput(e.to_string()))

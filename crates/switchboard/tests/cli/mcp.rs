@@ -64,8 +64,20 @@ async fn message_from_a_is_pushed_to_b_as_a_claude_channel_event() {
         "framed as untrusted: {content}"
     );
 
-    let state = a.ok("sent", json!({"id": id})).await;
-    assert_eq!(state["messages"][0]["recipients"][0]["state"], "delivered");
+    // The hand-over is recorded right after the notification is written, so the sender may
+    // see `queued` for a moment after the push landed.
+    let deadline = Instant::now() + crate::harness::PATIENCE;
+    loop {
+        let state = a.ok("sent", json!({"id": id})).await;
+        if state["messages"][0]["recipients"][0]["state"] == "delivered" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never recorded as delivered: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // A push may be dropped by the client, so it stays unread: an explicit pull still lists it.
     let pulled = b.ok("inbox", json!({})).await;
     assert_eq!(ids(&pulled["items"]), vec![id]);

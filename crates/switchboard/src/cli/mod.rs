@@ -23,11 +23,16 @@ use crate::settings::{self, Settings};
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // An agent session is one client on one pipe: a single-threaded runtime serves it with
+    // the least memory. The human's commands may run many store operations at once.
+    let mut builder = if matches!(cli.command, Command::Mcp(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return exit::report(&CliError::Io(e)),
     };

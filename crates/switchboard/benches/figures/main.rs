@@ -16,7 +16,7 @@ use switchboard_core::{Limits, Mailbox, NamePolicy, OpenSession, Outgoing, PeerR
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 use switchboard_store_sqlite::SqliteStore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const SENDERS: usize = 64;
 const RECIPIENTS: usize = 100;
 const CHUNK: usize = 10_000;
@@ -72,6 +72,10 @@ async fn main() {
     );
     let single = sequential_sends(&mailbox, &senders[0], &recipients[0].peer, 500).await;
     println!("| durable sends/s, one sender waiting for each commit | {single:.0} |");
+    mcp::figures(dir.path(), &mailbox, &senders[0]).await;
+    if args.messages == 0 {
+        return;
+    }
 
     let mut rows = Vec::new();
     let mut total = 0;
@@ -121,7 +125,7 @@ fn pct(now: f64, base: f64) -> f64 {
     (now / base - 1.0) * 100.0
 }
 
-fn fmt_dur(d: Duration) -> String {
+pub(crate) fn fmt_dur(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -302,7 +306,9 @@ async fn wake_latency(
     (r50, r99, c50, c99)
 }
 
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+mod mcp;
+
+pub(crate) fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     (at(0.50), at(0.99))

@@ -1,0 +1,214 @@
+//! The MCP server's figures: cold start, push latency into a separate session process, idle
+//! CPU, peak RSS, and the size of what every session pays for (`tools/list` + instructions).
+//! The bench speaks raw JSON-RPC over the child's pipes, as an agent client would.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard_core::{Mailbox, Outgoing, PeerRecord};
+
+use super::{BIN, fmt_dur, percentiles};
+
+const COLD_STARTS: usize = 40;
+const PUSHES: usize = 300;
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
+
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<(Instant, String)>,
+}
+
+impl Session {
+    fn spawn(home: &std::path::Path, name: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("mcp")
+            .env("SWITCHBOARD_HOME", home)
+            .env("SWITCHBOARD_NAME", name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn switchboard mcp");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send(&mut self, msg: &Value) {
+        writeln!(self.stdin, "{msg}").expect("write to the session");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// The next line that is the response to request `id`.
+    fn response(&self, id: i64) -> (Instant, Value) {
+        loop {
+            let (at, line) = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a response");
+            let v: Value = serde_json::from_str(&line).expect("json line");
+            if v["id"] == id {
+                return (at, v);
+            }
+        }
+    }
+
+    fn initialize(&mut self, channel: bool) -> Value {
+        let caps = if channel {
+            json!({"experimental": {"claude/channel": {}}})
+        } else {
+            json!({})
+        };
+        self.send(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": caps,
+            "clientInfo": {"name": "claude-code", "version": "bench"}}}),
+        );
+        let (_, v) = self.response(1);
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        v
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn figures(home: &std::path::Path, mailbox: &Mailbox, from: &PeerRecord) {
+    cold_start(home);
+    let mut b = Session::spawn(home, "bench-b");
+    let init = b.initialize(true);
+    b.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    let (_, tools) = b.response(2);
+    let size = tools["result"]["tools"].to_string().len()
+        + init["result"]["instructions"].as_str().map_or(0, str::len);
+    println!("| `tools/list` + `instructions` | {size} bytes |");
+    // A tool call returns only once the session is registered.
+    b.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "peers", "arguments": {}}}));
+    b.response(3);
+    push_latency(&b, mailbox, from).await;
+    let pid = b.child.id();
+    println!(
+        "| peak RSS of a session after {PUSHES} pushes | {:.1} MB |",
+        peak_rss_mb(pid)
+    );
+    println!(
+        "| idle CPU of a session over {} s | {:.3} % |",
+        IDLE_WINDOW.as_secs(),
+        idle_cpu_percent(pid)
+    );
+    b.stop();
+}
+
+fn cold_start(home: &std::path::Path) {
+    let mut samples = Vec::with_capacity(COLD_STARTS);
+    for i in 0..COLD_STARTS {
+        let started = Instant::now();
+        let mut s = Session::spawn(home, &format!("cold-{i}"));
+        s.send(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "0"}}}),
+        );
+        let (answered, _) = s.response(1);
+        samples.push(answered.duration_since(started));
+        s.stop();
+    }
+    let (p50, p99) = percentiles(&mut samples);
+    println!(
+        "| cold start, spawn → `initialize` result (p50 / p99 of {COLD_STARTS}) | {} / {} |",
+        fmt_dur(p50),
+        fmt_dur(p99)
+    );
+}
+
+async fn push_latency(b: &Session, mailbox: &Mailbox, from: &PeerRecord) {
+    let mut from_return = Vec::with_capacity(PUSHES);
+    let mut from_call = Vec::with_capacity(PUSHES);
+    for i in 0..PUSHES {
+        let called = Instant::now();
+        mailbox
+            .send(from.id, Outgoing::to_peer("bench-b", format!("push {i}")))
+            .await
+            .expect("send");
+        let returned = Instant::now();
+        let pushed = loop {
+            let (at, line) = b
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a push");
+            if line.contains("notifications/claude/channel") {
+                break at;
+            }
+        };
+        from_return.push(pushed.saturating_duration_since(returned));
+        from_call.push(pushed.saturating_duration_since(called));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (r50, r99) = percentiles(&mut from_return);
+    let (c50, c99) = percentiles(&mut from_call);
+    println!(
+        "| push, `send` returns → `notifications/claude/channel` on the session's stdout (p50 / p99) | {} / {} |",
+        fmt_dur(r50),
+        fmt_dur(r99)
+    );
+    println!(
+        "| push, `send` called (incl. commit) → on stdout (p50 / p99) | {} / {} |",
+        fmt_dur(c50),
+        fmt_dur(c99)
+    );
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU time used while idle, from /proc, as a percentage of one core.
+fn idle_cpu_percent(pid: u32) -> f64 {
+    let ticks = || -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(100.0);
+    let before = ticks().unwrap_or(0);
+    std::thread::sleep(IDLE_WINDOW);
+    let after = ticks().unwrap_or(0);
+    (after - before) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0
+}

@@ -26,7 +26,10 @@ pub fn main() -> ExitCode {
     // An agent session is one client on one pipe: a single-threaded runtime serves it with
     // the least memory. The human's commands may run many store operations at once.
     let mut builder = if matches!(cli.command, Command::Mcp(_)) {
-        tokio::runtime::Builder::new_current_thread()
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        // Store reads run on blocking threads; each thread costs an allocator arena.
+        b.max_blocking_threads(2);
+        b
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(2);

@@ -202,6 +202,32 @@ async fn a_session_goes_offline_at_once_when_its_client_closes_stdin() {
     await_peer(&a, "bob", false).await;
 }
 
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_session_and_the_process_promptly() {
+    let home = Home::new();
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let b = Agent::start(&home, "bob", Kind::Codex).await;
+    await_peer(&a, "bob", true).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &b.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    await_peer(&a, "bob", false).await;
+    let deadline = Instant::now() + crate::harness::PATIENCE;
+    while std::path::Path::new(&format!("/proc/{}", b.pid)).exists()
+        && std::fs::read_to_string(format!("/proc/{}/stat", b.pid))
+            .is_ok_and(|s| !s.contains(") Z "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the process did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stateless_protocol_generation_works_too() {
     let home = Home::new();

@@ -1,8 +1,5 @@
 //! Bad input gets a specific error and exit code, and writes nothing.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use crate::harness::{Home, stderr};
 
 const BAD_INPUT: i32 = 2;
@@ -34,21 +31,7 @@ fn unknown_peer_names_the_peers_there_are() {
 fn oversize_text_is_refused_with_the_limit() {
     let home = setup();
     let before = home.messages();
-    let mut child = home
-        .cmd("alice")
-        .args(["send", "bob", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&vec![b'x'; 64 * 1024 + 1])
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = home.run_fed("alice", &["send", "bob", "-"], &vec![b'x'; 64 * 1024 + 1]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
     assert!(
         stderr(&out).contains("message text is 65537 bytes; the limit is 65536 bytes"),

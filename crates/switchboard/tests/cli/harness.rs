@@ -53,6 +53,15 @@ impl Home {
         self.cmd(who).args(args).output().expect("run switchboard")
     }
 
+    /// Runs with `input` on stdin.
+    pub fn run_fed(&self, who: &str, args: &[&str], input: &[u8]) -> Output {
+        let mut cmd = self.cmd(who);
+        cmd.args(args);
+        fed(cmd, input)
+            .wait_with_output()
+            .expect("wait for switchboard")
+    }
+
     /// Runs with `--json`, insists on success and parses stdout.
     pub fn json(&self, who: &str, args: &[&str]) -> Value {
         let out = self.run(who, &[&["--json"], args].concat());
@@ -107,6 +116,19 @@ impl Lines {
     }
 }
 
+/// Spawns a command with `input` written to its stdin (then closed) and its output piped.
+pub fn fed(mut cmd: Command, input: &[u8]) -> Child {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchboard");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, input).expect("write stdin");
+    child
+}
+
 /// Spawns the binary with piped stdout and stderr.
 pub fn spawn(mut cmd: Command) -> (Child, Lines, Lines) {
     let mut child = cmd
@@ -124,3 +146,22 @@ pub fn stderr(out: &Output) -> String {
 }
 
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it yields a value; fails the test with `what` after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

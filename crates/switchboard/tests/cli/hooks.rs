@@ -1,12 +1,11 @@
 //! Claude Code hook commands, fed recorded hook inputs, next to a live MCP session.
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Home, PATIENCE, spawn, stderr};
+use crate::harness::{Home, PATIENCE, fed, spawn, stderr};
 use crate::mcp_client::{Agent, Kind};
 
 fn fixture(name: &str) -> String {
@@ -18,21 +17,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn hook(home: &Home, event: &str, input: &str) -> Output {
-    let mut child = home
-        .cmd("observer")
-        .args(["hook", "claude", event])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    home.run_fed("observer", &["hook", "claude", event], input.as_bytes())
 }
 
 /// A Claude Code session without the channel flag: the hooks' peer is found through the
@@ -91,19 +76,8 @@ async fn prompt_and_session_start_hooks_add_new_mail_as_context_once() {
 async fn stop_hook_waits_for_mail_and_wakes_the_session_with_exit_2() {
     let (home, _claude) = setup().await;
     let mut cmd = home.cmd("observer");
-    cmd.args(["hook", "claude", "stop", "--wait", "60s"])
-        .stdin(Stdio::piped());
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(fixture("stop").as_bytes())
-        .unwrap();
+    cmd.args(["hook", "claude", "stop", "--wait", "60s"]);
+    let child = fed(cmd, fixture("stop").as_bytes());
     tokio::time::sleep(Duration::from_millis(300)).await;
     send(&home, "review done, 2 nits");
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())

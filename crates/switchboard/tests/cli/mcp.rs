@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::Home;
+use crate::harness::{Home, eventually};
 use crate::mcp_client::{Agent, Kind, text};
 
 fn ids(items: &Value) -> Vec<i64> {
@@ -16,23 +16,16 @@ fn ids(items: &Value) -> Vec<i64> {
 
 /// Waits until `who`'s `peers` tool reports `name` with the given liveness.
 async fn await_peer(who: &Agent, name: &str, online: bool) {
-    let deadline = Instant::now() + crate::harness::PATIENCE;
-    loop {
+    eventually(&format!("{name} online={online}"), || async {
         let out = who.ok("peers", json!({})).await;
-        let found = out["peers"]
+        out["peers"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["name"] == name && p["online"] == online);
-        if found {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never became online={online}: {out}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+            .any(|p| p["name"] == name && p["online"] == online)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,18 +59,11 @@ async fn message_from_a_is_pushed_to_b_as_a_claude_channel_event() {
 
     // The hand-over is recorded right after the notification is written, so the sender may
     // see `queued` for a moment after the push landed.
-    let deadline = Instant::now() + crate::harness::PATIENCE;
-    loop {
+    eventually("the push recorded as delivered", || async {
         let state = a.ok("sent", json!({"id": id})).await;
-        if state["messages"][0]["recipients"][0]["state"] == "delivered" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never recorded as delivered: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        (state["messages"][0]["recipients"][0]["state"] == "delivered").then_some(())
+    })
+    .await;
     // A push may be dropped by the client, so it stays unread: an explicit pull still lists it.
     let pulled = b.ok("inbox", json!({})).await;
     assert_eq!(ids(&pulled["items"]), vec![id]);
@@ -215,17 +201,12 @@ async fn sigterm_ends_the_session_and_the_process_promptly() {
         .unwrap();
     assert!(status.success());
     await_peer(&a, "bob", false).await;
-    let deadline = Instant::now() + crate::harness::PATIENCE;
-    while std::path::Path::new(&format!("/proc/{}", b.pid)).exists()
-        && std::fs::read_to_string(format!("/proc/{}/stat", b.pid))
-            .is_ok_and(|s| !s.contains(") Z "))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the process did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the process exits after SIGTERM", || async {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", b.pid));
+        // Gone, or a zombie waiting for its parent to reap it: either way it has exited.
+        stat.map_or(true, |s| s.contains(") Z ")).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,14 +243,10 @@ async fn inbox_resource_subscription_and_prompt_deliver_mail() {
         .unwrap();
     a.ok("send", json!({"to": "desk", "text": "draft ready"}))
         .await;
-    let deadline = Instant::now() + crate::harness::PATIENCE;
-    while d.recorder.updates.lock().unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no resources/updated notification"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("a resources/updated notification", || async {
+        (!d.recorder.updates.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
     let prompt = d
         .client
         .get_prompt(rmcp::model::GetPromptRequestParams::new("inbox"))
@@ -377,16 +354,10 @@ async fn mail_for_a_session_without_push_raises_a_notification() {
         json!({"to": "desk", "text": "the draft is ready for review"}),
     )
     .await;
-    let deadline = Instant::now() + crate::harness::PATIENCE;
-    let line = loop {
-        if let Ok(text) = std::fs::read_to_string(&log)
-            && !text.is_empty()
-        {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "no notification was raised");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let line = eventually("a notification", || async {
+        std::fs::read_to_string(&log).ok().filter(|t| !t.is_empty())
+    })
+    .await;
     assert_eq!(line, "desk|alice|the draft is ready for review\n");
     let pushed = a.ok("sent", json!({})).await;
     assert_eq!(

@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use tokio::sync::broadcast::error::RecvError;
 
 use switchboard_core::{LogQuery, Mailbox, NamePolicy, OpenSession, Session};
-use switchboard_proto::{InboxItem, PeerKind, PeerView};
+use switchboard_proto::{InboxItem, LogEntry, PeerKind, PeerView};
 
 use crate::framing;
 use crate::identity::Identity;
@@ -213,16 +213,19 @@ impl Switchboard {
             if pushing && !self.push(live, &peer).await {
                 return;
             }
-            if arrived
-                && !pushing
-                && let Some(notifier) = &self.inner.config.notifier
-            {
-                seen = self.announce(live, notifier, seen).await;
-            }
-            if arrived && self.inner.subscribed.load(Ordering::Relaxed) {
-                let note = ResourceUpdatedNotificationParam::new(INBOX_URI);
-                if peer.notify_resource_updated(note).await.is_err() {
-                    return;
+            let subscribed = self.inner.subscribed.load(Ordering::Relaxed);
+            let notifier = self.inner.config.notifier.as_ref().filter(|_| !pushing);
+            // A wake may be about presence, not mail: only new messages are worth telling.
+            if arrived && (subscribed || notifier.is_some()) {
+                let fresh = self.fresh(live, &mut seen).await;
+                if let (Some(notifier), false) = (notifier, fresh.is_empty()) {
+                    notifier.announce(&live.session.peer.name, &fresh).await;
+                }
+                if subscribed && !fresh.is_empty() {
+                    let note = ResourceUpdatedNotificationParam::new(INBOX_URI);
+                    if peer.notify_resource_updated(note).await.is_err() {
+                        return;
+                    }
                 }
             }
             arrived = loop {
@@ -236,22 +239,23 @@ impl Switchboard {
         }
     }
 
-    /// Notifies the human of messages for this peer after `seen`; returns the new cursor.
-    async fn announce(&self, live: &Live, notifier: &Notifier, seen: i64) -> i64 {
+    /// Messages for this peer after the cursor `seen`, which moves past them.
+    async fn fresh(&self, live: &Live, seen: &mut i64) -> Vec<LogEntry> {
         let query = LogQuery {
-            after: seen,
+            after: *seen,
             peer: Some(live.session.peer.id),
             limit: 50,
         };
         match live.mailbox.log(query).await {
-            Ok(entries) if !entries.is_empty() => {
-                notifier.announce(&live.session.peer.name, &entries).await;
-                entries.last().map_or(seen, |e| e.id)
+            Ok(entries) => {
+                if let Some(last) = entries.last() {
+                    *seen = last.id;
+                }
+                entries
             }
-            Ok(_) => seen,
             Err(e) => {
-                tracing::warn!("cannot read new mail for a notification: {e}");
-                seen
+                tracing::warn!("cannot read new mail: {e}");
+                Vec::new()
             }
         }
     }

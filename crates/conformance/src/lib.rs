@@ -118,6 +118,12 @@ macro_rules! conformance_suite {
             concurrent_sends_are_all_durable,
             lease_wait_returns_when_mail_lands,
             client_process_finds_its_live_peer,
+            question_and_grounded_answer_reach_each_side,
+            a_question_is_answered_once_and_only_by_the_peer_asked,
+            a_decline_tells_the_asker_why,
+            an_unanswered_question_expires_and_the_asker_is_told,
+            bad_questions_and_answers_change_nothing,
+            questions_list_by_role_and_state,
         );
     };
     (@stories $backend:expr; $($story:ident),* $(,)?) => {

@@ -28,6 +28,12 @@ pub enum Rejection {
     UnknownMessage { id: MessageId },
     #[error("reply_to {id} names no message this peer received or sent")]
     UnknownReplyTo { id: MessageId },
+    #[error("no question {id}; see `questions` for the ones you asked or received")]
+    UnknownQuestion { id: MessageId },
+    #[error("question {id} was asked to '{asked}', not to you; only '{asked}' can answer it")]
+    NotYourQuestion { id: MessageId, asked: String },
+    #[error("question {id} is already {state}; a question is answered or declined once")]
+    QuestionClosed { id: MessageId, state: String },
     #[error("the name '{name}' is taken by another peer; choose another")]
     NameTaken { name: String },
     #[error("a broadcast to scope '{scope}' needs a sender with a known {what}; use scope 'room'")]
@@ -59,6 +65,14 @@ pub enum Error {
     Rejected(#[from] Rejection),
     #[error("message text is empty; write something to send")]
     EmptyText,
+    #[error("{field} is empty")]
+    Empty { field: &'static str },
+    #[error("{field}: {count} given, at most {max} allowed")]
+    TooMany {
+        field: &'static str,
+        count: usize,
+        max: usize,
+    },
     #[error("{field} is {len} bytes; the limit is {max} bytes")]
     TooLong {
         field: &'static str,
@@ -89,6 +103,8 @@ impl Error {
             self,
             Self::Name(_)
                 | Self::EmptyText
+                | Self::Empty { .. }
+                | Self::TooMany { .. }
                 | Self::TooLong { .. }
                 | Self::TtlTooLong { .. }
                 | Self::NoIds

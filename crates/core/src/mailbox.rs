@@ -7,16 +7,18 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use switchboard_proto::{
-    InboxItem, LogEntry, MAX_IDEMPOTENCY_KEY_BYTES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES, MessageId,
-    Millis, PeerKind, PeerName, SentMessage, Target,
+    InboxItem, ItemKind, LogEntry, MAX_CONTEXT_HINT_BYTES, MAX_DECLINE_BYTES,
+    MAX_IDEMPOTENCY_KEY_BYTES, MAX_SOURCE_BYTES, MAX_SOURCES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES,
+    MessageId, Millis, PeerKind, PeerName, QuestionState, QuestionView, SentMessage, Target,
 };
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Rejection};
 use crate::policy::{Limits, ms};
 use crate::store::{
-    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, NewTarget, OpenSession,
-    PeerId, PeerRecord, SentQuery, SessionId, SessionRecord, Store, StoreStats,
+    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, NewQuestion, NewTarget,
+    OpenSession, PeerId, PeerRecord, QuestionQuery, Reply, SentQuery, SessionId, SessionRecord,
+    Store, StoreStats,
 };
 use crate::wake::Wake;
 
@@ -45,6 +47,15 @@ impl Outgoing {
             ttl: None,
         }
     }
+}
+
+/// A question a peer wants to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    pub to: String,
+    pub question: String,
+    pub context_hint: Option<String>,
+    pub ttl: Option<Duration>,
 }
 
 /// Longest a waiter sleeps without a wake before looking again; it only matters when a lease
@@ -140,27 +151,119 @@ impl Mailbox {
         if let Some(key) = &out.idempotency_key {
             check_len("idempotency key", key, MAX_IDEMPOTENCY_KEY_BYTES)?;
         }
-        let ttl = out.ttl.unwrap_or(self.limits.default_ttl);
+        let expires_at = self.expiry(out.ttl)?;
+        let target = match &out.to {
+            Target::Peer(name) => NewTarget::Peer(self.resolve(name, Some(from)).await?.id),
+            Target::Broadcast(scope) => NewTarget::Broadcast(*scope),
+        };
+        let msg = NewMessage {
+            kind: ItemKind::Message,
+            sender: from,
+            target,
+            text: out.text,
+            reply_to: out.reply_to,
+            idempotency_key: out.idempotency_key,
+            expires_at,
+        };
+        Ok(self.store.send(msg, self.admission(), self.now()).await?)
+    }
+
+    /// Validates and stores a question to one peer; returns once it is durable.
+    pub async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView> {
+        non_empty("question", &ask.question)?;
+        check_len("question", &ask.question, MAX_TEXT_BYTES)?;
+        if let Some(hint) = &ask.context_hint {
+            check_len("context_hint", hint, MAX_CONTEXT_HINT_BYTES)?;
+        }
+        let expires_at = self.expiry(ask.ttl)?;
+        let to = self.resolve(&ask.to, Some(from)).await?.id;
+        let q = NewQuestion {
+            asker: from,
+            to,
+            question: ask.question,
+            context_hint: ask.context_hint.filter(|h| !h.trim().is_empty()),
+            expires_at,
+        };
+        Ok(self.store.ask(q, self.admission(), self.now()).await?)
+    }
+
+    /// Answers or declines a question asked to `by`, once.
+    pub async fn reply(
+        &self,
+        by: PeerId,
+        question: MessageId,
+        reply: Reply,
+    ) -> Result<QuestionView> {
+        match &reply {
+            Reply::Answer { text, sources, .. } => {
+                non_empty("answer", text)?;
+                check_len("answer", text, MAX_TEXT_BYTES)?;
+                if sources.len() > MAX_SOURCES {
+                    return Err(Error::TooMany {
+                        field: "sources",
+                        count: sources.len(),
+                        max: MAX_SOURCES,
+                    });
+                }
+                for s in sources {
+                    non_empty("a source", s)?;
+                    check_len("a source", s, MAX_SOURCE_BYTES)?;
+                }
+            }
+            Reply::Decline { reason } => {
+                non_empty("the reason for declining", reason)?;
+                check_len("the reason for declining", reason, MAX_DECLINE_BYTES)?;
+            }
+        }
+        let expires_at = self.expiry(None)?;
+        Ok(self
+            .store
+            .reply(
+                question,
+                by,
+                reply,
+                expires_at,
+                self.admission(),
+                self.now(),
+            )
+            .await?)
+    }
+
+    pub async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>> {
+        Ok(self.store.questions(peer, query, self.now()).await?)
+    }
+
+    pub async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
+        Ok(self.store.question(peer, id, self.now()).await?)
+    }
+
+    /// The question once it is no longer open, or as it stands after `wait`.
+    pub async fn question_wait(
+        &self,
+        peer: PeerId,
+        id: MessageId,
+        wait: Duration,
+    ) -> Result<QuestionView> {
+        let mut wakes = self.store.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let q = self.question(peer, id).await?;
+            if q.state != QuestionState::Open || !wait_for(&mut wakes, Some(peer), deadline).await {
+                return Ok(q);
+            }
+        }
+    }
+
+    /// The expiry instant for a TTL (the default when none), refusing one beyond retention.
+    fn expiry(&self, ttl: Option<Duration>) -> Result<Millis> {
+        let ttl = ttl.unwrap_or(self.limits.default_ttl);
         if ttl > self.limits.retention {
             return Err(Error::TtlTooLong {
                 asked_secs: ttl.as_secs(),
                 max_secs: self.limits.retention.as_secs(),
             });
         }
-        let target = match &out.to {
-            Target::Peer(name) => NewTarget::Peer(self.resolve(name, Some(from)).await?.id),
-            Target::Broadcast(scope) => NewTarget::Broadcast(*scope),
-        };
-        let now = self.now();
-        let msg = NewMessage {
-            sender: from,
-            target,
-            text: out.text,
-            reply_to: out.reply_to,
-            idempotency_key: out.idempotency_key,
-            expires_at: now.saturating_add(ms(ttl)),
-        };
-        Ok(self.store.send(msg, self.admission(), now).await?)
+        Ok(self.now().saturating_add(ms(ttl)))
     }
 
     fn admission(&self) -> Admission {
@@ -283,6 +386,13 @@ impl Mailbox {
     pub async fn stats(&self) -> Result<StoreStats> {
         Ok(self.store.stats(self.now()).await?)
     }
+}
+
+fn non_empty(field: &'static str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::Empty { field });
+    }
+    Ok(())
 }
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<()> {

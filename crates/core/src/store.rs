@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
-    InboxItem, LogEntry, MessageId, Millis, PeerInfo, PeerKind, PeerName, PeerView, Scope,
-    SentMessage,
+    Basis, InboxItem, ItemKind, LogEntry, MessageId, Millis, PeerInfo, PeerKind, PeerName,
+    PeerView, QuestionView, Scope, SentMessage,
 };
 
 use crate::error::Rejection;
@@ -82,12 +82,45 @@ pub enum NewTarget {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
+    pub kind: ItemKind,
     pub sender: PeerId,
     pub target: NewTarget,
     pub text: String,
     pub reply_to: Option<MessageId>,
     pub idempotency_key: Option<String>,
     pub expires_at: Millis,
+}
+
+/// A question to store, with its delivery to the one peer asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewQuestion {
+    pub asker: PeerId,
+    pub to: PeerId,
+    pub question: String,
+    pub context_hint: Option<String>,
+    pub expires_at: Millis,
+}
+
+/// How a question is closed by the peer it was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Answer {
+        text: String,
+        basis: Basis,
+        sources: Vec<String>,
+    },
+    Decline {
+        reason: String,
+    },
+}
+
+/// Which questions of a peer to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionQuery {
+    pub asked: bool,
+    pub received: bool,
+    pub open_only: bool,
+    pub limit: u32,
 }
 
 /// The limits a send must pass, checked inside its transaction.
@@ -251,7 +284,41 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<SentMessage>;
 
-    /// Leases unread items of a peer to one of its sessions, oldest first.
+    /// Stores a question as a message of kind `question` to one peer, with its record.
+    async fn ask(
+        &self,
+        q: NewQuestion,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<QuestionView>;
+
+    /// Answers or declines a question once, as the peer it was asked; the reply is delivered
+    /// to the asker like any message. A second reply, a reply to an unknown question, or one
+    /// from another peer is rejected and changes nothing.
+    async fn reply(
+        &self,
+        question: MessageId,
+        by: PeerId,
+        reply: Reply,
+        expires_at: Millis,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<QuestionView>;
+
+    /// Questions the peer asked and/or received, newest first.
+    async fn questions(
+        &self,
+        peer: PeerId,
+        query: QuestionQuery,
+        now: Millis,
+    ) -> StoreResult<Vec<QuestionView>>;
+
+    /// One question the peer asked or received.
+    async fn question(&self, peer: PeerId, id: MessageId, now: Millis)
+    -> StoreResult<QuestionView>;
+
+    /// Leases unread items of a peer to one of its sessions, oldest first. Questions this peer
+    /// asked that expired unanswered first become expiry notices in its inbox.
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>>;
 
     /// Records that leased items were handed to the session; items it does not hold a lease on

@@ -7,8 +7,10 @@ pub mod limits;
 pub mod message;
 pub mod name;
 pub mod peer;
+pub mod question;
 
 pub use limits::*;
 pub use message::*;
 pub use name::{NameError, PeerName};
 pub use peer::*;
+pub use question::*;

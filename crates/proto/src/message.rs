@@ -139,10 +139,68 @@ impl fmt::Display for Target {
     }
 }
 
+/// What an item in an inbox is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    #[default]
+    Message,
+    /// A question addressed to this peer, to answer or decline.
+    Question,
+    /// The answer to a question this peer asked (`reply_to` is the question).
+    Answer,
+    /// A refusal to answer this peer's question, with the reason as text.
+    Decline,
+    /// Notice that this peer's question expired unanswered.
+    Expired,
+}
+
+impl ItemKind {
+    pub const ALL: [Self; 5] = [
+        Self::Message,
+        Self::Question,
+        Self::Answer,
+        Self::Decline,
+        Self::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Question => "question",
+            Self::Answer => "answer",
+            Self::Decline => "decline",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl FromStr for ItemKind {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVariant {
+                kind: "item kind",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// The grounding of an answer, carried with it into the asker's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grounding {
+    pub basis: crate::question::Basis,
+    pub sources: Vec<String>,
+}
+
 /// A message as its recipient sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxItem {
     pub id: MessageId,
+    #[serde(default)]
+    pub kind: ItemKind,
     pub from: String,
     pub to: Target,
     pub text: String,
@@ -150,6 +208,12 @@ pub struct InboxItem {
     pub created_at: Millis,
     /// Already handed to a session of this peer once (e.g. pushed) but not acknowledged.
     pub seen_before: bool,
+    /// For a question: what the asker says the answerer should look at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_hint: Option<String>,
+    /// For an answer: its basis and sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounding: Option<Grounding>,
 }
 
 /// One recipient's delivery record, as the sender may see it.
@@ -181,6 +245,8 @@ pub struct SentMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub id: MessageId,
+    #[serde(default)]
+    pub kind: ItemKind,
     pub from: String,
     pub to: Target,
     pub text: String,

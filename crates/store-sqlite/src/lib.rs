@@ -27,11 +27,13 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use switchboard_core::{
-    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, OpenSession, PeerId,
-    PeerRecord, SentQuery, SessionId, SessionRecord, Store, StoreError, StoreResult, StoreStats,
-    Wake,
+    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, NewQuestion, OpenSession,
+    PeerId, PeerRecord, QuestionQuery, Reply, SentQuery, SessionId, SessionRecord, Store,
+    StoreError, StoreResult, StoreStats, Wake,
 };
-use switchboard_proto::{InboxItem, LogEntry, MessageId, Millis, PeerKind, PeerName, SentMessage};
+use switchboard_proto::{
+    InboxItem, LogEntry, MessageId, Millis, PeerKind, PeerName, QuestionView, SentMessage,
+};
 
 use crate::doorbell::Doorbell;
 use crate::fault::{OpResult, classify};
@@ -354,8 +356,53 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ask(
+        &self,
+        q: NewQuestion,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<QuestionView> {
+        self.write(move |c, w, live| ops::questions::ask(c, w, live, &q, admission, now))
+            .await
+    }
+
+    async fn reply(
+        &self,
+        question: MessageId,
+        by: PeerId,
+        reply: Reply,
+        expires_at: Millis,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<QuestionView> {
+        self.write(move |c, w, live| {
+            ops::questions::reply(c, w, live, question, by, &reply, expires_at, admission, now)
+        })
+        .await
+    }
+
+    async fn questions(
+        &self,
+        peer: PeerId,
+        query: QuestionQuery,
+        now: Millis,
+    ) -> StoreResult<Vec<QuestionView>> {
+        self.read(move |c| ops::questions::list(c, peer, query, now))
+            .await
+    }
+
+    async fn question(
+        &self,
+        peer: PeerId,
+        id: MessageId,
+        now: Millis,
+    ) -> StoreResult<QuestionView> {
+        self.read(move |c| ops::questions::load_for(c, id, peer, now))
+            .await
+    }
+
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
-        self.write(move |c, _, _| ops::mail::lease(c, &req, now))
+        self.write(move |c, w, _| ops::mail::lease(c, w, &req, now))
             .await
     }
 

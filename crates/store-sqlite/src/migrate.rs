@@ -75,6 +75,31 @@ CREATE INDEX deliveries_leased ON deliveries(lease_session) WHERE lease_session 
 ALTER TABLE sessions ADD COLUMN client_pid INTEGER;
 CREATE INDEX sessions_live_by_client ON sessions(client_pid) WHERE ended_at IS NULL;
 ",
+    // v3: grounded questions and answers. A question, its answer, a decline and an expiry
+    // notice are messages of their own kind, so they travel every delivery path; the question
+    // record holds what only questions have.
+    r"
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message'
+    CHECK (kind IN ('message', 'question', 'answer', 'decline', 'expired'));
+
+CREATE TABLE questions (
+    message_id   INTEGER PRIMARY KEY REFERENCES messages(id),
+    context_hint TEXT,
+    state        TEXT NOT NULL CHECK (state IN ('open', 'answered', 'declined', 'expired')),
+    reply_id     INTEGER REFERENCES messages(id),
+    basis        TEXT CHECK (basis IN ('verified', 'from_memory')),
+    closed_at    INTEGER
+);
+CREATE INDEX questions_open ON questions(state) WHERE state = 'open';
+CREATE UNIQUE INDEX questions_by_reply ON questions(reply_id) WHERE reply_id IS NOT NULL;
+
+CREATE TABLE answer_sources (
+    answer_id INTEGER NOT NULL REFERENCES messages(id),
+    position  INTEGER NOT NULL,
+    source    TEXT    NOT NULL,
+    PRIMARY KEY (answer_id, position)
+) WITHOUT ROWID;
+",
 ];
 
 /// The schema version this build writes.

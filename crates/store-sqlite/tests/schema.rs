@@ -6,6 +6,7 @@
 use switchboard_store_sqlite::{DB_FILE, SqliteStore, migrate};
 
 const EXPECTED: &[(&str, &[&str])] = &[
+    ("answer_sources", &["answer_id", "position", "source"]),
     (
         "deliveries",
         &[
@@ -31,6 +32,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "idempotency_key",
             "created_at",
             "expires_at",
+            "kind",
         ],
     ),
     (
@@ -48,6 +50,17 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "summary",
             "created_at",
             "last_seen_at",
+        ],
+    ),
+    (
+        "questions",
+        &[
+            "message_id",
+            "context_hint",
+            "state",
+            "reply_id",
+            "basis",
+            "closed_at",
         ],
     ),
     ("schema_version", &["version"]),

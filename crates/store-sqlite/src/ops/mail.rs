@@ -8,8 +8,8 @@ use switchboard_core::{
     SessionId, Wake,
 };
 use switchboard_proto::{
-    DeliveryState, InboxItem, LogEntry, MessageId, Millis, RecipientState, Scope, SentMessage,
-    Target,
+    DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, RecipientState,
+    Scope, SentMessage, Target,
 };
 
 use super::{count_up_to, parse_col, peers};
@@ -52,8 +52,8 @@ pub fn send(
     };
     conn.prepare_cached(
         "INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to, idempotency_key,
-             created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             created_at, expires_at, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         msg.sender,
@@ -63,7 +63,8 @@ pub fn send(
         msg.reply_to,
         msg.idempotency_key,
         now,
-        msg.expires_at
+        msg.expires_at,
+        msg.kind.as_str()
     ])?;
     let id = conn.last_insert_rowid();
     let mut insert = conn.prepare_cached(
@@ -214,11 +215,13 @@ fn mark_read(conn: &Connection, peer: PeerId, id: MessageId, now: Millis) -> OpR
 }
 
 const SELECT_ITEM: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to,
-        m.created_at, d.state, d.attempts
+        m.created_at, d.state, d.attempts, m.kind, q.context_hint, a.basis
     FROM deliveries d
     JOIN messages m ON m.id = d.message_id
     JOIN peers s ON s.id = m.sender_id
-    LEFT JOIN peers r ON r.id = m.recipient_id";
+    LEFT JOIN peers r ON r.id = m.recipient_id
+    LEFT JOIN questions q ON q.message_id = m.id
+    LEFT JOIN questions a ON a.reply_id = m.id";
 
 struct Candidate {
     item: InboxItem,
@@ -235,22 +238,46 @@ fn target(r: &Row<'_>, name_idx: usize, scope_idx: usize) -> rusqlite::Result<Ta
 
 fn candidate(r: &Row<'_>) -> rusqlite::Result<Candidate> {
     let state: DeliveryState = parse_col(r, 7)?;
+    let kind: ItemKind = parse_col(r, 9)?;
+    let basis: Option<String> = r.get(11)?;
     Ok(Candidate {
         item: InboxItem {
             id: r.get(0)?,
+            kind,
             from: r.get(1)?,
             to: target(r, 2, 3)?,
             text: r.get(4)?,
             reply_to: r.get(5)?,
             created_at: r.get(6)?,
             seen_before: state == DeliveryState::Delivered,
+            context_hint: r.get(10)?,
+            // Sources are filled in after the row is read: they live in their own table.
+            grounding: match basis {
+                Some(b) if kind == ItemKind::Answer => Some(Grounding {
+                    basis: b.parse().map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            11,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
+                    sources: Vec::new(),
+                }),
+                _ => None,
+            },
         },
         queued: state == DeliveryState::Queued,
         attempts: r.get(8)?,
     })
 }
 
-pub fn lease(conn: &Connection, req: &LeaseRequest, now: Millis) -> OpResult<Vec<InboxItem>> {
+pub fn lease(
+    conn: &Connection,
+    wakes: &mut Vec<Wake>,
+    req: &LeaseRequest,
+    now: Millis,
+) -> OpResult<Vec<InboxItem>> {
+    super::questions::expire_asked_by(conn, wakes, req.peer, now)?;
     let queued_sql = format!(
         "{SELECT_ITEM} WHERE d.recipient_id = ?1 AND d.state = 'queued' AND m.expires_at > ?2
            AND (d.lease_until IS NULL OR d.lease_until <= ?2 OR d.lease_session = ?3)
@@ -274,9 +301,12 @@ pub fn lease(conn: &Connection, req: &LeaseRequest, now: Millis) -> OpResult<Vec
         found.truncate(req.limit as usize);
     }
     let mut out = Vec::with_capacity(found.len());
-    for c in found {
+    for mut c in found {
         if c.queued && !take_lease(conn, req, &c, now)? {
             continue;
+        }
+        if let Some(g) = &mut c.item.grounding {
+            g.sources = super::questions::sources(conn, c.item.id)?;
         }
         out.push(c.item);
     }
@@ -419,7 +449,8 @@ fn load_sent(conn: &Connection, id: MessageId, now: Millis) -> OpResult<SentMess
     Ok(sent)
 }
 
-const SELECT_LOG: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to, m.created_at
+const SELECT_LOG: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to, m.created_at,
+        m.kind
     FROM messages m
     JOIN peers s ON s.id = m.sender_id
     LEFT JOIN peers r ON r.id = m.recipient_id";
@@ -427,6 +458,7 @@ const SELECT_LOG: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_
 fn log_row(r: &Row<'_>) -> rusqlite::Result<LogEntry> {
     Ok(LogEntry {
         id: r.get(0)?,
+        kind: parse_col(r, 7)?,
         from: r.get(1)?,
         to: target(r, 2, 3)?,
         text: r.get(4)?,

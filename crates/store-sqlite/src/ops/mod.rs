@@ -3,6 +3,7 @@
 
 pub mod mail;
 pub mod peers;
+pub mod questions;
 pub mod upkeep;
 
 use std::str::FromStr;

@@ -25,6 +25,18 @@ pub fn gc(
         [now],
     )? as u64;
     let cutoff = policy.delete_before;
+    // Children first: sources, question records, deliveries, then the messages themselves.
+    conn.execute(
+        "DELETE FROM answer_sources
+         WHERE answer_id IN (SELECT id FROM messages WHERE created_at < ?1)",
+        [cutoff],
+    )?;
+    conn.execute(
+        "DELETE FROM questions
+         WHERE message_id IN (SELECT id FROM messages WHERE created_at < ?1)
+            OR reply_id IN (SELECT id FROM messages WHERE created_at < ?1)",
+        [cutoff],
+    )?;
     conn.execute(
         "DELETE FROM deliveries
          WHERE message_id IN (SELECT id FROM messages WHERE created_at < ?1)",

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use switchboard_core::{Error, Mailbox, Outgoing, SentQuery, Session};
-use switchboard_proto::{InboxItem, PeerView, Scope, Target};
+use switchboard_core::{Ask, Error, Mailbox, Outgoing, QuestionQuery, Reply, SentQuery, Session};
+use switchboard_proto::{Basis, InboxItem, PeerView, Scope, Target};
 
 /// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
 pub const MAX_WAIT_SECS: u32 = 240;
@@ -88,6 +88,50 @@ pub struct SentArgs {
     pub limit: Option<u32>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskArgs {
+    /// Peer name (see `peers`).
+    pub to: String,
+    pub question: String,
+    /// Where the answerer should look (files, area, ticket).
+    pub context_hint: Option<String>,
+    /// Seconds to wait for the answer (max 240); else it arrives later.
+    pub wait: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BasisArg {
+    Verified,
+    FromMemory,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerArgs {
+    /// The question id.
+    pub id: i64,
+    pub text: Option<String>,
+    /// verified: you checked the sources now; from_memory: you did not.
+    pub basis: Option<BasisArg>,
+    /// Up to 20: paths, file:line, commit hashes, PR numbers, doc names.
+    pub sources: Option<Vec<String>>,
+    /// Instead of answering: why you will not.
+    pub decline: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionsArgs {
+    /// One question; omit to list yours, asked and received.
+    pub id: Option<i64>,
+    /// Only open ones.
+    pub open: Option<bool>,
+    /// With id: seconds to wait for its answer (max 240).
+    pub wait: Option<u32>,
+}
+
 fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     let mut s = (*rmcp::handler::server::tool::schema_for_type::<T>()).clone();
     let defs = s.remove("$defs");
@@ -161,12 +205,20 @@ fn tool<T: JsonSchema + 'static>(
     Tool::new(name, description, schema::<T>()).with_annotations(notes)
 }
 
+/// Honest hints. Only values that differ from the MCP defaults (not read-only, destructive,
+/// not idempotent, open-world) are written: the defaults cost every session bytes for nothing.
 fn notes(read_only: bool, idempotent: bool) -> ToolAnnotations {
-    ToolAnnotations::new()
-        .read_only(read_only)
-        .destructive(false)
-        .idempotent(idempotent)
-        .open_world(false)
+    let mut a = ToolAnnotations::new().open_world(false);
+    if read_only {
+        a = a.read_only(true);
+    } else {
+        // A read-only tool is never destructive; the hint only means something otherwise.
+        a = a.destructive(false);
+    }
+    if idempotent {
+        a = a.idempotent(true);
+    }
+    a
 }
 
 /// Every tool, as `tools/list` shows them.
@@ -198,6 +250,21 @@ pub fn definitions() -> Vec<Tool> {
             "Delivery state of what you sent: queued, delivered, read, expired or dead.",
             notes(true, true),
         ),
+        tool::<AskArgs>(
+            "ask",
+            "Ask a peer a question it can answer from its own work; the answer comes back with sources.",
+            notes(false, false),
+        ),
+        tool::<AnswerArgs>(
+            "answer",
+            "Answer a question asked to you, once. Ground it: cite sources and say basis=verified only if you checked them now, else from_memory. Or decline with a reason.",
+            notes(false, false),
+        ),
+        tool::<QuestionsArgs>(
+            "questions",
+            "Questions you asked or received and their answers; can wait for one answer.",
+            notes(true, true),
+        ),
     ]
 }
 
@@ -219,8 +286,11 @@ pub async fn call(
         "inbox" => inbox(mailbox, me, parse(name, args)?).await,
         "ack" => ack(mailbox, me, parse(name, args)?).await,
         "sent" => sent(mailbox, me, parse(name, args)?).await,
+        "ask" => ask(mailbox, me, parse(name, args)?).await,
+        "answer" => answer(mailbox, me, parse(name, args)?).await,
+        "questions" => questions(mailbox, me, parse(name, args)?).await,
         other => Err(format!(
-            "no tool named '{other}'; tools are: peers, profile, send, inbox, ack, sent"
+            "no tool named '{other}'; tools are: peers, profile, send, inbox, ack, sent, ask, answer, questions"
         )),
     }
 }
@@ -289,14 +359,20 @@ async fn send(mailbox: &Mailbox, me: &Session, args: SendArgs) -> Outcome {
 }
 
 /// An explicit pull: lists every unread item (marking those shown before), hands them over.
-async fn inbox(mailbox: &Mailbox, me: &Session, args: InboxArgs) -> Outcome {
-    let wait = args.wait.unwrap_or(0);
+/// A bounded wait from a tool argument.
+fn wait_secs(wait: Option<u32>) -> Result<Duration, String> {
+    let wait = wait.unwrap_or(0);
     if wait > MAX_WAIT_SECS {
         return Err(format!("wait is at most {MAX_WAIT_SECS} seconds"));
     }
+    Ok(Duration::from_secs(wait.into()))
+}
+
+async fn inbox(mailbox: &Mailbox, me: &Session, args: InboxArgs) -> Outcome {
+    let wait = wait_secs(args.wait)?;
     let limit = args.limit.unwrap_or(50).clamp(1, 200);
     let items = mailbox
-        .lease_wait(me, limit, true, Duration::from_secs(wait.into()))
+        .lease_wait(me, limit, true, wait)
         .await
         .map_err(explain)?;
     hand_over(mailbox, me, &items).await.map_err(explain)?;
@@ -328,4 +404,83 @@ async fn sent(mailbox: &Mailbox, me: &Session, args: SentArgs) -> Outcome {
     );
     let sent = mailbox.sent(me.peer.id, query).await.map_err(explain)?;
     Ok(json!({ "messages": sent }))
+}
+
+async fn ask(mailbox: &Mailbox, me: &Session, args: AskArgs) -> Outcome {
+    let wait = wait_secs(args.wait)?;
+    let ask = Ask {
+        to: args.to,
+        question: args.question,
+        context_hint: args.context_hint,
+        ttl: None,
+    };
+    let mut q = mailbox.ask(me.peer.id, ask).await.map_err(explain)?;
+    if !wait.is_zero() {
+        q = mailbox
+            .question_wait(me.peer.id, q.id, wait)
+            .await
+            .map_err(explain)?;
+    }
+    serde_json::to_value(q).map_err(|e| e.to_string())
+}
+
+async fn answer(mailbox: &Mailbox, me: &Session, args: AnswerArgs) -> Outcome {
+    let reply = match (args.decline, args.text, args.basis) {
+        (Some(reason), None, None) => Reply::Decline { reason },
+        (Some(_), _, _) => {
+            return Err(
+                "give either `decline` or an answer (`text`, `basis`, `sources`), not both".into(),
+            );
+        }
+        (None, Some(text), Some(basis)) => Reply::Answer {
+            text,
+            basis: match basis {
+                BasisArg::Verified => Basis::Verified,
+                BasisArg::FromMemory => Basis::FromMemory,
+            },
+            sources: args.sources.unwrap_or_default(),
+        },
+        (None, None, _) => {
+            return Err(
+                "give `text` (with `basis` and `sources`), or `decline` with a reason".into(),
+            );
+        }
+        (None, Some(_), None) => {
+            return Err(
+                "give `basis`: verified if you checked your sources just now, from_memory if not"
+                    .into(),
+            );
+        }
+    };
+    let q = mailbox
+        .reply(me.peer.id, args.id, reply)
+        .await
+        .map_err(explain)?;
+    serde_json::to_value(q).map_err(|e| e.to_string())
+}
+
+async fn questions(mailbox: &Mailbox, me: &Session, args: QuestionsArgs) -> Outcome {
+    let wait = wait_secs(args.wait)?;
+    if let Some(id) = args.id {
+        let q = if wait.is_zero() {
+            mailbox.question(me.peer.id, id).await
+        } else {
+            mailbox.question_wait(me.peer.id, id, wait).await
+        };
+        return Ok(json!({ "questions": [q.map_err(explain)?] }));
+    }
+    if !wait.is_zero() {
+        return Err("`wait` needs the `id` of the question to wait for".into());
+    }
+    let query = QuestionQuery {
+        asked: true,
+        received: true,
+        open_only: args.open.unwrap_or(false),
+        limit: 20,
+    };
+    let list = mailbox
+        .questions(me.peer.id, query)
+        .await
+        .map_err(explain)?;
+    Ok(json!({ "questions": list }))
 }

@@ -13,7 +13,8 @@ use switchboard_proto::Scope;
     about = "Let AI coding agents find each other and exchange messages, without merging their contexts.",
     after_help = "Exit codes: 0 ok, 1 failure, 2 bad input, 3 unknown peer or message, \
                   4 a limit was hit (pending cap, rate limit), 5 the store is unusable \
-                  (corrupt, read-only, locked, too new)."
+                  (corrupt, read-only, locked, too new), 6 refused by the state of things \
+                  (a question already answered, or asked to someone else)."
 )]
 pub struct Cli {
     /// Store directory [env: SWITCHBOARD_HOME; default: the platform data dir]
@@ -48,6 +49,12 @@ pub enum Command {
     Sent(SentArgs),
     /// Print messages live as they arrive, for one peer or the whole room
     Watch(WatchArgs),
+    /// Ask a peer a question; its answer comes back with sources and a basis
+    Ask(AskArgs),
+    /// Answer (or decline) a question asked to you, once
+    Answer(AnswerArgs),
+    /// Questions you asked or received, open and answered
+    Questions(QuestionsArgs),
     /// Expire messages past their TTL and delete records past retention
     Gc,
     /// Serve one agent session over stdio (what MCP clients spawn)
@@ -91,6 +98,56 @@ pub enum ClaudeHookEvent {
     SessionStart,
     UserPromptSubmit,
     Stop,
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The peer to ask
+    pub peer: String,
+    /// The question; `-` reads it from stdin
+    #[arg(required = true, num_args = 1..)]
+    pub question: Vec<String>,
+    /// Where the answerer should look (files, an area of the code, a ticket)
+    #[arg(long, value_name = "HINT")]
+    pub context: Option<String>,
+    /// Wait this long for the answer, e.g. 2m
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+    /// How long the question stays open [default: settings default_ttl]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// The question's id (see `questions`)
+    pub id: i64,
+    /// The answer; `-` reads it from stdin
+    #[arg(num_args = 0.., required_unless_present = "decline")]
+    pub text: Vec<String>,
+    /// verified: you checked the sources just now; from-memory: you did not
+    #[arg(long, value_parser = ["verified", "from-memory", "from_memory"], required_unless_present = "decline")]
+    pub basis: Option<String>,
+    /// A source: a path, file:line, a commit hash, a PR number, a doc name (repeat, up to 20)
+    #[arg(long = "source", value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// Decline instead of answering, with this reason
+    #[arg(long, value_name = "REASON", conflicts_with_all = ["text", "basis", "sources"])]
+    pub decline: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuestionsArgs {
+    /// One question; otherwise your recent questions, asked and received
+    pub id: Option<i64>,
+    /// Only open questions
+    #[arg(long)]
+    pub open: bool,
+    /// With an id: wait this long for its answer
+    #[arg(long, value_parser = humantime::parse_duration, requires = "id")]
+    pub wait: Option<Duration>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,7 @@ pub mod code {
     pub const NOT_FOUND: u8 = 3;
     pub const LIMIT: u8 = 4;
     pub const STORE: u8 = 5;
+    pub const REFUSED: u8 = 6;
 }
 
 impl CliError {
@@ -45,7 +46,11 @@ impl CliError {
                 Rejection::UnknownPeer { .. }
                 | Rejection::NotInInbox { .. }
                 | Rejection::UnknownMessage { .. }
-                | Rejection::UnknownReplyTo { .. } => code::NOT_FOUND,
+                | Rejection::UnknownReplyTo { .. }
+                | Rejection::UnknownQuestion { .. } => code::NOT_FOUND,
+                Rejection::NotYourQuestion { .. } | Rejection::QuestionClosed { .. } => {
+                    code::REFUSED
+                }
                 Rejection::InboxFull { .. } | Rejection::RateLimited { .. } => code::LIMIT,
                 Rejection::NameTaken { .. }
                 | Rejection::NoLocation { .. }

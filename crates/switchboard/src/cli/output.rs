@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde::Serialize;
-use switchboard_proto::{InboxItem, LogEntry, Millis, PeerView, SentMessage, Target};
+use switchboard_proto::{InboxItem, ItemKind, LogEntry, Millis, PeerView, SentMessage, Target};
 
 use super::CliError;
 
@@ -54,22 +54,23 @@ fn target(t: &Target) -> String {
     }
 }
 
+/// An inbox item framed as agents see it (an answer's basis and sources first), then when.
 pub fn inbox_item(i: &InboxItem) -> String {
-    let seen = if i.seen_before { " (seen before)" } else { "" };
-    let reply = i.reply_to.map(|r| format!(" re #{r}")).unwrap_or_default();
     format!(
-        "#{} {} from {}{reply}{seen}\n    {}",
-        i.id,
-        when(i.created_at),
-        i.from,
-        indented(&i.text)
+        "{}\n  sent {}",
+        switchboard_mcp::framing::item(i),
+        when(i.created_at)
     )
 }
 
 pub fn log_entry(e: &LogEntry) -> String {
     let reply = e.reply_to.map(|r| format!(" re #{r}")).unwrap_or_default();
+    let kind = match e.kind {
+        ItemKind::Message => String::new(),
+        other => format!(" [{}]", other.as_str()),
+    };
     format!(
-        "#{} {} {} -> {}{reply}: {}",
+        "#{} {} {} -> {}{kind}{reply}: {}",
         e.id,
         when(e.created_at),
         e.from,

@@ -10,5 +10,6 @@ mod delivery;
 mod hooks;
 mod mcp;
 mod mcp_client;
+mod questions;
 mod setup;
 mod store_file;

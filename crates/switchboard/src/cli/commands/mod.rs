@@ -6,6 +6,7 @@ mod hook;
 mod inbox;
 pub mod mcp;
 mod peers;
+mod questions;
 mod send;
 mod sent;
 pub mod setup;
@@ -28,6 +29,9 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Sent(a) => sent::run(ctx, a).await,
         Command::Watch(a) => watch::run(ctx, a).await,
         Command::Gc => gc::run(ctx).await,
+        Command::Ask(a) => questions::ask(ctx, a).await,
+        Command::Answer(a) => questions::answer(ctx, a).await,
+        Command::Questions(a) => questions::list(ctx, a).await,
         Command::Hook { client } => hook::run(ctx, client).await,
         Command::Mcp(_) | Command::Setup(_) | Command::Doctor => {
             unreachable!("served before a store is opened")

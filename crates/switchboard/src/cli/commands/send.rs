@@ -41,7 +41,7 @@ async fn deliver(
 }
 
 /// The words of the message joined by spaces, or stdin when the only word is `-`.
-fn message_text(words: Vec<String>) -> Result<String, CliError> {
+pub(super) fn message_text(words: Vec<String>) -> Result<String, CliError> {
     if words.len() == 1 && words[0] == "-" {
         let mut text = String::new();
         std::io::stdin()

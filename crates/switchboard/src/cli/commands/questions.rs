@@ -1,0 +1,83 @@
+//! `switchboard ask`, `answer` and `questions`: the human's side of grounded Q&A.
+
+use switchboard_core::{Ask, QuestionQuery, Reply};
+use switchboard_mcp::framing;
+use switchboard_proto::{Basis, QuestionView};
+
+use super::super::args::{AnswerArgs, AskArgs, QuestionsArgs};
+use super::super::{CliError, Context, output};
+use super::send::message_text;
+
+pub async fn ask(ctx: &Context, args: AskArgs) -> Result<(), CliError> {
+    let me = super::operator(ctx).await?;
+    let ask = Ask {
+        to: args.peer,
+        question: message_text(args.question)?,
+        context_hint: args.context,
+        ttl: args.ttl,
+    };
+    let mut q = ctx.mailbox.ask(me.id, ask).await?;
+    if let Some(wait) = args.wait {
+        q = ctx.mailbox.question_wait(me.id, q.id, wait).await?;
+    }
+    show_one(ctx, &q)
+}
+
+pub async fn answer(ctx: &Context, args: AnswerArgs) -> Result<(), CliError> {
+    let me = super::operator(ctx).await?;
+    let reply = match args.decline {
+        Some(reason) => Reply::Decline { reason },
+        None => Reply::Answer {
+            text: message_text(args.text)?,
+            basis: args
+                .basis
+                .as_deref()
+                .unwrap_or_default()
+                .parse::<Basis>()
+                .map_err(|e| CliError::BadInput(e.to_string()))?,
+            sources: args.sources,
+        },
+    };
+    let q = ctx.mailbox.reply(me.id, args.id, reply).await?;
+    show_one(ctx, &q)
+}
+
+pub async fn list(ctx: &Context, args: QuestionsArgs) -> Result<(), CliError> {
+    let me = super::operator(ctx).await?;
+    let found = match (args.id, args.wait) {
+        (Some(id), Some(wait)) => vec![ctx.mailbox.question_wait(me.id, id, wait).await?],
+        (Some(id), None) => vec![ctx.mailbox.question(me.id, id).await?],
+        (None, _) => {
+            let query = QuestionQuery {
+                asked: true,
+                received: true,
+                open_only: args.open,
+                limit: args.limit,
+            };
+            ctx.mailbox.questions(me.id, query).await?
+        }
+    };
+    show(ctx, &found)
+}
+
+fn show_one(ctx: &Context, q: &QuestionView) -> Result<(), CliError> {
+    if ctx.json {
+        output::json(q)
+    } else {
+        output::line(framing::question(q))
+    }
+}
+
+/// Always a JSON array, even for one id, so scripts read one shape.
+fn show(ctx: &Context, questions: &[QuestionView]) -> Result<(), CliError> {
+    if ctx.json {
+        return output::json(questions);
+    }
+    if questions.is_empty() {
+        return output::line("no questions");
+    }
+    for q in questions {
+        output::line(framing::question(q))?;
+    }
+    Ok(())
+}

@@ -249,3 +249,20 @@ async fn a_human_answers_an_agents_question_from_the_cli() {
     );
     assert_eq!(dup.status.code(), Some(6));
 }
+
+#[test]
+fn an_unanswered_question_expires_and_the_asker_is_told() {
+    let home = Home::new();
+    home.json("bob", &["inbox"]);
+    let q = home.json("alice", &["ask", "bob", "Anyone there?", "--ttl", "200ms"]);
+    let id = q["id"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let listed = home.json("alice", &["questions", &id.to_string()]);
+    assert_eq!(listed[0]["state"], "expired");
+    let told = home.json("alice", &["inbox"]);
+    assert_eq!(told[0]["kind"], "expired");
+    assert_eq!(told[0]["reply_to"], id);
+    let late = home.run("bob", &["answer", &id.to_string(), "yes", "--basis", "verified"]);
+    assert_eq!(late.status.code(), Some(6));
+    assert!(crate::harness::stderr(&late).contains("already expired"));
+}

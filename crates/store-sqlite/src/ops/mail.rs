@@ -214,9 +214,12 @@ fn mark_read(conn: &Connection, peer: PeerId, id: MessageId, now: Millis) -> OpR
         .execute(params![peer, id, now])?)
 }
 
+// The planner may prefer the primary key (recipient, message), which walks a recipient's whole
+// history past every read item to find the unread ones: name the (recipient, state, message)
+// index so a lease costs what is unread, however much mail the peer ever had.
 const SELECT_ITEM: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to,
         m.created_at, d.state, d.attempts, m.kind, q.context_hint, a.basis
-    FROM deliveries d
+    FROM deliveries d INDEXED BY deliveries_by_state
     JOIN messages m ON m.id = d.message_id
     JOIN peers s ON s.id = m.sender_id
     LEFT JOIN peers r ON r.id = m.recipient_id

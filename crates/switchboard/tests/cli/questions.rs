@@ -262,7 +262,10 @@ fn an_unanswered_question_expires_and_the_asker_is_told() {
     let told = home.json("alice", &["inbox"]);
     assert_eq!(told[0]["kind"], "expired");
     assert_eq!(told[0]["reply_to"], id);
-    let late = home.run("bob", &["answer", &id.to_string(), "yes", "--basis", "verified"]);
+    let late = home.run(
+        "bob",
+        &["answer", &id.to_string(), "yes", "--basis", "verified"],
+    );
     assert_eq!(late.status.code(), Some(6));
     assert!(crate::harness::stderr(&late).contains("already expired"));
 }

@@ -38,8 +38,6 @@ pub enum Rejection {
     NameTaken { name: String },
     #[error("a broadcast to scope '{scope}' needs a sender with a known {what}; use scope 'room'")]
     NoLocation { scope: Scope, what: &'static str },
-    #[error("session {0} is not open; start a new session")]
-    SessionClosed(i64),
 }
 
 fn known_peers(known: &[String]) -> String {

@@ -245,9 +245,6 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a session at once and releases its leases.
     async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()>;
 
-    /// Ends sessions whose process is gone and releases their leases; returns how many.
-    async fn reap_sessions(&self, now: Millis) -> StoreResult<u64>;
-
     async fn rename_peer(
         &self,
         peer: PeerId,

@@ -293,11 +293,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn reap_sessions(&self, now: Millis) -> StoreResult<u64> {
-        self.write(move |c, w, live| ops::peers::reap(c, w, live, now))
-            .await
-    }
-
     async fn rename_peer(
         &self,
         peer: PeerId,

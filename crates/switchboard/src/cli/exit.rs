@@ -52,9 +52,7 @@ impl CliError {
                     code::REFUSED
                 }
                 Rejection::InboxFull { .. } | Rejection::RateLimited { .. } => code::LIMIT,
-                Rejection::NameTaken { .. }
-                | Rejection::NoLocation { .. }
-                | Rejection::SessionClosed(_) => code::BAD_INPUT,
+                Rejection::NameTaken { .. } | Rejection::NoLocation { .. } => code::BAD_INPUT,
             },
             Self::Core(Error::Store(e)) => match e {
                 StoreError::Backend(_) | StoreError::Closed | StoreError::Rejected(_) => {

@@ -124,6 +124,17 @@ macro_rules! conformance_suite {
             an_unanswered_question_expires_and_the_asker_is_told,
             bad_questions_and_answers_change_nothing,
             questions_list_by_role_and_state,
+            a_job_runs_once_and_its_dispatcher_gets_only_id_and_state,
+            a_repeated_request_id_creates_one_job,
+            a_lapsed_read_only_job_is_requeued_and_a_stale_worker_is_fenced_off,
+            a_lapsed_write_job_waits_for_recovery,
+            write_jobs_go_only_to_workers_that_allow_writes,
+            a_job_that_keeps_losing_its_worker_dies,
+            an_unclaimed_job_expires,
+            a_cancel_reaches_the_running_worker,
+            a_released_claim_does_not_count_as_an_attempt,
+            bad_dispatches_change_nothing,
+            concurrent_workers_never_share_a_job,
         );
     };
     (@stories $backend:expr; $($story:ident),* $(,)?) => {

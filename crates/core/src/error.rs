@@ -34,6 +34,18 @@ pub enum Rejection {
     NotYourQuestion { id: MessageId, asked: String },
     #[error("question {id} is already {state}; a question is answered or declined once")]
     QuestionClosed { id: MessageId, state: String },
+    #[error("no job {id}; see `jobs` for the ones there are")]
+    UnknownJob { id: i64 },
+    #[error(
+        "your claim on job {id} is no longer current (another claim or a person replaced it); stop working on it"
+    )]
+    StaleClaim { id: i64 },
+    #[error("job {id} is {state}; it cannot be {action}")]
+    JobState {
+        id: i64,
+        state: String,
+        action: &'static str,
+    },
     #[error("the name '{name}' is taken by another peer; choose another")]
     NameTaken { name: String },
     #[error("a broadcast to scope '{scope}' needs a sender with a known {what}; use scope 'room'")]

@@ -12,7 +12,7 @@ pub mod wake;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Rejection};
-pub use mailbox::{Ask, Mailbox, Outgoing, Session};
+pub use mailbox::{Ask, Dispatch, Mailbox, Outgoing, Session};
 pub use policy::Limits;
 pub use store::*;
 pub use wake::Wake;

@@ -7,18 +7,19 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use switchboard_proto::{
-    InboxItem, ItemKind, LogEntry, MAX_CONTEXT_HINT_BYTES, MAX_DECLINE_BYTES,
-    MAX_IDEMPOTENCY_KEY_BYTES, MAX_SOURCE_BYTES, MAX_SOURCES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES,
-    MessageId, Millis, PeerKind, PeerName, QuestionState, QuestionView, SentMessage, Target,
+    InboxItem, ItemKind, JobClaim, JobId, JobState, JobView, LogEntry, MAX_CONTEXT_HINT_BYTES,
+    MAX_DECLINE_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JOB_FIELD_BYTES, MAX_PROMPT_BYTES,
+    MAX_RESULT_BYTES, MAX_SOURCE_BYTES, MAX_SOURCES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES, MessageId,
+    Millis, PeerKind, PeerName, QuestionState, QuestionView, SentMessage, Target,
 };
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Rejection};
 use crate::policy::{Limits, ms};
 use crate::store::{
-    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, NewQuestion, NewTarget,
-    OpenSession, PeerId, PeerRecord, QuestionQuery, Reply, SentQuery, SessionId, SessionRecord,
-    Store, StoreStats,
+    Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
+    NewJob, NewMessage, NewQuestion, NewTarget, OpenSession, PeerId, PeerRecord, QuestionQuery,
+    Reply, SentQuery, SessionId, SessionRecord, Store, StoreStats,
 };
 use crate::wake::Wake;
 
@@ -55,6 +56,17 @@ pub struct Ask {
     pub to: String,
     pub question: String,
     pub context_hint: Option<String>,
+    pub ttl: Option<Duration>,
+}
+
+/// A job a peer wants done by whatever worker serves `agent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub agent: String,
+    pub prompt: String,
+    pub model: Option<String>,
+    pub write: bool,
+    pub request_id: Option<String>,
     pub ttl: Option<Duration>,
 }
 
@@ -254,6 +266,132 @@ impl Mailbox {
         }
     }
 
+    /// Validates and stores a job; returns once it is durable.
+    pub async fn dispatch(&self, from: PeerId, d: Dispatch) -> Result<JobView> {
+        PeerName::parse(&d.agent)?;
+        non_empty("prompt", &d.prompt)?;
+        check_len("prompt", &d.prompt, MAX_PROMPT_BYTES)?;
+        for (field, value) in [("model", &d.model), ("request_id", &d.request_id)] {
+            if let Some(v) = value {
+                non_empty(field, v)?;
+                check_len(field, v, MAX_JOB_FIELD_BYTES)?;
+            }
+        }
+        let expires_at = self.expiry(Some(d.ttl.unwrap_or(self.limits.job_ttl)))?;
+        let job = NewJob {
+            dispatcher: from,
+            agent: d.agent,
+            prompt: d.prompt,
+            model: d.model,
+            write: d.write,
+            request_id: d.request_id,
+            expires_at,
+        };
+        Ok(self.store.dispatch(job, self.now()).await?)
+    }
+
+    /// The next job for a worker of `agent`, if any.
+    pub async fn claim(
+        &self,
+        agent: &str,
+        worker: &str,
+        allow_writes: bool,
+    ) -> Result<Option<JobClaim>> {
+        PeerName::parse(agent)?;
+        let req = ClaimRequest {
+            agent: agent.to_owned(),
+            worker: worker.to_owned(),
+            allow_writes,
+            lease_ms: ms(self.limits.job_lease),
+            max_attempts: self.limits.job_max_attempts,
+        };
+        Ok(self.store.claim(req, self.now()).await?)
+    }
+
+    /// Like [`Self::claim`], waiting up to `wait` for a job to be dispatched.
+    pub async fn claim_wait(
+        &self,
+        agent: &str,
+        worker: &str,
+        allow_writes: bool,
+        wait: Duration,
+    ) -> Result<Option<JobClaim>> {
+        let mut wakes = self.store.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let claim = self.claim(agent, worker, allow_writes).await?;
+            if claim.is_some() || !wait_for(&mut wakes, None, deadline).await {
+                return Ok(claim);
+            }
+        }
+    }
+
+    pub async fn start_job(&self, claim: &JobClaim) -> Result<()> {
+        Ok(self
+            .store
+            .start_job(claim.job.id, claim.fence, self.now())
+            .await?)
+    }
+
+    pub async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState> {
+        let lease = ms(self.limits.job_lease);
+        Ok(self
+            .store
+            .heartbeat(claim.job.id, claim.fence, lease, self.now())
+            .await?)
+    }
+
+    pub async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
+        let outcome = match outcome {
+            JobOutcome::Completed { result, branch } => JobOutcome::Completed {
+                result: clip(result, MAX_RESULT_BYTES),
+                branch,
+            },
+            JobOutcome::Failed { error } => JobOutcome::Failed {
+                error: clip(error, MAX_RESULT_BYTES),
+            },
+        };
+        Ok(self
+            .store
+            .finish_job(claim.job.id, claim.fence, outcome, self.now())
+            .await?)
+    }
+
+    pub async fn release_job(&self, claim: &JobClaim) -> Result<()> {
+        Ok(self
+            .store
+            .release_job(claim.job.id, claim.fence, self.now())
+            .await?)
+    }
+
+    pub async fn cancel_job(&self, id: JobId) -> Result<JobView> {
+        Ok(self.store.cancel_job(id, self.now()).await?)
+    }
+
+    pub async fn requeue_job(&self, id: JobId) -> Result<JobView> {
+        Ok(self.store.requeue_job(id, self.now()).await?)
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<JobView> {
+        Ok(self.store.job(id, self.now()).await?)
+    }
+
+    /// The job once it reaches a final state, or as it stands after `wait`.
+    pub async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView> {
+        let mut wakes = self.store.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let job = self.job(id).await?;
+            if job.state.is_final() || !wait_for(&mut wakes, None, deadline).await {
+                return Ok(job);
+            }
+        }
+    }
+
+    pub async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
+        Ok(self.store.jobs(query, self.now()).await?)
+    }
+
     /// The expiry instant for a TTL (the default when none), refusing one beyond retention.
     fn expiry(&self, ttl: Option<Duration>) -> Result<Millis> {
         let ttl = ttl.unwrap_or(self.limits.default_ttl);
@@ -386,6 +524,19 @@ impl Mailbox {
     pub async fn stats(&self) -> Result<StoreStats> {
         Ok(self.store.stats(self.now()).await?)
     }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, keeping its end: the tail of a
+/// command's output is where its conclusion (or its error) is.
+fn clip(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_owned()
 }
 
 fn non_empty(field: &'static str, value: &str) -> Result<()> {

@@ -19,6 +19,12 @@ pub struct Limits {
     pub lease: Duration,
     /// Leases without a hand-over after which an item is declared dead.
     pub max_attempts: u32,
+    /// How long a worker's claim on a job lasts without a heartbeat.
+    pub job_lease: Duration,
+    /// Claims after which a job that keeps losing its worker is declared dead.
+    pub job_max_attempts: u32,
+    /// How long a job waits for a worker when the dispatcher names no TTL.
+    pub job_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -31,6 +37,9 @@ impl Default for Limits {
             retention: Duration::from_secs(30 * 24 * 3600),
             lease: Duration::from_secs(30),
             max_attempts: 5,
+            job_lease: Duration::from_secs(120),
+            job_max_attempts: 5,
+            job_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
-    Basis, InboxItem, ItemKind, LogEntry, MessageId, Millis, PeerInfo, PeerKind, PeerName,
-    PeerView, QuestionView, Scope, SentMessage,
+    Basis, InboxItem, ItemKind, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis,
+    PeerInfo, PeerKind, PeerName, PeerView, QuestionView, Scope, SentMessage,
 };
 
 use crate::error::Rejection;
@@ -120,6 +120,50 @@ pub struct QuestionQuery {
     pub asked: bool,
     pub received: bool,
     pub open_only: bool,
+    pub limit: u32,
+}
+
+/// A job to store, addressed to whatever worker serves `agent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub dispatcher: PeerId,
+    pub agent: String,
+    pub prompt: String,
+    pub model: Option<String>,
+    pub write: bool,
+    pub request_id: Option<String>,
+    pub expires_at: Millis,
+}
+
+/// A worker asking for the next job of an agent name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub agent: String,
+    /// Who claims, for humans reading `jobs show` (host and pid).
+    pub worker: String,
+    pub allow_writes: bool,
+    pub lease_ms: i64,
+    pub max_attempts: u32,
+}
+
+/// How a run ended, as its worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Completed {
+        result: String,
+        branch: Option<String>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobQuery {
+    pub dispatcher: Option<PeerId>,
+    pub agent: Option<String>,
+    /// Only jobs not yet in a final state.
+    pub active_only: bool,
     pub limit: u32,
 }
 
@@ -313,6 +357,48 @@ pub trait Store: Send + Sync + 'static {
     /// One question the peer asked or received.
     async fn question(&self, peer: PeerId, id: MessageId, now: Millis)
     -> StoreResult<QuestionView>;
+
+    /// Stores a job, or returns the original with `duplicate: true` when the dispatcher reuses
+    /// a request id within the retention window.
+    async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView>;
+
+    /// Takes the oldest queued job of the agent under a lease and a new fencing token, after
+    /// sweeping expired leases and TTLs. Write jobs are skipped unless `allow_writes`.
+    async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>>;
+
+    /// Claimed → running. Every worker-side change presents the claim's fence.
+    async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()>;
+
+    /// Extends the lease; returns the job's state, so a worker learns of a cancel.
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        fence: i64,
+        lease_ms: i64,
+        now: Millis,
+    ) -> StoreResult<JobState>;
+
+    /// Records how the run ended and tells the dispatcher (id and state only).
+    async fn finish_job(
+        &self,
+        id: JobId,
+        fence: i64,
+        outcome: JobOutcome,
+        now: Millis,
+    ) -> StoreResult<JobView>;
+
+    /// Gives a claim back unrun (a worker shutting down gracefully): the job is queued again.
+    async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()>;
+
+    /// Cancels a job that has not finished; a running worker learns it at its next heartbeat.
+    async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView>;
+
+    /// Queues again a job parked in `needs_recovery`, or one that failed, died or expired.
+    async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView>;
+
+    async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView>;
+
+    async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>>;
 
     /// Leases unread items of a peer to one of its sessions, oldest first. Questions this peer
     /// asked that expired unanswered first become expiry notices in its inbox.

@@ -15,6 +15,8 @@ pub enum Wake {
     /// Something changed that may concern anyone in the room (peers, broadcasts, or too many
     /// inboxes to list).
     Room,
+    /// A job was queued or changed state: workers and job waiters look again.
+    Jobs,
 }
 
 impl Wake {
@@ -23,6 +25,7 @@ impl Wake {
         match self {
             Self::Inbox(p) => p == peer,
             Self::Room => true,
+            Self::Jobs => false,
         }
     }
 
@@ -36,6 +39,7 @@ impl Wake {
             .map(|w| match w {
                 Wake::Inbox(p) => format!("i{p}"),
                 Wake::Room => "r".to_owned(),
+                Wake::Jobs => "j".to_owned(),
             })
             .collect();
         parts.join(",")
@@ -49,6 +53,10 @@ impl Wake {
         };
         let mut out = Vec::new();
         for token in text.split(',') {
+            if token == "j" {
+                out.push(Wake::Jobs);
+                continue;
+            }
             match token.strip_prefix('i').map(str::parse::<PeerId>) {
                 Some(Ok(id)) => out.push(Wake::Inbox(id)),
                 _ => return vec![Wake::Room],
@@ -72,6 +80,13 @@ mod tests {
         assert_eq!(Wake::decode(b"r"), vec![Wake::Room]);
         assert_eq!(Wake::decode(b"i1,x"), vec![Wake::Room]);
         assert_eq!(Wake::decode(b""), vec![Wake::Room]);
+    }
+
+    #[test]
+    fn job_wakes_travel_beside_inbox_wakes() {
+        let wakes = [Wake::Jobs, Wake::Inbox(3)];
+        assert_eq!(Wake::decode(Wake::encode(&wakes).as_bytes()), wakes);
+        assert!(!Wake::Jobs.concerns(3), "a job change is not mail");
     }
 
     proptest! {

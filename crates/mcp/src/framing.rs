@@ -47,6 +47,8 @@ pub fn item(i: &InboxItem) -> String {
             "#{} EXPIRED: your question {re} to {} got no answer.",
             i.id, i.from
         ),
+        // A job notice carries only the job's id and state; the result is fetched on purpose.
+        ItemKind::Job => format!("#{} JOB", i.id),
     };
     if let Target::Broadcast(scope) = &i.to {
         head.push_str(&format!(" to everyone ({scope})"));

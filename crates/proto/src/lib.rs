@@ -3,12 +3,14 @@
 //!
 //! This crate does no I/O and knows nothing about storage; it only says what a valid value is.
 
+pub mod job;
 pub mod limits;
 pub mod message;
 pub mod name;
 pub mod peer;
 pub mod question;
 
+pub use job::*;
 pub use limits::*;
 pub use message::*;
 pub use name::{NameError, PeerName};

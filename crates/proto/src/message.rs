@@ -153,15 +153,18 @@ pub enum ItemKind {
     Decline,
     /// Notice that this peer's question expired unanswered.
     Expired,
+    /// Notice that a job this peer dispatched reached a final state (id and state only).
+    Job,
 }
 
 impl ItemKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Message,
         Self::Question,
         Self::Answer,
         Self::Decline,
         Self::Expired,
+        Self::Job,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -171,6 +174,7 @@ impl ItemKind {
             Self::Answer => "answer",
             Self::Decline => "decline",
             Self::Expired => "expired",
+            Self::Job => "job",
         }
     }
 }

@@ -27,12 +27,13 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use switchboard_core::{
-    Admission, GcPolicy, GcReport, LeaseRequest, LogQuery, NewMessage, NewQuestion, OpenSession,
-    PeerId, PeerRecord, QuestionQuery, Reply, SentQuery, SessionId, SessionRecord, Store,
-    StoreError, StoreResult, StoreStats, Wake,
+    Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
+    NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
+    SentQuery, SessionId, SessionRecord, Store, StoreError, StoreResult, StoreStats, Wake,
 };
 use switchboard_proto::{
-    InboxItem, LogEntry, MessageId, Millis, PeerKind, PeerName, QuestionView, SentMessage,
+    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, PeerKind, PeerName,
+    QuestionView, SentMessage,
 };
 
 use crate::doorbell::Doorbell;
@@ -393,6 +394,68 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<QuestionView> {
         self.read(move |c| ops::questions::load_for(c, id, peer, now))
+            .await
+    }
+
+    async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
+        self.write(move |c, w, _| ops::jobs::dispatch(c, w, &job, now))
+            .await
+    }
+
+    async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>> {
+        self.write(move |c, w, _| ops::jobs::claim(c, w, &req, now))
+            .await
+    }
+
+    async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
+        self.write(move |c, w, _| ops::jobs::start(c, w, id, fence, now))
+            .await
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        fence: i64,
+        lease_ms: i64,
+        now: Millis,
+    ) -> StoreResult<JobState> {
+        self.write(move |c, _, _| ops::jobs::heartbeat(c, id, fence, lease_ms, now))
+            .await
+    }
+
+    async fn finish_job(
+        &self,
+        id: JobId,
+        fence: i64,
+        outcome: JobOutcome,
+        now: Millis,
+    ) -> StoreResult<JobView> {
+        self.write(move |c, w, _| ops::jobs::finish(c, w, id, fence, &outcome, now))
+            .await
+    }
+
+    async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
+        self.write(move |c, w, _| ops::jobs::release(c, w, id, fence, now))
+            .await
+    }
+
+    async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
+        self.write(move |c, w, _| ops::jobs::cancel(c, w, id, now))
+            .await
+    }
+
+    async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
+        self.write(move |c, w, _| ops::jobs::requeue(c, w, id, now))
+            .await
+    }
+
+    async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
+        self.write(move |c, w, _| ops::jobs::view(c, w, id, now))
+            .await
+    }
+
+    async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
+        self.write(move |c, w, _| ops::jobs::list(c, w, &query, now))
             .await
     }
 

@@ -80,7 +80,7 @@ CREATE INDEX sessions_live_by_client ON sessions(client_pid) WHERE ended_at IS N
     // record holds what only questions have.
     r"
 ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message'
-    CHECK (kind IN ('message', 'question', 'answer', 'decline', 'expired'));
+    CHECK (kind IN ('message', 'question', 'answer', 'decline', 'expired', 'job'));
 
 CREATE TABLE questions (
     message_id   INTEGER PRIMARY KEY REFERENCES messages(id),
@@ -99,6 +99,34 @@ CREATE TABLE answer_sources (
     source    TEXT    NOT NULL,
     PRIMARY KEY (answer_id, position)
 ) WITHOUT ROWID;
+",
+    // v4: durable jobs, claimed by workers under a lease and a fencing token.
+    r"
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY,
+    dispatcher_id INTEGER NOT NULL REFERENCES peers(id),
+    agent         TEXT    NOT NULL,
+    prompt        TEXT    NOT NULL,
+    model         TEXT,
+    write_access  INTEGER NOT NULL CHECK (write_access IN (0, 1)),
+    request_id    TEXT,
+    state         TEXT    NOT NULL CHECK (state IN ('queued', 'claimed', 'running', 'completed',
+                      'failed', 'cancelled', 'expired', 'needs_recovery', 'dead')),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    fence         INTEGER NOT NULL DEFAULT 0,
+    worker        TEXT,
+    lease_until   INTEGER,
+    result        TEXT,
+    error         TEXT,
+    branch        TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX jobs_by_request ON jobs(dispatcher_id, request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX jobs_queue ON jobs(agent, state, id);
+CREATE INDEX jobs_by_state ON jobs(state, lease_until);
+CREATE INDEX jobs_by_dispatcher ON jobs(dispatcher_id, id);
 ",
 ];
 

@@ -1,6 +1,7 @@
 //! Store operations as plain functions over a connection: each is called inside one
 //! transaction (the writer's savepoint, or a reader's snapshot) and knows nothing of threads.
 
+pub mod jobs;
 pub mod mail;
 pub mod peers;
 pub mod questions;

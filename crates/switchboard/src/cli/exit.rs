@@ -47,10 +47,12 @@ impl CliError {
                 | Rejection::NotInInbox { .. }
                 | Rejection::UnknownMessage { .. }
                 | Rejection::UnknownReplyTo { .. }
-                | Rejection::UnknownQuestion { .. } => code::NOT_FOUND,
-                Rejection::NotYourQuestion { .. } | Rejection::QuestionClosed { .. } => {
-                    code::REFUSED
-                }
+                | Rejection::UnknownQuestion { .. }
+                | Rejection::UnknownJob { .. } => code::NOT_FOUND,
+                Rejection::NotYourQuestion { .. }
+                | Rejection::QuestionClosed { .. }
+                | Rejection::StaleClaim { .. }
+                | Rejection::JobState { .. } => code::REFUSED,
                 Rejection::InboxFull { .. } | Rejection::RateLimited { .. } => code::LIMIT,
                 Rejection::NameTaken { .. } | Rejection::NoLocation { .. } => code::BAD_INPUT,
             },

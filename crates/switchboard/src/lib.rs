@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod clients;
 pub mod settings;
+pub mod worker;

@@ -42,6 +42,9 @@ struct FileSettings {
     retention: Option<String>,
     lease: Option<String>,
     max_attempts: Option<u32>,
+    job_lease: Option<String>,
+    job_max_attempts: Option<u32>,
+    job_ttl: Option<String>,
 }
 
 /// Resolved settings.
@@ -119,6 +122,9 @@ fn from_env() -> Result<FileSettings, SettingsError> {
         retention: var("RETENTION"),
         lease: var("LEASE"),
         max_attempts: number("MAX_ATTEMPTS")?,
+        job_lease: var("JOB_LEASE"),
+        job_max_attempts: number("JOB_MAX_ATTEMPTS")?,
+        job_ttl: var("JOB_TTL"),
     })
 }
 
@@ -143,11 +149,16 @@ fn apply(s: &mut Settings, f: FileSettings, origin: &str) -> Result<(), Settings
     if let Some(v) = f.max_attempts {
         l.max_attempts = v;
     }
+    if let Some(v) = f.job_max_attempts {
+        l.job_max_attempts = v;
+    }
     for (key, value, slot) in [
         ("rate_window", f.rate_window, &mut l.rate_window),
         ("default_ttl", f.default_ttl, &mut l.default_ttl),
         ("retention", f.retention, &mut l.retention),
         ("lease", f.lease, &mut l.lease),
+        ("job_lease", f.job_lease, &mut l.job_lease),
+        ("job_ttl", f.job_ttl, &mut l.job_ttl),
     ] {
         if let Some(v) = value {
             *slot = duration(key, &v)?;

@@ -55,6 +55,13 @@ pub enum Command {
     Answer(AnswerArgs),
     /// Questions you asked or received, open and answered
     Questions(QuestionsArgs),
+    /// Run jobs addressed to an agent name with a command (prompt on stdin or as {prompt})
+    Worker(WorkerArgs),
+    /// Durable jobs: dispatch, list, show, cancel, recover, retry
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
     /// Expire messages past their TTL and delete records past retention
     Gc,
     /// Serve one agent session over stdio (what MCP clients spawn)
@@ -148,6 +155,75 @@ pub struct QuestionsArgs {
     pub wait: Option<Duration>,
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The agent name this worker serves (what dispatchers address)
+    #[arg(long)]
+    pub agent: String,
+    /// Also take write jobs (refused by default)
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Jobs run at once
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Run each write job in a fresh git worktree and report its branch
+    #[arg(long)]
+    pub worktree: bool,
+    /// A ready-made command: codex (`codex exec`) or claude (`claude -p`)
+    #[arg(long, value_enum, conflicts_with = "command")]
+    pub preset: Option<crate::worker::Preset>,
+    /// The command to run for each job, after `--`; `{prompt}` and `{model}` are filled in
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Queue a job for whatever worker serves AGENT
+    Dispatch {
+        agent: String,
+        /// The task; `-` reads it from stdin
+        #[arg(required = true, num_args = 1..)]
+        prompt: Vec<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// The job may change files (only workers run with --allow-writes take it)
+        #[arg(long)]
+        write: bool,
+        /// Dispatching again with the same id returns the first job
+        #[arg(long, value_name = "ID")]
+        request_id: Option<String>,
+        /// How long the job waits for a worker
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+        /// Wait this long for the job to finish
+        #[arg(long, value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
+    },
+    /// Jobs, newest first (active ones unless --all)
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One job with its result or error
+    Show {
+        id: i64,
+        /// Wait this long for it to finish
+        #[arg(long, value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
+    },
+    /// Cancel a job; a running command is killed
+    Cancel { id: i64 },
+    /// Queue again a write job parked in needs_recovery (after checking what it left behind)
+    Recover { id: i64 },
+    /// Queue again a job that failed, died, expired or was cancelled
+    Retry { id: i64 },
 }
 
 #[derive(Debug, Args)]

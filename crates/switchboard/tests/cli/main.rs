@@ -8,6 +8,7 @@ mod harness;
 mod bad_input;
 mod delivery;
 mod hooks;
+mod jobs;
 mod mcp;
 mod mcp_client;
 mod questions;

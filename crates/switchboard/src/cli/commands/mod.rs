@@ -4,6 +4,7 @@ pub mod doctor;
 mod gc;
 mod hook;
 mod inbox;
+mod jobs;
 pub mod mcp;
 mod peers;
 mod questions;
@@ -29,6 +30,8 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Sent(a) => sent::run(ctx, a).await,
         Command::Watch(a) => watch::run(ctx, a).await,
         Command::Gc => gc::run(ctx).await,
+        Command::Worker(a) => jobs::worker(ctx, a).await,
+        Command::Jobs { action } => jobs::run(ctx, action).await,
         Command::Ask(a) => questions::ask(ctx, a).await,
         Command::Answer(a) => questions::answer(ctx, a).await,
         Command::Questions(a) => questions::list(ctx, a).await,

@@ -1,0 +1,177 @@
+//! `switchboard worker` and `switchboard jobs …`
+
+use switchboard_core::{Dispatch, JobQuery};
+use switchboard_proto::{JobState, JobView};
+use tokio::sync::watch;
+
+use super::super::args::{JobsAction, WorkerArgs};
+use super::super::{CliError, Context, output};
+use super::send::message_text;
+use crate::worker::{self, CommandSpec, WorkerConfig};
+
+pub async fn worker(ctx: &Context, args: WorkerArgs) -> Result<(), CliError> {
+    switchboard_proto::PeerName::parse(&args.agent).map_err(switchboard_core::Error::from)?;
+    let command = match (args.preset, args.command.is_empty()) {
+        (Some(p), _) => CommandSpec::Preset(p),
+        (None, false) => CommandSpec::Argv(args.command),
+        (None, true) => {
+            return Err(CliError::BadInput(
+                "give the command to run after `--`, or --preset codex|claude".into(),
+            ));
+        }
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    let config = WorkerConfig {
+        agent: args.agent,
+        allow_writes: args.allow_writes,
+        concurrency: args.concurrency,
+        command,
+        worktree: args.worktree,
+        name: format!("{host}:{}", std::process::id()),
+    };
+    eprintln!(
+        "worker for '{}' ({} at a time{}); Ctrl-C gives running jobs back",
+        config.agent,
+        config.concurrency.max(1),
+        if config.allow_writes {
+            ", write jobs allowed"
+        } else {
+            ""
+        }
+    );
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    worker::run(ctx.mailbox.clone(), config, rx)
+        .await
+        .map_err(|worker::WorkerError::Core(e)| CliError::Core(e))
+}
+
+pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
+    let m = &ctx.mailbox;
+    let one = match action {
+        JobsAction::Dispatch {
+            agent,
+            prompt,
+            model,
+            write,
+            request_id,
+            ttl,
+            wait,
+        } => {
+            let me = super::operator(ctx).await?;
+            let d = Dispatch {
+                agent,
+                prompt: message_text(prompt)?,
+                model,
+                write,
+                request_id,
+                ttl,
+            };
+            let job = m.dispatch(me.id, d).await?;
+            match wait {
+                Some(wait) => m.job_wait(job.id, wait).await?,
+                None => job,
+            }
+        }
+        JobsAction::List { all, agent, limit } => {
+            let query = JobQuery {
+                dispatcher: None,
+                agent,
+                active_only: !all,
+                limit,
+            };
+            return list(ctx, &m.jobs(query).await?);
+        }
+        JobsAction::Show { id, wait } => match wait {
+            Some(wait) => m.job_wait(id, wait).await?,
+            None => m.job(id).await?,
+        },
+        JobsAction::Cancel { id } => m.cancel_job(id).await?,
+        JobsAction::Recover { id } => requeue(ctx, id, &[JobState::NeedsRecovery], "retry").await?,
+        JobsAction::Retry { id } => {
+            let allowed = [
+                JobState::Failed,
+                JobState::Dead,
+                JobState::Expired,
+                JobState::Cancelled,
+            ];
+            requeue(ctx, id, &allowed, "recover").await?
+        }
+    };
+    if ctx.json {
+        output::json(&one)
+    } else {
+        output::line(show(&one))
+    }
+}
+
+/// Requeues a job in one of `allowed` states; otherwise says which verb fits.
+async fn requeue(
+    ctx: &Context,
+    id: i64,
+    allowed: &[JobState],
+    other: &str,
+) -> Result<JobView, CliError> {
+    let job = ctx.mailbox.job(id).await?;
+    if !allowed.contains(&job.state) {
+        return Err(CliError::BadInput(format!(
+            "job {id} is {}; `jobs {other}` or `jobs cancel` may be what you want",
+            job.state
+        )));
+    }
+    Ok(ctx.mailbox.requeue_job(id).await?)
+}
+
+fn list(ctx: &Context, jobs: &[JobView]) -> Result<(), CliError> {
+    if ctx.json {
+        return output::json(jobs);
+    }
+    if jobs.is_empty() {
+        return output::line("no jobs");
+    }
+    for j in jobs {
+        let prompt: String = j.prompt.chars().take(60).collect();
+        output::line(format!(
+            "#{} {:<15} {} (attempts {}) from {}: {}",
+            j.id,
+            j.state,
+            j.agent,
+            j.attempts,
+            j.dispatcher,
+            prompt.replace('\n', " ")
+        ))?;
+    }
+    Ok(())
+}
+
+fn show(j: &JobView) -> String {
+    let mut out = format!(
+        "#{} for {}: {}{} (attempts {}, from {}{})",
+        j.id,
+        j.agent,
+        j.state,
+        if j.write { ", write" } else { "" },
+        j.attempts,
+        j.dispatcher,
+        if j.duplicate {
+            "; duplicate of an earlier dispatch"
+        } else {
+            ""
+        }
+    );
+    if let Some(b) = &j.branch {
+        out.push_str(&format!("\nbranch: {b}"));
+    }
+    if let Some(r) = &j.result {
+        out.push_str(&format!("\n{r}"));
+    }
+    if let Some(e) = &j.error {
+        out.push_str(&format!("\nerror: {e}"));
+    }
+    out
+}

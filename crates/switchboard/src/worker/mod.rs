@@ -1,0 +1,80 @@
+//! The worker: takes jobs addressed to one agent name and runs each with a command — the
+//! prompt on its stdin (or in place of a `{prompt}` argument), its stdout as the result, a
+//! non-zero exit with the tail of its stderr as the failure. It heartbeats while a command
+//! runs, kills the command's whole process group when the job is cancelled, and gives its
+//! claims back when asked to stop.
+
+mod command;
+mod run;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use switchboard_core::Mailbox;
+
+pub use command::{CommandSpec, Preset};
+
+/// How one worker process behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub agent: String,
+    pub allow_writes: bool,
+    pub concurrency: usize,
+    pub command: CommandSpec,
+    /// Run each write job in a fresh git worktree of this directory's repository.
+    pub worktree: bool,
+    /// Who this worker is, as `jobs show` reports it.
+    pub name: String,
+}
+
+/// How long one wait for a job lasts before the worker looks again.
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Core(#[from] switchboard_core::Error),
+}
+
+/// Runs the worker until `stop` turns true, then stops claiming, ends running commands and
+/// gives their jobs back.
+pub async fn run(
+    mailbox: Mailbox,
+    config: WorkerConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let mut slots = tokio::task::JoinSet::new();
+    for slot in 0..config.concurrency.max(1) {
+        let mailbox = mailbox.clone();
+        let config = config.clone();
+        let stop = stop.clone();
+        slots.spawn(async move { serve(mailbox, config, slot, stop).await });
+    }
+    let mut first_error = None;
+    while let Some(outcome) = slots.join_next().await {
+        if let Ok(Err(e)) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn serve(
+    mailbox: Mailbox,
+    config: WorkerConfig,
+    slot: usize,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let name = format!("{}#{slot}", config.name);
+    while !*stop.borrow() {
+        let claim = tokio::select! {
+            claim = mailbox.claim_wait(&config.agent, &name, config.allow_writes, CLAIM_WAIT) => claim?,
+            _ = stop.changed() => return Ok(()),
+        };
+        if let Some(claim) = claim {
+            run::job(&mailbox, &config, claim, stop.clone()).await?;
+        }
+    }
+    Ok(())
+}

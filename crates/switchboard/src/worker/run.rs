@@ -1,0 +1,262 @@
+//! One job, start to finish: start the claim, run the command in its own process group, keep
+//! the lease alive, notice a cancel within moments (woken by the store), and report the end.
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+use switchboard_core::{Error, JobOutcome, Mailbox, Rejection};
+use switchboard_proto::{JobClaim, JobState, MAX_RESULT_BYTES};
+
+use super::{WorkerConfig, WorkerError};
+
+/// How much of a failing command's stderr is kept as the failure's explanation.
+const STDERR_TAIL: usize = 4 * 1024;
+/// Fewest milliseconds between two state checks prompted by store wake-ups.
+const CHECK_GAP: Duration = Duration::from_millis(200);
+
+enum End {
+    Exited(std::io::Result<ExitStatus>),
+    Cancelled,
+    /// Another claim replaced ours: the job is no longer ours to report on.
+    Lost,
+    Stopped,
+}
+
+pub async fn job(
+    mailbox: &Mailbox,
+    config: &WorkerConfig,
+    claim: JobClaim,
+    stop: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let id = claim.job.id;
+    if let Err(e) = mailbox.start_job(&claim).await {
+        tracing::warn!("job #{id}: cannot start: {e}");
+        return Ok(());
+    }
+    eprintln!(
+        "job #{id}: running (attempt {}, fence {})",
+        claim.job.attempts, claim.fence
+    );
+    let (dir, branch) = if claim.job.write && config.worktree {
+        match worktree(id).await {
+            Ok((dir, branch)) => (Some(dir), Some(branch)),
+            Err(e) => return report(mailbox, &claim, JobOutcome::Failed { error: e }).await,
+        }
+    } else {
+        (None, None)
+    };
+    let inv = config.command.invocation(
+        &claim.job.prompt,
+        claim.job.model.as_deref(),
+        claim.job.write,
+    );
+    let mut cmd = Command::new(&inv.program);
+    cmd.args(&inv.args)
+        .env("SWITCHBOARD_JOB_ID", id.to_string())
+        .env("SWITCHBOARD_JOB_AGENT", &claim.job.agent)
+        .stdin(if inv.prompt_on_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = &dir {
+        cmd.current_dir(dir);
+    }
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let error = format!("cannot start `{}`: {e}", inv.program);
+            return report(mailbox, &claim, JobOutcome::Failed { error }).await;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let prompt = claim.job.prompt.clone();
+        // A command that does not read its stdin closes it; that is not the job's failure.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(prompt.as_bytes()).await;
+        });
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(tail(s, MAX_RESULT_BYTES)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(tail(s, STDERR_TAIL)));
+    let started = Instant::now();
+    let end = supervise(mailbox, &claim, &mut child, stop).await;
+    let text = |t: Option<tokio::task::JoinHandle<String>>| async move {
+        match t {
+            Some(t) => t.await.unwrap_or_default(),
+            None => String::new(),
+        }
+    };
+    let outcome = match end {
+        End::Exited(Ok(status)) if status.success() => JobOutcome::Completed {
+            result: text(stdout).await,
+            branch,
+        },
+        End::Exited(Ok(status)) => JobOutcome::Failed {
+            error: format!("{status}; stderr ends with:\n{}", text(stderr).await),
+        },
+        End::Exited(Err(e)) => JobOutcome::Failed {
+            error: format!("lost track of the command: {e}"),
+        },
+        End::Cancelled => {
+            eprintln!("job #{id}: cancelled; its command was killed");
+            return Ok(());
+        }
+        End::Lost => {
+            eprintln!("job #{id}: claimed by another worker; dropped");
+            return Ok(());
+        }
+        End::Stopped => {
+            if let Err(e) = mailbox.release_job(&claim).await {
+                tracing::warn!("job #{id}: cannot give it back: {e}");
+            }
+            eprintln!("job #{id}: given back (worker stopping)");
+            return Ok(());
+        }
+    };
+    eprintln!(
+        "job #{id}: finished in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    report(mailbox, &claim, outcome).await
+}
+
+async fn report(
+    mailbox: &Mailbox,
+    claim: &JobClaim,
+    outcome: JobOutcome,
+) -> Result<(), WorkerError> {
+    match mailbox.finish_job(claim, outcome).await {
+        Ok(view) => {
+            eprintln!("job #{}: {}", view.id, view.state);
+            Ok(())
+        }
+        // Cancelled or replaced meanwhile: the store keeps the truth; nothing to report.
+        Err(Error::Rejected(r)) => {
+            eprintln!("job #{}: not recorded: {r}", claim.job.id);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Waits for the command while keeping the lease, watching for a cancel and for shutdown.
+async fn supervise(
+    mailbox: &Mailbox,
+    claim: &JobClaim,
+    child: &mut Child,
+    mut stop: watch::Receiver<bool>,
+) -> End {
+    let mut beat = tokio::time::interval(mailbox.limits().job_lease / 4);
+    let mut wakes = mailbox.store().subscribe();
+    let mut last_check = Instant::now();
+    loop {
+        let check = tokio::select! {
+            status = child.wait() => return End::Exited(status),
+            _ = beat.tick() => true,
+            _ = wakes.recv() => last_check.elapsed() >= CHECK_GAP,
+            _ = stop.changed() => {
+                kill(child).await;
+                return End::Stopped;
+            }
+        };
+        if !check {
+            continue;
+        }
+        last_check = Instant::now();
+        match mailbox.heartbeat(claim).await {
+            Ok(JobState::Cancelled) => {
+                kill(child).await;
+                return End::Cancelled;
+            }
+            Ok(_) => {}
+            Err(Error::Rejected(Rejection::StaleClaim { .. })) => {
+                kill(child).await;
+                return End::Lost;
+            }
+            Err(e) => tracing::warn!("job #{}: heartbeat failed: {e}", claim.job.id),
+        }
+    }
+}
+
+/// Kills the command and everything it started.
+async fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+/// Everything a stream yields, keeping only its last `cap` bytes.
+async fn tail(mut stream: impl AsyncRead + Unpin, cap: usize) -> String {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 2 * cap {
+            kept.drain(..kept.len() - cap);
+        }
+    }
+    if kept.len() > cap {
+        kept.drain(..kept.len() - cap);
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// A fresh worktree and branch for a write job, beside the repository of the current directory.
+async fn worktree(id: i64) -> Result<(PathBuf, String), String> {
+    let root = git(&["rev-parse", "--show-toplevel"], None).await?;
+    let root = PathBuf::from(root.trim());
+    let repo = root
+        .file_name()
+        .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
+    let dir = std::env::temp_dir()
+        .join("switchboard-worktrees")
+        .join(format!("{repo}-job-{id}"));
+    let branch = format!("switchboard/job-{id}");
+    let dir_arg = dir.display().to_string();
+    git(&["worktree", "add", "-b", &branch, &dir_arg], Some(&root)).await?;
+    Ok((dir, branch))
+}
+
+async fn git(args: &[&str], dir: Option<&PathBuf>) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git for a worktree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,217 @@
+//! Durable jobs end to end: real worker processes running executor scripts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{Home, stderr};
+
+/// An executor script in the test's directory.
+fn script(home: &Home, name: &str, body: &str) -> PathBuf {
+    let path = home.path().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+fn worker(home: &Home, args: &[&str], command: &Path) -> Child {
+    home.cmd("ops")
+        .env("SWITCHBOARD_JOB_LEASE", "1s")
+        .args(["worker", "--agent", "codex"])
+        .args(args)
+        .arg("--")
+        .arg(command)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn dispatch(home: &Home, extra: &[&str]) -> Value {
+    let mut args = vec!["jobs", "dispatch", "codex"];
+    args.extend_from_slice(extra);
+    home.json("alice", &args)
+}
+
+fn show(home: &Home, id: i64, wait: &str) -> Value {
+    home.json("alice", &["jobs", "show", &id.to_string(), "--wait", wait])
+}
+
+fn sigkill(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_worker_runs_a_job_and_the_dispatcher_is_told_only_id_and_state() {
+    let home = Home::new();
+    let exec = script(
+        &home,
+        "exec.sh",
+        "prompt=$(cat)\necho \"reviewed: $prompt\"",
+    );
+    let mut w = worker(&home, &[], &exec);
+    let job = dispatch(&home, &["review the diff"]);
+    let id = job["id"].as_i64().unwrap();
+    let done = show(&home, id, "20s");
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["result"], "reviewed: review the diff\n");
+    let inbox = home.json("alice", &["inbox"]);
+    let notice = &inbox[0];
+    assert_eq!(notice["kind"], "job");
+    assert_eq!(notice["text"], format!("Job #{id} for codex is completed."));
+    sigkill(&mut w);
+}
+
+#[test]
+fn a_failing_command_reports_its_exit_and_stderr_tail() {
+    let home = Home::new();
+    let exec = script(
+        &home,
+        "fail.sh",
+        "cat >/dev/null\necho 'tests failed: 3' >&2\nexit 3",
+    );
+    let mut w = worker(&home, &[], &exec);
+    let id = dispatch(&home, &["run the tests"])["id"].as_i64().unwrap();
+    let done = show(&home, id, "20s");
+    assert_eq!(done["state"], "failed");
+    let error = done["error"].as_str().unwrap();
+    assert!(
+        error.contains("exit status: 3") && error.contains("tests failed: 3"),
+        "{error}"
+    );
+    sigkill(&mut w);
+}
+
+#[test]
+fn a_killed_worker_loses_nothing_read_jobs_rerun_once_write_jobs_wait_for_recovery() {
+    let home = Home::new();
+    let slow = script(&home, "slow.sh", "cat >/dev/null\nsleep 10");
+    let mut first = worker(&home, &["--allow-writes"], &slow);
+    let read = dispatch(&home, &["read only"])["id"].as_i64().unwrap();
+    crate::harness::wait_until("the read job is running", || {
+        home.json("alice", &["jobs", "show", &read.to_string()])["state"] == "running"
+    });
+    sigkill(&mut first);
+
+    let log = home.path().join("runs.log");
+    let quick = script(
+        &home,
+        "quick.sh",
+        &format!(
+            "cat >/dev/null\necho \"ran $SWITCHBOARD_JOB_ID\" >> '{}'\necho ok",
+            log.display()
+        ),
+    );
+    let mut second = worker(&home, &[], &quick);
+    let done = show(&home, read, "30s");
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["attempts"], 2);
+    sigkill(&mut second);
+    let runs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "completed once: {runs}");
+
+    let mut third = worker(&home, &["--allow-writes"], &slow);
+    let write = dispatch(&home, &["edit files", "--write"])["id"]
+        .as_i64()
+        .unwrap();
+    crate::harness::wait_until("the write job is running", || {
+        home.json("alice", &["jobs", "show", &write.to_string()])["state"] == "running"
+    });
+    sigkill(&mut third);
+    let mut fourth = worker(&home, &["--allow-writes"], &quick);
+    crate::harness::wait_until("the write job is parked", || {
+        home.json("alice", &["jobs", "show", &write.to_string()])["state"] == "needs_recovery"
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        home.json("alice", &["jobs", "show", &write.to_string()])["state"],
+        "needs_recovery",
+        "never re-run silently"
+    );
+    let retry = home.run("alice", &["jobs", "retry", &write.to_string()]);
+    assert_eq!(
+        retry.status.code(),
+        Some(2),
+        "retry is not recover: {}",
+        stderr(&retry)
+    );
+    home.json("alice", &["jobs", "recover", &write.to_string()]);
+    assert_eq!(show(&home, write, "30s")["state"], "completed");
+    sigkill(&mut fourth);
+}
+
+#[test]
+fn a_cancel_kills_the_running_command_and_its_children() {
+    let home = Home::new();
+    let pid_file = home.path().join("pid");
+    let body = format!(
+        "cat >/dev/null\necho $$ > '{}'\nsleep 60 & wait",
+        pid_file.display()
+    );
+    let exec = script(&home, "long.sh", &body);
+    let mut w = worker(&home, &[], &exec);
+    let id = dispatch(&home, &["long task"])["id"].as_i64().unwrap();
+    crate::harness::wait_until("the command started", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let cancelled = home.json("alice", &["jobs", "cancel", &id.to_string()]);
+    assert_eq!(cancelled["state"], "cancelled");
+    crate::harness::wait_until("the command's process group is gone", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    sigkill(&mut w);
+}
+
+#[test]
+fn four_workers_complete_a_thousand_jobs_exactly_once() {
+    let home = Home::new();
+    let log = home.path().join("runs.log");
+    let exec = script(
+        &home,
+        "count.sh",
+        &format!(
+            "cat >/dev/null\necho \"$SWITCHBOARD_JOB_ID\" >> '{}'\necho done",
+            log.display()
+        ),
+    );
+    for i in 0..1000 {
+        dispatch(
+            &home,
+            &[&format!("job {i}"), "--request-id", &format!("r{i}")],
+        );
+        if i == 0 {
+            // A repeated request id creates no second job.
+            let again = dispatch(&home, &["job 0", "--request-id", "r0"]);
+            assert_eq!(again["duplicate"], true);
+        }
+    }
+    let mut workers: Vec<Child> = (0..4).map(|_| worker(&home, &[], &exec)).collect();
+    crate::harness::wait_until("every job finished", || {
+        home.json("alice", &["jobs", "list", "--limit", "1"])
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    for w in &mut workers {
+        sigkill(w);
+    }
+    let runs = std::fs::read_to_string(&log).unwrap();
+    let mut ids: Vec<i64> = runs.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(ids.len(), 1000, "1000 runs");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000, "no job ran twice");
+    let all = home.json("alice", &["jobs", "list", "--all", "--limit", "2000"]);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 1000);
+    assert!(all.iter().all(|j| j["state"] == "completed"));
+}

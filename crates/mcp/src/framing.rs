@@ -111,7 +111,7 @@ pub fn question(q: &QuestionView) -> String {
 pub fn block(items: &[InboxItem]) -> String {
     let n = items.len();
     let mut out = format!(
-        "[switchboard: {n} unread message{} for you. {UNTRUSTED} Reply with `send` (reply_to marks it read) or `ack` the ids.]\n",
+        "[switchboard: {n} unread message{} for you. {UNTRUSTED} Reply with `send` (reply_to marks it read) or `inbox` with ack=[ids].]\n",
         if n == 1 { "" } else { "s" }
     );
     for i in items {
@@ -135,9 +135,9 @@ pub fn channel_params(i: &InboxItem) -> Value {
         meta.insert("broadcast".into(), json!(scope.as_str()));
     }
     let how = match i.kind {
-        ItemKind::Question => format!("(ack ids=[{}] once handled.)", i.id),
+        ItemKind::Question => format!("(inbox ack=[{}] once handled.)", i.id),
         _ => format!(
-            "(Reply: send to={} reply_to={}; or ack ids=[{}].)",
+            "(Reply: send to={} reply_to={}; or inbox ack=[{}].)",
             i.from, i.id, i.id
         ),
     };

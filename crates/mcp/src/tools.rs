@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use switchboard_core::{Ask, Error, Mailbox, Outgoing, QuestionQuery, Reply, SentQuery, Session};
+use switchboard_core::{
+    Ask, Dispatch, Error, JobQuery, Mailbox, Outgoing, QuestionQuery, Reply, SentQuery, Session,
+};
 use switchboard_proto::{Basis, InboxItem, PeerView, Scope, Target};
 
 /// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
@@ -61,23 +63,18 @@ pub struct SendArgs {
     pub text: String,
     /// Id of the message you answer; marks it read.
     pub reply_to: Option<i64>,
-    /// Idempotency key: a resend with the same key is not stored twice.
+    /// Idempotency key: a resend is not stored twice.
     pub key: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InboxArgs {
+    /// Ids you have handled: marked read first.
+    pub ack: Option<Vec<i64>>,
     /// Seconds to wait for mail if none is unread (max 240).
     pub wait: Option<u32>,
     pub limit: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AckArgs {
-    /// Message ids you have handled.
-    pub ids: Vec<i64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -130,6 +127,34 @@ pub struct QuestionsArgs {
     pub open: Option<bool>,
     /// With id: seconds to wait for its answer (max 240).
     pub wait: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchArgs {
+    /// The agent name a worker serves, e.g. codex.
+    pub agent: String,
+    pub prompt: String,
+    pub model: Option<String>,
+    /// The job may change files.
+    pub write: Option<bool>,
+    /// Dispatching again with it returns the first job.
+    pub request_id: Option<String>,
+    /// Seconds the job may wait for a worker.
+    pub ttl: Option<u64>,
+    /// Seconds to wait for the result (max 240).
+    pub wait: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobArgs {
+    /// Omit to list your jobs.
+    pub id: Option<i64>,
+    /// Seconds to wait for it to finish (max 240).
+    pub wait: Option<u32>,
+    /// Cancel it.
+    pub cancel: Option<bool>,
 }
 
 fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
@@ -236,15 +261,14 @@ pub fn definitions() -> Vec<Tool> {
         ),
         tool::<SendArgs>(
             "send",
-            "Send a message to a peer (durable once this returns), or broadcast. Unknown names are refused.",
+            "Message a peer, or broadcast; stored durably before this returns.",
             notes(false, false),
         ),
         tool::<InboxArgs>(
             "inbox",
-            "Your unread messages, oldest first; can wait for new ones. Items stay unread until you ack or reply.",
+            "Your unread messages, oldest first; can wait. They stay unread until you ack or reply.",
             notes(false, false),
         ),
-        tool::<AckArgs>("ack", "Mark messages handled (read).", notes(false, true)),
         tool::<SentArgs>(
             "sent",
             "Delivery state of what you sent: queued, delivered, read, expired or dead.",
@@ -265,6 +289,16 @@ pub fn definitions() -> Vec<Tool> {
             "Questions you asked or received and their answers; can wait for one answer.",
             notes(true, true),
         ),
+        tool::<DispatchArgs>(
+            "dispatch",
+            "Queue a job for the worker serving an agent name; you are told when it ends.",
+            notes(false, false),
+        ),
+        tool::<JobArgs>(
+            "job",
+            "A job's state and result (can wait), your jobs when no id, or cancel one.",
+            notes(false, false),
+        ),
     ]
 }
 
@@ -284,13 +318,14 @@ pub async fn call(
         "profile" => profile(mailbox, me, parse(name, args)?).await,
         "send" => send(mailbox, me, parse(name, args)?).await,
         "inbox" => inbox(mailbox, me, parse(name, args)?).await,
-        "ack" => ack(mailbox, me, parse(name, args)?).await,
         "sent" => sent(mailbox, me, parse(name, args)?).await,
         "ask" => ask(mailbox, me, parse(name, args)?).await,
         "answer" => answer(mailbox, me, parse(name, args)?).await,
         "questions" => questions(mailbox, me, parse(name, args)?).await,
+        "dispatch" => dispatch(mailbox, me, parse(name, args)?).await,
+        "job" => job(mailbox, me, parse(name, args)?).await,
         other => Err(format!(
-            "no tool named '{other}'; tools are: peers, profile, send, inbox, ack, sent, ask, answer, questions"
+            "no tool named '{other}'; tools are: peers, profile, send, inbox, sent, ask, answer, questions, dispatch, job"
         )),
     }
 }
@@ -371,12 +406,16 @@ fn wait_secs(wait: Option<u32>) -> Result<Duration, String> {
 async fn inbox(mailbox: &Mailbox, me: &Session, args: InboxArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     let limit = args.limit.unwrap_or(50).clamp(1, 200);
+    let acked = match &args.ack {
+        Some(ids) => mailbox.ack(me.peer.id, ids).await.map_err(explain)?,
+        None => 0,
+    };
     let items = mailbox
         .lease_wait(me, limit, true, wait)
         .await
         .map_err(explain)?;
     hand_over(mailbox, me, &items).await.map_err(explain)?;
-    Ok(json!({ "items": items }))
+    Ok(json!({ "acked": acked, "items": items }))
 }
 
 /// Records that items were shown to this session.
@@ -390,11 +429,6 @@ pub async fn hand_over(mailbox: &Mailbox, me: &Session, items: &[InboxItem]) -> 
         mailbox.mark_delivered(me, &ids).await?;
     }
     Ok(())
-}
-
-async fn ack(mailbox: &Mailbox, me: &Session, args: AckArgs) -> Outcome {
-    let n = mailbox.ack(me.peer.id, &args.ids).await.map_err(explain)?;
-    Ok(json!({ "acked": n }))
 }
 
 async fn sent(mailbox: &Mailbox, me: &Session, args: SentArgs) -> Outcome {
@@ -483,4 +517,46 @@ async fn questions(mailbox: &Mailbox, me: &Session, args: QuestionsArgs) -> Outc
         .await
         .map_err(explain)?;
     Ok(json!({ "questions": list }))
+}
+
+async fn dispatch(mailbox: &Mailbox, me: &Session, args: DispatchArgs) -> Outcome {
+    let wait = wait_secs(args.wait)?;
+    let d = Dispatch {
+        agent: args.agent,
+        prompt: args.prompt,
+        model: args.model,
+        write: args.write.unwrap_or(false),
+        request_id: args.request_id,
+        ttl: args.ttl.map(Duration::from_secs),
+    };
+    let mut job = mailbox.dispatch(me.peer.id, d).await.map_err(explain)?;
+    if !wait.is_zero() {
+        job = mailbox.job_wait(job.id, wait).await.map_err(explain)?;
+    }
+    serde_json::to_value(job).map_err(|e| e.to_string())
+}
+
+async fn job(mailbox: &Mailbox, me: &Session, args: JobArgs) -> Outcome {
+    let wait = wait_secs(args.wait)?;
+    let Some(id) = args.id else {
+        if !wait.is_zero() || args.cancel.is_some() {
+            return Err("`wait` and `cancel` need the job's `id`".into());
+        }
+        let query = JobQuery {
+            dispatcher: Some(me.peer.id),
+            agent: None,
+            active_only: false,
+            limit: 20,
+        };
+        let jobs = mailbox.jobs(query).await.map_err(explain)?;
+        return Ok(json!({ "jobs": jobs }));
+    };
+    let view = if args.cancel == Some(true) {
+        mailbox.cancel_job(id).await
+    } else if wait.is_zero() {
+        mailbox.job(id).await
+    } else {
+        mailbox.job_wait(id, wait).await
+    };
+    serde_json::to_value(view.map_err(explain)?).map_err(|e| e.to_string())
 }

@@ -215,3 +215,51 @@ fn four_workers_complete_a_thousand_jobs_exactly_once() {
     assert_eq!(all.len(), 1000);
     assert!(all.iter().all(|j| j["state"] == "completed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatching_session_is_woken_with_the_job_id_and_state_only() {
+    use crate::mcp_client::{Agent, Kind};
+    use serde_json::json;
+    let home = Home::new();
+    let exec = script(
+        &home,
+        "exec.sh",
+        "prompt=$(cat)\necho \"secret result for: $prompt\"",
+    );
+    let mut w = worker(&home, &[], &exec);
+    let claude = Agent::start(&home, "claude-web", Kind::ClaudeCode).await;
+    let job = claude
+        .ok(
+            "dispatch",
+            json!({"agent": "codex", "prompt": "review", "request_id": "rv-1"}),
+        )
+        .await;
+    let id = job["id"].as_i64().unwrap();
+    let again = claude
+        .ok(
+            "dispatch",
+            json!({"agent": "codex", "prompt": "review", "request_id": "rv-1"}),
+        )
+        .await;
+    assert_eq!(
+        (again["id"].as_i64(), again["duplicate"].as_bool()),
+        (Some(id), Some(true))
+    );
+
+    let pushed = claude.pushes(1).await;
+    assert_eq!(pushed[0]["meta"]["kind"], "job");
+    let content = pushed[0]["content"].as_str().unwrap();
+    assert!(
+        content.contains(&format!("Job #{id} for codex is completed.")),
+        "{content}"
+    );
+    assert!(
+        !content.contains("secret result"),
+        "never the payload: {content}"
+    );
+    let fetched = claude.ok("job", json!({"id": id})).await;
+    assert_eq!(fetched["result"], "secret result for: review\n");
+    let mine = claude.ok("job", json!({})).await;
+    assert_eq!(mine["jobs"].as_array().unwrap().len(), 1);
+    sigkill(&mut w);
+}

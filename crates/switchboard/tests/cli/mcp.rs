@@ -112,8 +112,8 @@ async fn a_client_without_push_gets_mail_piggybacked_exactly_once() {
         "no channel events for codex"
     );
 
-    c.ok("ack", json!({"ids": [id]})).await;
-    let empty = c.ok("inbox", json!({})).await;
+    let empty = c.ok("inbox", json!({"ack": [id]})).await;
+    assert_eq!(empty["acked"], 1);
     assert_eq!(empty["items"], json!([]));
 }
 
@@ -292,8 +292,8 @@ async fn bad_calls_get_errors_that_say_how_to_fix_them() {
         ),
         ("inbox", json!({"wait": 999}), "wait is at most 240 seconds"),
         (
-            "ack",
-            json!({"ids": [424242]}),
+            "inbox",
+            json!({"ack": [424242]}),
             "message is not in this peer's inbox: 424242",
         ),
         (

@@ -225,16 +225,18 @@ async fn tail(mut stream: impl AsyncRead + Unpin, cap: usize) -> String {
     String::from_utf8_lossy(&kept).into_owned()
 }
 
-/// A fresh worktree and branch for a write job, beside the repository of the current directory.
+/// A fresh worktree and branch for a write job, in a directory beside the repository of the
+/// worker's directory (`<repo>-switchboard-job-<id>`), where its owner will see it.
 async fn worktree(id: i64) -> Result<(PathBuf, String), String> {
     let root = git(&["rev-parse", "--show-toplevel"], None).await?;
     let root = PathBuf::from(root.trim());
     let repo = root
         .file_name()
         .map_or_else(|| "repo".to_owned(), |n| n.to_string_lossy().into_owned());
-    let dir = std::env::temp_dir()
-        .join("switchboard-worktrees")
-        .join(format!("{repo}-job-{id}"));
+    let dir = root
+        .parent()
+        .unwrap_or(&root)
+        .join(format!("{repo}-switchboard-job-{id}"));
     let branch = format!("switchboard/job-{id}");
     let dir_arg = dir.display().to_string();
     git(&["worktree", "add", "-b", &branch, &dir_arg], Some(&root)).await?;

@@ -263,3 +263,90 @@ async fn a_dispatching_session_is_woken_with_the_job_id_and_state_only() {
     assert_eq!(mine["jobs"].as_array().unwrap().len(), 1);
     sigkill(&mut w);
 }
+
+#[test]
+fn a_write_job_runs_in_a_fresh_worktree_and_reports_its_branch() {
+    let home = Home::new();
+    let repo = home.path().join("webapp");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "hi\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    let exec = script(
+        &home,
+        "edit.sh",
+        "cat >/dev/null\necho edited > CHANGED\ngit rev-parse --abbrev-ref HEAD",
+    );
+    let mut w = home
+        .cmd("ops")
+        .current_dir(&repo)
+        .args([
+            "worker",
+            "--agent",
+            "codex",
+            "--allow-writes",
+            "--worktree",
+            "--",
+        ])
+        .arg(&exec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = dispatch(&home, &["edit something", "--write"])["id"]
+        .as_i64()
+        .unwrap();
+    let done = show(&home, id, "30s");
+    assert_eq!(done["state"], "completed", "{done}");
+    let branch = format!("switchboard/job-{id}");
+    assert_eq!(done["branch"], branch.as_str());
+    assert_eq!(done["result"].as_str().unwrap().trim(), branch);
+    assert!(
+        !repo.join("CHANGED").exists(),
+        "the main checkout is untouched"
+    );
+    assert!(
+        home.path()
+            .join(format!("webapp-switchboard-job-{id}/CHANGED"))
+            .exists()
+    );
+    sigkill(&mut w);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_worker_asked_to_stop_gives_its_running_job_back() {
+    let home = Home::new();
+    let exec = script(&home, "slow.sh", "cat >/dev/null\nsleep 10");
+    let mut w = worker(&home, &[], &exec);
+    let id = dispatch(&home, &["long"])["id"].as_i64().unwrap();
+    crate::harness::wait_until("the job is running", || {
+        home.json("alice", &["jobs", "show", &id.to_string()])["state"] == "running"
+    });
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &w.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(w.wait().unwrap().success(), "a graceful stop exits 0");
+    let job = home.json("alice", &["jobs", "show", &id.to_string()]);
+    assert_eq!(job["state"], "queued", "{job}");
+    assert_eq!(
+        job["attempts"], 0,
+        "giving a job back is not a failed attempt"
+    );
+}

@@ -422,6 +422,24 @@ pub async fn retention_deletes_old_records(b: &dyn Backend) {
         left.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![fresh.id]
     );
+
+    // A finished job is kept for the retention window, then deleted with its request id.
+    let mut d = job("codex", "old");
+    d.request_id = Some("once".into());
+    let old_job = w.mailbox.dispatch(alice.peer.id, d.clone()).await.unwrap();
+    w.mailbox.cancel_job(old_job.id).await.unwrap();
+    w.clock
+        .advance_ms(switchboard_core::policy::ms(w.mailbox.limits().retention) + 1);
+    w.mailbox.gc().await.unwrap();
+    assert!(matches!(
+        w.mailbox.job(old_job.id).await,
+        Err(Error::Rejected(Rejection::UnknownJob { .. }))
+    ));
+    let again = w.mailbox.dispatch(alice.peer.id, d).await.unwrap();
+    assert!(
+        !again.duplicate,
+        "the request id is free again after retention"
+    );
 }
 
 pub async fn broadcast_reaches_live_peers_in_scope(b: &dyn Backend) {

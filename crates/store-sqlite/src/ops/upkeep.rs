@@ -44,6 +44,12 @@ pub fn gc(
     )?;
     let messages_deleted =
         conn.execute("DELETE FROM messages WHERE created_at < ?1", [cutoff])? as u64;
+    // Finished jobs go with their retention window, and their request ids with them.
+    conn.execute(
+        "DELETE FROM jobs WHERE updated_at < ?1
+           AND state NOT IN ('queued', 'claimed', 'running')",
+        [cutoff],
+    )?;
     let sessions_deleted = conn.execute(
         "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1",
         [cutoff],
@@ -53,7 +59,8 @@ pub fn gc(
          WHERE p.last_seen_at < ?1
            AND NOT EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id)
            AND NOT EXISTS(SELECT 1 FROM messages m WHERE m.sender_id = p.id OR m.recipient_id = p.id)
-           AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.recipient_id = p.id)",
+           AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.recipient_id = p.id)
+           AND NOT EXISTS(SELECT 1 FROM jobs j WHERE j.dispatcher_id = p.id)",
         params![cutoff],
     )? as u64;
     Ok(GcReport {

@@ -256,14 +256,13 @@ impl Mailbox {
         id: MessageId,
         wait: Duration,
     ) -> Result<QuestionView> {
-        let mut wakes = self.store.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let q = self.question(peer, id).await?;
-            if q.state != QuestionState::Open || !wait_for(&mut wakes, Some(peer), deadline).await {
-                return Ok(q);
-            }
-        }
+        self.until(
+            Some(peer),
+            wait,
+            || self.question(peer, id),
+            |q| q.state != QuestionState::Open,
+        )
+        .await
     }
 
     /// Validates and stores a job; returns once it is durable.
@@ -316,14 +315,13 @@ impl Mailbox {
         allow_writes: bool,
         wait: Duration,
     ) -> Result<Option<JobClaim>> {
-        let mut wakes = self.store.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let claim = self.claim(agent, worker, allow_writes).await?;
-            if claim.is_some() || !wait_for(&mut wakes, None, deadline).await {
-                return Ok(claim);
-            }
-        }
+        self.until(
+            None,
+            wait,
+            || self.claim(agent, worker, allow_writes),
+            Option::is_some,
+        )
+        .await
     }
 
     pub async fn start_job(&self, claim: &JobClaim) -> Result<()> {
@@ -378,14 +376,8 @@ impl Mailbox {
 
     /// The job once it reaches a final state, or as it stands after `wait`.
     pub async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView> {
-        let mut wakes = self.store.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let job = self.job(id).await?;
-            if job.state.is_final() || !wait_for(&mut wakes, None, deadline).await {
-                return Ok(job);
-            }
-        }
+        self.until(None, wait, || self.job(id), |j| j.state.is_final())
+            .await
     }
 
     pub async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
@@ -402,6 +394,30 @@ impl Mailbox {
             });
         }
         Ok(self.now().saturating_add(ms(ttl)))
+    }
+
+    /// Looks with `look` until `done` accepts the answer, looking again after every wake that
+    /// concerns `peer` (every wake when `None`), for at most `wait`; then returns the last look.
+    /// Subscribing before the first look means nothing committed in between is missed.
+    async fn until<T, F, Fut>(
+        &self,
+        peer: Option<PeerId>,
+        wait: Duration,
+        mut look: F,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut wakes = self.store.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let seen = look().await?;
+            if done(&seen) || !wait_for(&mut wakes, peer, deadline).await {
+                return Ok(seen);
+            }
+        }
     }
 
     fn admission(&self) -> Admission {
@@ -465,14 +481,14 @@ impl Mailbox {
         include_seen: bool,
         wait: Duration,
     ) -> Result<Vec<InboxItem>> {
-        let mut wakes = self.store.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let items = self.lease(session, limit, include_seen).await?;
-            if !items.is_empty() || !wait_for(&mut wakes, Some(session.peer.id), deadline).await {
-                return Ok(items);
-            }
-        }
+        let peer = Some(session.peer.id);
+        self.until(
+            peer,
+            wait,
+            || self.lease(session, limit, include_seen),
+            |items| !items.is_empty(),
+        )
+        .await
     }
 
     pub async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
@@ -503,14 +519,8 @@ impl Mailbox {
 
     /// The log after `query.after`, waiting up to `wait` for the first entry.
     pub async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>> {
-        let mut wakes = self.store.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let entries = self.log(query).await?;
-            if !entries.is_empty() || !wait_for(&mut wakes, query.peer, deadline).await {
-                return Ok(entries);
-            }
-        }
+        self.until(query.peer, wait, || self.log(query), |e| !e.is_empty())
+            .await
     }
 
     pub async fn gc(&self) -> Result<GcReport> {

@@ -1,12 +1,10 @@
 //! Durable jobs (SPEC 3): a task dispatched to an agent name, run by whichever worker serves
 //! that name, under a lease and a fencing token.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Millis, UnknownVariant};
+use crate::message::Millis;
+use crate::string_enum::string_enum;
 
 pub type JobId = i64;
 
@@ -36,55 +34,22 @@ pub enum JobState {
     Dead,
 }
 
+string_enum!(JobState, "job state" {
+    Queued => "queued",
+    Claimed => "claimed",
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Expired => "expired",
+    NeedsRecovery => "needs_recovery",
+    Dead => "dead",
+});
+
 impl JobState {
-    pub const ALL: [Self; 9] = [
-        Self::Queued,
-        Self::Claimed,
-        Self::Running,
-        Self::Completed,
-        Self::Failed,
-        Self::Cancelled,
-        Self::Expired,
-        Self::NeedsRecovery,
-        Self::Dead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Claimed => "claimed",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-            Self::NeedsRecovery => "needs_recovery",
-            Self::Dead => "dead",
-        }
-    }
-
     /// True once nothing more happens to the job without a person acting.
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Queued | Self::Claimed | Self::Running)
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobState {
-    type Err = UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                kind: "job state",
-                value: s.to_owned(),
-            })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod message;
 pub mod name;
 pub mod peer;
 pub mod question;
+mod string_enum;
 
 pub use job::*;
 pub use limits::*;

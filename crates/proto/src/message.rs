@@ -1,9 +1,10 @@
 //! Messages and their per-recipient delivery records as every front end shows them (SPEC 3, 5).
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::string_enum::string_enum;
 
 /// A message id: time-ordered within a room, so it doubles as a log cursor.
 pub type MessageId = i64;
@@ -27,37 +28,6 @@ pub enum DeliveryState {
     Dead,
 }
 
-impl DeliveryState {
-    pub const ALL: [Self; 5] = [
-        Self::Queued,
-        Self::Delivered,
-        Self::Read,
-        Self::Expired,
-        Self::Dead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Delivered => "delivered",
-            Self::Read => "read",
-            Self::Expired => "expired",
-            Self::Dead => "dead",
-        }
-    }
-
-    /// True once nothing more will happen to this delivery.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Read | Self::Expired | Self::Dead)
-    }
-}
-
-impl fmt::Display for DeliveryState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// An unknown state string read back from storage or input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {kind} '{value}'")]
@@ -66,16 +36,18 @@ pub struct UnknownVariant {
     pub value: String,
 }
 
-impl FromStr for DeliveryState {
-    type Err = UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                kind: "delivery state",
-                value: s.to_owned(),
-            })
+string_enum!(DeliveryState, "delivery state" {
+    Queued => "queued",
+    Delivered => "delivered",
+    Read => "read",
+    Expired => "expired",
+    Dead => "dead",
+});
+
+impl DeliveryState {
+    /// True once nothing more will happen to this delivery.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Read | Self::Expired | Self::Dead)
     }
 }
 
@@ -91,36 +63,11 @@ pub enum Scope {
     Repo,
 }
 
-impl Scope {
-    pub const ALL: [Self; 3] = [Self::Room, Self::Dir, Self::Repo];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Room => "room",
-            Self::Dir => "dir",
-            Self::Repo => "repo",
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Scope {
-    type Err = UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                kind: "scope (room, dir or repo)",
-                value: s.to_owned(),
-            })
-    }
-}
+string_enum!(Scope, "scope (room, dir or repo)" {
+    Room => "room",
+    Dir => "dir",
+    Repo => "repo",
+});
 
 /// Who a message was addressed to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,40 +104,14 @@ pub enum ItemKind {
     Job,
 }
 
-impl ItemKind {
-    pub const ALL: [Self; 6] = [
-        Self::Message,
-        Self::Question,
-        Self::Answer,
-        Self::Decline,
-        Self::Expired,
-        Self::Job,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Message => "message",
-            Self::Question => "question",
-            Self::Answer => "answer",
-            Self::Decline => "decline",
-            Self::Expired => "expired",
-            Self::Job => "job",
-        }
-    }
-}
-
-impl FromStr for ItemKind {
-    type Err = UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                kind: "item kind",
-                value: s.to_owned(),
-            })
-    }
-}
+string_enum!(ItemKind, "item kind" {
+    Message => "message",
+    Question => "question",
+    Answer => "answer",
+    Decline => "decline",
+    Expired => "expired",
+    Job => "job",
+});
 
 /// The grounding of an answer, carried with it into the asker's inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

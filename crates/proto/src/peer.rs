@@ -1,11 +1,9 @@
 //! Peers as every front end shows them (SPEC 3).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Millis, UnknownVariant};
+use crate::message::Millis;
+use crate::string_enum::string_enum;
 
 /// What kind of participant a peer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -17,34 +15,10 @@ pub enum PeerKind {
     Operator,
 }
 
-impl PeerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Agent => "agent",
-            Self::Operator => "operator",
-        }
-    }
-}
-
-impl fmt::Display for PeerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PeerKind {
-    type Err = UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "agent" => Ok(Self::Agent),
-            "operator" => Ok(Self::Operator),
-            _ => Err(UnknownVariant {
-                kind: "peer kind",
-                value: s.to_owned(),
-            }),
-        }
-    }
-}
+string_enum!(PeerKind, "peer kind" {
+    Agent => "agent",
+    Operator => "operator",
+});
 
 /// The declared, self-reported facts about a peer's working place (SPEC 3, 7).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

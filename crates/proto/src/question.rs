@@ -1,12 +1,10 @@
 //! Grounded questions and answers (SPEC 3): a question to one peer, answered once with its
 //! sources and basis, or declined with a reason, or expired unanswered.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::message::{MessageId, Millis, UnknownVariant};
+use crate::message::{MessageId, Millis};
+use crate::string_enum::string_enum;
 
 /// Longest `context_hint`, in bytes.
 pub const MAX_CONTEXT_HINT_BYTES: usize = 8 * 1024;
@@ -27,34 +25,10 @@ pub enum Basis {
     FromMemory,
 }
 
-impl Basis {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Verified => "verified",
-            Self::FromMemory => "from_memory",
-        }
-    }
-}
-
-impl fmt::Display for Basis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Basis {
-    type Err = UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "verified" => Ok(Self::Verified),
-            "from_memory" | "from-memory" => Ok(Self::FromMemory),
-            _ => Err(UnknownVariant {
-                kind: "basis (verified or from_memory)",
-                value: s.to_owned(),
-            }),
-        }
-    }
-}
+string_enum!(Basis, "basis (verified or from_memory)" {
+    Verified => "verified",
+    FromMemory => "from_memory",
+});
 
 /// Where a question stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,35 +40,12 @@ pub enum QuestionState {
     Expired,
 }
 
-impl QuestionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Answered => "answered",
-            Self::Declined => "declined",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl fmt::Display for QuestionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for QuestionState {
-    type Err = UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Open, Self::Answered, Self::Declined, Self::Expired]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                kind: "question state",
-                value: s.to_owned(),
-            })
-    }
-}
+string_enum!(QuestionState, "question state" {
+    Open => "open",
+    Answered => "answered",
+    Declined => "declined",
+    Expired => "expired",
+});
 
 /// An answer as the asker sees it: basis and sources first, then the claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,6 +33,8 @@ pub async fn answer(ctx: &Context, args: AnswerArgs) -> Result<(), CliError> {
                 .basis
                 .as_deref()
                 .unwrap_or_default()
+                // The CLI spells it from-memory too, as flags usually are.
+                .replace('-', "_")
                 .parse::<Basis>()
                 .map_err(|e| CliError::BadInput(e.to_string()))?,
             sources: args.sources,

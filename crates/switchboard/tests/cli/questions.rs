@@ -269,3 +269,17 @@ fn an_unanswered_question_expires_and_the_asker_is_told() {
     assert_eq!(late.status.code(), Some(6));
     assert!(crate::harness::stderr(&late).contains("already expired"));
 }
+
+#[test]
+fn the_cli_takes_from_memory_spelled_as_a_flag_value() {
+    let home = Home::new();
+    home.json("bob", &["inbox"]);
+    let id = home.json("alice", &["ask", "bob", "Which port?"])["id"]
+        .as_i64()
+        .unwrap();
+    let answered = home.json(
+        "bob",
+        &["answer", &id.to_string(), "8080", "--basis", "from-memory"],
+    );
+    assert_eq!(answered["answer"]["basis"], "from_memory");
+}

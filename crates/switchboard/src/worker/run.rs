@@ -50,34 +50,9 @@ pub async fn job(
     } else {
         (None, None)
     };
-    let inv = config.command.invocation(
-        &claim.job.prompt,
-        claim.job.model.as_deref(),
-        claim.job.write,
-    );
-    let mut cmd = Command::new(&inv.program);
-    cmd.args(&inv.args)
-        .env("SWITCHBOARD_JOB_ID", id.to_string())
-        .env("SWITCHBOARD_JOB_AGENT", &claim.job.agent)
-        .stdin(if inv.prompt_on_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(dir) = &dir {
-        cmd.current_dir(dir);
-    }
-    #[cfg(unix)]
-    cmd.process_group(0);
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn(config, &claim, dir.as_ref()) {
         Ok(child) => child,
-        Err(e) => {
-            let error = format!("cannot start `{}`: {e}", inv.program);
-            return report(mailbox, &claim, JobOutcome::Failed { error }).await;
-        }
+        Err(error) => return report(mailbox, &claim, JobOutcome::Failed { error }).await,
     };
     if let Some(mut stdin) = child.stdin.take() {
         let prompt = claim.job.prompt.clone();
@@ -134,6 +109,35 @@ pub async fn job(
         started.elapsed().as_secs_f64()
     );
     report(mailbox, &claim, outcome).await
+}
+
+/// Starts the job's command in a process group of its own, so a cancel can end everything it
+/// started.
+fn spawn(config: &WorkerConfig, claim: &JobClaim, dir: Option<&PathBuf>) -> Result<Child, String> {
+    let job = &claim.job;
+    let inv = config
+        .command
+        .invocation(&job.prompt, job.model.as_deref(), job.write);
+    let stdin = if inv.prompt_on_stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut cmd = Command::new(&inv.program);
+    cmd.args(&inv.args)
+        .env("SWITCHBOARD_JOB_ID", job.id.to_string())
+        .env("SWITCHBOARD_JOB_AGENT", &job.agent)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    #[cfg(unix)]
+    cmd.process_group(0);
+    cmd.spawn()
+        .map_err(|e| format!("cannot start `{}`: {e}", inv.program))
 }
 
 async fn report(

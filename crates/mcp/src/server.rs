@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification,
     GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
@@ -17,7 +18,7 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam, Role, ServerCapabilities, ServerConfig, ServerNotification,
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -499,6 +500,69 @@ impl ServerHandler for Switchboard {
             }
         };
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
+    }
+
+    /// The 2026-07-28 way to subscribe: only the inbox resource is offered.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let wants_inbox = requested
+            .resource_subscriptions
+            .as_ref()
+            .is_some_and(|uris| uris.iter().any(|u| u == INBOX_URI));
+        let mut accepted = SubscriptionFilter::builder();
+        if wants_inbox {
+            accepted = accepted.resource_subscription(INBOX_URI);
+        }
+        Some(accepted.build())
+    }
+
+    /// Sends `notifications/resources/updated` for the inbox on this subscription's stream
+    /// whenever a message for this peer arrives, until the client cancels it.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        if let Some(client) = context.request_context().client_info() {
+            self.remember_client(&client);
+        }
+        let live = self
+            .live()
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        let wants_inbox = context
+            .accepted()
+            .resource_subscriptions
+            .as_ref()
+            .is_some_and(|uris| !uris.is_empty());
+        if !wants_inbox {
+            context.cancelled().await;
+            return Ok(());
+        }
+        let mut wakes = live.mailbox.store().subscribe();
+        let me = live.session.peer.id;
+        let mut seen = live
+            .mailbox
+            .last_message_id()
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                wake = wakes.recv() => match wake {
+                    Ok(w) if !w.concerns(me) => continue,
+                    Err(RecvError::Closed) => return Ok(()),
+                    _ => {}
+                },
+            }
+            if !self.fresh(live, &mut seen).await.is_empty()
+                && context
+                    .sink()
+                    .notify_resource_updated(INBOX_URI)
+                    .await
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
     }
 
     #[allow(deprecated)]

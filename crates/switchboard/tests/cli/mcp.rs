@@ -365,3 +365,38 @@ async fn mail_for_a_session_without_push_raises_a_notification() {
         "a notification tells the human; it does not hand the message to the agent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_client_hears_about_new_mail_through_subscriptions_listen() {
+    use rmcp::model::{ServerNotification, SubscriptionFilter};
+    let home = Home::new();
+    let s = Agent::start(&home, "stateless", Kind::Stateless).await;
+    let a = Agent::start(&home, "alice", Kind::Codex).await;
+    let filter = SubscriptionFilter::builder()
+        .resource_subscription("switchboard://inbox")
+        .build();
+    let mut sub = s.client.listen(filter).await.expect("subscriptions/listen");
+    assert_eq!(
+        sub.acknowledged().resource_subscriptions.as_deref(),
+        Some(&["switchboard://inbox".to_owned()][..])
+    );
+    await_peer(&a, "stateless", true).await;
+    a.ok(
+        "send",
+        json!({"to": "stateless", "text": "hello, new protocol"}),
+    )
+    .await;
+    let note = tokio::time::timeout(Duration::from_secs(20), sub.next())
+        .await
+        .expect("a notification before the timeout")
+        .expect("the subscription stays open")
+        .expect("a notification");
+    match note {
+        ServerNotification::ResourceUpdatedNotification(n) => {
+            assert_eq!(n.params.uri, "switchboard://inbox");
+        }
+        other => panic!("unexpected notification {other:?}"),
+    }
+    let r = s.call("inbox", json!({})).await;
+    assert!(text(&r).contains("hello, new protocol"), "{}", text(&r));
+}

@@ -10,7 +10,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -111,11 +111,25 @@ impl Agent {
             .env_remove("CLAUDE_PROJECT_DIR");
         let transport = TokioChildProcess::new(cmd).expect("spawn switchboard mcp");
         let pid = transport.id().expect("child pid");
-        let client = recorder
-            .clone()
-            .serve(transport)
-            .await
-            .expect("mcp handshake");
+        let client = match kind {
+            // The 2026-07-28 revision has no initialize: the client discovers the server and
+            // sends its identity with every request.
+            Kind::Stateless => recorder
+                .clone()
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+                .expect("mcp discover"),
+            _ => recorder
+                .clone()
+                .serve(transport)
+                .await
+                .expect("mcp handshake"),
+        };
         Self {
             client,
             recorder,

@@ -73,8 +73,6 @@ pub enum Error {
     Name(#[from] NameError),
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("message text is empty; write something to send")]
-    EmptyText,
     #[error("{field} is empty")]
     Empty { field: &'static str },
     #[error("{field}: {count} given, at most {max} allowed")]
@@ -112,7 +110,6 @@ impl Error {
         matches!(
             self,
             Self::Name(_)
-                | Self::EmptyText
                 | Self::Empty { .. }
                 | Self::TooMany { .. }
                 | Self::TooLong { .. }

@@ -156,9 +156,7 @@ impl Mailbox {
 
     /// Validates and stores a message; returns once it is durable.
     pub async fn send(&self, from: PeerId, out: Outgoing) -> Result<SentMessage> {
-        if out.text.trim().is_empty() {
-            return Err(Error::EmptyText);
-        }
+        non_empty("message text", &out.text)?;
         check_len("message text", &out.text, MAX_TEXT_BYTES)?;
         if let Some(key) = &out.idempotency_key {
             check_len("idempotency key", key, MAX_IDEMPOTENCY_KEY_BYTES)?;

@@ -5,9 +5,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use switchboard_core::{ClaimRequest, JobOutcome, JobQuery, NewJob, Rejection, Wake};
-use switchboard_proto::{JobClaim, JobId, JobState, JobView, Millis};
+use switchboard_proto::{ItemKind, JobClaim, JobId, JobState, JobView, Millis};
 
-use super::parse_col;
+use super::{mail, parse_col};
 use crate::fault::OpResult;
 
 const SELECT_JOB: &str = "SELECT j.id, j.agent, p.name, j.prompt, j.model, j.write_access,
@@ -343,21 +343,20 @@ fn settle(
             "SELECT dispatcher_id, agent, expires_at - created_at FROM jobs WHERE id = ?1",
         )?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    conn.prepare_cached(
-        "INSERT INTO messages (sender_id, recipient_id, body, created_at, expires_at, kind)
-         VALUES (?1, ?1, ?2, ?3, ?4, 'job')",
-    )?
-    .execute(params![
-        dispatcher,
-        format!("Job #{id} for {agent} is {state}."),
+    let text = format!("Job #{id} for {agent} is {state}.");
+    mail::notice(
+        conn,
+        wakes,
+        &mail::Notice {
+            kind: ItemKind::Job,
+            from: dispatcher,
+            to: dispatcher,
+            text: &text,
+            reply_to: None,
+            expires_at: now.saturating_add(ttl.max(0)),
+        },
         now,
-        now.saturating_add(ttl.max(0))
-    ])?;
-    conn.prepare_cached(
-        "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
-    )?
-    .execute(params![conn.last_insert_rowid(), dispatcher])?;
-    wakes.push(Wake::Inbox(dispatcher));
+    )?;
     wakes.push(Wake::Jobs);
     Ok(())
 }

@@ -489,3 +489,44 @@ pub fn log(conn: &Connection, q: &LogQuery) -> OpResult<Vec<LogEntry>> {
     };
     Ok(entries)
 }
+
+/// A message the store itself writes on a peer's behalf (an expiry or job notice): no limits
+/// apply, since refusing it would leave someone waiting for news that never comes.
+pub struct Notice<'a> {
+    pub kind: ItemKind,
+    pub from: PeerId,
+    pub to: PeerId,
+    pub text: &'a str,
+    pub reply_to: Option<MessageId>,
+    pub expires_at: Millis,
+}
+
+/// Stores a notice with its queued delivery and wakes the recipient; returns its id.
+pub fn notice(
+    conn: &Connection,
+    wakes: &mut Vec<Wake>,
+    n: &Notice<'_>,
+    now: Millis,
+) -> OpResult<MessageId> {
+    conn.prepare_cached(
+        "INSERT INTO messages (sender_id, recipient_id, body, reply_to, created_at, expires_at,
+             kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        n.from,
+        n.to,
+        n.text,
+        n.reply_to,
+        now,
+        n.expires_at,
+        n.kind.as_str()
+    ])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
+    )?
+    .execute(params![id, n.to])?;
+    wakes.push(Wake::Inbox(n.to));
+    Ok(id)
+}

@@ -143,26 +143,21 @@ pub fn expire_asked_by(
         })?
         .collect::<Result<_, _>>()?;
     for (question, recipient, name, ttl) in due {
-        conn.prepare_cached(
-            "INSERT INTO messages (sender_id, recipient_id, body, reply_to, created_at,
-                 expires_at, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'expired')",
-        )?
-        .execute(params![
-            recipient,
-            asker,
-            format!("Your question #{question} to {name} expired unanswered."),
-            question,
+        let text = format!("Your question #{question} to {name} expired unanswered.");
+        let notice = mail::notice(
+            conn,
+            wakes,
+            &mail::Notice {
+                kind: ItemKind::Expired,
+                from: recipient,
+                to: asker,
+                text: &text,
+                reply_to: Some(question),
+                expires_at: now.saturating_add(ttl),
+            },
             now,
-            now.saturating_add(ttl)
-        ])?;
-        let notice = conn.last_insert_rowid();
-        conn.prepare_cached(
-            "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
-        )?
-        .execute(params![notice, asker])?;
+        )?;
         close(conn, question, "expired", notice, None, now)?;
-        wakes.push(Wake::Inbox(asker));
     }
     Ok(())
 }

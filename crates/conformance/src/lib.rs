@@ -11,7 +11,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use switchboard_core::{Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Session, Store};
+use switchboard_core::{
+    Exchange, Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Session, Store,
+};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 
 pub mod stories;

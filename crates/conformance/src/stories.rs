@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use switchboard_core::{Error, Limits, LogQuery, NamePolicy, Outgoing, Rejection, SentQuery, Wake};
+use switchboard_core::{
+    Error, Exchange, Limits, LogQuery, NamePolicy, Outgoing, Rejection, SentQuery, Wake,
+};
 use switchboard_proto::{DeliveryState, PeerKind, Scope, Target};
 
 use crate::{Backend, World, roomy_limits};

@@ -1,12 +1,16 @@
 //! Errors of the domain core. Each says what was wrong and how to fix it, because the reader is
 //! often a model that will retry with whatever the message suggests.
 
+use std::borrow::Cow;
+
 use switchboard_proto::{MessageId, NameError, Scope};
 
 use crate::store::StoreError;
 
-/// The request was understood and refused by a rule; nothing was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The request was understood and refused by a rule; nothing was written. It crosses the relay's
+/// wire whole (tagged by `code`), so a remote caller can tell one refusal from another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
 pub enum Rejection {
     #[error("no peer named '{name}'; {}", known_peers(.known))]
     UnknownPeer { name: String, known: Vec<String> },
@@ -44,12 +48,15 @@ pub enum Rejection {
     JobState {
         id: i64,
         state: String,
-        action: &'static str,
+        action: Cow<'static, str>,
     },
     #[error("the name '{name}' is taken by another peer; choose another")]
     NameTaken { name: String },
     #[error("a broadcast to scope '{scope}' needs a sender with a known {what}; use scope 'room'")]
-    NoLocation { scope: Scope, what: &'static str },
+    NoLocation {
+        scope: Scope,
+        what: Cow<'static, str>,
+    },
 }
 
 fn known_peers(known: &[String]) -> String {
@@ -91,6 +98,21 @@ pub enum Error {
     TtlTooLong { asked_secs: u64, max_secs: u64 },
     #[error("nothing to acknowledge: give at least one message id")]
     NoIds,
+    #[error("`{field}` is missing; this token names no peer, so say which one")]
+    Missing { field: &'static str },
+    /// Bad input, as a relay reported it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The relay refused the credentials or this action for them.
+    #[error("{0}")]
+    Denied(String),
+    /// The relay could not be reached or could not do the work.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(
+        "this session is not live on the relay (it restarted or timed the session out); open a new one"
+    )]
+    UnknownSession,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -115,6 +137,8 @@ impl Error {
                 | Self::TooLong { .. }
                 | Self::TtlTooLong { .. }
                 | Self::NoIds
+                | Self::Missing { .. }
+                | Self::Invalid(_)
         )
     }
 }

@@ -1,18 +1,22 @@
 //! The domain core of switchboard: peers, sessions, messages and the delivery rules of SPEC 3
 //! and 5, written against the [`Store`] trait and nothing else.
 //!
-//! Front ends (CLI, MCP, HTTP) talk to a [`Mailbox`]; storage backends implement [`Store`].
+//! Front ends (CLI, MCP, HTTP) talk to an [`Exchange`]: a [`Mailbox`] over a local store, or a
+//! relay client. Storage backends implement [`Store`]; [`wire`] is the relay's JSON vocabulary.
 
 pub mod clock;
 pub mod error;
+pub mod exchange;
 pub mod mailbox;
 pub mod policy;
 pub mod store;
 pub mod wake;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Rejection};
-pub use mailbox::{Ask, Dispatch, Mailbox, Outgoing, Session};
+pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
+pub use mailbox::Mailbox;
 pub use policy::Limits;
 pub use store::*;
 pub use wake::Wake;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use switchboard_proto::{
@@ -15,60 +16,14 @@ use switchboard_proto::{
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Rejection};
+use crate::exchange::{Ask, Dispatch, Exchange, Outgoing, Result, Session};
 use crate::policy::{Limits, ms};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
     NewJob, NewMessage, NewQuestion, NewTarget, OpenSession, PeerId, PeerRecord, QuestionQuery,
-    Reply, SentQuery, SessionId, SessionRecord, Store, StoreStats,
+    Reply, SentQuery, SessionId, Store, StoreStats,
 };
 use crate::wake::Wake;
-
-pub type Result<T> = std::result::Result<T, Error>;
-
-/// A live session of a peer, as handed out by [`Mailbox::open_session`].
-pub type Session = SessionRecord;
-
-/// A message a peer wants to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    pub to: Target,
-    pub text: String,
-    pub reply_to: Option<MessageId>,
-    pub idempotency_key: Option<String>,
-    pub ttl: Option<Duration>,
-}
-
-impl Outgoing {
-    pub fn to_peer(name: impl Into<String>, text: impl Into<String>) -> Self {
-        Self {
-            to: Target::Peer(name.into()),
-            text: text.into(),
-            reply_to: None,
-            idempotency_key: None,
-            ttl: None,
-        }
-    }
-}
-
-/// A question a peer wants to ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ask {
-    pub to: String,
-    pub question: String,
-    pub context_hint: Option<String>,
-    pub ttl: Option<Duration>,
-}
-
-/// A job a peer wants done by whatever worker serves `agent`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dispatch {
-    pub agent: String,
-    pub prompt: String,
-    pub model: Option<String>,
-    pub write: bool,
-    pub request_id: Option<String>,
-    pub ttl: Option<Duration>,
-}
 
 /// Longest a waiter sleeps without a wake before looking again; it only matters when a lease
 /// held by another session runs out, which rings no doorbell.
@@ -85,7 +40,6 @@ impl Mailbox {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         Self::with_clock(store, limits, Arc::new(SystemClock))
     }
-
     pub fn with_clock(store: Arc<dyn Store>, limits: Limits, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
@@ -93,29 +47,101 @@ impl Mailbox {
             clock,
         }
     }
-
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
-
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
-
     fn now(&self) -> Millis {
         self.clock.now_ms()
     }
+    /// The expiry instant for a TTL (the default when none), refusing one beyond retention.
+    fn expiry(&self, ttl: Option<Duration>) -> Result<Millis> {
+        let ttl = ttl.unwrap_or(self.limits.default_ttl);
+        if ttl > self.limits.retention {
+            return Err(Error::TtlTooLong {
+                asked_secs: ttl.as_secs(),
+                max_secs: self.limits.retention.as_secs(),
+            });
+        }
+        Ok(self.now().saturating_add(ms(ttl)))
+    }
+    /// Looks with `look` until `done` accepts the answer, looking again after every wake that
+    /// concerns `peer` (every wake when `None`), for at most `wait`; then returns the last look.
+    /// Subscribing before the first look means nothing committed in between is missed.
+    async fn until<T, F, Fut>(
+        &self,
+        peer: Option<PeerId>,
+        wait: Duration,
+        mut look: F,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut wakes = self.store.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let seen = look().await?;
+            if done(&seen) || !wait_for(&mut wakes, peer, deadline).await {
+                return Ok(seen);
+            }
+        }
+    }
+    fn admission(&self) -> Admission {
+        Admission {
+            pending_cap: self.limits.pending_cap,
+            rate_limit: self.limits.rate_limit,
+            rate_window_ms: ms(self.limits.rate_window),
+        }
+    }
+    /// Like [`Self::peer`]; `asker` is left out of the list of known peers.
+    async fn resolve(&self, name: &str, asker: Option<PeerId>) -> Result<PeerRecord> {
+        PeerName::parse(name)?;
+        if let Some(peer) = self.store.find_peer(name).await? {
+            return Ok(peer);
+        }
+        let known = self
+            .store
+            .list_peers(self.now())
+            .await?
+            .into_iter()
+            .filter(|p| Some(p.id) != asker)
+            .map(|p| p.name)
+            .collect();
+        Err(Rejection::UnknownPeer {
+            name: name.to_owned(),
+            known,
+        }
+        .into())
+    }
+}
+
+#[async_trait]
+impl Exchange for Mailbox {
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wake> {
+        self.store.subscribe()
+    }
 
     /// The human's peer, created on first use.
-    pub async fn operator(&self, name: &str) -> Result<PeerRecord> {
+    async fn operator(&self, name: &str) -> Result<PeerRecord> {
         let name = PeerName::parse(name)?;
         Ok(self
             .store
             .ensure_peer(&name, PeerKind::Operator, self.now())
             .await?)
     }
-
-    pub async fn open_session(&self, req: OpenSession) -> Result<Session> {
+    async fn open_session(&self, req: OpenSession) -> Result<Session> {
         for (field, value) in [
             ("client kind", &req.info.client_kind),
             ("client version", &req.info.client_version),
@@ -130,32 +156,26 @@ impl Mailbox {
         }
         Ok(self.store.open_session(req, self.now()).await?)
     }
-
-    pub async fn close_session(&self, session: SessionId) -> Result<()> {
+    async fn close_session(&self, session: SessionId) -> Result<()> {
         Ok(self.store.close_session(session, self.now()).await?)
     }
-
-    pub async fn peers(&self) -> Result<Vec<PeerRecord>> {
+    async fn peers(&self) -> Result<Vec<PeerRecord>> {
         Ok(self.store.list_peers(self.now()).await?)
     }
-
     /// The peer whose live session was spawned by one of these processes (nearest first).
-    pub async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>> {
+    async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>> {
         Ok(self.store.peer_by_client_pid(pids, self.now()).await?)
     }
-
-    pub async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
+    async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
         let name = PeerName::parse(name)?;
         Ok(self.store.rename_peer(peer, &name, self.now()).await?)
     }
-
-    pub async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord> {
+    async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord> {
         check_len("summary", summary, MAX_SUMMARY_BYTES)?;
         Ok(self.store.set_summary(peer, summary, self.now()).await?)
     }
-
     /// Validates and stores a message; returns once it is durable.
-    pub async fn send(&self, from: PeerId, out: Outgoing) -> Result<SentMessage> {
+    async fn send(&self, from: PeerId, out: Outgoing) -> Result<SentMessage> {
         non_empty("message text", &out.text)?;
         check_len("message text", &out.text, MAX_TEXT_BYTES)?;
         if let Some(key) = &out.idempotency_key {
@@ -177,9 +197,8 @@ impl Mailbox {
         };
         Ok(self.store.send(msg, self.admission(), self.now()).await?)
     }
-
     /// Validates and stores a question to one peer; returns once it is durable.
-    pub async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView> {
+    async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView> {
         non_empty("question", &ask.question)?;
         check_len("question", &ask.question, MAX_TEXT_BYTES)?;
         if let Some(hint) = &ask.context_hint {
@@ -196,14 +215,8 @@ impl Mailbox {
         };
         Ok(self.store.ask(q, self.admission(), self.now()).await?)
     }
-
     /// Answers or declines a question asked to `by`, once.
-    pub async fn reply(
-        &self,
-        by: PeerId,
-        question: MessageId,
-        reply: Reply,
-    ) -> Result<QuestionView> {
+    async fn reply(&self, by: PeerId, question: MessageId, reply: Reply) -> Result<QuestionView> {
         match &reply {
             Reply::Answer { text, sources, .. } => {
                 non_empty("answer", text)?;
@@ -238,17 +251,14 @@ impl Mailbox {
             )
             .await?)
     }
-
-    pub async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>> {
+    async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>> {
         Ok(self.store.questions(peer, query, self.now()).await?)
     }
-
-    pub async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
+    async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
         Ok(self.store.question(peer, id, self.now()).await?)
     }
-
     /// The question once it is no longer open, or as it stands after `wait`.
-    pub async fn question_wait(
+    async fn question_wait(
         &self,
         peer: PeerId,
         id: MessageId,
@@ -262,9 +272,8 @@ impl Mailbox {
         )
         .await
     }
-
     /// Validates and stores a job; returns once it is durable.
-    pub async fn dispatch(&self, from: PeerId, d: Dispatch) -> Result<JobView> {
+    async fn dispatch(&self, from: PeerId, d: Dispatch) -> Result<JobView> {
         PeerName::parse(&d.agent)?;
         non_empty("prompt", &d.prompt)?;
         check_len("prompt", &d.prompt, MAX_PROMPT_BYTES)?;
@@ -286,9 +295,8 @@ impl Mailbox {
         };
         Ok(self.store.dispatch(job, self.now()).await?)
     }
-
     /// The next job for a worker of `agent`, if any.
-    pub async fn claim(
+    async fn claim(
         &self,
         agent: &str,
         worker: &str,
@@ -304,9 +312,8 @@ impl Mailbox {
         };
         Ok(self.store.claim(req, self.now()).await?)
     }
-
     /// Like [`Self::claim`], waiting up to `wait` for a job to be dispatched.
-    pub async fn claim_wait(
+    async fn claim_wait(
         &self,
         agent: &str,
         worker: &str,
@@ -321,23 +328,20 @@ impl Mailbox {
         )
         .await
     }
-
-    pub async fn start_job(&self, claim: &JobClaim) -> Result<()> {
+    async fn start_job(&self, claim: &JobClaim) -> Result<()> {
         Ok(self
             .store
             .start_job(claim.job.id, claim.fence, self.now())
             .await?)
     }
-
-    pub async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState> {
+    async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState> {
         let lease = ms(self.limits.job_lease);
         Ok(self
             .store
             .heartbeat(claim.job.id, claim.fence, lease, self.now())
             .await?)
     }
-
-    pub async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
+    async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
         let outcome = match outcome {
             JobOutcome::Completed { result, branch } => JobOutcome::Completed {
                 result: clip(result, MAX_RESULT_BYTES),
@@ -352,109 +356,36 @@ impl Mailbox {
             .finish_job(claim.job.id, claim.fence, outcome, self.now())
             .await?)
     }
-
-    pub async fn release_job(&self, claim: &JobClaim) -> Result<()> {
+    async fn release_job(&self, claim: &JobClaim) -> Result<()> {
         Ok(self
             .store
             .release_job(claim.job.id, claim.fence, self.now())
             .await?)
     }
-
-    pub async fn cancel_job(&self, id: JobId) -> Result<JobView> {
+    async fn cancel_job(&self, id: JobId) -> Result<JobView> {
         Ok(self.store.cancel_job(id, self.now()).await?)
     }
-
-    pub async fn requeue_job(&self, id: JobId) -> Result<JobView> {
+    async fn requeue_job(&self, id: JobId) -> Result<JobView> {
         Ok(self.store.requeue_job(id, self.now()).await?)
     }
-
-    pub async fn job(&self, id: JobId) -> Result<JobView> {
+    async fn job(&self, id: JobId) -> Result<JobView> {
         Ok(self.store.job(id, self.now()).await?)
     }
-
     /// The job once it reaches a final state, or as it stands after `wait`.
-    pub async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView> {
+    async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView> {
         self.until(None, wait, || self.job(id), |j| j.state.is_final())
             .await
     }
-
-    pub async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
+    async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
         Ok(self.store.jobs(query, self.now()).await?)
     }
-
-    /// The expiry instant for a TTL (the default when none), refusing one beyond retention.
-    fn expiry(&self, ttl: Option<Duration>) -> Result<Millis> {
-        let ttl = ttl.unwrap_or(self.limits.default_ttl);
-        if ttl > self.limits.retention {
-            return Err(Error::TtlTooLong {
-                asked_secs: ttl.as_secs(),
-                max_secs: self.limits.retention.as_secs(),
-            });
-        }
-        Ok(self.now().saturating_add(ms(ttl)))
-    }
-
-    /// Looks with `look` until `done` accepts the answer, looking again after every wake that
-    /// concerns `peer` (every wake when `None`), for at most `wait`; then returns the last look.
-    /// Subscribing before the first look means nothing committed in between is missed.
-    async fn until<T, F, Fut>(
-        &self,
-        peer: Option<PeerId>,
-        wait: Duration,
-        mut look: F,
-        done: impl Fn(&T) -> bool,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let mut wakes = self.store.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let seen = look().await?;
-            if done(&seen) || !wait_for(&mut wakes, peer, deadline).await {
-                return Ok(seen);
-            }
-        }
-    }
-
-    fn admission(&self) -> Admission {
-        Admission {
-            pending_cap: self.limits.pending_cap,
-            rate_limit: self.limits.rate_limit,
-            rate_window_ms: ms(self.limits.rate_window),
-        }
-    }
-
     /// The peer with this name, or an error listing the peers there are.
-    pub async fn peer(&self, name: &str) -> Result<PeerRecord> {
+    async fn peer(&self, name: &str) -> Result<PeerRecord> {
         self.resolve(name, None).await
     }
-
-    /// Like [`Self::peer`]; `asker` is left out of the list of known peers.
-    async fn resolve(&self, name: &str, asker: Option<PeerId>) -> Result<PeerRecord> {
-        PeerName::parse(name)?;
-        if let Some(peer) = self.store.find_peer(name).await? {
-            return Ok(peer);
-        }
-        let known = self
-            .store
-            .list_peers(self.now())
-            .await?
-            .into_iter()
-            .filter(|p| Some(p.id) != asker)
-            .map(|p| p.name)
-            .collect();
-        Err(Rejection::UnknownPeer {
-            name: name.to_owned(),
-            known,
-        }
-        .into())
-    }
-
     /// Leases up to `limit` unread items to the session. With `include_seen`, items handed over
     /// before but never acknowledged are listed again (an explicit pull).
-    pub async fn lease(
+    async fn lease(
         &self,
         session: &Session,
         limit: u32,
@@ -470,9 +401,8 @@ impl Mailbox {
         };
         Ok(self.store.lease(req, self.now()).await?)
     }
-
     /// Like [`Self::lease`], but waits up to `wait` for something to arrive.
-    pub async fn lease_wait(
+    async fn lease_wait(
         &self,
         session: &Session,
         limit: u32,
@@ -488,48 +418,40 @@ impl Mailbox {
         )
         .await
     }
-
-    pub async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
+    async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
         Ok(self
             .store
             .mark_delivered(session.id, ids, self.now())
             .await?)
     }
-
-    pub async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64> {
+    async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64> {
         if ids.is_empty() {
             return Err(Error::NoIds);
         }
         Ok(self.store.ack(peer, ids, self.now()).await?)
     }
-
-    pub async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>> {
+    async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>> {
         Ok(self.store.sent(sender, query, self.now()).await?)
     }
-
-    pub async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
+    async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
         Ok(self.store.log(query).await?)
     }
-
-    pub async fn last_message_id(&self) -> Result<MessageId> {
+    async fn last_message_id(&self) -> Result<MessageId> {
         Ok(self.store.last_message_id().await?)
     }
-
     /// The log after `query.after`, waiting up to `wait` for the first entry.
-    pub async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>> {
+    async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>> {
         self.until(query.peer, wait, || self.log(query), |e| !e.is_empty())
             .await
     }
-
-    pub async fn gc(&self) -> Result<GcReport> {
+    async fn gc(&self) -> Result<GcReport> {
         let now = self.now();
         let policy = GcPolicy {
             delete_before: now.saturating_sub(ms(self.limits.retention)),
         };
         Ok(self.store.gc(policy, now).await?)
     }
-
-    pub async fn stats(&self) -> Result<StoreStats> {
+    async fn stats(&self) -> Result<StoreStats> {
         Ok(self.store.stats(self.now()).await?)
     }
 }

@@ -3,27 +3,33 @@
 use std::time::Duration;
 
 /// Delivery policy. Defaults are sane for one developer; every field is configurable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Most unread (queued) messages one recipient may have waiting.
     pub pending_cap: u32,
     /// Most messages one sender may send per `rate_window`.
     pub rate_limit: u32,
+    #[serde(with = "crate::wire::dur")]
     pub rate_window: Duration,
     /// How long a message waits for its recipient when the sender names no TTL.
+    #[serde(with = "crate::wire::dur")]
     pub default_ttl: Duration,
     /// How long records are kept after they are created; also the longest TTL and the window in
     /// which idempotency keys are remembered.
+    #[serde(with = "crate::wire::dur")]
     pub retention: Duration,
     /// How long a session may hold a leased item before another session may take it.
+    #[serde(with = "crate::wire::dur")]
     pub lease: Duration,
     /// Leases without a hand-over after which an item is declared dead.
     pub max_attempts: u32,
     /// How long a worker's claim on a job lasts without a heartbeat.
+    #[serde(with = "crate::wire::dur")]
     pub job_lease: Duration,
     /// Claims after which a job that keeps losing its worker is declared dead.
     pub job_max_attempts: u32,
     /// How long a job waits for a worker when the dispatcher names no TTL.
+    #[serde(with = "crate::wire::dur")]
     pub job_ttl: Duration,
 }
 

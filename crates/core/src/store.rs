@@ -7,6 +7,7 @@
 //! the core passes their numbers in and the backend enforces them.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
@@ -21,7 +22,7 @@ pub type PeerId = i64;
 pub type SessionId = i64;
 
 /// A peer as stored, with its liveness at the time of reading.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerRecord {
     pub id: PeerId,
     pub name: String,
@@ -48,7 +49,8 @@ impl From<PeerRecord> for PeerView {
 }
 
 /// What to do when the wanted name is held by a live session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NamePolicy {
     /// Join that peer anyway (the human operator is one identity however many CLIs run).
     Join,
@@ -56,7 +58,7 @@ pub enum NamePolicy {
     Suffix,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenSession {
     pub name: PeerName,
     pub kind: PeerKind,
@@ -67,7 +69,7 @@ pub struct OpenSession {
     pub client_pid: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub id: SessionId,
     pub peer: PeerRecord,
@@ -102,7 +104,8 @@ pub struct NewQuestion {
 }
 
 /// How a question is closed by the peer it was asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reply {
     Answer {
         text: String,
@@ -115,7 +118,7 @@ pub enum Reply {
 }
 
 /// Which questions of a peer to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuestionQuery {
     pub asked: bool,
     pub received: bool,
@@ -147,7 +150,8 @@ pub struct ClaimRequest {
 }
 
 /// How a run ended, as its worker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JobOutcome {
     Completed {
         result: String,
@@ -158,7 +162,7 @@ pub enum JobOutcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobQuery {
     pub dispatcher: Option<PeerId>,
     pub agent: Option<String>,
@@ -186,14 +190,15 @@ pub struct LeaseRequest {
     pub max_attempts: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SentQuery {
     /// The sender's most recent messages, newest first.
     Recent(u32),
     One(MessageId),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogQuery {
     /// Entries with an id greater than this.
     pub after: MessageId,
@@ -208,7 +213,7 @@ pub struct GcPolicy {
     pub delete_before: Millis,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcReport {
     pub expired: u64,
     pub dead_sessions: u64,
@@ -217,7 +222,7 @@ pub struct GcReport {
     pub peers_deleted: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreStats {
     pub backend: String,
     pub schema_version: u32,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use switchboard_core::{Mailbox, NamePolicy, OpenSession, PeerRecord};
+use switchboard_core::{Exchange, NamePolicy, OpenSession, PeerRecord};
 use switchboard_proto::{InboxItem, PeerKind, PeerName};
 
 use crate::framing;
@@ -74,7 +74,7 @@ pub enum HookError {
 
 /// Runs one hook. `wait` bounds how long `Stop` waits for mail.
 pub async fn run(
-    mailbox: &Mailbox,
+    mailbox: &dyn Exchange,
     event: Event,
     input: &str,
     wait: Duration,
@@ -121,7 +121,7 @@ pub async fn run(
 /// New mail for the peer, handed over through a short session of its own. Like every
 /// automatic path it takes only items never handed to any session.
 async fn take(
-    mailbox: &Mailbox,
+    mailbox: &dyn Exchange,
     peer: &PeerRecord,
     event: Event,
     wait: Duration,
@@ -147,7 +147,7 @@ async fn take(
     Ok(result?)
 }
 
-async fn find_peer(mailbox: &Mailbox, input: &Input) -> Result<Option<PeerRecord>, HookError> {
+async fn find_peer(mailbox: &dyn Exchange, input: &Input) -> Result<Option<PeerRecord>, HookError> {
     if let Some(peer) = mailbox.peer_of_client(&ancestors()).await? {
         return Ok(Some(peer));
     }
@@ -158,11 +158,13 @@ async fn find_peer(mailbox: &Mailbox, input: &Input) -> Result<Option<PeerRecord
     let Ok(name) = identity.peer_name("claude-code") else {
         return Ok(None);
     };
-    Ok(mailbox
-        .store()
-        .find_peer(name.as_str())
-        .await
-        .map_err(switchboard_core::Error::from)?)
+    match mailbox.peer(name.as_str()).await {
+        Ok(peer) => Ok(Some(peer)),
+        Err(switchboard_core::Error::Rejected(switchboard_core::Rejection::UnknownPeer {
+            ..
+        })) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// This process's ancestors, nearest first (parent, grandparent, …).

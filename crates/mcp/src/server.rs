@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio::sync::broadcast::error::RecvError;
 
-use switchboard_core::{LogQuery, Mailbox, NamePolicy, OpenSession, Session};
+use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, Session};
 use switchboard_proto::{InboxItem, LogEntry, PeerKind, PeerView, QuestionView};
 
 use crate::framing;
@@ -59,7 +59,7 @@ pub enum PushMode {
 }
 
 /// Opens the store when the session first needs it; runs on a blocking thread.
-pub type Opener = Arc<dyn Fn() -> Result<Mailbox, String> + Send + Sync>;
+pub type Opener = Arc<dyn Fn() -> Result<Arc<dyn Exchange>, String> + Send + Sync>;
 
 /// How one session behaves.
 #[derive(Debug, Clone)]
@@ -88,7 +88,7 @@ struct Inner {
 }
 
 struct Live {
-    mailbox: Mailbox,
+    mailbox: Arc<dyn Exchange>,
     session: Session,
     /// The newest message when the session started: notifications cover what comes after.
     started_after: i64,
@@ -181,7 +181,7 @@ impl Switchboard {
             }
         };
         let shown = show(items).await;
-        if let Err(e) = tools::hand_over(&live.mailbox, &live.session, &shown).await {
+        if let Err(e) = tools::hand_over(live.mailbox.as_ref(), &live.session, &shown).await {
             tracing::warn!("cannot record the hand-over: {e}");
         }
         shown
@@ -194,7 +194,7 @@ impl Switchboard {
             .lease(&live.session, 100, true)
             .await
             .map_err(|e| e.to_string())?;
-        tools::hand_over(&live.mailbox, &live.session, &items)
+        tools::hand_over(live.mailbox.as_ref(), &live.session, &items)
             .await
             .map_err(|e| e.to_string())?;
         Ok(items)
@@ -204,7 +204,7 @@ impl Switchboard {
     /// notification, or both, for as long as the client is connected.
     async fn watch(self, peer: Peer<RoleServer>) {
         let Ok(live) = self.live().await else { return };
-        let mut wakes = live.mailbox.store().subscribe();
+        let mut wakes = live.mailbox.subscribe();
         let me = live.session.peer.id;
         let mut seen = live.started_after;
         // Mail that waited while the peer was offline is pushed at once; a subscriber (and the
@@ -311,7 +311,13 @@ impl Switchboard {
             Err(e) => return CallToolResult::error(vec![ContentBlock::text(e)]),
         };
         let name = request.name.to_string();
-        let outcome = tools::call(&live.mailbox, &live.session, &name, request.arguments).await;
+        let outcome = tools::call(
+            live.mailbox.as_ref(),
+            &live.session,
+            &name,
+            request.arguments,
+        )
+        .await;
         // The inbox tool is itself the pull; everything else carries new mail on top.
         let piggyback = if name == "inbox" {
             Vec::new()
@@ -537,7 +543,7 @@ impl ServerHandler for Switchboard {
             context.cancelled().await;
             return Ok(());
         }
-        let mut wakes = live.mailbox.store().subscribe();
+        let mut wakes = live.mailbox.subscribe();
         let me = live.session.peer.id;
         let mut seen = live
             .mailbox

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use switchboard_core::{
-    Ask, Dispatch, Error, JobQuery, Mailbox, Outgoing, QuestionQuery, Reply, SentQuery, Session,
+    Ask, Dispatch, Error, Exchange, JobQuery, Outgoing, QuestionQuery, Reply, SentQuery, Session,
 };
 use switchboard_proto::{Basis, InboxItem, PeerView, Scope, Target};
 
@@ -307,7 +307,7 @@ pub type Outcome = Result<Value, String>;
 
 /// Runs a tool. Argument and rule errors come back as text that says how to fix the call.
 pub async fn call(
-    mailbox: &Mailbox,
+    mailbox: &dyn Exchange,
     me: &Session,
     name: &str,
     args: Option<JsonObject>,
@@ -338,7 +338,7 @@ fn explain(e: Error) -> String {
     e.to_string()
 }
 
-async fn peers(mailbox: &Mailbox, me: &Session, args: PeersArgs) -> Outcome {
+async fn peers(mailbox: &dyn Exchange, me: &Session, args: PeersArgs) -> Outcome {
     let all = mailbox.peers().await.map_err(explain)?;
     let mine = all.iter().find(|p| p.id == me.peer.id).cloned();
     let scope: Scope = args.scope.map_or(Scope::Room, Into::into);
@@ -356,7 +356,7 @@ async fn peers(mailbox: &Mailbox, me: &Session, args: PeersArgs) -> Outcome {
     Ok(json!({ "me": mine.map(PeerView::from), "peers": others }))
 }
 
-async fn profile(mailbox: &Mailbox, me: &Session, args: ProfileArgs) -> Outcome {
+async fn profile(mailbox: &dyn Exchange, me: &Session, args: ProfileArgs) -> Outcome {
     if args.summary.is_none() && args.name.is_none() {
         return Err("give a summary, a name, or both".into());
     }
@@ -375,7 +375,7 @@ async fn profile(mailbox: &Mailbox, me: &Session, args: ProfileArgs) -> Outcome 
     Ok(json!({ "me": peer.map(PeerView::from) }))
 }
 
-async fn send(mailbox: &Mailbox, me: &Session, args: SendArgs) -> Outcome {
+async fn send(mailbox: &dyn Exchange, me: &Session, args: SendArgs) -> Outcome {
     let to = match (args.to, args.broadcast) {
         (Some(name), None) => Target::Peer(name),
         (None, Some(scope)) => Target::Broadcast(scope.into()),
@@ -403,7 +403,7 @@ fn wait_secs(wait: Option<u32>) -> Result<Duration, String> {
     Ok(Duration::from_secs(wait.into()))
 }
 
-async fn inbox(mailbox: &Mailbox, me: &Session, args: InboxArgs) -> Outcome {
+async fn inbox(mailbox: &dyn Exchange, me: &Session, args: InboxArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     let limit = args.limit.unwrap_or(50).clamp(1, 200);
     let acked = match &args.ack {
@@ -419,7 +419,11 @@ async fn inbox(mailbox: &Mailbox, me: &Session, args: InboxArgs) -> Outcome {
 }
 
 /// Records that items were shown to this session.
-pub async fn hand_over(mailbox: &Mailbox, me: &Session, items: &[InboxItem]) -> Result<(), Error> {
+pub async fn hand_over(
+    mailbox: &dyn Exchange,
+    me: &Session,
+    items: &[InboxItem],
+) -> Result<(), Error> {
     let ids: Vec<i64> = items
         .iter()
         .filter(|i| !i.seen_before)
@@ -431,7 +435,7 @@ pub async fn hand_over(mailbox: &Mailbox, me: &Session, items: &[InboxItem]) -> 
     Ok(())
 }
 
-async fn sent(mailbox: &Mailbox, me: &Session, args: SentArgs) -> Outcome {
+async fn sent(mailbox: &dyn Exchange, me: &Session, args: SentArgs) -> Outcome {
     let query = args.id.map_or(
         SentQuery::Recent(args.limit.unwrap_or(10).clamp(1, 100)),
         SentQuery::One,
@@ -440,7 +444,7 @@ async fn sent(mailbox: &Mailbox, me: &Session, args: SentArgs) -> Outcome {
     Ok(json!({ "messages": sent }))
 }
 
-async fn ask(mailbox: &Mailbox, me: &Session, args: AskArgs) -> Outcome {
+async fn ask(mailbox: &dyn Exchange, me: &Session, args: AskArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     let ask = Ask {
         to: args.to,
@@ -458,7 +462,7 @@ async fn ask(mailbox: &Mailbox, me: &Session, args: AskArgs) -> Outcome {
     serde_json::to_value(q).map_err(|e| e.to_string())
 }
 
-async fn answer(mailbox: &Mailbox, me: &Session, args: AnswerArgs) -> Outcome {
+async fn answer(mailbox: &dyn Exchange, me: &Session, args: AnswerArgs) -> Outcome {
     let reply = match (args.decline, args.text, args.basis) {
         (Some(reason), None, None) => Reply::Decline { reason },
         (Some(_), _, _) => {
@@ -493,7 +497,7 @@ async fn answer(mailbox: &Mailbox, me: &Session, args: AnswerArgs) -> Outcome {
     serde_json::to_value(q).map_err(|e| e.to_string())
 }
 
-async fn questions(mailbox: &Mailbox, me: &Session, args: QuestionsArgs) -> Outcome {
+async fn questions(mailbox: &dyn Exchange, me: &Session, args: QuestionsArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     if let Some(id) = args.id {
         let q = if wait.is_zero() {
@@ -519,7 +523,7 @@ async fn questions(mailbox: &Mailbox, me: &Session, args: QuestionsArgs) -> Outc
     Ok(json!({ "questions": list }))
 }
 
-async fn dispatch(mailbox: &Mailbox, me: &Session, args: DispatchArgs) -> Outcome {
+async fn dispatch(mailbox: &dyn Exchange, me: &Session, args: DispatchArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     let d = Dispatch {
         agent: args.agent,
@@ -536,7 +540,7 @@ async fn dispatch(mailbox: &Mailbox, me: &Session, args: DispatchArgs) -> Outcom
     serde_json::to_value(job).map_err(|e| e.to_string())
 }
 
-async fn job(mailbox: &Mailbox, me: &Session, args: JobArgs) -> Outcome {
+async fn job(mailbox: &dyn Exchange, me: &Session, args: JobArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     let Some(id) = args.id else {
         if !wait.is_zero() || args.cancel.is_some() {

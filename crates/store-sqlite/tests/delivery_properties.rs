@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use switchboard_conformance::{World, roomy_limits};
-use switchboard_core::{Clock, NamePolicy, Outgoing, SentQuery, Session, Store};
+use switchboard_core::{Clock, Exchange, NamePolicy, Outgoing, SentQuery, Session, Store};
 use switchboard_proto::{DeliveryState, PeerKind};
 use switchboard_store_sqlite::SqliteStore;
 

@@ -145,7 +145,7 @@ fn refuse(job: &JobView, action: &'static str) -> crate::fault::OpError {
     Rejection::JobState {
         id: job.id,
         state: job.state.to_string(),
-        action,
+        action: action.into(),
     }
     .into()
 }

@@ -168,7 +168,13 @@ fn recipients(
     let place = match place {
         None => None,
         Some((Some(p), _)) => Some(p),
-        Some((None, what)) => return Err(Rejection::NoLocation { scope, what }.into()),
+        Some((None, what)) => {
+            return Err(Rejection::NoLocation {
+                scope,
+                what: what.into(),
+            }
+            .into());
+        }
     };
     let column = if scope == Scope::Repo {
         "git_root"

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{Limits, Mailbox, NamePolicy, OpenSession, Outgoing, PeerRecord, Session};
+use switchboard_core::{
+    Exchange, Limits, Mailbox, NamePolicy, OpenSession, Outgoing, PeerRecord, Session,
+};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 use switchboard_store_sqlite::SqliteStore;
 

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard_core::{Mailbox, Outgoing, PeerRecord};
+use switchboard_core::{Exchange, Mailbox, Outgoing, PeerRecord};
 
 use super::{BIN, fmt_dur, percentiles};
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use switchboard_core::Mailbox;
+use switchboard_core::{Exchange, Mailbox};
 use switchboard_store_sqlite::SqliteStore;
 
 pub use args::{Cli, Command};
@@ -58,7 +58,7 @@ fn init_logging() {
 /// What every command gets: settings, the mailbox over the store, and output preferences.
 pub struct Context {
     pub settings: Settings,
-    pub mailbox: Mailbox,
+    pub mailbox: Arc<dyn Exchange>,
     pub json: bool,
     pub operator: Option<String>,
 }
@@ -75,7 +75,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         _ => {}
     }
     let store = SqliteStore::open(&settings.home).map_err(switchboard_core::Error::Store)?;
-    let mailbox = Mailbox::new(Arc::new(store), settings.limits.clone());
+    let mailbox: Arc<dyn Exchange> =
+        Arc::new(Mailbox::new(Arc::new(store), settings.limits.clone()));
     let ctx = Context {
         operator: cli.as_name.clone().or_else(|| settings.operator.clone()),
         settings,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use switchboard_core::Mailbox;
+use std::sync::Arc;
+
+use switchboard_core::Exchange;
 
 pub use command::{CommandSpec, Preset};
 
@@ -40,7 +42,7 @@ pub enum WorkerError {
 /// Runs the worker until `stop` turns true, then stops claiming, ends running commands and
 /// gives their jobs back.
 pub async fn run(
-    mailbox: Mailbox,
+    mailbox: Arc<dyn Exchange>,
     config: WorkerConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
@@ -61,7 +63,7 @@ pub async fn run(
 }
 
 async fn serve(
-    mailbox: Mailbox,
+    mailbox: Arc<dyn Exchange>,
     config: WorkerConfig,
     slot: usize,
     mut stop: watch::Receiver<bool>,
@@ -73,7 +75,7 @@ async fn serve(
             _ = stop.changed() => return Ok(()),
         };
         if let Some(claim) = claim {
-            run::job(&mailbox, &config, claim, stop.clone()).await?;
+            run::job(mailbox.as_ref(), &config, claim, stop.clone()).await?;
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use switchboard_core::{Error, JobOutcome, Mailbox, Rejection};
+use switchboard_core::{Error, Exchange, JobOutcome, Rejection};
 use switchboard_proto::{JobClaim, JobState, MAX_RESULT_BYTES};
 
 use super::{WorkerConfig, WorkerError};
@@ -28,7 +28,7 @@ enum End {
 }
 
 pub async fn job(
-    mailbox: &Mailbox,
+    mailbox: &dyn Exchange,
     config: &WorkerConfig,
     claim: JobClaim,
     stop: watch::Receiver<bool>,
@@ -141,7 +141,7 @@ fn spawn(config: &WorkerConfig, claim: &JobClaim, dir: Option<&PathBuf>) -> Resu
 }
 
 async fn report(
-    mailbox: &Mailbox,
+    mailbox: &dyn Exchange,
     claim: &JobClaim,
     outcome: JobOutcome,
 ) -> Result<(), WorkerError> {
@@ -161,13 +161,13 @@ async fn report(
 
 /// Waits for the command while keeping the lease, watching for a cancel and for shutdown.
 async fn supervise(
-    mailbox: &Mailbox,
+    mailbox: &dyn Exchange,
     claim: &JobClaim,
     child: &mut Child,
     mut stop: watch::Receiver<bool>,
 ) -> End {
     let mut beat = tokio::time::interval(mailbox.limits().job_lease / 4);
-    let mut wakes = mailbox.store().subscribe();
+    let mut wakes = mailbox.subscribe();
     let mut last_check = Instant::now();
     loop {
         let check = tokio::select! {

@@ -17,7 +17,7 @@ pub async fn run(ctx: &Context, client: HookClient) -> Result<(), CliError> {
     };
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
-    let outcome = hooks::run(&ctx.mailbox, event, &input, args.wait)
+    let outcome = hooks::run(ctx.mailbox.as_ref(), event, &input, args.wait)
         .await
         .map_err(|e| CliError::Hook(e.to_string()))?;
     if let Some(out) = outcome.stdout {

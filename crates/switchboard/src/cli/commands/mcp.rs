@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use switchboard_core::Mailbox;
+use switchboard_core::{Exchange, Mailbox};
 use switchboard_mcp::{Config, Identity, Notifier, PushMode, Switchboard};
 use switchboard_store_sqlite::SqliteStore;
 
@@ -19,7 +19,7 @@ pub async fn run(settings: Settings, args: McpArgs) -> Result<(), CliError> {
     };
     let opener = Arc::new(move || {
         let store = SqliteStore::open(&settings.home).map_err(|e| e.to_string())?;
-        Ok(Mailbox::new(Arc::new(store), settings.limits.clone()))
+        Ok(Arc::new(Mailbox::new(Arc::new(store), settings.limits.clone())) as Arc<dyn Exchange>)
     });
     let notifier = match (args.notify_command, args.notify) {
         (Some(cmd), _) => Some(Notifier::Command(cmd)),

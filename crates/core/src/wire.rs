@@ -1,0 +1,426 @@
+//! The relay's JSON vocabulary: one [`Call`] per [`Exchange`] operation and the [`WireError`]
+//! that carries a failure back. Both the relay (`POST /v1/<op>`) and its client use these types,
+//! so the two cannot drift apart. No I/O here.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use switchboard_proto::{JobClaim, JobId, MessageId};
+
+use crate::error::{Error, Rejection};
+use crate::exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
+use crate::store::{
+    JobOutcome, JobQuery, LogQuery, OpenSession, PeerId, QuestionQuery, Reply, SentQuery, SessionId,
+};
+
+/// The longest any call may wait server-side, below every MCP client's tool timeout.
+pub const MAX_WAIT: Duration = Duration::from_secs(240);
+
+/// One operation with its arguments. Serialized with its name in `op`; over HTTP the name is
+/// the last path segment (`POST /v1/send`) and the rest is the body. Peer arguments may be left
+/// out when the caller's token names its peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Call {
+    Operator {
+        name: String,
+    },
+    OpenSession {
+        session: OpenSession,
+    },
+    CloseSession {
+        session: SessionId,
+    },
+    Peers,
+    Peer {
+        name: String,
+    },
+    PeerOfClient {
+        pids: Vec<u32>,
+    },
+    Rename {
+        #[serde(default)]
+        peer: Option<PeerId>,
+        name: String,
+    },
+    SetSummary {
+        #[serde(default)]
+        peer: Option<PeerId>,
+        summary: String,
+    },
+    Send {
+        #[serde(default)]
+        from: Option<PeerId>,
+        message: Outgoing,
+    },
+    Ask {
+        #[serde(default)]
+        from: Option<PeerId>,
+        ask: Ask,
+    },
+    Reply {
+        #[serde(default)]
+        by: Option<PeerId>,
+        question: MessageId,
+        reply: Reply,
+    },
+    Questions {
+        #[serde(default)]
+        peer: Option<PeerId>,
+        query: QuestionQuery,
+    },
+    Question {
+        #[serde(default)]
+        peer: Option<PeerId>,
+        id: MessageId,
+        #[serde(default, rename = "wait_secs", with = "secs")]
+        wait: Option<Duration>,
+    },
+    Dispatch {
+        #[serde(default)]
+        from: Option<PeerId>,
+        job: Dispatch,
+    },
+    Claim {
+        agent: String,
+        worker: String,
+        #[serde(default)]
+        allow_writes: bool,
+        #[serde(default, rename = "wait_secs", with = "secs")]
+        wait: Option<Duration>,
+    },
+    StartJob {
+        claim: JobClaim,
+    },
+    Heartbeat {
+        claim: JobClaim,
+    },
+    FinishJob {
+        claim: JobClaim,
+        outcome: JobOutcome,
+    },
+    ReleaseJob {
+        claim: JobClaim,
+    },
+    CancelJob {
+        id: JobId,
+    },
+    RequeueJob {
+        id: JobId,
+    },
+    Job {
+        id: JobId,
+        #[serde(default, rename = "wait_secs", with = "secs")]
+        wait: Option<Duration>,
+    },
+    Jobs {
+        query: JobQuery,
+    },
+    Lease {
+        session: Session,
+        limit: u32,
+        #[serde(default)]
+        include_seen: bool,
+        #[serde(default, rename = "wait_secs", with = "secs")]
+        wait: Option<Duration>,
+    },
+    MarkDelivered {
+        session: Session,
+        ids: Vec<MessageId>,
+    },
+    Ack {
+        #[serde(default)]
+        peer: Option<PeerId>,
+        ids: Vec<MessageId>,
+    },
+    Sent {
+        #[serde(default)]
+        sender: Option<PeerId>,
+        query: SentQuery,
+    },
+    Log {
+        query: LogQuery,
+        #[serde(default, rename = "wait_secs", with = "secs")]
+        wait: Option<Duration>,
+    },
+    LastMessageId,
+    Gc,
+    Stats,
+}
+
+impl Call {
+    /// The operation's name, as in `POST /v1/<name>`.
+    pub fn op(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map
+                .get("op")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// Builds a call from the operation's name and its JSON body.
+    pub fn from_parts(op: &str, body: Value) -> Result<Self, Error> {
+        let mut map = match body {
+            Value::Object(map) => map,
+            Value::Null => serde_json::Map::new(),
+            _ => {
+                return Err(Error::Invalid(
+                    "the request body must be a JSON object".into(),
+                ));
+            }
+        };
+        map.insert("op".into(), Value::String(op.to_owned()));
+        serde_json::from_value(Value::Object(map))
+            .map_err(|e| Error::Invalid(format!("bad arguments for '{op}': {e}")))
+    }
+
+    /// Runs the call against `ex`; `me` stands in for a peer argument left out.
+    pub async fn run(self, ex: &dyn Exchange, me: Option<PeerId>) -> Result<Value, Error> {
+        let who = |given: Option<PeerId>, field: &'static str| {
+            given.or(me).ok_or(Error::Missing { field })
+        };
+        let wait = |w: Option<Duration>| w.unwrap_or_default().min(MAX_WAIT);
+        match self {
+            Call::Operator { name } => json(ex.operator(&name).await?),
+            Call::OpenSession { session } => json(ex.open_session(session).await?),
+            Call::CloseSession { session } => json(ex.close_session(session).await?),
+            Call::Peers => json(ex.peers().await?),
+            Call::Peer { name } => json(ex.peer(&name).await?),
+            Call::PeerOfClient { pids } => json(ex.peer_of_client(&pids).await?),
+            Call::Rename { peer, name } => json(ex.rename(who(peer, "peer")?, &name).await?),
+            Call::SetSummary { peer, summary } => {
+                json(ex.set_summary(who(peer, "peer")?, &summary).await?)
+            }
+            Call::Send { from, message } => json(ex.send(who(from, "from")?, message).await?),
+            Call::Ask { from, ask } => json(ex.ask(who(from, "from")?, ask).await?),
+            Call::Reply {
+                by,
+                question,
+                reply,
+            } => json(ex.reply(who(by, "by")?, question, reply).await?),
+            Call::Questions { peer, query } => json(ex.questions(who(peer, "peer")?, query).await?),
+            Call::Question { peer, id, wait: w } => {
+                let peer = who(peer, "peer")?;
+                json(ex.question_wait(peer, id, wait(w)).await?)
+            }
+            Call::Dispatch { from, job } => json(ex.dispatch(who(from, "from")?, job).await?),
+            Call::Claim {
+                agent,
+                worker,
+                allow_writes,
+                wait: w,
+            } => json(
+                ex.claim_wait(&agent, &worker, allow_writes, wait(w))
+                    .await?,
+            ),
+            Call::StartJob { claim } => json(ex.start_job(&claim).await?),
+            Call::Heartbeat { claim } => json(ex.heartbeat(&claim).await?),
+            Call::FinishJob { claim, outcome } => json(ex.finish_job(&claim, outcome).await?),
+            Call::ReleaseJob { claim } => json(ex.release_job(&claim).await?),
+            Call::CancelJob { id } => json(ex.cancel_job(id).await?),
+            Call::RequeueJob { id } => json(ex.requeue_job(id).await?),
+            Call::Job { id, wait: w } => json(ex.job_wait(id, wait(w)).await?),
+            Call::Jobs { query } => json(ex.jobs(query).await?),
+            Call::Lease {
+                session,
+                limit,
+                include_seen,
+                wait: w,
+            } => json(
+                ex.lease_wait(&session, limit, include_seen, wait(w))
+                    .await?,
+            ),
+            Call::MarkDelivered { session, ids } => json(ex.mark_delivered(&session, &ids).await?),
+            Call::Ack { peer, ids } => json(ex.ack(who(peer, "peer")?, &ids).await?),
+            Call::Sent { sender, query } => json(ex.sent(who(sender, "sender")?, query).await?),
+            Call::Log { query, wait: w } => json(ex.log_wait(query, wait(w)).await?),
+            Call::LastMessageId => json(ex.last_message_id().await?),
+            Call::Gc => json(ex.gc().await?),
+            Call::Stats => json(ex.stats().await?),
+        }
+    }
+}
+
+fn json<T: Serialize>(value: T) -> Result<Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::Unavailable(format!("cannot encode: {e}")))
+}
+
+/// A failure as it crosses the wire. `code` is stable and machine-readable; a refusal by a rule
+/// travels whole in `rejection`, so the caller rebuilds the very same [`Rejection`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+}
+
+/// What kind of failure a [`WireError`] is, which decides its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    BadInput,
+    NotFound,
+    Refused,
+    Limit,
+    Denied,
+    Unavailable,
+}
+
+impl WireError {
+    pub fn of(e: &Error) -> (Failure, Self) {
+        let message = e.to_string();
+        let (failure, code, rejection) = match e {
+            Error::Rejected(r) => (failure_of(r), rejection_code(r), Some(r.clone())),
+            Error::Denied(_) => (Failure::Denied, "forbidden".to_owned(), None),
+            Error::Unavailable(_) | Error::Store(_) => {
+                (Failure::Unavailable, "unavailable".to_owned(), None)
+            }
+            Error::UnknownSession => (Failure::NotFound, "unknown_session".to_owned(), None),
+            _ => (Failure::BadInput, "bad_input".to_owned(), None),
+        };
+        (
+            failure,
+            Self {
+                code,
+                message,
+                rejection,
+            },
+        )
+    }
+
+    /// The error this stands for, on the calling side.
+    pub fn into_error(self) -> Error {
+        if let Some(r) = self.rejection {
+            return Error::Rejected(r);
+        }
+        match self.code.as_str() {
+            "bad_input" => Error::Invalid(self.message),
+            "unknown_session" => Error::UnknownSession,
+            "forbidden" | "unauthorized" => Error::Denied(self.message),
+            _ => Error::Unavailable(self.message),
+        }
+    }
+}
+
+fn rejection_code(r: &Rejection) -> String {
+    match serde_json::to_value(r) {
+        Ok(Value::Object(map)) => map
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or("refused")
+            .to_owned(),
+        _ => "refused".to_owned(),
+    }
+}
+
+fn failure_of(r: &Rejection) -> Failure {
+    match r {
+        Rejection::UnknownPeer { .. }
+        | Rejection::NotInInbox { .. }
+        | Rejection::UnknownMessage { .. }
+        | Rejection::UnknownReplyTo { .. }
+        | Rejection::UnknownQuestion { .. }
+        | Rejection::UnknownJob { .. } => Failure::NotFound,
+        Rejection::InboxFull { .. } | Rejection::RateLimited { .. } => Failure::Limit,
+        Rejection::NameTaken { .. } | Rejection::NoLocation { .. } => Failure::BadInput,
+        Rejection::NotYourQuestion { .. }
+        | Rejection::QuestionClosed { .. }
+        | Rejection::StaleClaim { .. }
+        | Rejection::JobState { .. } => Failure::Refused,
+    }
+}
+
+/// `Duration` as seconds (fractions allowed) in JSON.
+pub mod dur {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        super::secs::deserialize(d)?
+            .ok_or_else(|| serde::de::Error::custom("a duration is required"))
+    }
+}
+
+/// `Option<Duration>` as seconds (fractions allowed) in JSON.
+pub mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<f64>::deserialize(d)? {
+            None => Ok(None),
+            Some(v) => Duration::try_from_secs_f64(v).map(Some).map_err(|_| {
+                serde::de::Error::custom(
+                    "a duration must be a finite number of seconds, at least 0",
+                )
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_survives_its_http_split() {
+        let call = Call::Send {
+            from: Some(3),
+            message: Outgoing {
+                ttl: Some(Duration::from_millis(1500)),
+                ..Outgoing::to_peer("bob", "hi")
+            },
+        };
+        let op = call.op();
+        assert_eq!(op, "send");
+        let mut body = serde_json::to_value(&call).unwrap();
+        body.as_object_mut().unwrap().remove("op");
+        assert_eq!(Call::from_parts(&op, body).unwrap(), call);
+    }
+
+    #[test]
+    fn unknown_fields_and_ops_are_refused_with_the_reason() {
+        let err = Call::from_parts(
+            "send",
+            serde_json::json!({"message": {"to": {"peer": "b"}, "text": "x"}, "as": 4}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("as"), "{err}");
+        let err = Call::from_parts("drop_tables", Value::Null).unwrap_err();
+        assert!(err.to_string().contains("drop_tables"), "{err}");
+    }
+
+    #[test]
+    fn a_rejection_comes_back_as_itself() {
+        let original = Error::Rejected(Rejection::UnknownPeer {
+            name: "zed".into(),
+            known: vec!["amy".into()],
+        });
+        let (failure, wire) = WireError::of(&original);
+        assert_eq!(failure, Failure::NotFound);
+        assert_eq!(wire.code, "unknown_peer");
+        let back: WireError = serde_json::from_str(&serde_json::to_string(&wire).unwrap()).unwrap();
+        assert!(matches!(
+            back.into_error(),
+            Error::Rejected(Rejection::UnknownPeer { .. })
+        ));
+    }
+}

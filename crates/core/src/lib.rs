@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod mailbox;
 pub mod policy;
 pub mod store;
+pub mod tokens;
 pub mod wake;
 pub mod wire;
 
@@ -19,4 +20,5 @@ pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
 pub use mailbox::Mailbox;
 pub use policy::Limits;
 pub use store::*;
+pub use tokens::{Grant, TokenRecord, TokenStore};
 pub use wake::Wake;

@@ -16,6 +16,9 @@ pub struct Identity {
     /// The working directory: `CLAUDE_PROJECT_DIR` when the client sets it, else the cwd.
     pub cwd: Option<PathBuf>,
     pub host: Option<String>,
+    /// Whether the working directory, repository and branch are declared to the room. Always
+    /// in the local room; on a relay only when the user opts in (SPEC 7, `share_location`).
+    pub share_location: bool,
 }
 
 impl Identity {
@@ -29,6 +32,17 @@ impl Identity {
                 .filter(|n| !n.is_empty()),
             cwd,
             host: hostname(),
+            share_location: true,
+        }
+    }
+
+    /// A session opened over HTTP: the relay knows nothing of the client's machine.
+    pub fn remote() -> Self {
+        Self {
+            name: None,
+            cwd: None,
+            host: None,
+            share_location: false,
         }
     }
 
@@ -55,12 +69,13 @@ impl Identity {
 
     /// The declared peer fields for this session.
     pub fn info(&self, client_name: &str, client_version: &str) -> PeerInfo {
-        let git = self.cwd.as_deref().and_then(git_location);
+        let cwd = self.cwd.as_deref().filter(|_| self.share_location);
+        let git = cwd.and_then(git_location);
         PeerInfo {
             client_kind: Some(client_name.to_owned()),
             client_version: Some(client_version.to_owned()),
             host: self.host.clone(),
-            cwd: self.cwd.as_ref().map(|c| c.display().to_string()),
+            cwd: cwd.map(|c| c.display().to_string()),
             git_root: git.as_ref().map(|g| g.0.display().to_string()),
             git_branch: git.and_then(|g| g.1),
         }

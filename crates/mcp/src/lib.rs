@@ -19,4 +19,4 @@ pub mod tools;
 
 pub use identity::Identity;
 pub use notify::Notifier;
-pub use server::{Config, INSTRUCTIONS, Opener, PushMode, Switchboard};
+pub use server::{Config, INSTRUCTIONS, OpenContext, Opener, PushMode, Switchboard};

@@ -4,6 +4,7 @@
 //! the `inbox` tool — without ever showing the same item twice on an automatic path.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,8 +59,16 @@ pub enum PushMode {
     Off,
 }
 
-/// Opens the store when the session first needs it; runs on a blocking thread.
-pub type Opener = Arc<dyn Fn() -> Result<Arc<dyn Exchange>, String> + Send + Sync>;
+/// What the opener gets: over HTTP, the extensions of the request that first needed the
+/// exchange (the relay's auth layer put the caller there); over stdio, nothing.
+pub type OpenContext = Option<http::Extensions>;
+
+/// Opens the exchange when the session first needs it.
+pub type Opener = Arc<
+    dyn Fn(OpenContext) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Exchange>, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// How one session behaves.
 #[derive(Debug, Clone)]
@@ -68,6 +77,8 @@ pub struct Config {
     pub push: PushMode,
     /// Tell the human when mail arrives that cannot be pushed to the agent.
     pub notifier: Option<Notifier>,
+    /// The agent's own process, recorded so its hooks can find this session (stdio only).
+    pub client_pid: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -80,11 +91,31 @@ struct Inner {
     opener: Opener,
     live: OnceCell<Live>,
     client: Mutex<Option<Implementation>>,
+    /// The HTTP request context the session was opened under, for the opener.
+    request: Mutex<OpenContext>,
     push: AtomicBool,
+    closed: AtomicBool,
     subscribed: AtomicBool,
     /// Serialises the automatic paths (push, piggyback) of this session: a lease by the same
     /// session can be taken again, so two paths racing could show one item twice.
     auto_gate: tokio::sync::Mutex<()>,
+}
+
+impl Drop for Inner {
+    /// A session dropped without `shutdown` (an HTTP session that ended) still goes offline.
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (Some(live), Ok(rt)) = (self.live.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Err(e) = live.mailbox.close_session(live.session.id).await {
+                tracing::debug!("could not close the session: {e}");
+            }
+        });
+    }
 }
 
 struct Live {
@@ -102,7 +133,9 @@ impl Switchboard {
                 opener,
                 live: OnceCell::new(),
                 client: Mutex::new(None),
+                request: Mutex::new(None),
                 push: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
                 subscribed: AtomicBool::new(false),
                 auto_gate: tokio::sync::Mutex::new(()),
             }),
@@ -122,10 +155,8 @@ impl Switchboard {
             .ok()
             .and_then(|c| c.clone())
             .unwrap_or_else(|| Implementation::new("unknown", ""));
-        let opener = Arc::clone(&self.inner.opener);
-        let mailbox = tokio::task::spawn_blocking(move || opener())
-            .await
-            .map_err(|e| format!("cannot open the store: {e}"))??;
+        let context = self.inner.request.lock().ok().and_then(|r| r.clone());
+        let mailbox = (self.inner.opener)(context).await?;
         let id = &self.inner.config.identity;
         let name = id
             .peer_name(&client.name)
@@ -135,7 +166,7 @@ impl Switchboard {
             kind: PeerKind::Agent,
             info: id.info(&client.name, &client.version),
             policy: NamePolicy::Suffix,
-            client_pid: parent_pid(),
+            client_pid: self.inner.config.client_pid,
         };
         let started_after = mailbox.last_message_id().await.map_err(|e| e.to_string())?;
         let session = mailbox.open_session(req).await.map_err(|e| e.to_string())?;
@@ -149,10 +180,25 @@ impl Switchboard {
 
     /// Ends the session at once: the peer goes offline and its leases are released.
     pub async fn shutdown(&self) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if let Some(live) = self.inner.live.get()
             && let Err(e) = live.mailbox.close_session(live.session.id).await
         {
             tracing::warn!("could not close the session: {e}");
+        }
+    }
+
+    /// Remembers the HTTP request context (if any) the exchange is to be opened under.
+    fn note_request(&self, extensions: &rmcp::model::Extensions) {
+        let Some(parts) = extensions.get::<http::request::Parts>() else {
+            return;
+        };
+        if let Ok(mut slot) = self.inner.request.lock()
+            && slot.is_none()
+        {
+            *slot = Some(parts.extensions.clone());
         }
     }
 
@@ -235,6 +281,7 @@ impl Switchboard {
                     Ok(Ok(w)) if !w.concerns(me) => continue,
                     Ok(Ok(_) | Err(RecvError::Lagged(_))) => break true,
                     Ok(Err(RecvError::Closed)) => return,
+                    Err(_) if peer.is_transport_closed() => return,
                     Err(_) => break false,
                 }
             };
@@ -416,6 +463,7 @@ impl ServerHandler for Switchboard {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
+        self.note_request(&context.extensions);
         self.remember_client(&request.client_info);
         self.inner
             .push
@@ -447,6 +495,7 @@ impl ServerHandler for Switchboard {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.note_request(&context.extensions);
         if let Some(client) = context.client_info() {
             self.remember_client(&client);
         }
@@ -471,8 +520,9 @@ impl ServerHandler for Switchboard {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        self.note_request(&context.extensions);
         let live = self
             .live()
             .await
@@ -527,6 +577,7 @@ impl ServerHandler for Switchboard {
     /// Sends `notifications/resources/updated` for the inbox on this subscription's stream
     /// whenever a message for this peer arrives, until the client cancels it.
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.note_request(&context.request_context().extensions);
         if let Some(client) = context.request_context().client_info() {
             self.remember_client(&client);
         }
@@ -612,8 +663,9 @@ impl ServerHandler for Switchboard {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        self.note_request(&context.extensions);
         if request.name != "inbox" {
             return Err(ErrorData::invalid_params(
                 format!("no prompt named '{}'; the prompt is 'inbox'", request.name),
@@ -645,7 +697,7 @@ impl ServerHandler for Switchboard {
 }
 
 /// The process that spawned this server: the agent's client.
-fn parent_pid() -> Option<u32> {
+pub fn parent_pid() -> Option<u32> {
     #[cfg(unix)]
     {
         Some(std::os::unix::process::parent_id())

@@ -15,7 +15,10 @@ mod liveness;
 pub mod migrate;
 mod ops;
 mod poller;
+mod tokens;
 mod writer;
+
+pub use tokens::SqliteTokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

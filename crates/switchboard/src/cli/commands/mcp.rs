@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use switchboard_core::{Exchange, Mailbox};
-use switchboard_mcp::{Config, Identity, Notifier, PushMode, Switchboard};
+use switchboard_mcp::{Config, Identity, Notifier, Opener, PushMode, Switchboard};
 use switchboard_store_sqlite::SqliteStore;
 
 use super::super::CliError;
@@ -17,9 +17,17 @@ pub async fn run(settings: Settings, args: McpArgs) -> Result<(), CliError> {
         "off" => PushMode::Off,
         _ => PushMode::Auto,
     };
-    let opener = Arc::new(move || {
-        let store = SqliteStore::open(&settings.home).map_err(|e| e.to_string())?;
-        Ok(Arc::new(Mailbox::new(Arc::new(store), settings.limits.clone())) as Arc<dyn Exchange>)
+    let opener: Opener = Arc::new(move |_| {
+        let settings = settings.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let store = SqliteStore::open(&settings.home).map_err(|e| e.to_string())?;
+                let mailbox = Mailbox::new(Arc::new(store), settings.limits.clone());
+                Ok(Arc::new(mailbox) as Arc<dyn Exchange>)
+            })
+            .await
+            .map_err(|e| format!("cannot open the store: {e}"))?
+        })
     });
     let notifier = match (args.notify_command, args.notify) {
         (Some(cmd), _) => Some(Notifier::Command(cmd)),
@@ -30,6 +38,7 @@ pub async fn run(settings: Settings, args: McpArgs) -> Result<(), CliError> {
         identity: Identity::from_env(args.name),
         push,
         notifier,
+        client_pid: switchboard_mcp::server::parent_pid(),
     };
     let server = Switchboard::new(config, opener);
     switchboard_mcp::stdio::run(server)

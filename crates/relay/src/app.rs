@@ -1,0 +1,339 @@
+//! The relay's routes and the checks in front of them. Every route answers 401 without a valid
+//! token; Host and Origin are checked before the token so a rebinding page learns nothing.
+//!
+//! - `POST /v1/<op>`: one [`Call`] per operation, JSON in and out.
+//! - `GET /v1/events`: the caller's part of the room log as server-sent events, resumable with
+//!   `Last-Event-ID` (or `?after=`), plus a `jobs` event when jobs change.
+//! - `GET /v1/hello`: who the token is, and the relay's limits.
+//! - `/mcp`: Streamable HTTP MCP, both protocol generations, through the same guard.
+//! - `GET /healthz` (any token), `GET /metrics` (admin token).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use switchboard_core::wire::{Call, Failure, WireError};
+use switchboard_core::{Error, Exchange, Grant};
+use switchboard_mcp::{Config as McpConfig, Identity, OpenContext, Opener, PushMode, Switchboard};
+
+use crate::auth::{AuthError, Caller, Verifier};
+use crate::events;
+use crate::guard::Guard;
+use crate::metrics::{Metrics, RouteLabels};
+use crate::rooms::Rooms;
+use crate::sessions::Sessions;
+
+/// What the routes check and allow.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Host names (without port) accepted in `Host`; `*` accepts any.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) accepted when a request carries `Origin`.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// Shared by every route.
+#[derive(Clone)]
+pub struct App {
+    pub rooms: Rooms,
+    pub sessions: Sessions,
+    pub verifier: Verifier,
+    pub metrics: Metrics,
+    pub config: Arc<AppConfig>,
+    pub shutdown: CancellationToken,
+}
+
+impl App {
+    /// The caller's room, seen through what the token grants.
+    pub async fn guard(&self, caller: &Caller) -> Result<Guard, Error> {
+        let room = caller.grant.room().ok_or_else(|| {
+            Error::Denied("an admin token reads health and metrics; it has no room".into())
+        })?;
+        let mailbox = self.rooms.get(room).await.map_err(Error::Store)?;
+        Ok(Guard::new(
+            mailbox,
+            room,
+            caller.clone(),
+            self.sessions.clone(),
+        ))
+    }
+
+    pub fn router(self) -> Router {
+        let mcp = self.mcp_service();
+        let limit = self.config.body_limit;
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .route("/v1/hello", get(hello))
+            .route("/v1/events", get(events::stream))
+            .route("/v1/{op}", post(call))
+            .nest_service("/mcp", mcp)
+            .layer(middleware::from_fn_with_state(self.clone(), authenticate))
+            .layer(middleware::from_fn_with_state(self.clone(), check_origin))
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(self)
+    }
+
+    fn mcp_service(&self) -> StreamableHttpService<Switchboard, LocalSessionManager> {
+        let app = self.clone();
+        let opener: Opener = Arc::new(move |ctx: OpenContext| {
+            let app = app.clone();
+            Box::pin(async move {
+                let caller = ctx
+                    .and_then(|e| e.get::<Caller>().cloned())
+                    .ok_or("the request carried no verified token")?;
+                let guard = app.guard(&caller).await.map_err(|e| e.to_string())?;
+                Ok(Arc::new(guard.holding_sessions()) as Arc<dyn Exchange>)
+            })
+        });
+        let config = McpConfig {
+            identity: Identity::remote(),
+            push: PushMode::Auto,
+            notifier: None,
+            client_pid: None,
+        };
+        let mut http = StreamableHttpServerConfig::default()
+            .with_cancellation_token(self.shutdown.child_token())
+            .with_max_request_body_bytes(self.config.body_limit)
+            .with_allowed_origins(self.config.allowed_origins.clone());
+        http = if self.config.allowed_hosts.iter().any(|h| h == "*") {
+            http.disable_allowed_hosts()
+        } else {
+            http.with_allowed_hosts(self.config.allowed_hosts.clone())
+        };
+        StreamableHttpService::new(
+            move || Ok(Switchboard::new(config.clone(), Arc::clone(&opener))),
+            Arc::new(LocalSessionManager::default()),
+            http,
+        )
+    }
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    match app.verifier.verify(bearer(req.headers())).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(AuthError::Store(e)) => {
+            tracing::error!("cannot read the token store: {e}");
+            failure(
+                Failure::Unavailable,
+                "unavailable",
+                "the relay cannot check tokens now",
+            )
+        }
+        Err(e) => {
+            app.metrics.unauthorized.inc();
+            let mut res = failure_status(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string());
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            res
+        }
+    }
+}
+
+/// Refuses a `Host` not on the list (DNS rebinding) and an `Origin` not allowed (a web page
+/// driving the relay from someone's browser).
+async fn check_origin(State(app): State<App>, req: Request, next: Next) -> Response {
+    let hosts = &app.config.allowed_hosts;
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name)
+        .or_else(|| req.uri().host().map(str::to_owned));
+    let host_ok = hosts.iter().any(|h| h == "*")
+        || host.is_some_and(|h| hosts.iter().any(|a| a.eq_ignore_ascii_case(&h)));
+    if !host_ok {
+        let msg = "this Host is not served here; add it with `serve --allowed-host`";
+        return failure_status(StatusCode::FORBIDDEN, "forbidden_host", msg);
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| app.config.allowed_origins.iter().any(|a| a == o));
+        if !allowed {
+            let msg =
+                "requests from this Origin are refused; allow it with `serve --allowed-origin`";
+            return failure_status(StatusCode::FORBIDDEN, "forbidden_origin", msg);
+        }
+    }
+    next.run(req).await
+}
+
+/// `example.com:8443` → `example.com`; `[::1]:80` → `::1`.
+fn host_name(authority: &str) -> String {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_owned();
+    }
+    authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(authority, |(host, _)| host)
+        .to_owned()
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    Json(json!({"status": "ok", "rooms_open": app.rooms.open_count()})).into_response()
+}
+
+async fn metrics(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    if caller.grant != Grant::Admin {
+        let msg = "metrics cover every room; they need an admin token (`tokens create --admin`)";
+        return failure(Failure::Denied, "forbidden", msg);
+    }
+    app.metrics.rooms.set(app.rooms.open_count() as i64);
+    app.metrics.sessions.set(app.sessions.len() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn hello(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    let guard = match app.guard(&caller).await {
+        Ok(g) => g,
+        Err(e) => return error_response(&e),
+    };
+    Json(json!({
+        "room": caller.grant.room(),
+        "peer": caller.grant.peer(),
+        "limits": guard.limits(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+async fn call(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(op): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = run_call(&app, &caller, &op, &body).await;
+    let outcome = match &result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => WireError::of(e).1.code,
+    };
+    // Unknown operation names are counted together, so a caller cannot grow the label set.
+    let label = if matches!(&result, Err(Error::Invalid(_)))
+        && Call::from_parts(&op, Value::Null).is_err()
+    {
+        "invalid"
+    } else {
+        op.as_str()
+    };
+    app.metrics.count(label, &outcome);
+    app.metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            route: format!("/v1/{label}"),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn run_call(app: &App, caller: &Caller, op: &str, body: &[u8]) -> Result<Value, Error> {
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| Error::Invalid(format!("the request body is not JSON: {e}")))?
+    };
+    let call = Call::from_parts(op, body)?;
+    let guard = app.guard(caller).await?;
+    let me = guard.me().await;
+    call.run(&guard, me).await
+}
+
+pub fn error_response(e: &Error) -> Response {
+    let (kind, wire) = WireError::of(e);
+    (status(kind), Json(json!({ "error": wire }))).into_response()
+}
+
+fn status(kind: Failure) -> StatusCode {
+    match kind {
+        Failure::BadInput => StatusCode::BAD_REQUEST,
+        Failure::NotFound => StatusCode::NOT_FOUND,
+        Failure::Refused => StatusCode::CONFLICT,
+        Failure::Limit => StatusCode::TOO_MANY_REQUESTS,
+        Failure::Denied => StatusCode::FORBIDDEN,
+        Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn failure(kind: Failure, code: &str, message: &str) -> Response {
+    failure_status(status(kind), code, message)
+}
+
+fn failure_status(status: StatusCode, code: &str, message: &str) -> Response {
+    let wire = WireError {
+        code: code.to_owned(),
+        message: message.to_owned(),
+        rejection: None,
+    };
+    (status, Json(json!({ "error": wire }))).into_response()
+}
+
+/// How long an event stream stays quiet before a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("example.com:8443"), "example.com");
+        assert_eq!(host_name("example.com"), "example.com");
+        assert_eq!(host_name("[::1]:80"), "::1");
+        assert_eq!(host_name("127.0.0.1:0"), "127.0.0.1");
+    }
+}

@@ -1,0 +1,174 @@
+//! `GET /v1/events`: the caller's part of the room log as server-sent events. Each message is
+//! an event whose id is its log position, so a client that reconnects with `Last-Event-ID`
+//! (or `?after=`) gets exactly what it missed — no gap, no repeat. A `jobs` event (no id)
+//! says jobs changed. With `?session=`, the stream also keeps that session live.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use switchboard_core::{Error, Exchange, LogQuery, SessionId, Wake};
+
+use crate::app::{App, KEEP_ALIVE, error_response};
+use crate::auth::Caller;
+use crate::guard::Guard;
+use crate::metrics::Metrics;
+use crate::sessions::Attachment;
+
+const BATCH: u32 = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    after: Option<i64>,
+    session: Option<SessionId>,
+}
+
+pub async fn stream(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match open(&app, &caller, q, &headers).await {
+        Ok(state) => Sse::new(events(state))
+            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+            .into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+struct Feed {
+    guard: Guard,
+    query: LogQuery,
+    wakes: broadcast::Receiver<Wake>,
+    pending: VecDeque<Event>,
+    shutdown: CancellationToken,
+    _attachment: Option<Attachment>,
+    _gauge: Open,
+}
+
+/// Counts the stream in the gauge while it is open.
+struct Open(Metrics);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.streams.dec();
+    }
+}
+
+async fn open(
+    app: &App,
+    caller: &Caller,
+    q: EventsQuery,
+    headers: &HeaderMap,
+) -> Result<Feed, Error> {
+    let guard = app.guard(caller).await?;
+    let room = caller.grant.room().unwrap_or_default();
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| Error::Invalid(format!("Last-Event-ID '{v}' is not an event id")))
+        })
+        .transpose()?;
+    let (attachment, session_peer) = match q.session {
+        Some(id) => {
+            let session = app
+                .sessions
+                .get(room, id, &caller.token_id)
+                .ok_or(Error::UnknownSession)?;
+            let a = app.sessions.attach(room, id, &caller.token_id);
+            (a, Some(session.peer.id))
+        }
+        None => (None, None),
+    };
+    let wakes = guard.subscribe();
+    let after = match resume.or(q.after) {
+        Some(after) => after,
+        None => guard.last_message_id().await?,
+    };
+    let peer = match guard.me().await {
+        Some(me) => Some(me),
+        None => session_peer,
+    };
+    app.metrics.streams.inc();
+    Ok(Feed {
+        guard,
+        query: LogQuery {
+            after,
+            peer,
+            limit: BATCH,
+        },
+        wakes,
+        pending: VecDeque::new(),
+        shutdown: app.shutdown.clone(),
+        _attachment: attachment,
+        _gauge: Open(app.metrics.clone()),
+    })
+}
+
+fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(feed, |mut feed| async move {
+        loop {
+            if let Some(event) = feed.pending.pop_front() {
+                return Some((Ok(event), feed));
+            }
+            match feed.guard.log(feed.query).await {
+                Ok(entries) if !entries.is_empty() => {
+                    for entry in entries {
+                        feed.query.after = entry.id;
+                        let data = serde_json::to_string(&entry).unwrap_or_default();
+                        let event = Event::default()
+                            .id(entry.id.to_string())
+                            .event("message")
+                            .data(data);
+                        feed.pending.push_back(event);
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("event stream ends: {e}");
+                    return None;
+                }
+            }
+            match next_wake(&mut feed).await {
+                Some(true) => feed
+                    .pending
+                    .push_back(Event::default().event("jobs").data("{}")),
+                Some(false) => {}
+                None => return None,
+            }
+        }
+    })
+}
+
+/// Waits for a wake worth a look: `Some(true)` for jobs, `Some(false)` for the log, `None`
+/// when the stream should end (shutdown, store gone).
+async fn next_wake(feed: &mut Feed) -> Option<bool> {
+    loop {
+        let wake = tokio::select! {
+            () = feed.shutdown.cancelled() => return None,
+            w = tokio::time::timeout(Duration::from_secs(30), feed.wakes.recv()) => w,
+        };
+        match wake {
+            Ok(Ok(Wake::Jobs)) => return Some(true),
+            Ok(Ok(w)) if feed.query.peer.is_none_or(|p| w.concerns(p)) => return Some(false),
+            Ok(Ok(_)) => continue,
+            Ok(Err(RecvError::Lagged(_))) | Err(_) => return Some(false),
+            Ok(Err(RecvError::Closed)) => return None,
+        }
+    }
+}

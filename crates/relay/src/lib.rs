@@ -1,0 +1,21 @@
+//! `switchboard serve`: the relay for agents on different machines.
+//!
+//! Layers, outermost first: [`server`] accepts connections (TLS, timeouts, graceful drain);
+//! [`app`] routes `/mcp`, `/v1`, `/healthz` and `/metrics` behind host, origin and token
+//! checks; [`guard`] narrows a room's mailbox to what the caller's token grants; [`rooms`]
+//! keeps one store per room; [`sessions`] tracks the sessions remote callers hold.
+
+pub mod app;
+pub mod auth;
+mod events;
+pub mod guard;
+pub mod metrics;
+pub mod rooms;
+pub mod server;
+pub mod sessions;
+
+pub use app::{App, AppConfig};
+pub use auth::{Caller, Verifier, mint};
+pub use rooms::{RoomOpener, Rooms};
+pub use server::{ServeOptions, Tls, TlsError, run};
+pub use sessions::Sessions;

@@ -1,0 +1,72 @@
+//! Rooms: each one is a store of its own, opened on first use. Nothing is shared between two
+//! rooms' stores, so no query, count or wake of one can ever reach another.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use switchboard_core::{Limits, Mailbox, Store, StoreError};
+
+/// Opens (creating if needed) the store of one room. Called on a blocking thread.
+pub type RoomOpener = Arc<dyn Fn(&str) -> Result<Arc<dyn Store>, StoreError> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Rooms {
+    opener: RoomOpener,
+    limits: Limits,
+    open: Arc<Mutex<HashMap<String, Arc<Mailbox>>>>,
+    /// Serialises first opens so two requests never open one room twice.
+    opening: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Rooms {
+    pub fn new(opener: RoomOpener, limits: Limits) -> Self {
+        Self {
+            opener,
+            limits,
+            open: Arc::default(),
+            opening: Arc::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The mailbox of `room`, opening its store on first use.
+    pub async fn get(&self, room: &str) -> Result<Arc<Mailbox>, StoreError> {
+        if let Some(m) = self.cached(room) {
+            return Ok(m);
+        }
+        let _one = self.opening.lock().await;
+        if let Some(m) = self.cached(room) {
+            return Ok(m);
+        }
+        let opener = Arc::clone(&self.opener);
+        let name = room.to_owned();
+        let store = tokio::task::spawn_blocking(move || opener(&name))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))??;
+        let mailbox = Arc::new(Mailbox::new(store, self.limits.clone()));
+        self.lock().insert(room.to_owned(), Arc::clone(&mailbox));
+        Ok(mailbox)
+    }
+
+    fn cached(&self, room: &str) -> Option<Arc<Mailbox>> {
+        self.lock().get(room).cloned()
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Every open room, for upkeep.
+    pub fn all(&self) -> Vec<Arc<Mailbox>> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mailbox>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -138,6 +138,7 @@ mod tests {
             name: None,
             cwd: Some(PathBuf::from(dir)),
             host: None,
+            share_location: true,
         }
     }
 

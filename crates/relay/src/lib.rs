@@ -16,6 +16,7 @@ pub mod sessions;
 
 pub use app::{App, AppConfig};
 pub use auth::{Caller, Verifier, mint};
+pub use metrics::Metrics;
 pub use rooms::{RoomOpener, Rooms};
 pub use server::{ServeOptions, Tls, TlsError, run};
 pub use sessions::Sessions;

@@ -12,9 +12,10 @@ use switchboard_proto::Scope;
     version,
     about = "Let AI coding agents find each other and exchange messages, without merging their contexts.",
     after_help = "Exit codes: 0 ok, 1 failure, 2 bad input, 3 unknown peer or message, \
-                  4 a limit was hit (pending cap, rate limit), 5 the store is unusable \
-                  (corrupt, read-only, locked, too new), 6 refused by the state of things \
-                  (a question already answered, or asked to someone else)."
+                  4 a limit was hit (pending cap, rate limit), 5 the store or relay is unusable \
+                  (corrupt, read-only, locked, too new, unreachable), 6 refused by the state of \
+                  things (a question already answered, or asked to someone else), 7 the relay \
+                  refused the token or the action for it."
 )]
 pub struct Cli {
     /// Store directory [env: SWITCHBOARD_HOME; default: the platform data dir]
@@ -28,6 +29,20 @@ pub struct Cli {
     /// Act as this operator peer instead of the default (settings `operator`, else $USER)
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub as_name: Option<String>,
+
+    /// Use the relay at this URL instead of the local store [env: SWITCHBOARD_RELAY]
+    #[arg(long, global = true, env = "SWITCHBOARD_RELAY", value_name = "URL")]
+    pub relay: Option<String>,
+
+    /// The token for --relay [env: SWITCHBOARD_TOKEN]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -64,8 +79,15 @@ pub enum Command {
     },
     /// Expire messages past their TTL and delete records past retention
     Gc,
-    /// Serve one agent session over stdio (what MCP clients spawn)
+    /// Serve one agent session over stdio (what MCP clients spawn); with --relay, through a relay
     Mcp(McpArgs),
+    /// Run the relay for agents on other machines: MCP at /mcp, JSON API at /v1, /healthz, /metrics
+    Serve(ServeArgs),
+    /// The relay's tokens: create (shown once), list, revoke
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+    },
     /// Register switchboard with an agent client: prints the entries; --write merges them in
     Setup(SetupArgs),
     /// Check the store and every client's registration, and say how to fix what is missing
@@ -75,6 +97,72 @@ pub enum Command {
         #[command(subcommand)]
         client: HookClient,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback needs a token minted first
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:7700")]
+    pub listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// A host name clients reach the relay by (checked against Host: DNS rebinding); repeat it;
+    /// `*` accepts any [default: localhost, 127.0.0.1, ::1]
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// A browser origin allowed to call the relay (`https://host:port`); repeat it [default: none]
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Largest request body in bytes
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub body_limit: usize,
+    /// A remote session nobody holds (no event stream, no MCP connection) ends after this
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub session_idle: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensAction {
+    /// Mint a token and print it once: a room token (any peer, self-asserted names), a peer
+    /// token (exactly one peer: the sender identity comes from the token) or an admin token
+    Create(TokenCreateArgs),
+    /// List tokens (never their secrets)
+    List,
+    /// Revoke a token by id; it stops working at once
+    Revoke {
+        /// The token id (the part after `swb_`, before the second `_`), as `tokens list` shows
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The room the token belongs to
+    #[arg(long, required_unless_present = "admin", value_name = "ROOM")]
+    pub room: Option<String>,
+    /// Make it a peer token for this peer name
+    #[arg(long, requires = "room", value_name = "NAME")]
+    pub peer: Option<String>,
+    /// Make it an admin token (health and metrics, no room)
+    #[arg(long, conflicts_with_all = ["room", "peer"])]
+    pub admin: bool,
+    /// A note for `tokens list` (who has it)
+    #[arg(long, default_value = "")]
+    pub label: String,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +329,9 @@ pub struct McpArgs {
     /// SWITCHBOARD_NOTIFY_TITLE, _BODY, _FROM and _TO in its environment
     #[arg(long, env = "SWITCHBOARD_NOTIFY_COMMAND", value_name = "CMD")]
     pub notify_command: Option<String>,
+    /// With --relay: also tell the room this session's directory, repository and branch
+    #[arg(long, env = "SWITCHBOARD_SHARE_LOCATION")]
+    pub share_location: bool,
 }
 
 #[derive(Debug, Args)]

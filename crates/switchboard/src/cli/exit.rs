@@ -33,6 +33,7 @@ pub mod code {
     pub const LIMIT: u8 = 4;
     pub const STORE: u8 = 5;
     pub const REFUSED: u8 = 6;
+    pub const DENIED: u8 = 7;
 }
 
 impl CliError {
@@ -62,6 +63,8 @@ impl CliError {
                 }
                 _ => code::STORE,
             },
+            Self::Core(Error::Denied(_)) => code::DENIED,
+            Self::Core(Error::Unavailable(_)) => code::STORE,
             Self::Core(_) => code::FAILURE,
         }
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use switchboard_client::RelayClient;
 use switchboard_core::{Exchange, Mailbox};
 use switchboard_store_sqlite::SqliteStore;
 
@@ -66,22 +67,79 @@ pub struct Context {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let home = settings::resolve_home(cli.home.as_deref())?;
     let settings = settings::load(home)?;
+    let relay = relay_of(&cli)?;
     match cli.command {
         // The MCP session answers `initialize` before it touches the store.
-        Command::Mcp(args) => return commands::mcp::run(settings, args).await,
+        Command::Mcp(args) => return commands::mcp::run(settings, args, relay).await,
         // These must work when the store does not.
         Command::Setup(args) => return commands::setup::run(&args, cli.json),
         Command::Doctor => return commands::doctor::run(&settings, cli.json).await,
+        // The relay's own commands always work on this machine's data.
+        Command::Serve(args) => return commands::serve::run(settings, args).await,
+        Command::Tokens { action } => {
+            return commands::tokens::run(&settings, action, cli.json).await;
+        }
         _ => {}
     }
-    let store = SqliteStore::open(&settings.home).map_err(switchboard_core::Error::Store)?;
-    let mailbox: Arc<dyn Exchange> =
-        Arc::new(Mailbox::new(Arc::new(store), settings.limits.clone()));
+    let mut operator = cli.as_name.clone().or_else(|| settings.operator.clone());
+    let mailbox: Arc<dyn Exchange> = match relay {
+        Some(relay) => {
+            let client = relay.connect().await?;
+            // A peer token acts as its peer: that is the human's name on this relay.
+            if cli.as_name.is_none()
+                && let Some(peer) = &client.hello().peer
+            {
+                operator = Some(peer.clone());
+            }
+            Arc::new(client)
+        }
+        None => {
+            let store =
+                SqliteStore::open(&settings.home).map_err(switchboard_core::Error::Store)?;
+            Arc::new(Mailbox::new(Arc::new(store), settings.limits.clone()))
+        }
+    };
     let ctx = Context {
-        operator: cli.as_name.clone().or_else(|| settings.operator.clone()),
+        operator,
         settings,
         mailbox,
         json: cli.json,
     };
     commands::dispatch(&ctx, cli.command).await
+}
+
+/// Where a relay is, when the command is to use one.
+#[derive(Clone)]
+pub struct Relay {
+    pub url: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Relay {
+    pub async fn connect(&self) -> Result<RelayClient, CliError> {
+        Ok(RelayClient::connect(&self.url, &self.token).await?)
+    }
+}
+
+fn relay_of(cli: &Cli) -> Result<Option<Relay>, CliError> {
+    match (&cli.relay, &cli.token) {
+        (None, _) => Ok(None),
+        (Some(url), _) if url.is_empty() => Ok(None),
+        (Some(url), Some(token)) => Ok(Some(Relay {
+            url: url.clone(),
+            token: token.clone(),
+        })),
+        (Some(_), _) => Err(CliError::BadInput(
+            "--relay needs a token: --token or SWITCHBOARD_TOKEN".into(),
+        )),
+    }
 }

@@ -12,5 +12,7 @@ mod jobs;
 mod mcp;
 mod mcp_client;
 mod questions;
+mod relay;
+mod relay_auth;
 mod setup;
 mod store_file;

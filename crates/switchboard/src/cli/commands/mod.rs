@@ -10,8 +10,10 @@ mod peers;
 mod questions;
 mod send;
 mod sent;
+pub mod serve;
 pub mod setup;
 mod status;
+pub mod tokens;
 mod watch;
 
 use switchboard_core::{NamePolicy, OpenSession, PeerRecord, Session};
@@ -36,7 +38,11 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Answer(a) => questions::answer(ctx, a).await,
         Command::Questions(a) => questions::list(ctx, a).await,
         Command::Hook { client } => hook::run(ctx, client).await,
-        Command::Mcp(_) | Command::Setup(_) | Command::Doctor => {
+        Command::Mcp(_)
+        | Command::Setup(_)
+        | Command::Doctor
+        | Command::Serve(_)
+        | Command::Tokens { .. } => {
             unreachable!("served before a store is opened")
         }
     }

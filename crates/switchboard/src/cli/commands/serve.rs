@@ -1,0 +1,121 @@
+//! `switchboard serve`: the relay. Rooms live under `<home>/rooms/<room>/` (one SQLite store
+//! each, the same store code as local mode) and tokens in `<home>/tokens.db`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use switchboard_core::{Store, TokenStore};
+use switchboard_relay::{
+    App, AppConfig, Metrics, RoomOpener, Rooms, ServeOptions, Sessions, Tls, Verifier,
+};
+use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+
+use super::super::CliError;
+use super::super::args::ServeArgs;
+use crate::settings::Settings;
+
+pub async fn run(settings: Settings, args: ServeArgs) -> Result<(), CliError> {
+    let tokens =
+        Arc::new(SqliteTokens::open(&settings.home).map_err(switchboard_core::Error::Store)?);
+    refuse_open_bind(&args.listen, tokens.as_ref()).await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(Tls::from_pem_files(cert, key).map_err(|e| CliError::BadInput(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let rooms_dir = settings.home.join("rooms");
+    let opener: RoomOpener = Arc::new(move |room: &str| {
+        Ok(Arc::new(SqliteStore::open(&rooms_dir.join(room))?) as Arc<dyn Store>)
+    });
+    let app = App {
+        rooms: Rooms::new(opener, settings.limits.clone()),
+        sessions: Sessions::default(),
+        verifier: Verifier::new(tokens),
+        metrics: Metrics::new(),
+        config: Arc::new(app_config(&args)),
+        shutdown: CancellationToken::new(),
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The address on stdout (tests and scripts read it when the port was 0); the rest on stderr.
+    println!("listening on {scheme}://{local}");
+    eprintln!(
+        "switchboard relay: MCP at {scheme}://{local}/mcp, API at /v1; data in {}",
+        settings.home.display()
+    );
+    let options = ServeOptions {
+        session_idle: args.session_idle,
+        tls,
+        ..ServeOptions::default()
+    };
+    switchboard_relay::run(listener, app, options, shutdown_signal()).await;
+    eprintln!("switchboard relay: stopped");
+    Ok(())
+}
+
+fn app_config(args: &ServeArgs) -> AppConfig {
+    let mut config = AppConfig {
+        body_limit: args.body_limit,
+        allowed_origins: args.allowed_origins.clone(),
+        ..AppConfig::default()
+    };
+    config
+        .allowed_hosts
+        .extend(args.allowed_hosts.iter().cloned());
+    // Clients reaching the relay by the very address it listens on are expected.
+    let ip = args.listen.ip();
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        config.allowed_hosts.push(ip.to_string());
+    }
+    config
+}
+
+/// Off loopback, the relay must not start before there is a token to let anyone in: an open
+/// relay with nobody able to use it is a misconfiguration worth stopping on.
+async fn refuse_open_bind(addr: &SocketAddr, tokens: &dyn TokenStore) -> Result<(), CliError> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    let usable = tokens
+        .tokens()
+        .await
+        .map_err(switchboard_core::Error::Store)?
+        .iter()
+        .any(|t| t.revoked_at.is_none());
+    if usable {
+        return Ok(());
+    }
+    Err(CliError::BadInput(format!(
+        "refusing to listen on {addr} (not loopback) with no token minted; run \
+         `switchboard tokens create --room ROOM` first"
+    )))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,139 @@
+//! `switchboard tokens create|list|revoke`: the relay's credentials, kept in `<home>/tokens.db`
+//! beside the rooms. A token's secret is printed once, at creation, and never again.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use switchboard_core::{Grant, Store, TokenStore};
+use switchboard_proto::{PeerKind, PeerName};
+use switchboard_relay::auth::{check_grant, mint};
+use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+
+use super::super::args::{TokenCreateArgs, TokensAction};
+use super::super::{CliError, output};
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings, action: TokensAction, json: bool) -> Result<(), CliError> {
+    let store = SqliteTokens::open(&settings.home).map_err(switchboard_core::Error::Store)?;
+    match action {
+        TokensAction::Create(args) => create(settings, &store, args, json).await,
+        TokensAction::List => list(&store, json).await,
+        TokensAction::Revoke { id } => revoke(&store, &id, json).await,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A peer token's peer exists from the moment it is minted, so mail to it queues before it
+/// first connects.
+async fn register_peer(settings: &Settings, room: &str, peer: &str) -> Result<(), CliError> {
+    let store = SqliteStore::open(&settings.home.join("rooms").join(room))
+        .map_err(switchboard_core::Error::Store)?;
+    let name = PeerName::parse(peer).map_err(switchboard_core::Error::from)?;
+    store
+        .ensure_peer(&name, PeerKind::Agent, now_ms())
+        .await
+        .map_err(switchboard_core::Error::Store)?;
+    Ok(())
+}
+
+async fn create(
+    settings: &Settings,
+    store: &SqliteTokens,
+    args: TokenCreateArgs,
+    json: bool,
+) -> Result<(), CliError> {
+    let grant = match (args.admin, args.room, args.peer) {
+        (true, _, _) => Grant::Admin,
+        (false, Some(room), None) => Grant::Room { room },
+        (false, Some(room), Some(peer)) => Grant::Peer { room, peer },
+        (false, None, _) => {
+            return Err(CliError::BadInput("say --room ROOM (or --admin)".into()));
+        }
+    };
+    check_grant(&grant).map_err(|e| {
+        CliError::BadInput(format!(
+            "{e} (room and peer names follow the peer-name rules)"
+        ))
+    })?;
+    if let Grant::Peer { room, peer } = &grant {
+        register_peer(settings, room, peer).await?;
+    }
+    let minted = mint(store, grant, &args.label, now_ms())
+        .await
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    if json {
+        let mut value = serde_json::to_value(&minted.record).map_err(std::io::Error::other)?;
+        value["token"] = serde_json::Value::String(minted.token);
+        return Ok(output::json(&value)?);
+    }
+    println!("{}", minted.token);
+    eprintln!(
+        "token {} ({}) — shown once; give it to whoever needs it, e.g. as SWITCHBOARD_TOKEN",
+        minted.record.id,
+        describe(&minted.record.grant)
+    );
+    Ok(())
+}
+
+fn describe(grant: &Grant) -> String {
+    match grant {
+        Grant::Room { room } => format!("room '{room}', any peer"),
+        Grant::Peer { room, peer } => format!("room '{room}', peer '{peer}'"),
+        Grant::Admin => "admin: health and metrics".into(),
+    }
+}
+
+async fn list(store: &SqliteTokens, json: bool) -> Result<(), CliError> {
+    let tokens = store
+        .tokens()
+        .await
+        .map_err(switchboard_core::Error::Store)?;
+    if json {
+        return Ok(output::json(&tokens)?);
+    }
+    if tokens.is_empty() {
+        println!("No tokens. Mint one with `switchboard tokens create --room ROOM [--peer NAME]`.");
+    }
+    for t in tokens {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        let label = if t.label.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", t.label)
+        };
+        println!("{}  {state:7}  {}{label}", t.id, describe(&t.grant));
+    }
+    Ok(())
+}
+
+async fn revoke(store: &SqliteTokens, id: &str, json: bool) -> Result<(), CliError> {
+    let revoked = store
+        .revoke_token(id, now_ms())
+        .await
+        .map_err(switchboard_core::Error::Store)?;
+    if !revoked {
+        let known = store
+            .token(id)
+            .await
+            .map_err(switchboard_core::Error::Store)?;
+        return Err(CliError::BadInput(match known {
+            Some(_) => format!("token {id} is already revoked"),
+            None => format!("no token {id}; `switchboard tokens list` shows the ids"),
+        }));
+    }
+    if json {
+        return Ok(output::json(
+            &serde_json::json!({"id": id, "revoked": true}),
+        )?);
+    }
+    println!("revoked {id}");
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The relay end to end: `switchboard serve` as its own process, agents on other "machines"
+//! (other HOMEs) reaching it with `switchboard mcp --relay`, workers and the human CLI too.
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Home, Lines, PATIENCE, eventually};
+use crate::mcp_client::{Agent, Kind, text};
+
+/// A relay process on loopback; killed (by its PID) when dropped.
+pub struct Relay {
+    pub home: Home,
+    pub url: String,
+    child: Child,
+    _out: Lines,
+}
+
+impl Relay {
+    pub fn start() -> Self {
+        Self::start_in(Home::new(), "127.0.0.1:0")
+    }
+
+    pub fn start_in(home: Home, listen: &str) -> Self {
+        let (child, out, url) = spawn_relay(&home, listen);
+        Self {
+            home,
+            url,
+            child,
+            _out: out,
+        }
+    }
+
+    /// SIGKILLs the relay (no drain, no goodbye) and starts it again on the same port.
+    pub fn crash_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let listen = format!("127.0.0.1:{}", self.port());
+        let (child, out, url) = spawn_relay(&self.home, &listen);
+        assert_eq!(url, self.url);
+        self.child = child;
+        self._out = out;
+    }
+
+    /// Mints a token: `tokens create` with these arguments.
+    pub fn token(&self, args: &[&str]) -> String {
+        let out = self
+            .home
+            .run("relay", &[&["tokens", "create"], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn port(&self) -> String {
+        self.url.rsplit(':').next().unwrap().to_owned()
+    }
+}
+
+fn spawn_relay(home: &Home, listen: &str) -> (Child, Lines, String) {
+    let mut child = home
+        .cmd("relay")
+        .args(["serve", "--listen", listen, "--session-idle", "2s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Lines::of(child.stdout.take().unwrap());
+    let line = out.expect("listening on", PATIENCE);
+    let url = line.trim_start_matches("listening on ").to_owned();
+    (child, out, url)
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An agent on its own machine (HOME), connected through the relay.
+pub async fn remote_agent(relay: &Relay, machine: &Home, kind: Kind, token: &str) -> Agent {
+    Agent::start_with(
+        machine,
+        "ignored-by-peer-tokens",
+        kind,
+        &["--relay", &relay.url, "--token", token],
+    )
+    .await
+}
+
+/// The human CLI on `machine`, through the relay.
+pub fn cli(relay: &Relay, machine: &Home, token: &str) -> Command {
+    let mut cmd = machine.cmd("human");
+    cmd.env("SWITCHBOARD_RELAY", &relay.url)
+        .env("SWITCHBOARD_TOKEN", token);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_two_machines_ask_answer_message_and_job_through_the_relay() {
+    let relay = Relay::start();
+    let alice_token = relay.token(&["--room", "team", "--peer", "alice"]);
+    let bob_token = relay.token(&["--room", "team", "--peer", "bob"]);
+    let reviewer_token = relay.token(&["--room", "team", "--peer", "reviewer"]);
+    let (machine_a, machine_b) = (Home::new(), Home::new());
+
+    let alice = remote_agent(&relay, &machine_a, Kind::ClaudeCode, &alice_token).await;
+    let bob = remote_agent(&relay, &machine_b, Kind::Codex, &bob_token).await;
+    let me = alice.ok("peers", json!({})).await;
+    assert_eq!(
+        me["me"]["name"], "alice",
+        "the peer token decides the name: {me}"
+    );
+    eventually("bob online for alice", || async {
+        let peers = alice.ok("peers", json!({})).await;
+        let list = peers["peers"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .any(|p| p["name"] == "bob" && p["online"] == true)
+            .then_some(())
+    })
+    .await;
+
+    // A question with a context hint, answered with sources and a basis.
+    let q = alice
+        .ok(
+            "ask",
+            json!({"to": "bob", "question": "where is the session cookie set?",
+                   "context_hint": "login fails after the 2.3 upgrade"}),
+        )
+        .await;
+    let qid = q["id"].as_i64().unwrap();
+    let got = bob.call("inbox", json!({"wait": 10})).await;
+    let shown = text(&got);
+    assert!(
+        shown.contains("session cookie") && shown.contains("2.3 upgrade"),
+        "{shown}"
+    );
+    bob.ok(
+        "answer",
+        json!({"id": qid, "text": "in session.ts, on login",
+               "sources": ["src/auth/session.ts:42", "a1b2c3d"], "basis": "verified"}),
+    )
+    .await;
+    let pushed = alice.pushes(1).await;
+    let content = pushed[0]["content"].as_str().unwrap_or_default();
+    assert!(content.contains("src/auth/session.ts:42"), "{content}");
+    assert!(content.contains("verified"), "{content}");
+
+    // A plain message back, pushed into alice's session.
+    bob.ok(
+        "send",
+        json!({"to": "alice", "text": "also check the CSRF token"}),
+    )
+    .await;
+    let pushed = alice.pushes(2).await;
+    assert!(pushed[1]["content"].as_str().unwrap().contains("CSRF"));
+
+    // A job: dispatched by alice, run by a worker on machine B, alice woken with a notice.
+    let mut worker = cli(&relay, &machine_b, &reviewer_token)
+        .args([
+            "worker",
+            "--agent",
+            "reviewer",
+            "--",
+            "sh",
+            "-c",
+            "echo \"reviewed: $(cat)\"",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let job = alice
+        .ok(
+            "dispatch",
+            json!({"agent": "reviewer", "prompt": "the login diff"}),
+        )
+        .await;
+    let id = job["id"].as_i64().unwrap();
+    // Woken by a pushed notice (id and state only), then the result is fetched.
+    let pushed = alice.pushes(3).await;
+    assert!(
+        pushed.iter().any(|p| p["meta"]["kind"] == "job"),
+        "a job notice was pushed: {pushed:?}"
+    );
+    let done = alice.ok("job", json!({"id": id})).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert!(
+        done["result"]
+            .as_str()
+            .unwrap()
+            .contains("reviewed: the login diff")
+    );
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    // The human CLI on machine A reads the same room.
+    let out = cli(&relay, &machine_a, &alice_token)
+        .args(["--json", "sent"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(sent.to_string().contains("session cookie"), "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_restart_loses_nothing_acknowledged_and_agents_carry_on() {
+    let mut relay = Relay::start();
+    let alice_token = relay.token(&["--room", "team", "--peer", "alice"]);
+    let bob_token = relay.token(&["--room", "team", "--peer", "bob"]);
+    let (machine_a, machine_b) = (Home::new(), Home::new());
+    let alice = remote_agent(&relay, &machine_a, Kind::ClaudeCode, &alice_token).await;
+    let bob = remote_agent(&relay, &machine_b, Kind::Codex, &bob_token).await;
+
+    let before = alice
+        .ok(
+            "send",
+            json!({"to": "bob", "text": "sent before the crash"}),
+        )
+        .await;
+    relay.crash_and_restart();
+
+    // The sender carries on (its call retries while the relay comes back).
+    let after = alice
+        .ok(
+            "send",
+            json!({"to": "bob", "text": "sent after the restart"}),
+        )
+        .await;
+    let items = eventually("bob sees both messages", || async {
+        let r = bob.ok("inbox", json!({"wait": 5})).await;
+        let items = r["items"].as_array().cloned().unwrap_or_default();
+        (items.len() >= 2).then_some(items)
+    })
+    .await;
+    let ids: Vec<i64> = items.iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    assert!(ids.contains(&before["id"].as_i64().unwrap()), "{items:?}");
+    assert!(ids.contains(&after["id"].as_i64().unwrap()), "{items:?}");
+    bob.ok("inbox", json!({"ack": ids})).await;
+
+    // Pushes flow again: the reopened session's event stream resumed.
+    bob.ok(
+        "send",
+        json!({"to": "alice", "text": "all good after the restart"}),
+    )
+    .await;
+    let pushed = alice.pushes(1).await;
+    assert!(
+        pushed[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("after the restart")
+    );
+    // Both are online again.
+    let peers = alice.ok("peers", json!({})).await;
+    assert!(peers.to_string().contains("\"online\":true"), "{peers}");
+    drop(relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_client_talks_to_mcp_directly() {
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let relay = Relay::start();
+    let cursor_token = relay.token(&["--room", "team", "--peer", "cursor"]);
+    let bob_token = relay.token(&["--room", "team", "--peer", "bob"]);
+    let bob = remote_agent(&relay, &Home::new(), Kind::ClaudeCode, &bob_token).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", relay.url))
+        .auth_header(cursor_token);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("cursor", "1.0"),
+    );
+    let client = info.serve(transport).await.expect("initialize over HTTP");
+    let call = |tool: &'static str, args: Value| {
+        let Value::Object(map) = args else { panic!() };
+        client.call_tool(CallToolRequestParams::new(tool).with_arguments(map))
+    };
+    let me = call("peers", json!({})).await.unwrap();
+    let me = me.structured_content.unwrap();
+    assert_eq!(me["me"]["name"], "cursor", "{me}");
+    let sent = call(
+        "send",
+        json!({"to": "bob", "text": "hello over plain HTTP"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent.is_error, Some(false), "{}", text(&sent));
+    let pushed = bob.pushes(1).await;
+    assert!(
+        pushed[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("plain HTTP")
+    );
+    client.cancel().await.unwrap();
+}

@@ -168,6 +168,10 @@ pub struct TokenCreateArgs {
 #[derive(Debug, Args)]
 pub struct SetupArgs {
     pub client: crate::clients::Client,
+    /// With --relay: connect the client straight to the relay's /mcp (Streamable HTTP) instead
+    /// of through a local `switchboard mcp --relay` (not for Claude Desktop)
+    #[arg(long)]
+    pub http: bool,
     /// Merge into the client's configuration (backed up first; other entries are kept)
     #[arg(long)]
     pub write: bool,

@@ -72,7 +72,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         // The MCP session answers `initialize` before it touches the store.
         Command::Mcp(args) => return commands::mcp::run(settings, args, relay).await,
         // These must work when the store does not.
-        Command::Setup(args) => return commands::setup::run(&args, cli.json),
+        Command::Setup(args) => {
+            return commands::setup::run(
+                &args,
+                cli.relay.clone().filter(|u| !u.is_empty()),
+                cli.json,
+            );
+        }
         Command::Doctor => return commands::doctor::run(&settings, cli.json).await,
         // The relay's own commands always work on this machine's data.
         Command::Serve(args) => return commands::serve::run(settings, args).await,

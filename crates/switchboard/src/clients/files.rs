@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use toml_edit::DocumentMut;
 
-use super::{Entry, Target, merge};
+use super::{Entry, Launch, Target, merge};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -91,7 +91,7 @@ fn empty(entry: Entry) -> Doc {
 }
 
 /// Merges switchboard's entry into the target's file; writes it only when `write` is set.
-pub fn apply(target: &Target, exe: &str, write: bool) -> Result<Applied, FileError> {
+pub fn apply(target: &Target, launch: &Launch, write: bool) -> Result<Applied, FileError> {
     let existing = read(&target.path, target.entry)?;
     let existed = existing.is_some();
     let mut doc = existing.unwrap_or_else(|| empty(target.entry));
@@ -102,12 +102,12 @@ pub fn apply(target: &Target, exe: &str, write: bool) -> Result<Applied, FileErr
     };
     let (changed, content) = match &mut doc {
         Doc::Json(v) => {
-            let changed = merge::json(v, target.entry, exe).map_err(shape_err)?;
+            let changed = merge::json(v, target.entry, launch).map_err(shape_err)?;
             let text = serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
             (changed, text)
         }
         Doc::Toml(d) => {
-            let changed = merge::toml(d, exe).map_err(shape_err)?;
+            let changed = merge::toml(d, launch).map_err(shape_err)?;
             (changed, d.to_string())
         }
     };
@@ -127,17 +127,17 @@ pub fn apply(target: &Target, exe: &str, write: bool) -> Result<Applied, FileErr
 }
 
 /// How the target's file stands today.
-pub fn inspect(target: &Target, exe: &str) -> Result<Found, FileError> {
+pub fn inspect(target: &Target, launch: &Launch) -> Result<Found, FileError> {
     let Some(doc) = read(&target.path, target.entry)? else {
         return Ok(Found::NoFile);
     };
     let (configured, mentioned) = match &doc {
         Doc::Json(v) => (
-            merge::json_has(v, target.entry, exe),
+            merge::json_has(v, target.entry, launch),
             v.to_string().contains(merge::SERVER),
         ),
         Doc::Toml(d) => (
-            merge::toml_has(d, exe),
+            merge::toml_has(d, launch),
             d.get("mcp_servers")
                 .and_then(|s| s.get(merge::SERVER))
                 .is_some(),

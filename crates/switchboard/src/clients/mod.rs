@@ -36,6 +36,58 @@ impl Client {
     }
 }
 
+/// How a client is to start (or reach) switchboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// This binary's absolute path.
+    pub exe: String,
+    pub relay: Option<RelaySetup>,
+}
+
+/// A relay the client reaches, with its token read from an environment variable (never
+/// written into a configuration file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySetup {
+    pub url: String,
+    pub token_env: String,
+    /// Connect the client straight to the relay's `/mcp` (Streamable HTTP) instead of through a
+    /// local `switchboard mcp --relay`.
+    pub http: bool,
+}
+
+impl Launch {
+    pub fn local(exe: &str) -> Self {
+        Self {
+            exe: exe.to_owned(),
+            relay: None,
+        }
+    }
+
+    /// The `switchboard` command line before a subcommand: the relay flag when there is one.
+    pub fn command(&self) -> String {
+        match &self.relay {
+            Some(r) => format!("{} --relay {}", self.exe, r.url),
+            None => self.exe.clone(),
+        }
+    }
+
+    /// Arguments of the stdio server.
+    pub fn mcp_args(&self) -> Vec<String> {
+        match &self.relay {
+            Some(r) => vec!["mcp".into(), "--relay".into(), r.url.clone()],
+            None => vec!["mcp".into()],
+        }
+    }
+
+    /// The relay's MCP endpoint, when the client is to connect straight to it.
+    pub fn http_url(&self) -> Option<String> {
+        self.relay
+            .as_ref()
+            .filter(|r| r.http)
+            .map(|r| format!("{}/mcp", r.url.trim_end_matches('/')))
+    }
+}
+
 /// One file and what switchboard puts in it.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -45,8 +97,8 @@ pub struct Target {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entry {
-    /// `mcpServers.switchboard` in a JSON file; `typed` adds `"type": "stdio"` (Claude Code).
-    McpJson { typed: bool },
+    /// `mcpServers.switchboard` in a JSON file, in the given client's dialect.
+    McpJson(Client),
     /// Claude Code's `hooks` in its settings file.
     ClaudeHooks,
     /// `[mcp_servers.switchboard]` in Codex's TOML.
@@ -67,7 +119,7 @@ pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
         Client::ClaudeCode => vec![
             Target {
                 path: home.join(".claude.json"),
-                entry: Entry::McpJson { typed: true },
+                entry: Entry::McpJson(Client::ClaudeCode),
             },
             Target {
                 path: home.join(".claude").join("settings.json"),
@@ -90,12 +142,12 @@ pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
             };
             vec![Target {
                 path: dir.join("claude_desktop_config.json"),
-                entry: Entry::McpJson { typed: false },
+                entry: Entry::McpJson(Client::ClaudeDesktop),
             }]
         }
         Client::Cursor => vec![Target {
             path: home.join(".cursor").join("mcp.json"),
-            entry: Entry::McpJson { typed: false },
+            entry: Entry::McpJson(Client::Cursor),
         }],
     })
 }

@@ -37,7 +37,7 @@ pub async fn run(settings: &Settings, as_json: bool) -> Result<(), CliError> {
         let targets = clients::targets(client).map_err(|e| CliError::BadInput(e.to_string()))?;
         for target in targets {
             let fix = format!("switchboard setup {} --write", cli_name(client));
-            let (status, detail) = match clients::inspect(&target, &exe) {
+            let (status, detail) = match clients::inspect(&target, &clients::Launch::local(&exe)) {
                 Ok(Found::Configured) => ("ok", "set up".to_owned()),
                 Ok(Found::Different) => (
                     "stale",

@@ -2,7 +2,10 @@
 
 use serde_json::json;
 
-use crate::clients::{self, Client, Entry, Target};
+use crate::clients::{self, Client, Entry, Launch, RelaySetup, Target};
+
+/// The variable every relay configuration reads the token from.
+const TOKEN_ENV: &str = "SWITCHBOARD_TOKEN";
 
 use super::super::args::SetupArgs;
 use super::super::{CliError, output};
@@ -14,12 +17,25 @@ pub fn exe() -> Result<String, CliError> {
     Ok(path.display().to_string())
 }
 
-pub fn run(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
+pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(), CliError> {
     let exe = exe()?;
+    if args.http && relay.is_none() {
+        return Err(CliError::BadInput(
+            "--http connects the client straight to a relay: give --relay URL too".into(),
+        ));
+    }
+    let launch = Launch {
+        exe,
+        relay: relay.map(|url| RelaySetup {
+            url: url.trim_end_matches('/').to_owned(),
+            token_env: TOKEN_ENV.to_owned(),
+            http: args.http,
+        }),
+    };
     let targets = clients::targets(args.client).map_err(|e| CliError::BadInput(e.to_string()))?;
     let mut report = Vec::new();
     for target in &targets {
-        let applied = clients::apply(target, &exe, args.write)
+        let applied = clients::apply(target, &launch, args.write)
             .map_err(|e| CliError::BadInput(e.to_string()))?;
         report.push(json!({
             "path": applied.path,
@@ -28,8 +44,15 @@ pub fn run(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
             "backup": applied.backup,
         }));
         if !as_json {
-            show(target, &exe, args.write, &applied)?;
+            show(target, &launch, args.write, &applied)?;
         }
+    }
+    if launch.relay.is_some() && !as_json {
+        output::line(format!(
+            "\nThe token is read from ${TOKEN_ENV} when the client starts: export it in the shell \
+             (or the service) that launches {}.",
+            args.client.label()
+        ))?;
     }
     if args.client == Client::ClaudeCode && !as_json {
         output::line(format!(
@@ -52,7 +75,7 @@ pub fn run(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
 
 fn show(
     target: &Target,
-    exe: &str,
+    launch: &Launch,
     write: bool,
     applied: &clients::Applied,
 ) -> Result<(), CliError> {
@@ -69,7 +92,7 @@ fn show(
         path: std::path::PathBuf::new(),
         entry: target.entry,
     };
-    let snippet = clients::apply(&fresh, exe, false)
+    let snippet = clients::apply(&fresh, launch, false)
         .map(|a| a.content)
         .unwrap_or_default();
     let what = match target.entry {

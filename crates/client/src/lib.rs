@@ -90,6 +90,12 @@ impl Drop for RelayClient {
 impl RelayClient {
     /// Connects to the relay at `url` (`http://…` or `https://…`) and checks the token.
     pub async fn connect(url: &str, token: &str) -> Result<Self> {
+        Self::connect_with(url, token, None).await
+    }
+
+    /// Like [`Self::connect`], also trusting the CA certificate(s) in the PEM file `ca` (a relay
+    /// with a self-signed or private certificate).
+    pub async fn connect_with(url: &str, token: &str, ca: Option<&std::path::Path>) -> Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Invalid(format!(
@@ -98,9 +104,21 @@ impl RelayClient {
         }
         let provider = rustls::crypto::ring::default_provider();
         let _ = provider.clone().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if let Some(path) = ca {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::Invalid(format!("cannot read the CA file {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::Invalid(format!("{} holds no PEM certificate: {e}", path.display()))
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Unavailable(format!("cannot set up HTTP: {e}")))?;
         let (wakes, _) = broadcast::channel(256);
@@ -240,7 +258,7 @@ impl Inner {
         loop {
             match send().await {
                 Ok(response) => return Ok(response),
-                Err(e) if e.is_connect() && tokio::time::Instant::now() < deadline => {
+                Err(e) if unreachable(&e) && tokio::time::Instant::now() < deadline => {
                     tracing::debug!("relay unreachable, retrying: {e}");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(BACKOFF_MAX);
@@ -255,6 +273,30 @@ impl Inner {
             }
         }
     }
+}
+
+/// True when the relay could not be connected to at all (down, restarting) — not when it was
+/// reached and refused, as a certificate it cannot prove is refused.
+fn unreachable(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind;
+    if !e.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::NotConnected
+                    | ErrorKind::TimedOut
+            );
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -161,3 +161,40 @@ fn a_store_from_an_older_version_is_migrated_in_place() {
         .unwrap();
     assert_eq!(kept, "old", "data survives the migration");
 }
+
+#[test]
+fn the_token_file_holds_ids_grants_and_hashes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(switchboard_store_sqlite::SqliteTokens::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("tokens.db")).unwrap();
+    let found: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('tokens') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        found,
+        [
+            "id",
+            "kind",
+            "room",
+            "peer",
+            "label",
+            "secret_hash",
+            "created_at",
+            "revoked_at"
+        ]
+    );
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 1, "the token file has one table");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("tokens.db")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "tokens.db is private to its owner");
+    }
+}

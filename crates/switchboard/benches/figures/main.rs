@@ -26,17 +26,28 @@ const WAKE_SAMPLES: usize = 300;
 
 struct Args {
     messages: usize,
+    relay_messages: usize,
 }
 
 fn args() -> Args {
     let mut messages = 1_000_000;
+    let mut relay_messages = 64_000;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        if a == "--messages" {
-            messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(messages);
+        match a.as_str() {
+            "--messages" => {
+                messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(messages);
+            }
+            "--relay-messages" => {
+                relay_messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(relay_messages);
+            }
+            _ => {}
         }
     }
-    Args { messages }
+    Args {
+        messages,
+        relay_messages,
+    }
 }
 
 fn limits() -> Limits {
@@ -79,6 +90,9 @@ async fn main() {
         "| jobs/s through dispatch → claim → complete (durable, 4 workers in one process, no command) | {jobs:.0} |"
     );
     mcp::figures(dir.path(), &mailbox, &senders[0]).await;
+    if args.relay_messages > 0 {
+        relay::figures(args.relay_messages).await;
+    }
     if args.messages == 0 {
         return;
     }
@@ -313,6 +327,7 @@ async fn wake_latency(
 }
 
 mod mcp;
+mod relay;
 
 /// Dispatches `n` jobs from 16 concurrent dispatchers while 4 workers claim and complete
 /// them; the rate counts only jobs that reached `completed`.

@@ -16,7 +16,7 @@ const COLD_STARTS: usize = 40;
 const PUSHES: usize = 300;
 const IDLE_WINDOW: Duration = Duration::from_secs(30);
 
-struct Session {
+pub(crate) struct Session {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<(Instant, String)>,
@@ -24,8 +24,14 @@ struct Session {
 
 impl Session {
     fn spawn(home: &std::path::Path, name: &str) -> Self {
+        Self::spawn_with(home, name, &[])
+    }
+
+    /// A session with extra `switchboard mcp` arguments (`--relay URL --token T`).
+    pub(crate) fn spawn_with(home: &std::path::Path, name: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .arg("mcp")
+            .args(extra)
             .env("SWITCHBOARD_HOME", home)
             .env("SWITCHBOARD_NAME", name)
             .stdin(Stdio::piped())
@@ -51,13 +57,13 @@ impl Session {
         }
     }
 
-    fn send(&mut self, msg: &Value) {
+    pub(crate) fn send(&mut self, msg: &Value) {
         writeln!(self.stdin, "{msg}").expect("write to the session");
         self.stdin.flush().expect("flush");
     }
 
     /// The next line that is the response to request `id`.
-    fn response(&self, id: i64) -> (Instant, Value) {
+    pub(crate) fn response(&self, id: i64) -> (Instant, Value) {
         loop {
             let (at, line) = self
                 .lines
@@ -70,7 +76,7 @@ impl Session {
         }
     }
 
-    fn initialize(&mut self, channel: bool) -> Value {
+    pub(crate) fn initialize(&mut self, channel: bool) -> Value {
         let caps = if channel {
             json!({"experimental": {"claude/channel": {}}})
         } else {
@@ -86,7 +92,7 @@ impl Session {
         v
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         drop(self.stdin);
         let _ = self.child.wait();
     }
@@ -105,7 +111,7 @@ pub async fn figures(home: &std::path::Path, mailbox: &Mailbox, from: &PeerRecor
     b.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
         "params": {"name": "peers", "arguments": {}}}));
     b.response(3);
-    push_latency(&b, mailbox, from).await;
+    push_latency(&b, mailbox, from, "bench-b", "").await;
     let pid = b.child.id();
     println!(
         "| peak RSS of a session after {PUSHES} pushes | {:.1} MB |",
@@ -141,13 +147,19 @@ fn cold_start(home: &std::path::Path) {
     );
 }
 
-async fn push_latency(b: &Session, mailbox: &Mailbox, from: &PeerRecord) {
+pub(crate) async fn push_latency(
+    b: &Session,
+    mailbox: &dyn Exchange,
+    from: &PeerRecord,
+    to: &str,
+    what: &str,
+) {
     let mut from_return = Vec::with_capacity(PUSHES);
     let mut from_call = Vec::with_capacity(PUSHES);
     for i in 0..PUSHES {
         let called = Instant::now();
         mailbox
-            .send(from.id, Outgoing::to_peer("bench-b", format!("push {i}")))
+            .send(from.id, Outgoing::to_peer(to, format!("push {i}")))
             .await
             .expect("send");
         let returned = Instant::now();
@@ -167,12 +179,12 @@ async fn push_latency(b: &Session, mailbox: &Mailbox, from: &PeerRecord) {
     let (r50, r99) = percentiles(&mut from_return);
     let (c50, c99) = percentiles(&mut from_call);
     println!(
-        "| push, `send` returns → `notifications/claude/channel` on the session's stdout (p50 / p99) | {} / {} |",
+        "| push{what}, `send` returns → `notifications/claude/channel` on the session's stdout (p50 / p99) | {} / {} |",
         fmt_dur(r50),
         fmt_dur(r99)
     );
     println!(
-        "| push, `send` called (incl. commit) → on stdout (p50 / p99) | {} / {} |",
+        "| push{what}, `send` called (incl. commit) → on stdout (p50 / p99) | {} / {} |",
         fmt_dur(c50),
         fmt_dur(c99)
     );

@@ -44,6 +44,10 @@ pub struct Cli {
     )]
     pub token: Option<String>,
 
+    /// Also trust the CA certificate(s) in this PEM file for --relay (a private certificate)
+    #[arg(long, global = true, env = "SWITCHBOARD_RELAY_CA", value_name = "FILE")]
+    pub relay_ca: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

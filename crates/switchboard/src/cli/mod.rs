@@ -119,6 +119,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 pub struct Relay {
     pub url: String,
     pub token: String,
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -132,7 +133,7 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     pub async fn connect(&self) -> Result<RelayClient, CliError> {
-        Ok(RelayClient::connect(&self.url, &self.token).await?)
+        Ok(RelayClient::connect_with(&self.url, &self.token, self.ca.as_deref()).await?)
     }
 }
 
@@ -143,6 +144,7 @@ fn relay_of(cli: &Cli) -> Result<Option<Relay>, CliError> {
         (Some(url), Some(token)) => Ok(Some(Relay {
             url: url.clone(),
             token: token.clone(),
+            ca: cli.relay_ca.clone(),
         })),
         (Some(_), _) => Err(CliError::BadInput(
             "--relay needs a token: --token or SWITCHBOARD_TOKEN".into(),

@@ -309,3 +309,51 @@ async fn a_streamable_http_client_talks_to_mcp_directly() {
     );
     client.cancel().await.unwrap();
 }
+
+#[test]
+fn the_relay_serves_tls_and_the_cli_trusts_a_private_ca() {
+    let home = Home::new();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_path = home.path().join("relay.crt");
+    let key_path = home.path().join("relay.key");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut child = home
+        .cmd("relay")
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Lines::of(child.stdout.take().unwrap());
+    let line = out.expect("listening on", PATIENCE);
+    let port = line.rsplit(':').next().unwrap().to_owned();
+    assert!(line.contains("https://"), "{line}");
+    let token = {
+        let o = home.run("relay", &["tokens", "create", "--room", "team"]);
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let url = format!("https://localhost:{port}");
+    let run = |ca: Option<&std::path::Path>| {
+        let mut cmd = Home::new().cmd("human");
+        cmd.args(["--relay", &url, "--token", &token, "status"]);
+        if let Some(ca) = ca {
+            cmd.arg("--relay-ca").arg(ca);
+        }
+        cmd.output().unwrap()
+    };
+    let untrusted = run(None);
+    assert!(!untrusted.status.success(), "an unknown certificate is refused");
+    let trusted = run(Some(&cert_path));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("room 'team'"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,149 @@
+//! The relay's figures: durable messages per second through `switchboard serve` over HTTP
+//! (send, then lease + hand-over + ack by the recipients, all through the relay client), and
+//! push latency from a send on the relay to a channel event on a `switchboard mcp --relay`
+//! session's stdout. The relay is its own process; client and relay share this machine's cores.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard_client::RelayClient;
+use switchboard_core::{Exchange, NamePolicy, OpenSession, Outgoing};
+use switchboard_proto::{PeerInfo, PeerKind, PeerName};
+
+use super::BIN;
+use super::mcp::{Session, push_latency};
+
+const SENDERS: usize = 64;
+const RECIPIENTS: usize = 16;
+
+struct Relay {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(home: &std::path::Path) -> Relay {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SWITCHBOARD_HOME", home)
+        // Many senders in one room, each inside its limits; the checks stay in the path.
+        .env("SWITCHBOARD_RATE_LIMIT", "100000")
+        .env("SWITCHBOARD_RATE_WINDOW", "1s")
+        .env("SWITCHBOARD_PENDING_CAP", "1000000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn switchboard serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let url = line.trim().trim_start_matches("listening on ").to_owned();
+    Relay { child, url }
+}
+
+fn mint(home: &std::path::Path) -> String {
+    let out = Command::new(BIN)
+        .args(["tokens", "create", "--room", "bench"])
+        .env("SWITCHBOARD_HOME", home)
+        .output()
+        .expect("tokens create");
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+pub async fn figures(messages: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let relay = start(dir.path());
+    let token = mint(dir.path());
+    let client = Arc::new(RelayClient::connect(&relay.url, &token).await.expect("connect"));
+    let rate = throughput(&client, messages).await;
+    println!(
+        "| durable messages/s through the relay over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
+    );
+    let from = client.operator("bench-pusher").await.expect("operator");
+    let mut session = Session::spawn_with(
+        dir.path(),
+        "bench-remote",
+        &["--relay", &relay.url, "--token", &token, "--push", "on"],
+    );
+    session.initialize(true);
+    session.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "peers", "arguments": {}}}));
+    session.response(2);
+    push_latency(&session, client.as_ref(), &from, "bench-remote", " through the relay").await;
+    session.stop();
+    drop(relay);
+}
+
+async fn throughput(client: &Arc<RelayClient>, messages: usize) -> f64 {
+    let mut senders = Vec::new();
+    for i in 0..SENDERS {
+        senders.push(client.operator(&format!("s{i}")).await.expect("sender"));
+    }
+    let mut sessions = Vec::new();
+    for i in 0..RECIPIENTS {
+        let req = OpenSession {
+            name: PeerName::parse(&format!("r{i}")).expect("name"),
+            kind: PeerKind::Agent,
+            info: PeerInfo::default(),
+            policy: NamePolicy::Join,
+            client_pid: None,
+        };
+        sessions.push(client.open_session(req).await.expect("session"));
+    }
+    let acked = Arc::new(AtomicU64::new(0));
+    let target = messages as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for session in sessions {
+        let (client, acked) = (Arc::clone(client), Arc::clone(&acked));
+        tasks.push(tokio::spawn(async move {
+            while acked.load(Ordering::Relaxed) < target {
+                let items = client
+                    .lease_wait(&session, 500, false, Duration::from_millis(200))
+                    .await
+                    .expect("lease");
+                if items.is_empty() {
+                    continue;
+                }
+                let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+                client.mark_delivered(&session, &ids).await.expect("hand over");
+                client.ack(session.peer.id, &ids).await.expect("ack");
+                acked.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    let per_sender = messages / SENDERS;
+    for (i, from) in senders.into_iter().enumerate() {
+        let client = Arc::clone(client);
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per_sender {
+                let to = format!("r{}", (i + n) % RECIPIENTS);
+                client
+                    .send(from.id, Outgoing::to_peer(to, format!("m{n}")))
+                    .await
+                    .expect("send");
+            }
+        }));
+    }
+    let sent = (per_sender * SENDERS) as u64;
+    while acked.load(Ordering::Relaxed) < sent {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    acked.store(u64::MAX / 2, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    sent as f64 / elapsed.as_secs_f64()
+}

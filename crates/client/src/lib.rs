@@ -95,7 +95,11 @@ impl RelayClient {
 
     /// Like [`Self::connect`], also trusting the CA certificate(s) in the PEM file `ca` (a relay
     /// with a self-signed or private certificate).
-    pub async fn connect_with(url: &str, token: &str, ca: Option<&std::path::Path>) -> Result<Self> {
+    pub async fn connect_with(
+        url: &str,
+        token: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Invalid(format!(

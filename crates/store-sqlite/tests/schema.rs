@@ -188,13 +188,20 @@ fn the_token_file_holds_ids_grants_and_hashes_only() {
         ]
     );
     let tables: i64 = conn
-        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(tables, 1, "the token file has one table");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("tokens.db")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("tokens.db"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "tokens.db is private to its owner");
     }
 }

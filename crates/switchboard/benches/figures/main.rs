@@ -39,7 +39,10 @@ fn args() -> Args {
                 messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(messages);
             }
             "--relay-messages" => {
-                relay_messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(relay_messages);
+                relay_messages = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(relay_messages);
             }
             _ => {}
         }

@@ -58,14 +58,21 @@ fn mint(home: &std::path::Path) -> String {
         .env("SWITCHBOARD_HOME", home)
         .output()
         .expect("tokens create");
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 pub async fn figures(messages: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let relay = start(dir.path());
     let token = mint(dir.path());
-    let client = Arc::new(RelayClient::connect(&relay.url, &token).await.expect("connect"));
+    let client = Arc::new(
+        RelayClient::connect(&relay.url, &token)
+            .await
+            .expect("connect"),
+    );
     let rate = throughput(&client, messages).await;
     println!(
         "| durable messages/s through the relay over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
@@ -80,7 +87,14 @@ pub async fn figures(messages: usize) {
     session.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "peers", "arguments": {}}}));
     session.response(2);
-    push_latency(&session, client.as_ref(), &from, "bench-remote", " through the relay").await;
+    push_latency(
+        &session,
+        client.as_ref(),
+        &from,
+        "bench-remote",
+        " through the relay",
+    )
+    .await;
     session.stop();
     drop(relay);
 }
@@ -117,7 +131,10 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> f64 {
                     continue;
                 }
                 let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-                client.mark_delivered(&session, &ids).await.expect("hand over");
+                client
+                    .mark_delivered(&session, &ids)
+                    .await
+                    .expect("hand over");
                 client.ack(session.peer.id, &ids).await.expect("ack");
                 acked.fetch_add(ids.len() as u64, Ordering::Relaxed);
             }

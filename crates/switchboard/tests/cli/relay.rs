@@ -22,7 +22,11 @@ impl Relay {
     }
 
     pub fn start_in(home: Home, listen: &str) -> Self {
-        let (child, out, url) = spawn_relay(&home, listen);
+        Self::start_with(home, listen, &[])
+    }
+
+    pub fn start_with(home: Home, listen: &str, extra: &[&str]) -> Self {
+        let (child, out, url) = spawn_relay(&home, listen, extra);
         Self {
             home,
             url,
@@ -36,7 +40,7 @@ impl Relay {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let listen = format!("127.0.0.1:{}", self.port());
-        let (child, out, url) = spawn_relay(&self.home, &listen);
+        let (child, out, url) = spawn_relay(&self.home, &listen, &[]);
         assert_eq!(url, self.url);
         self.child = child;
         self._out = out;
@@ -60,10 +64,11 @@ impl Relay {
     }
 }
 
-fn spawn_relay(home: &Home, listen: &str) -> (Child, Lines, String) {
+fn spawn_relay(home: &Home, listen: &str, extra: &[&str]) -> (Child, Lines, String) {
     let mut child = home
         .cmd("relay")
         .args(["serve", "--listen", listen, "--session-idle", "2s"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -318,25 +323,15 @@ fn the_relay_serves_tls_and_the_cli_trusts_a_private_ca() {
     let key_path = home.path().join("relay.key");
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let mut child = home
-        .cmd("relay")
-        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(&cert_path)
-        .arg("--tls-key")
-        .arg(&key_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = Lines::of(child.stdout.take().unwrap());
-    let line = out.expect("listening on", PATIENCE);
-    let port = line.rsplit(':').next().unwrap().to_owned();
-    assert!(line.contains("https://"), "{line}");
-    let token = {
-        let o = home.run("relay", &["tokens", "create", "--room", "team"]);
-        String::from_utf8(o.stdout).unwrap().trim().to_owned()
-    };
-    let url = format!("https://localhost:{port}");
+    let (cert_arg, key_arg) = (cert_path.to_str().unwrap(), key_path.to_str().unwrap());
+    let relay = Relay::start_with(
+        home,
+        "127.0.0.1:0",
+        &["--tls-cert", cert_arg, "--tls-key", key_arg],
+    );
+    assert!(relay.url.starts_with("https://"), "{}", relay.url);
+    let token = relay.token(&["--room", "team"]);
+    let url = format!("https://localhost:{}", relay.port());
     let run = |ca: Option<&std::path::Path>| {
         let mut cmd = Home::new().cmd("human");
         cmd.args(["--relay", &url, "--token", &token, "status"]);
@@ -346,7 +341,10 @@ fn the_relay_serves_tls_and_the_cli_trusts_a_private_ca() {
         cmd.output().unwrap()
     };
     let untrusted = run(None);
-    assert!(!untrusted.status.success(), "an unknown certificate is refused");
+    assert!(
+        !untrusted.status.success(),
+        "an unknown certificate is refused"
+    );
     let trusted = run(Some(&cert_path));
     assert!(
         trusted.status.success(),
@@ -354,6 +352,4 @@ fn the_relay_serves_tls_and_the_cli_trusts_a_private_ca() {
         String::from_utf8_lossy(&trusted.stderr)
     );
     assert!(String::from_utf8_lossy(&trusted.stdout).contains("room 'team'"));
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

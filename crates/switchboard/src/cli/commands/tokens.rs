@@ -68,7 +68,7 @@ async fn create(
     if json {
         let mut value = serde_json::to_value(&minted.record).map_err(std::io::Error::other)?;
         value["token"] = serde_json::Value::String(minted.token);
-        return Ok(output::json(&value)?);
+        return output::json(&value);
     }
     println!("{}", minted.token);
     eprintln!(
@@ -93,7 +93,7 @@ async fn list(store: &SqliteTokens, json: bool) -> Result<(), CliError> {
         .await
         .map_err(switchboard_core::Error::Store)?;
     if json {
-        return Ok(output::json(&tokens)?);
+        return output::json(&tokens);
     }
     if tokens.is_empty() {
         println!("No tokens. Mint one with `switchboard tokens create --room ROOM [--peer NAME]`.");
@@ -130,9 +130,7 @@ async fn revoke(store: &SqliteTokens, id: &str, json: bool) -> Result<(), CliErr
         }));
     }
     if json {
-        return Ok(output::json(
-            &serde_json::json!({"id": id, "revoked": true}),
-        )?);
+        return output::json(&serde_json::json!({"id": id, "revoked": true}));
     }
     println!("revoked {id}");
     Ok(())

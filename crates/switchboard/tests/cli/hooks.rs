@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::harness::{Home, PATIENCE, fed, spawn, stderr};
 use crate::mcp_client::{Agent, Kind};
 
-fn fixture(name: &str) -> String {
+pub fn fixture(name: &str) -> String {
     let path = format!(
         "{}/tests/fixtures/claude-hooks/{name}.json",
         env!("CARGO_MANIFEST_DIR")

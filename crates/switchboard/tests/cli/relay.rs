@@ -353,3 +353,40 @@ fn the_relay_serves_tls_and_the_cli_trusts_a_private_ca() {
     );
     assert!(String::from_utf8_lossy(&trusted.stdout).contains("room 'team'"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_hooks_bring_relay_mail_into_the_session() {
+    let relay = Relay::start();
+    let alice_token = relay.token(&["--room", "team", "--peer", "alice"]);
+    let bob_token = relay.token(&["--room", "team", "--peer", "bob"]);
+    let machine_a = Home::new();
+    let alice = remote_agent(&relay, &machine_a, Kind::Codex, &alice_token).await;
+    alice.ok("peers", json!({})).await;
+    let out = cli(&relay, &Home::new(), &bob_token)
+        .args(["send", "alice", "the schema moved to db/v2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let input = crate::hooks::fixture("user-prompt-submit");
+    let mut hook = cli(&relay, &machine_a, &alice_token);
+    hook.args(["hook", "claude", "user-prompt-submit"]);
+    let out = crate::harness::fed(hook, input.as_bytes())
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let context = json["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(context.contains("the schema moved to db/v2"), "{context}");
+    assert!(context.contains("from bob"), "{context}");
+}

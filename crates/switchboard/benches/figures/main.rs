@@ -27,11 +27,14 @@ const WAKE_SAMPLES: usize = 300;
 struct Args {
     messages: usize,
     relay_messages: usize,
+    /// `--relay-only`: just the relay's figures.
+    relay_only: bool,
 }
 
 fn args() -> Args {
     let mut messages = 1_000_000;
     let mut relay_messages = 64_000;
+    let mut relay_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -44,12 +47,14 @@ fn args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(relay_messages);
             }
+            "--relay-only" => relay_only = true,
             _ => {}
         }
     }
     Args {
         messages,
         relay_messages,
+        relay_only,
     }
 }
 
@@ -66,6 +71,12 @@ fn limits() -> Limits {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
+    if args.relay_only {
+        println!("| figure | value |");
+        println!("|---|---|");
+        relay::figures(args.relay_messages).await;
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
     let mailbox = Mailbox::new(store, limits());

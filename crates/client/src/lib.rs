@@ -224,12 +224,19 @@ impl Inner {
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = format!("{}{path}", self.base);
         let response = self
-            .retrying(|| self.http.get(&url).bearer_auth(&self.token).send())
+            .retrying(RECONNECT_FOR, || {
+                self.http.get(&url).bearer_auth(&self.token).send()
+            })
             .await?;
         decode(response).await
     }
 
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
+        self.call_within(call, RECONNECT_FOR).await
+    }
+
+    /// A call that keeps trying to connect for at most `patience` (zero: one attempt).
+    async fn call_within<T: DeserializeOwned>(&self, call: Call, patience: Duration) -> Result<T> {
         let op = call.op();
         let mut body = serde_json::to_value(&call)
             .map_err(|e| Error::Invalid(format!("cannot encode '{op}': {e}")))?;
@@ -238,7 +245,7 @@ impl Inner {
         }
         let url = format!("{}/v1/{op}", self.base);
         let response = self
-            .retrying(|| {
+            .retrying(patience, || {
                 self.http
                     .post(&url)
                     .bearer_auth(&self.token)
@@ -252,12 +259,12 @@ impl Inner {
 
     /// Sends, retrying with backoff while the relay cannot be connected to. A request that
     /// reached the relay is never sent twice.
-    async fn retrying<F, Fut>(&self, send: F) -> Result<reqwest::Response>
+    async fn retrying<F, Fut>(&self, patience: Duration, send: F) -> Result<reqwest::Response>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = reqwest::Result<reqwest::Response>>,
     {
-        let deadline = tokio::time::Instant::now() + RECONNECT_FOR;
+        let deadline = tokio::time::Instant::now() + patience;
         let mut pause = BACKOFF_MIN;
         loop {
             match send().await {
@@ -465,7 +472,10 @@ impl Exchange for RelayClient {
             .sessions()
             .remove(&session)
             .map_or(session, |r| r.current.id);
-        match self.call(Call::CloseSession { session: current }).await {
+        // A session ending (often the process exiting) does not wait for a relay that is down:
+        // the relay ends sessions nobody holds by itself.
+        let call = Call::CloseSession { session: current };
+        match self.inner.call_within(call, Duration::ZERO).await {
             // Already gone on the relay: closed is closed.
             Err(Error::UnknownSession) => Ok(()),
             other => other,

@@ -67,7 +67,11 @@ pub struct Context {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let home = settings::resolve_home(cli.home.as_deref())?;
     let settings = settings::load(home)?;
-    let relay = relay_of(&cli)?;
+    // Setting a client up for a relay needs its URL, not a token: that is read when it runs.
+    let relay = match &cli.command {
+        Command::Setup(_) | Command::Doctor | Command::Serve(_) | Command::Tokens { .. } => None,
+        _ => relay_of(&cli)?,
+    };
     match cli.command {
         // The MCP session answers `initialize` before it touches the store.
         Command::Mcp(args) => return commands::mcp::run(settings, args, relay).await,

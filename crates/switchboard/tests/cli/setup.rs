@@ -182,3 +182,42 @@ fn setup_without_write_only_prints() {
         "nothing written without --write"
     );
 }
+
+/// Regression: `setup --relay` asked for a token, which a configuration must never contain.
+#[test]
+fn setup_for_a_relay_needs_no_token_and_writes_none() {
+    let home = Home::new();
+    let user = home.path().join("user");
+    let run = |args: &[&str]| {
+        home.cmd("me")
+            .env("HOME", &user)
+            .env("XDG_CONFIG_HOME", user.join(".config"))
+            .env_remove("CODEX_HOME")
+            .env_remove("SWITCHBOARD_TOKEN")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let url = "https://relay.example.com:7700";
+    let out = run(&["setup", "codex", "--relay", url, "--http", "--write"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let codex = std::fs::read_to_string(user.join(".codex/config.toml")).unwrap();
+    assert!(
+        codex.contains("url = \"https://relay.example.com:7700/mcp\""),
+        "{codex}"
+    );
+    assert!(
+        codex.contains("bearer_token_env_var = \"SWITCHBOARD_TOKEN\""),
+        "{codex}"
+    );
+    let out = run(&["setup", "cursor", "--relay", url, "--write"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cursor = read_json(&user.join(".cursor/mcp.json"));
+    assert_eq!(
+        cursor["mcpServers"]["switchboard"]["env"]["SWITCHBOARD_TOKEN"],
+        "${env:SWITCHBOARD_TOKEN}"
+    );
+    let refused = run(&["setup", "claude-desktop", "--relay", url, "--http"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("stdio"), "{}", stderr(&refused));
+}

@@ -24,6 +24,12 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
             "--http connects the client straight to a relay: give --relay URL too".into(),
         ));
     }
+    if args.http && args.client == Client::ClaudeDesktop {
+        return Err(CliError::BadInput(
+            "Claude Desktop starts stdio servers only; set it up with --relay but without --http"
+                .into(),
+        ));
+    }
     let launch = Launch {
         exe,
         relay: relay.map(|url| RelaySetup {
@@ -65,8 +71,13 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
         return output::json(&json!({ "client": args.client.label(), "files": report }));
     }
     if !args.write {
+        let relay = match &launch.relay {
+            Some(r) if r.http => format!(" --relay {} --http", r.url),
+            Some(r) => format!(" --relay {}", r.url),
+            None => String::new(),
+        };
         output::line(format!(
-            "\nRun `switchboard setup {} --write` to merge this in (the file is backed up first).",
+            "\nRun `switchboard setup {}{relay} --write` to merge this in (the file is backed up first).",
             cli_name(args.client)
         ))?;
     }

@@ -318,7 +318,8 @@ fn rejection_code(r: &Rejection) -> String {
     }
 }
 
-fn failure_of(r: &Rejection) -> Failure {
+/// What kind of failure a refusal is; the CLI's exit codes follow the same classes.
+pub fn failure_of(r: &Rejection) -> Failure {
     match r {
         Rejection::UnknownPeer { .. }
         | Rejection::NotInInbox { .. }

@@ -29,7 +29,8 @@ pub struct Guard {
     room: String,
     caller: Caller,
     sessions: Sessions,
-    /// Set for an MCP connection: the sessions it opens stay attached while it lives.
+    /// Set for an MCP connection: the sessions it opens stay attached while it lives, and are
+    /// let go (for the reaper to end once idle) when it is dropped.
     held: Option<Mutex<Vec<Attachment>>>,
 }
 
@@ -120,17 +121,6 @@ impl Guard {
         match self.caller.grant.peer() {
             Some(me) if name != me => Err(self.denied()),
             _ => Ok(()),
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // Dropping the attachments lets the reaper end the sessions once they sit idle.
-        if let Some(held) = &self.held
-            && let Ok(mut held) = held.lock()
-        {
-            held.clear();
         }
     }
 }

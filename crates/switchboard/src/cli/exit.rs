@@ -3,7 +3,8 @@
 use std::error::Error as _;
 use std::process::ExitCode;
 
-use switchboard_core::{Error, Rejection, StoreError};
+use switchboard_core::wire::{Failure, failure_of};
+use switchboard_core::{Error, StoreError};
 
 use crate::settings::SettingsError;
 
@@ -43,19 +44,13 @@ impl CliError {
             Self::Io(_) | Self::Hook(_) => code::FAILURE,
             Self::Quiet(code) => *code,
             Self::Core(e) if e.is_bad_input() => code::BAD_INPUT,
-            Self::Core(Error::Rejected(r)) => match r {
-                Rejection::UnknownPeer { .. }
-                | Rejection::NotInInbox { .. }
-                | Rejection::UnknownMessage { .. }
-                | Rejection::UnknownReplyTo { .. }
-                | Rejection::UnknownQuestion { .. }
-                | Rejection::UnknownJob { .. } => code::NOT_FOUND,
-                Rejection::NotYourQuestion { .. }
-                | Rejection::QuestionClosed { .. }
-                | Rejection::StaleClaim { .. }
-                | Rejection::JobState { .. } => code::REFUSED,
-                Rejection::InboxFull { .. } | Rejection::RateLimited { .. } => code::LIMIT,
-                Rejection::NameTaken { .. } | Rejection::NoLocation { .. } => code::BAD_INPUT,
+            Self::Core(Error::Rejected(r)) => match failure_of(r) {
+                Failure::NotFound => code::NOT_FOUND,
+                Failure::Refused => code::REFUSED,
+                Failure::Limit => code::LIMIT,
+                Failure::BadInput => code::BAD_INPUT,
+                Failure::Denied => code::DENIED,
+                Failure::Unavailable => code::FAILURE,
             },
             Self::Core(Error::Store(e)) => match e {
                 StoreError::Backend(_) | StoreError::Closed | StoreError::Rejected(_) => {

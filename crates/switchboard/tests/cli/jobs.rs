@@ -19,9 +19,14 @@ fn script(home: &Home, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// A worker with a 1 s job lease, so the tests of dead workers do not wait long.
 fn worker(home: &Home, args: &[&str], command: &Path) -> Child {
+    worker_with_lease(home, args, command, "1s")
+}
+
+fn worker_with_lease(home: &Home, args: &[&str], command: &Path, lease: &str) -> Child {
     home.cmd("ops")
-        .env("SWITCHBOARD_JOB_LEASE", "1s")
+        .env("SWITCHBOARD_JOB_LEASE", lease)
         .args(["worker", "--agent", "codex"])
         .args(args)
         .arg("--")
@@ -195,7 +200,12 @@ fn four_workers_complete_a_thousand_jobs_exactly_once() {
             assert_eq!(again["duplicate"], true);
         }
     }
-    let mut workers: Vec<Child> = (0..4).map(|_| worker(&home, &[], &exec)).collect();
+    // Regression: with a 1 s lease, a worker starved of CPU by the rest of the suite missed its
+    // heartbeat, its job was (correctly) handed to another worker, and the command ran twice.
+    // Exactly-once runs are what this test checks, so no lease may lapse here.
+    let mut workers: Vec<Child> = (0..4)
+        .map(|_| worker_with_lease(&home, &[], &exec, "60s"))
+        .collect();
     crate::harness::wait_until("every job finished", || {
         home.json("alice", &["jobs", "list", "--limit", "1"])
             .as_array()

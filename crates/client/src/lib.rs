@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::broadcast;
 
 use switchboard_core::exchange::Result;
@@ -237,12 +236,7 @@ impl Inner {
 
     /// A call that keeps trying to connect for at most `patience` (zero: one attempt).
     async fn call_within<T: DeserializeOwned>(&self, call: Call, patience: Duration) -> Result<T> {
-        let op = call.op();
-        let mut body = serde_json::to_value(&call)
-            .map_err(|e| Error::Invalid(format!("cannot encode '{op}': {e}")))?;
-        if let Value::Object(map) = &mut body {
-            map.remove("op");
-        }
+        let (op, body) = call.into_parts()?;
         let url = format!("{}/v1/{op}", self.base);
         let response = self
             .retrying(patience, || {

@@ -151,16 +151,18 @@ pub enum Call {
 }
 
 impl Call {
-    /// The operation's name, as in `POST /v1/<name>`.
-    pub fn op(&self) -> String {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(map)) => map
-                .get("op")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            _ => String::new(),
-        }
+    /// Splits the call into its operation's name (`POST /v1/<name>`) and its JSON body.
+    pub fn into_parts(&self) -> Result<(String, Value), Error> {
+        let encoded = serde_json::to_value(self)
+            .map_err(|e| Error::Invalid(format!("cannot encode: {e}")))?;
+        let Value::Object(mut map) = encoded else {
+            return Err(Error::Invalid("a call encodes as a JSON object".into()));
+        };
+        let op = match map.remove("op") {
+            Some(Value::String(op)) => op,
+            _ => return Err(Error::Invalid("a call encodes with its op".into())),
+        };
+        Ok((op, Value::Object(map)))
     }
 
     /// Builds a call from the operation's name and its JSON body.
@@ -390,10 +392,9 @@ mod tests {
                 ..Outgoing::to_peer("bob", "hi")
             },
         };
-        let op = call.op();
+        let (op, body) = call.into_parts().unwrap();
         assert_eq!(op, "send");
-        let mut body = serde_json::to_value(&call).unwrap();
-        body.as_object_mut().unwrap().remove("op");
+        assert!(body.get("op").is_none(), "the op travels in the path");
         assert_eq!(Call::from_parts(&op, body).unwrap(), call);
     }
 

@@ -55,9 +55,26 @@ impl Default for AppConfig {
     }
 }
 
-/// Shared by every route.
+/// Shared by every route; cloned for each request (state and middleware), so one `Arc`.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl App {
+    pub fn new(state: AppState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// What the routes work with.
+pub struct AppState {
     pub rooms: Rooms,
     pub sessions: Sessions,
     pub verifier: Verifier,
@@ -254,19 +271,14 @@ async fn call(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let result = run_call(&app, &caller, &op, &body).await;
+    let (known, result) = run_call(&app, &caller, &op, &body).await;
     let outcome = match &result {
         Ok(_) => "ok".to_owned(),
         Err(e) => WireError::of(e).1.code,
     };
-    // Unknown operation names are counted together, so a caller cannot grow the label set.
-    let label = if matches!(&result, Err(Error::Invalid(_)))
-        && Call::from_parts(&op, Value::Null).is_err()
-    {
-        "invalid"
-    } else {
-        op.as_str()
-    };
+    // Requests that are no call at all are counted together, so a caller cannot grow the
+    // label set with made-up operation names.
+    let label = if known { op.as_str() } else { "invalid" };
     app.metrics.count(label, &outcome);
     app.metrics
         .latency
@@ -280,17 +292,30 @@ async fn call(
     }
 }
 
-async fn run_call(app: &App, caller: &Caller, op: &str, body: &[u8]) -> Result<Value, Error> {
-    let body: Value = if body.is_empty() {
-        Value::Null
+/// Parses and runs one call; the flag says whether the request was a well-formed call.
+async fn run_call(
+    app: &App,
+    caller: &Caller,
+    op: &str,
+    body: &[u8],
+) -> (bool, Result<Value, Error>) {
+    let parsed = if body.is_empty() {
+        Ok(Value::Null)
     } else {
         serde_json::from_slice(body)
-            .map_err(|e| Error::Invalid(format!("the request body is not JSON: {e}")))?
+            .map_err(|e| Error::Invalid(format!("the request body is not JSON: {e}")))
     };
-    let call = Call::from_parts(op, body)?;
-    let guard = app.guard(caller).await?;
-    let me = guard.me().await;
-    call.run(&guard, me).await
+    let call = match parsed.and_then(|body| Call::from_parts(op, body)) {
+        Ok(call) => call,
+        Err(e) => return (false, Err(e)),
+    };
+    let result = async {
+        let guard = app.guard(caller).await?;
+        let me = guard.me().await;
+        call.run(&guard, me).await
+    }
+    .await;
+    (true, result)
 }
 
 pub fn error_response(e: &Error) -> Response {

@@ -85,12 +85,11 @@ async fn open(
         .transpose()?;
     let (attachment, session_peer) = match q.session {
         Some(id) => {
-            let session = app
+            let (held, session) = app
                 .sessions
-                .get(room, id, &caller.token_id)
+                .attach(room, id, &caller.token_id)
                 .ok_or(Error::UnknownSession)?;
-            let a = app.sessions.attach(room, id, &caller.token_id);
-            (a, Some(session.peer.id))
+            (Some(held), Some(session.peer.id))
         }
         None => (None, None),
     };

@@ -4,7 +4,7 @@
 //! before the room's mailbox does the work. The `/v1` API and the `/mcp` sessions both go
 //! through it, so the two cannot differ in what they allow.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +29,8 @@ pub struct Guard {
     room: String,
     caller: Caller,
     sessions: Sessions,
+    /// The peer a peer token acts as, once it exists: looked up once per guard, not per check.
+    me: OnceLock<PeerId>,
     /// Set for an MCP connection: the sessions it opens stay attached while it lives, and are
     /// let go (for the reaper to end once idle) when it is dropped.
     held: Option<Mutex<Vec<Attachment>>>,
@@ -41,6 +43,7 @@ impl Guard {
             room: room.to_owned(),
             caller,
             sessions,
+            me: OnceLock::new(),
             held: None,
         }
     }
@@ -51,10 +54,15 @@ impl Guard {
         self
     }
 
-    /// The peer a peer token acts as, when it exists yet.
+    /// The peer a peer token acts as, when it exists yet. A peer's id never changes and a peer
+    /// token's peer cannot be renamed through it, so the first answer stands for the guard's life.
     pub async fn me(&self) -> Option<PeerId> {
+        if let Some(id) = self.me.get() {
+            return Some(*id);
+        }
         let name = self.caller.grant.peer()?;
-        self.mailbox.peer(name).await.ok().map(|p| p.id)
+        let id = self.mailbox.peer(name).await.ok()?.id;
+        Some(*self.me.get_or_init(|| id))
     }
 
     fn denied(&self) -> Error {
@@ -160,9 +168,9 @@ impl Exchange for Guard {
         self.sessions
             .insert(&self.room, session.clone(), &self.caller.token_id);
         if let Some(held) = &self.held
-            && let Some(a) = self
-                .sessions
-                .attach(&self.room, session.id, &self.caller.token_id)
+            && let Some((a, _)) =
+                self.sessions
+                    .attach(&self.room, session.id, &self.caller.token_id)
             && let Ok(mut held) = held.lock()
         {
             held.push(a);

@@ -14,7 +14,7 @@ pub mod rooms;
 pub mod server;
 pub mod sessions;
 
-pub use app::{App, AppConfig};
+pub use app::{App, AppConfig, AppState};
 pub use auth::{Caller, Verifier, mint};
 pub use metrics::Metrics;
 pub use rooms::{RoomOpener, Rooms};

@@ -64,16 +64,24 @@ impl Sessions {
         self.lock().remove(&(room.to_owned(), id));
     }
 
-    pub fn attach(&self, room: &str, id: SessionId, token_id: &str) -> Option<Attachment> {
+    /// Holds the session live, if `token_id` opened it in `room`; with the relay's record of it.
+    pub fn attach(
+        &self,
+        room: &str,
+        id: SessionId,
+        token_id: &str,
+    ) -> Option<(Attachment, SessionRecord)> {
         let key = (room.to_owned(), id);
         let mut map = self.lock();
         let e = map.get_mut(&key).filter(|e| e.token_id == token_id)?;
         e.attached += 1;
         e.last_seen = Instant::now();
-        Some(Attachment {
+        let record = e.record.clone();
+        let attachment = Attachment {
             sessions: self.clone(),
             key,
-        })
+        };
+        Some((attachment, record))
     }
 
     /// Takes out the sessions nobody holds and nobody used for `idle`.

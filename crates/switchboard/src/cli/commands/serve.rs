@@ -2,14 +2,15 @@
 //! each, the same store code as local mode) and tokens in `<home>/tokens.db`.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use switchboard_core::{Store, TokenStore};
+use switchboard_core::{Store, StoreError, TokenStore};
 use switchboard_relay::{
-    App, AppConfig, Metrics, RoomOpener, Rooms, ServeOptions, Sessions, Tls, Verifier,
+    App, AppConfig, AppState, Metrics, RoomOpener, Rooms, ServeOptions, Sessions, Tls, Verifier,
 };
 use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
 
@@ -27,18 +28,17 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<(), CliError> {
         }
         _ => None,
     };
-    let rooms_dir = settings.home.join("rooms");
-    let opener: RoomOpener = Arc::new(move |room: &str| {
-        Ok(Arc::new(SqliteStore::open(&rooms_dir.join(room))?) as Arc<dyn Store>)
-    });
-    let app = App {
+    let home = settings.home.clone();
+    let opener: RoomOpener =
+        Arc::new(move |room: &str| Ok(Arc::new(room_store(&home, room)?) as Arc<dyn Store>));
+    let app = App::new(AppState {
         rooms: Rooms::new(opener, settings.limits.clone()),
         sessions: Sessions::default(),
         verifier: Verifier::new(tokens),
         metrics: Metrics::new(),
         config: Arc::new(app_config(&args)),
         shutdown: CancellationToken::new(),
-    };
+    });
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -55,9 +55,14 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<(), CliError> {
         tls,
         ..ServeOptions::default()
     };
-    switchboard_relay::run(listener, app, options, shutdown_signal()).await;
+    switchboard_relay::run(listener, app, options, super::shutdown_signal()).await;
     eprintln!("switchboard relay: stopped");
     Ok(())
+}
+
+/// The store of one room of the relay whose data lives in `home`.
+pub fn room_store(home: &Path, room: &str) -> Result<SqliteStore, StoreError> {
+    SqliteStore::open(&home.join("rooms").join(room))
 }
 
 fn app_config(args: &ServeArgs) -> AppConfig {
@@ -96,26 +101,4 @@ async fn refuse_open_bind(addr: &SocketAddr, tokens: &dyn TokenStore) -> Result<
         "refusing to listen on {addr} (not loopback) with no token minted; run \
          `switchboard tokens create --room ROOM` first"
     )))
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,12 +1,10 @@
 //! `switchboard tokens create|list|revoke`: the relay's credentials, kept in `<home>/tokens.db`
 //! beside the rooms. A token's secret is printed once, at creation, and never again.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use switchboard_core::{Grant, Store, TokenStore};
+use switchboard_core::{Clock, Grant, Store, SystemClock, TokenStore};
 use switchboard_proto::{PeerKind, PeerName};
 use switchboard_relay::auth::{check_grant, mint};
-use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+use switchboard_store_sqlite::SqliteTokens;
 
 use super::super::args::{TokenCreateArgs, TokensAction};
 use super::super::{CliError, output};
@@ -21,20 +19,14 @@ pub async fn run(settings: &Settings, action: TokensAction, json: bool) -> Resul
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// A peer token's peer exists from the moment it is minted, so mail to it queues before it
 /// first connects.
 async fn register_peer(settings: &Settings, room: &str, peer: &str) -> Result<(), CliError> {
-    let store = SqliteStore::open(&settings.home.join("rooms").join(room))
-        .map_err(switchboard_core::Error::Store)?;
+    let store =
+        super::serve::room_store(&settings.home, room).map_err(switchboard_core::Error::Store)?;
     let name = PeerName::parse(peer).map_err(switchboard_core::Error::from)?;
     store
-        .ensure_peer(&name, PeerKind::Agent, now_ms())
+        .ensure_peer(&name, PeerKind::Agent, SystemClock.now_ms())
         .await
         .map_err(switchboard_core::Error::Store)?;
     Ok(())
@@ -62,7 +54,7 @@ async fn create(
     if let Grant::Peer { room, peer } = &grant {
         register_peer(settings, room, peer).await?;
     }
-    let minted = mint(store, grant, &args.label, now_ms())
+    let minted = mint(store, grant, &args.label, SystemClock.now_ms())
         .await
         .map_err(|e| CliError::BadInput(e.to_string()))?;
     if json {
@@ -116,7 +108,7 @@ async fn list(store: &SqliteTokens, json: bool) -> Result<(), CliError> {
 
 async fn revoke(store: &SqliteTokens, id: &str, json: bool) -> Result<(), CliError> {
     let revoked = store
-        .revoke_token(id, now_ms())
+        .revoke_token(id, SystemClock.now_ms())
         .await
         .map_err(switchboard_core::Error::Store)?;
     if !revoked {

@@ -160,9 +160,13 @@ impl Exchange for Guard {
 
     async fn open_session(&self, mut req: OpenSession) -> Result<Session> {
         if let Some(me) = self.caller.grant.peer() {
-            // A peer token's identity is its name, whatever the client proposed.
+            // A peer token's identity is its name and its kind, whatever the client proposed:
+            // a human using an agent's token (`switchboard inbox`) joins that agent.
             req.name = PeerName::parse(me)?;
             req.policy = NamePolicy::Join;
+            if let Ok(peer) = self.mailbox.peer(me).await {
+                req.kind = peer.kind;
+            }
         }
         let session = self.mailbox.open_session(req).await?;
         self.sessions

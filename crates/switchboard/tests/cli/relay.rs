@@ -390,3 +390,41 @@ async fn claude_code_hooks_bring_relay_mail_into_the_session() {
     assert!(context.contains("the schema moved to db/v2"), "{context}");
     assert!(context.contains("from bob"), "{context}");
 }
+
+/// Regression: `inbox` with a peer token failed with "the name is taken": the CLI opens an
+/// operator session, and the token's peer had been minted as an agent.
+#[test]
+fn a_human_reads_the_inbox_of_a_peer_token_from_the_cli() {
+    let relay = Relay::start();
+    let alice = relay.token(&["--room", "team", "--peer", "alice"]);
+    let carol = relay.token(&["--room", "team", "--peer", "carol"]);
+    let machine = Home::new();
+    let out = cli(&relay, &machine, &alice)
+        .args(["send", "carol", "lunch at noon?"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&relay, &machine, &carol)
+        .args(["inbox"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lunch at noon?"));
+    let out = cli(&relay, &machine, &alice)
+        .args(["--json", "sent"])
+        .output()
+        .unwrap();
+    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        sent.to_string().contains("\"read\""),
+        "carol's inbox acknowledged it: {sent}"
+    );
+}

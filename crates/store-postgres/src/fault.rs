@@ -1,0 +1,88 @@
+//! Turns Postgres errors into the store errors a user can act on, and tells which ones mean
+//! "another transaction got there first, run it again".
+
+use tokio_postgres::error::SqlState;
+
+use switchboard_core::StoreError;
+
+/// What a store operation can fail with inside its transaction.
+#[derive(Debug)]
+pub enum OpError {
+    Pg(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for OpError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Pg(e)
+    }
+}
+
+impl From<switchboard_core::Rejection> for OpError {
+    fn from(r: switchboard_core::Rejection) -> Self {
+        Self::Store(r.into())
+    }
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+pub type OpResult<T> = Result<T, OpError>;
+
+impl OpError {
+    /// True when the transaction lost a race that running it again resolves: a serialization
+    /// failure, a deadlock, or a unique key another transaction inserted meanwhile (the retry
+    /// then finds that row and answers as if it had been there all along).
+    pub fn is_conflict(&self) -> bool {
+        let Self::Pg(e) = self else { return false };
+        matches!(
+            e.code(),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::UNIQUE_VIOLATION
+        )
+    }
+
+    pub fn into_store(self, shown: &str) -> StoreError {
+        match self {
+            Self::Pg(e) => classify(&e, shown),
+            Self::Store(e) => e,
+        }
+    }
+}
+
+/// A Postgres error as a store error, naming the (redacted) database.
+pub fn classify(e: &tokio_postgres::Error, shown: &str) -> StoreError {
+    if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() {
+        return StoreError::Open {
+            path: shown.to_owned(),
+            detail: chain(e),
+        };
+    }
+    match e.code() {
+        Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly {
+            path: shown.to_owned(),
+        },
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED => {
+            StoreError::Busy {
+                path: shown.to_owned(),
+            }
+        }
+        _ => StoreError::Backend(chain(e)),
+    }
+}
+
+/// The error with its causes, which tokio-postgres keeps apart (`db error` alone says nothing).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

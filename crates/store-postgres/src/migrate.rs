@@ -1,0 +1,223 @@
+//! Append-only schema migrations for the shared database.
+//!
+//! Two kinds of schema live in one database: `switchboard` (tokens and the list of rooms, one
+//! per deployment) and `room_<name>` (one per room, the same tables the embedded store has).
+//! Each keeps its own version table. Migrations run under one transaction-scoped advisory
+//! lock, so replicas starting together serialise: the first applies, the rest find it done.
+//! Never edit a released migration; add a new one.
+
+use tokio_postgres::Client;
+
+use crate::fault::OpResult;
+
+/// The lock every migration takes (an arbitrary constant: "swbmigr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0073_7762_6d69_6772;
+
+/// The deployment-wide schema, index 0 is version 1.
+pub const GLOBAL: &[&str] = &[
+    // v1: tokens (hashed secrets only), a change counter for verifier caches, and the rooms.
+    r"
+CREATE TABLE tokens (
+    id          TEXT   PRIMARY KEY,
+    kind        TEXT   NOT NULL CHECK (kind IN ('room', 'peer', 'admin')),
+    room        TEXT,
+    peer        TEXT,
+    label       TEXT   NOT NULL DEFAULT '',
+    secret_hash BYTEA  NOT NULL,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE TABLE token_changes (
+    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    version  BIGINT  NOT NULL
+);
+INSERT INTO token_changes (version) VALUES (0);
+CREATE TABLE rooms (
+    name       TEXT   PRIMARY KEY,
+    created_at BIGINT NOT NULL
+);
+",
+];
+
+/// One room's schema, index 0 is version 1. It folds the embedded store's v1–v4 into one step:
+/// Postgres rooms start at the current model.
+pub const ROOM: &[&str] = &[r"
+CREATE TABLE peers (
+    id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name           TEXT   NOT NULL UNIQUE,
+    kind           TEXT   NOT NULL CHECK (kind IN ('agent', 'operator')),
+    client_kind    TEXT,
+    client_version TEXT,
+    host           TEXT,
+    cwd            TEXT,
+    git_root       TEXT,
+    git_branch     TEXT,
+    summary        TEXT   NOT NULL DEFAULT '',
+    created_at     BIGINT NOT NULL,
+    last_seen_at   BIGINT NOT NULL
+);
+
+CREATE TABLE sessions (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    peer_id     BIGINT NOT NULL REFERENCES peers(id),
+    process_key BIGINT NOT NULL,
+    client_pid  BIGINT,
+    started_at  BIGINT NOT NULL,
+    ended_at    BIGINT
+);
+CREATE INDEX sessions_live_by_peer ON sessions(peer_id) WHERE ended_at IS NULL;
+CREATE INDEX sessions_live_by_process ON sessions(process_key) WHERE ended_at IS NULL;
+CREATE INDEX sessions_live_by_client ON sessions(client_pid) WHERE ended_at IS NULL;
+CREATE INDEX sessions_ended ON sessions(ended_at) WHERE ended_at IS NOT NULL;
+
+CREATE TABLE messages (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind            TEXT   NOT NULL DEFAULT 'message'
+                    CHECK (kind IN ('message', 'question', 'answer', 'decline', 'expired', 'job')),
+    sender_id       BIGINT NOT NULL REFERENCES peers(id),
+    recipient_id    BIGINT REFERENCES peers(id),
+    scope           TEXT CHECK (scope IN ('room', 'dir', 'repo')),
+    body            TEXT   NOT NULL,
+    reply_to        BIGINT,
+    idempotency_key TEXT,
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    CHECK ((recipient_id IS NULL) <> (scope IS NULL))
+);
+CREATE UNIQUE INDEX messages_idempotency ON messages(sender_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX messages_sender_time ON messages(sender_id, created_at);
+CREATE INDEX messages_created ON messages(created_at);
+CREATE INDEX messages_expires ON messages(expires_at);
+
+CREATE TABLE deliveries (
+    message_id    BIGINT NOT NULL REFERENCES messages(id),
+    recipient_id  BIGINT NOT NULL REFERENCES peers(id),
+    state         TEXT   NOT NULL
+                  CHECK (state IN ('queued', 'delivered', 'read', 'expired', 'dead')),
+    attempts      BIGINT NOT NULL DEFAULT 0,
+    lease_session BIGINT,
+    lease_until   BIGINT,
+    delivered_at  BIGINT,
+    read_at       BIGINT,
+    PRIMARY KEY (recipient_id, message_id)
+);
+CREATE INDEX deliveries_by_state ON deliveries(recipient_id, state, message_id);
+CREATE INDEX deliveries_by_message ON deliveries(message_id);
+CREATE INDEX deliveries_leased ON deliveries(lease_session) WHERE lease_session IS NOT NULL;
+
+CREATE TABLE questions (
+    message_id   BIGINT PRIMARY KEY REFERENCES messages(id),
+    context_hint TEXT,
+    state        TEXT NOT NULL CHECK (state IN ('open', 'answered', 'declined', 'expired')),
+    reply_id     BIGINT REFERENCES messages(id),
+    basis        TEXT CHECK (basis IN ('verified', 'from_memory')),
+    closed_at    BIGINT
+);
+CREATE INDEX questions_open ON questions(state) WHERE state = 'open';
+CREATE UNIQUE INDEX questions_by_reply ON questions(reply_id) WHERE reply_id IS NOT NULL;
+
+CREATE TABLE answer_sources (
+    answer_id BIGINT NOT NULL REFERENCES messages(id),
+    position  BIGINT NOT NULL,
+    source    TEXT   NOT NULL,
+    PRIMARY KEY (answer_id, position)
+);
+
+CREATE TABLE jobs (
+    id            BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    dispatcher_id BIGINT  NOT NULL REFERENCES peers(id),
+    agent         TEXT    NOT NULL,
+    prompt        TEXT    NOT NULL,
+    model         TEXT,
+    write_access  BOOLEAN NOT NULL,
+    request_id    TEXT,
+    state         TEXT    NOT NULL CHECK (state IN ('queued', 'claimed', 'running', 'completed',
+                      'failed', 'cancelled', 'expired', 'needs_recovery', 'dead')),
+    attempts      BIGINT  NOT NULL DEFAULT 0,
+    fence         BIGINT  NOT NULL DEFAULT 0,
+    worker        TEXT,
+    lease_until   BIGINT,
+    result        TEXT,
+    error         TEXT,
+    branch        TEXT,
+    created_at    BIGINT  NOT NULL,
+    updated_at    BIGINT  NOT NULL,
+    expires_at    BIGINT  NOT NULL
+);
+CREATE UNIQUE INDEX jobs_by_request ON jobs(dispatcher_id, request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX jobs_queue ON jobs(agent, state, id);
+CREATE INDEX jobs_by_state ON jobs(state, lease_until);
+CREATE INDEX jobs_by_dispatcher ON jobs(dispatcher_id, id);
+"];
+
+/// The schema that holds tokens and the room list.
+pub const GLOBAL_SCHEMA: &str = "switchboard";
+
+/// The schema of one room, quoted. Room names follow the peer-name rules (lowercase letters,
+/// digits, `-`, `_`), checked before this is called, so quoting is all it needs.
+pub fn room_schema(room: &str) -> String {
+    format!("\"room_{room}\"")
+}
+
+pub fn latest(migrations: &[&str]) -> u32 {
+    u32::try_from(migrations.len()).unwrap_or(u32::MAX)
+}
+
+/// What a schema's version was before, and is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// A schema written by a newer switchboard than this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooNew {
+    pub found: u32,
+    pub known: u32,
+}
+
+/// Brings `schema` to the newest version in `migrations`, in one transaction.
+pub async fn apply(
+    client: &mut Client,
+    schema: &str,
+    migrations: &[&str],
+) -> OpResult<Result<Migrated, TooNew>> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         SET LOCAL search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL);"
+    ))
+    .await?;
+    let found = current_in(&tx).await?;
+    let known = latest(migrations);
+    if found > known {
+        return Ok(Err(TooNew { found, known }));
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql).await?;
+        let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(Migrated {
+        from: found,
+        to: known,
+    }))
+}
+
+/// The version of the schema on the connection's search path (0 when it has none).
+pub async fn current_in(c: &impl tokio_postgres::GenericClient) -> OpResult<u32> {
+    let row = c
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+        .await?;
+    Ok(u32::try_from(row.try_get::<_, i32>(0)?).unwrap_or(0))
+}

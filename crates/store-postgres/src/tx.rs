@@ -1,0 +1,86 @@
+//! One store operation's transaction on a pooled connection: begun with the room's schema on
+//! the search path, committed with its NOTIFY, rolled back and run again when it lost a race.
+
+use std::time::Duration;
+
+use deadpool_postgres::Object;
+
+use crate::ops::Conn;
+
+/// How many times an operation that keeps losing races is run before the error is reported.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// A connection inside a transaction. Dropped before [`Tx::release`] (an error mid-way, or the
+/// caller's future cancelled), the connection is closed instead of going back to the pool, so
+/// no half-done transaction can leak into the next operation that borrows it.
+pub struct Tx {
+    obj: Option<Object>,
+}
+
+impl Tx {
+    pub fn new(obj: Object) -> Self {
+        Self { obj: Some(obj) }
+    }
+
+    pub fn conn(&self) -> &Conn {
+        match &self.obj {
+            Some(o) => o,
+            // `obj` is taken only by `release` and `drop`, which consume the value.
+            None => unreachable!("a transaction used after release"),
+        }
+    }
+
+    /// Gives the connection back to the pool: only once its transaction has ended.
+    pub fn release(mut self) {
+        drop(self.obj.take());
+    }
+
+    /// Ends the transaction without its changes; the connection goes back to the pool only if
+    /// the rollback itself worked.
+    pub async fn rollback(self) {
+        if self.conn().batch_execute("ROLLBACK").await.is_ok() {
+            self.release();
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(obj) = self.obj.take() {
+            drop(Object::take(obj));
+        }
+    }
+}
+
+/// A short, growing pause before running a transaction again, so racers spread out.
+pub async fn backoff(attempt: u32) {
+    let jitter = u64::from(std::process::id() % 3);
+    tokio::time::sleep(Duration::from_millis((1u64 << attempt.min(6)) + jitter)).await;
+}
+
+/// Runs `$body` (an expression producing a future of `OpResult<T>`, with `$c: &Conn` and
+/// `$w: &mut Vec<Wake>` in scope) as one transaction of the store `$store`, retrying races.
+/// A macro rather than a function taking a closure: the body's future must stay `Send` for
+/// `async_trait`, which a generic async closure cannot promise on stable Rust.
+macro_rules! txn {
+    ($store:expr, $read_only:expr, |$c:ident, $w:ident| $body:expr) => {{
+        let store: &$crate::store::PgStore = &$store;
+        let mut attempt: u32 = 0;
+        loop {
+            let tx = store.begin($read_only).await?;
+            let mut wakes: Vec<switchboard_core::Wake> = Vec::new();
+            let out = {
+                let $c: &$crate::ops::Conn = tx.conn();
+                let $w: &mut Vec<switchboard_core::Wake> = &mut wakes;
+                $body.await
+            };
+            match store.end(tx, out, wakes, attempt).await {
+                Ok(Some(v)) => break Ok(v),
+                Ok(None) => attempt += 1,
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+pub(crate) use txn;

@@ -1,0 +1,38 @@
+//! The shared storage conformance suite, run against the Postgres store: every story runs in
+//! its own scratch database, each `open` a separate "process" with its own holder connection.
+
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use switchboard_conformance::{Backend, T0, conformance_suite};
+use switchboard_core::Store;
+use switchboard_store_postgres::scratch::Scratch;
+use switchboard_store_postgres::{Database, PgOptions};
+
+struct Postgres {
+    scratch: Scratch,
+}
+
+impl Backend for Postgres {
+    fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
+        Box::pin(async move {
+            let mut opts = PgOptions::new(&self.scratch.url);
+            opts.pool_size = 8;
+            let db = Database::connect(&opts)
+                .await
+                .expect("connect to scratch db");
+            Arc::new(db.room("conformance", T0).await.expect("open room")) as Arc<dyn Store>
+        })
+    }
+}
+
+async fn fresh() -> Option<Postgres> {
+    Some(Postgres {
+        scratch: Scratch::create("conformance").await?,
+    })
+}
+
+conformance_suite!(fresh());

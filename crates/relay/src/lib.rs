@@ -17,6 +17,6 @@ pub mod sessions;
 pub use app::{App, AppConfig, AppState};
 pub use auth::{Caller, Verifier, mint};
 pub use metrics::Metrics;
-pub use rooms::{RoomOpener, Rooms};
+pub use rooms::{OpenedRoom, RoomOpener, Rooms};
 pub use server::{ServeOptions, Tls, TlsError, run};
 pub use sessions::Sessions;

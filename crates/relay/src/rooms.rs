@@ -2,12 +2,18 @@
 //! rooms' stores, so no query, count or wake of one can ever reach another.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use switchboard_core::{Limits, Mailbox, Store, StoreError};
 
-/// Opens (creating if needed) the store of one room. Called on a blocking thread.
-pub type RoomOpener = Arc<dyn Fn(&str) -> Result<Arc<dyn Store>, StoreError> + Send + Sync>;
+/// What opening a room's store gives: the store, or why it cannot be had.
+pub type OpenedRoom = Pin<Box<dyn Future<Output = Result<Arc<dyn Store>, StoreError>> + Send>>;
+
+/// Opens (creating if needed) the store of one room: a directory of its own for the embedded
+/// store, a schema of its own in the shared database for Postgres.
+pub type RoomOpener = Arc<dyn Fn(String) -> OpenedRoom + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Rooms {
@@ -41,11 +47,7 @@ impl Rooms {
         if let Some(m) = self.cached(room) {
             return Ok(m);
         }
-        let opener = Arc::clone(&self.opener);
-        let name = room.to_owned();
-        let store = tokio::task::spawn_blocking(move || opener(&name))
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))??;
+        let store = (self.opener)(room.to_owned()).await?;
         let mailbox = Arc::new(Mailbox::new(store, self.limits.clone()));
         self.lock().insert(room.to_owned(), Arc::clone(&mailbox));
         Ok(mailbox)

@@ -48,6 +48,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "SWITCHBOARD_RELAY_CA", value_name = "FILE")]
     pub relay_ca: Option<PathBuf>,
 
+    /// The relay's database for serve, tokens, migrate and doctor: `postgres://…` for a team
+    /// relay of several replicas [env: SWITCHBOARD_DATABASE_URL; default: embedded SQLite in
+    /// the store directory]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,6 +99,8 @@ pub enum Command {
     Mcp(McpArgs),
     /// Run the relay for agents on other machines: MCP at /mcp, JSON API at /v1, /healthz, /metrics
     Serve(ServeArgs),
+    /// Bring the relay's database (every room, the tokens) to this version's schema
+    Migrate,
     /// The relay's tokens: create (shown once), list, revoke
     Tokens {
         #[command(subcommand)]
@@ -137,6 +151,17 @@ pub struct ServeArgs {
     /// A remote session nobody holds (no event stream, no MCP connection) ends after this
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub session_idle: Duration,
+    /// Most Postgres connections this replica pools (with --database-url; one more listens)
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DB_POOL",
+        default_value_t = 16,
+        value_name = "N"
+    )]
+    pub db_pool: usize,
+    /// How long connecting to Postgres, or waiting for a pooled connection, may take
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub db_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]

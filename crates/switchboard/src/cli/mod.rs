@@ -69,7 +69,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let settings = settings::load(home)?;
     // Setting a client up for a relay needs its URL, not a token: that is read when it runs.
     let relay = match &cli.command {
-        Command::Setup(_) | Command::Doctor | Command::Serve(_) | Command::Tokens { .. } => None,
+        Command::Setup(_)
+        | Command::Doctor
+        | Command::Serve(_)
+        | Command::Migrate
+        | Command::Tokens { .. } => None,
         _ => relay_of(&cli)?,
     };
     match cli.command {
@@ -83,11 +87,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 cli.json,
             );
         }
-        Command::Doctor => return commands::doctor::run(&settings, cli.json).await,
-        // The relay's own commands always work on this machine's data.
-        Command::Serve(args) => return commands::serve::run(settings, args).await,
+        Command::Doctor => {
+            return commands::doctor::run(&settings, cli.database_url.as_deref(), cli.json).await;
+        }
+        // The relay's own commands work on its data: this machine's, or the shared database.
+        Command::Serve(args) => {
+            return commands::serve::run(settings, args, cli.database_url.as_deref()).await;
+        }
+        Command::Migrate => {
+            return commands::migrate::run(&settings, cli.database_url.as_deref(), cli.json).await;
+        }
         Command::Tokens { action } => {
-            return commands::tokens::run(&settings, action, cli.json).await;
+            let url = cli.database_url.as_deref();
+            return commands::tokens::run(&settings, action, url, cli.json).await;
         }
         _ => {}
     }

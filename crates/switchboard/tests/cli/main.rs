@@ -16,3 +16,4 @@ mod relay;
 mod relay_auth;
 mod setup;
 mod store_file;
+mod team;

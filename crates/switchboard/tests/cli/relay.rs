@@ -12,6 +12,8 @@ use crate::mcp_client::{Agent, Kind, text};
 pub struct Relay {
     pub home: Home,
     pub url: String,
+    /// The shared database of a team relay; `None` for the embedded store.
+    pub database_url: Option<String>,
     child: Child,
     _out: Lines,
 }
@@ -30,8 +32,30 @@ impl Relay {
         Self {
             home,
             url,
+            database_url: None,
             child,
             _out: out,
+        }
+    }
+
+    /// A replica of a team relay on the shared database at `database_url`.
+    pub fn replica(database_url: &str) -> Self {
+        let home = Home::new();
+        let extra = ["--database-url", database_url];
+        let (child, out, url) = spawn_relay(&home, "127.0.0.1:0", &extra);
+        Self {
+            home,
+            url,
+            database_url: Some(database_url.to_owned()),
+            child,
+            _out: out,
+        }
+    }
+
+    fn db_args(&self) -> Vec<&str> {
+        match &self.database_url {
+            Some(url) => vec!["--database-url", url],
+            None => Vec::new(),
         }
     }
 
@@ -40,7 +64,7 @@ impl Relay {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let listen = format!("127.0.0.1:{}", self.port());
-        let (child, out, url) = spawn_relay(&self.home, &listen, &[]);
+        let (child, out, url) = spawn_relay(&self.home, &listen, &self.db_args());
         assert_eq!(url, self.url);
         self.child = child;
         self._out = out;
@@ -48,9 +72,10 @@ impl Relay {
 
     /// Mints a token: `tokens create` with these arguments.
     pub fn token(&self, args: &[&str]) -> String {
-        let out = self
-            .home
-            .run("relay", &[&["tokens", "create"], args].concat());
+        let out = self.home.run(
+            "relay",
+            &[self.db_args().as_slice(), &["tokens", "create"], args].concat(),
+        );
         assert!(
             out.status.success(),
             "{}",

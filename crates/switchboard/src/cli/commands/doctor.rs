@@ -8,12 +8,25 @@ use crate::clients::{self, Found};
 use crate::settings::Settings;
 
 use super::super::{CliError, output};
+use super::relay_data::{DbChoice, RelayData};
 use super::setup::{cli_name, exe};
 
-pub async fn run(settings: &Settings, as_json: bool) -> Result<(), CliError> {
+pub async fn run(
+    settings: &Settings,
+    database_url: Option<&str>,
+    as_json: bool,
+) -> Result<(), CliError> {
     let exe = exe()?;
     let mut checks = Vec::new();
     let mut problems = 0;
+
+    if let Some(url) = database_url.filter(|u| !u.is_empty()) {
+        let (status, detail) = database(settings, url).await;
+        if status == "problem" {
+            problems += 1;
+        }
+        checks.push(json!({ "check": "database", "status": status, "detail": detail }));
+    }
 
     let store = match SqliteStore::open(&settings.home) {
         Ok(store) => match store.stats(0).await {
@@ -92,4 +105,27 @@ pub async fn run(settings: &Settings, as_json: bool) -> Result<(), CliError> {
         return Err(CliError::Quiet(1));
     }
     Ok(())
+}
+
+/// The relay's shared database: reachable, and at a schema this version knows.
+async fn database(settings: &Settings, url: &str) -> (&'static str, String) {
+    let data = match RelayData::open(&settings.home, DbChoice::url(Some(url))).await {
+        Ok(d) => d,
+        Err(e) => return ("problem", e.to_string()),
+    };
+    let RelayData::Postgres(db) = &data else {
+        return ("ok", data.describe());
+    };
+    let checked = async {
+        let (server, schema) = db.check().await?;
+        let rooms = db.rooms().await?.len();
+        Ok::<_, switchboard_core::StoreError>(format!(
+            "{} (PostgreSQL {server}, schema v{schema}, {rooms} rooms)",
+            db.describe()
+        ))
+    };
+    match checked.await {
+        Ok(detail) => ("ok", detail),
+        Err(e) => ("problem", e.to_string()),
+    }
 }

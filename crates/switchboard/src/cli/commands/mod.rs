@@ -6,8 +6,10 @@ mod hook;
 mod inbox;
 mod jobs;
 pub mod mcp;
+pub mod migrate;
 mod peers;
 mod questions;
+mod relay_data;
 mod send;
 mod sent;
 pub mod serve;
@@ -42,6 +44,7 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         | Command::Setup(_)
         | Command::Doctor
         | Command::Serve(_)
+        | Command::Migrate
         | Command::Tokens { .. } => {
             unreachable!("served before a store is opened")
         }

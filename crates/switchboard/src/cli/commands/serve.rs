@@ -1,26 +1,35 @@
-//! `switchboard serve`: the relay. Rooms live under `<home>/rooms/<room>/` (one SQLite store
-//! each, the same store code as local mode) and tokens in `<home>/tokens.db`.
+//! `switchboard serve`: the relay. Its rooms and tokens live where [`RelayData`] says: the
+//! embedded store in the store directory, or a shared Postgres database (`--database-url`),
+//! which lets several replicas serve one team.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use switchboard_core::{Store, StoreError, TokenStore};
+use switchboard_core::TokenStore;
 use switchboard_relay::{
-    App, AppConfig, AppState, Metrics, RoomOpener, Rooms, ServeOptions, Sessions, Tls, Verifier,
+    App, AppConfig, AppState, Metrics, Rooms, ServeOptions, Sessions, Tls, Verifier,
 };
-use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
 
 use super::super::CliError;
 use super::super::args::ServeArgs;
+use super::relay_data::{DbChoice, RelayData};
 use crate::settings::Settings;
 
-pub async fn run(settings: Settings, args: ServeArgs) -> Result<(), CliError> {
-    let tokens =
-        Arc::new(SqliteTokens::open(&settings.home).map_err(switchboard_core::Error::Store)?);
+pub async fn run(
+    settings: Settings,
+    args: ServeArgs,
+    database_url: Option<&str>,
+) -> Result<(), CliError> {
+    let choice = DbChoice {
+        url: database_url,
+        pool: args.db_pool,
+        timeout: args.db_timeout,
+    };
+    let data = RelayData::open(&settings.home, choice).await?;
+    let tokens = data.tokens()?;
     refuse_open_bind(&args.listen, tokens.as_ref()).await?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
@@ -28,11 +37,8 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<(), CliError> {
         }
         _ => None,
     };
-    let home = settings.home.clone();
-    let opener: RoomOpener =
-        Arc::new(move |room: &str| Ok(Arc::new(room_store(&home, room)?) as Arc<dyn Store>));
     let app = App::new(AppState {
-        rooms: Rooms::new(opener, settings.limits.clone()),
+        rooms: Rooms::new(data.opener(), settings.limits.clone()),
         sessions: Sessions::default(),
         verifier: Verifier::new(tokens),
         metrics: Metrics::new(),
@@ -48,7 +54,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<(), CliError> {
     println!("listening on {scheme}://{local}");
     eprintln!(
         "switchboard relay: MCP at {scheme}://{local}/mcp, API at /v1; data in {}",
-        settings.home.display()
+        data.describe()
     );
     let options = ServeOptions {
         session_idle: args.session_idle,
@@ -58,11 +64,6 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<(), CliError> {
     switchboard_relay::run(listener, app, options, super::shutdown_signal()).await;
     eprintln!("switchboard relay: stopped");
     Ok(())
-}
-
-/// The store of one room of the relay whose data lives in `home`.
-pub fn room_store(home: &Path, room: &str) -> Result<SqliteStore, StoreError> {
-    SqliteStore::open(&home.join("rooms").join(room))
 }
 
 fn app_config(args: &ServeArgs) -> AppConfig {

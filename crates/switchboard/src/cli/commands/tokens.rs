@@ -1,29 +1,36 @@
-//! `switchboard tokens create|list|revoke`: the relay's credentials, kept in `<home>/tokens.db`
-//! beside the rooms. A token's secret is printed once, at creation, and never again.
+//! `switchboard tokens create|list|revoke`: the relay's credentials, kept beside its rooms
+//! (`<home>/tokens.db`, or the shared Postgres database). A token's secret is printed once, at
+//! creation, and never again.
 
-use switchboard_core::{Clock, Grant, Store, SystemClock, TokenStore};
+use switchboard_core::{Clock, Grant, SystemClock, TokenStore};
 use switchboard_proto::{PeerKind, PeerName};
 use switchboard_relay::auth::{check_grant, mint};
-use switchboard_store_sqlite::SqliteTokens;
 
 use super::super::args::{TokenCreateArgs, TokensAction};
 use super::super::{CliError, output};
+use super::relay_data::{DbChoice, RelayData};
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, action: TokensAction, json: bool) -> Result<(), CliError> {
-    let store = SqliteTokens::open(&settings.home).map_err(switchboard_core::Error::Store)?;
+pub async fn run(
+    settings: &Settings,
+    action: TokensAction,
+    database_url: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let data = RelayData::open(&settings.home, DbChoice::url(database_url)).await?;
+    let store = data.tokens()?;
+    let store = store.as_ref();
     match action {
-        TokensAction::Create(args) => create(settings, &store, args, json).await,
-        TokensAction::List => list(&store, json).await,
-        TokensAction::Revoke { id } => revoke(&store, &id, json).await,
+        TokensAction::Create(args) => create(&data, store, args, json).await,
+        TokensAction::List => list(store, json).await,
+        TokensAction::Revoke { id } => revoke(store, &id, json).await,
     }
 }
 
 /// A peer token's peer exists from the moment it is minted, so mail to it queues before it
 /// first connects.
-async fn register_peer(settings: &Settings, room: &str, peer: &str) -> Result<(), CliError> {
-    let store =
-        super::serve::room_store(&settings.home, room).map_err(switchboard_core::Error::Store)?;
+async fn register_peer(data: &RelayData, room: &str, peer: &str) -> Result<(), CliError> {
+    let store = data.room(room).await?;
     let name = PeerName::parse(peer).map_err(switchboard_core::Error::from)?;
     store
         .ensure_peer(&name, PeerKind::Agent, SystemClock.now_ms())
@@ -33,8 +40,8 @@ async fn register_peer(settings: &Settings, room: &str, peer: &str) -> Result<()
 }
 
 async fn create(
-    settings: &Settings,
-    store: &SqliteTokens,
+    data: &RelayData,
+    store: &dyn TokenStore,
     args: TokenCreateArgs,
     json: bool,
 ) -> Result<(), CliError> {
@@ -52,7 +59,7 @@ async fn create(
         ))
     })?;
     if let Grant::Peer { room, peer } = &grant {
-        register_peer(settings, room, peer).await?;
+        register_peer(data, room, peer).await?;
     }
     let minted = mint(store, grant, &args.label, SystemClock.now_ms())
         .await
@@ -79,7 +86,7 @@ fn describe(grant: &Grant) -> String {
     }
 }
 
-async fn list(store: &SqliteTokens, json: bool) -> Result<(), CliError> {
+async fn list(store: &dyn TokenStore, json: bool) -> Result<(), CliError> {
     let tokens = store
         .tokens()
         .await
@@ -106,7 +113,7 @@ async fn list(store: &SqliteTokens, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn revoke(store: &SqliteTokens, id: &str, json: bool) -> Result<(), CliError> {
+async fn revoke(store: &dyn TokenStore, id: &str, json: bool) -> Result<(), CliError> {
     let revoked = store
         .revoke_token(id, SystemClock.now_ms())
         .await

@@ -164,12 +164,24 @@ pub async fn run(
 }
 
 /// Ends remote sessions nobody holds any more, so vanished clients go offline.
+/// How often the relay expires and deletes old records in every open room (what `gc` does).
+const GC_EVERY: Duration = Duration::from_secs(600);
+
 async fn reap(app: App, idle: Duration) {
     let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut last_gc = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
         for (room, id) in app.sessions.take_idle(idle) {
             close(&app, &room, id).await;
+        }
+        if last_gc.elapsed() >= GC_EVERY {
+            last_gc = tokio::time::Instant::now();
+            for mailbox in app.rooms.all() {
+                if let Err(e) = mailbox.gc().await {
+                    tracing::warn!("upkeep of a room failed: {e}");
+                }
+            }
         }
     }
 }

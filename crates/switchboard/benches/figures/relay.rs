@@ -2,6 +2,10 @@
 //! (send, then lease + hand-over + ack by the recipients, all through the relay client), and
 //! push latency from a send on the relay to a channel event on a `switchboard mcp --relay`
 //! session's stdout. The relay is its own process; client and relay share this machine's cores.
+//!
+//! Both backends: the embedded store, then (when a Postgres server is reachable, see
+//! `switchboard_store_postgres::scratch`) a scratch Postgres database, where the push is also
+//! measured across two replicas: sent through one, pushed by the other.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard_client::RelayClient;
+use switchboard_store_postgres::scratch::Scratch;
 use switchboard_core::{Exchange, NamePolicy, OpenSession, Outgoing};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 
@@ -32,9 +37,10 @@ impl Drop for Relay {
     }
 }
 
-fn start(home: &std::path::Path) -> Relay {
+fn start(home: &std::path::Path, database_url: Option<&str>) -> Relay {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(db_args(database_url))
         .env("SWITCHBOARD_HOME", home)
         // Many senders in one room, each inside its limits; the checks stay in the path.
         .env("SWITCHBOARD_RATE_LIMIT", "100000")
@@ -52,8 +58,13 @@ fn start(home: &std::path::Path) -> Relay {
     Relay { child, url }
 }
 
-fn mint(home: &std::path::Path) -> String {
+fn db_args(database_url: Option<&str>) -> Vec<&str> {
+    database_url.map_or_else(Vec::new, |url| vec!["--database-url", url])
+}
+
+fn mint(home: &std::path::Path, database_url: Option<&str>) -> String {
     let out = Command::new(BIN)
+        .args(db_args(database_url))
         .args(["tokens", "create", "--room", "bench"])
         .env("SWITCHBOARD_HOME", home)
         .output()
@@ -65,9 +76,17 @@ fn mint(home: &std::path::Path) -> String {
 }
 
 pub async fn figures(messages: usize) {
+    backend_figures("embedded SQLite", None, messages).await;
+    match Scratch::create("bench").await {
+        Some(db) => backend_figures("Postgres", Some(&db.url), messages).await,
+        None => println!("| Postgres figures | skipped: no Postgres server reachable |"),
+    }
+}
+
+async fn backend_figures(backend: &str, database_url: Option<&str>, messages: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let relay = start(dir.path());
-    let token = mint(dir.path());
+    let relay = start(dir.path(), database_url);
+    let token = mint(dir.path(), database_url);
     let client = Arc::new(
         RelayClient::connect(&relay.url, &token)
             .await
@@ -75,28 +94,40 @@ pub async fn figures(messages: usize) {
     );
     let rate = throughput(&client, messages).await;
     println!(
-        "| durable messages/s through the relay over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
+        "| {backend}: durable messages/s through the relay over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
     );
     let from = client.operator("bench-pusher").await.expect("operator");
+    push_through(dir.path(), &relay.url, &token, &client, &from, backend, "bench-remote").await;
+    if let Some(url) = database_url {
+        // A second replica on the same database: the push crosses replicas by NOTIFY.
+        let other = start(dir.path(), Some(url));
+        let what = format!("{backend}, sent via replica 1, pushed by replica 2");
+        push_through(dir.path(), &other.url, &token, &client, &from, &what, "bench-far").await;
+    }
+    drop(relay);
+}
+
+/// Push latency to a `mcp --relay` session attached to `url`, sending through `client`.
+async fn push_through(
+    home: &std::path::Path,
+    url: &str,
+    token: &str,
+    client: &RelayClient,
+    from: &switchboard_core::PeerRecord,
+    what: &str,
+    name: &str,
+) {
     let mut session = Session::spawn_with(
-        dir.path(),
-        "bench-remote",
-        &["--relay", &relay.url, "--token", &token, "--push", "on"],
+        home,
+        name,
+        &["--relay", url, "--token", token, "--push", "on"],
     );
     session.initialize(true);
     session.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "peers", "arguments": {}}}));
     session.response(2);
-    push_latency(
-        &session,
-        client.as_ref(),
-        &from,
-        "bench-remote",
-        " through the relay",
-    )
-    .await;
+    push_latency(&session, client, from, name, &format!(" through the relay ({what})")).await;
     session.stop();
-    drop(relay);
 }
 
 async fn throughput(client: &Arc<RelayClient>, messages: usize) -> f64 {

@@ -137,6 +137,8 @@ macro_rules! conformance_suite {
             a_released_claim_does_not_count_as_an_attempt,
             bad_dispatches_change_nothing,
             concurrent_workers_never_share_a_job,
+            concurrent_sessions_never_share_a_name,
+            racing_answers_close_a_question_once,
         );
     };
     (@stories $backend:expr; $($story:ident),* $(,)?) => {

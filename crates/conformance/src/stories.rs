@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use switchboard_core::{
-    Error, Exchange, Limits, LogQuery, NamePolicy, Outgoing, Rejection, SentQuery, Wake,
+    Error, Exchange, Limits, LogQuery, NamePolicy, OpenSession, Outgoing, Rejection, SentQuery,
+    Wake,
 };
-use switchboard_proto::{DeliveryState, PeerKind, Scope, Target};
+use switchboard_proto::{DeliveryState, PeerInfo, PeerKind, PeerName, Scope, Target};
 
 use crate::{Backend, World, roomy_limits};
 
@@ -1423,4 +1424,82 @@ pub async fn concurrent_workers_never_share_a_job(b: &dyn Backend) {
     all.dedup();
     assert_eq!(before, 60, "every job completed");
     assert_eq!(all.len(), 60, "none twice");
+}
+
+/// Sessions opening one name at once, on two handles (two replicas), each get a name of their
+/// own: no two live sessions ever act as one agent.
+pub async fn concurrent_sessions_never_share_a_name(b: &dyn Backend) {
+    let w = world(b, roomy_limits()).await;
+    let other = w.sibling(b.open().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let mailbox = if i % 2 == 0 {
+            w.mailbox.clone()
+        } else {
+            other.mailbox.clone()
+        };
+        tasks.spawn(async move {
+            let s = mailbox
+                .open_session(OpenSession {
+                    name: PeerName::parse("claude-webapp").unwrap(),
+                    kind: PeerKind::Agent,
+                    info: PeerInfo::default(),
+                    policy: NamePolicy::Suffix,
+                    client_pid: None,
+                })
+                .await
+                .unwrap();
+            (s.peer.name.clone(), s)
+        });
+    }
+    let mut names = Vec::new();
+    let mut sessions = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (name, s) = r.unwrap();
+        names.push(name);
+        sessions.push(s);
+    }
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "two sessions share a name: {names:?}");
+    assert!(names.contains(&"claude-webapp".to_owned()), "{names:?}");
+}
+
+/// Two answers to one question racing on two handles: exactly one wins, the other is told the
+/// question is closed, and the asker gets one reply.
+pub async fn racing_answers_close_a_question_once(b: &dyn Backend) {
+    use switchboard_proto::Basis;
+    let w = world(b, roomy_limits()).await;
+    let alice = w.agent("alice").await;
+    let bob = w.agent("bob").await;
+    let other = w.sibling(b.open().await);
+    for round in 0..5 {
+        let q = w
+            .mailbox
+            .ask(alice.peer.id, ask_of("bob", &format!("port {round}?")))
+            .await
+            .unwrap();
+        let (m1, m2) = (w.mailbox.clone(), other.mailbox.clone());
+        let bob_id = bob.peer.id;
+        let first = tokio::spawn(async move {
+            m1.reply(bob_id, q.id, answer_with("8080", Basis::Verified, &[]))
+                .await
+        });
+        let second = tokio::spawn(async move {
+            m2.reply(bob_id, q.id, answer_with("9090", Basis::FromMemory, &[]))
+                .await
+        });
+        let results = [first.await.unwrap(), second.await.unwrap()];
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "exactly one answer wins: {results:?}");
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(Error::Rejected(Rejection::QuestionClosed { .. })))),
+            "{results:?}"
+        );
+    }
+    let replies = w.mailbox.lease(&alice, 100, false).await.unwrap();
+    assert_eq!(replies.len(), 5, "one reply per question: {replies:?}");
 }

@@ -161,7 +161,7 @@ async fn claim_name(c: &Conn, req: &OpenSession, now: Millis) -> OpResult<PeerId
         };
         let found = opt(
             c,
-            "SELECT id, kind FROM peers WHERE name = $1 FOR UPDATE",
+            "SELECT id, kind FROM peers WHERE name = $1 FOR NO KEY UPDATE",
             &[&name.as_str()],
         )
         .await?;

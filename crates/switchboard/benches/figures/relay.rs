@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard_client::RelayClient;
-use switchboard_store_postgres::scratch::Scratch;
 use switchboard_core::{Exchange, NamePolicy, OpenSession, Outgoing};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
+use switchboard_store_postgres::scratch::Scratch;
 
 use super::BIN;
 use super::mcp::{Session, push_latency};
@@ -97,12 +97,30 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
         "| {backend}: durable messages/s through the relay over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
     );
     let from = client.operator("bench-pusher").await.expect("operator");
-    push_through(dir.path(), &relay.url, &token, &client, &from, backend, "bench-remote").await;
+    push_through(
+        dir.path(),
+        &relay.url,
+        &token,
+        &client,
+        &from,
+        backend,
+        "bench-remote",
+    )
+    .await;
     if let Some(url) = database_url {
         // A second replica on the same database: the push crosses replicas by NOTIFY.
         let other = start(dir.path(), Some(url));
         let what = format!("{backend}, sent via replica 1, pushed by replica 2");
-        push_through(dir.path(), &other.url, &token, &client, &from, &what, "bench-far").await;
+        push_through(
+            dir.path(),
+            &other.url,
+            &token,
+            &client,
+            &from,
+            &what,
+            "bench-far",
+        )
+        .await;
     }
     drop(relay);
 }
@@ -126,7 +144,14 @@ async fn push_through(
     session.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "peers", "arguments": {}}}));
     session.response(2);
-    push_latency(&session, client, from, name, &format!(" through the relay ({what})")).await;
+    push_latency(
+        &session,
+        client,
+        from,
+        name,
+        &format!(" through the relay ({what})"),
+    )
+    .await;
     session.stop();
 }
 

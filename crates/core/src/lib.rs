@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod exchange;
 pub mod mailbox;
+pub mod notice;
 pub mod policy;
 pub mod store;
 pub mod tokens;

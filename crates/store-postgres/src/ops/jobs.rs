@@ -45,16 +45,16 @@ fn view_row(r: &Row) -> OpResult<(JobView, i64)> {
 }
 
 async fn load(c: &Conn, id: JobId) -> OpResult<(JobView, i64)> {
-    let sql = format!("{SELECT_JOB} WHERE j.id = $1");
-    match opt(c, &sql, &[&id]).await? {
-        Some(r) => view_row(&r),
-        None => Err(Rejection::UnknownJob { id }.into()),
-    }
+    fetch(c, id, "").await
 }
 
 /// The job with its row locked until the transaction ends.
 async fn lock(c: &Conn, id: JobId) -> OpResult<(JobView, i64)> {
-    let sql = format!("{SELECT_JOB} WHERE j.id = $1 FOR UPDATE OF j");
+    fetch(c, id, "FOR UPDATE OF j").await
+}
+
+async fn fetch(c: &Conn, id: JobId, locking: &str) -> OpResult<(JobView, i64)> {
+    let sql = format!("{SELECT_JOB} WHERE j.id = $1 {locking}");
     match opt(c, &sql, &[&id]).await? {
         Some(r) => view_row(&r),
         None => Err(Rejection::UnknownJob { id }.into()),
@@ -375,7 +375,7 @@ async fn settle(
     .await?;
     let (dispatcher, agent, ttl): (i64, String, i64) =
         (col(&row, 0)?, col(&row, 1)?, col(&row, 2)?);
-    let text = format!("Job #{id} for {agent} is {state}.");
+    let text = switchboard_core::notice::job_settled(id, &agent, state);
     mail::notice(
         c,
         wakes,

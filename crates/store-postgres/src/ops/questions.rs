@@ -157,7 +157,7 @@ pub async fn expire_asked_by(
         let question: MessageId = col(&row, 0)?;
         let name: String = col(&row, 2)?;
         let ttl: i64 = col(&row, 3)?;
-        let text = format!("Your question #{question} to {name} expired unanswered.");
+        let text = switchboard_core::notice::question_expired(question, &name);
         let notice = mail::notice(
             c,
             wakes,

@@ -343,7 +343,7 @@ fn settle(
             "SELECT dispatcher_id, agent, expires_at - created_at FROM jobs WHERE id = ?1",
         )?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let text = format!("Job #{id} for {agent} is {state}.");
+    let text = switchboard_core::notice::job_settled(id, &agent, state);
     mail::notice(
         conn,
         wakes,

@@ -143,7 +143,7 @@ pub fn expire_asked_by(
         })?
         .collect::<Result<_, _>>()?;
     for (question, recipient, name, ttl) in due {
-        let text = format!("Your question #{question} to {name} expired unanswered.");
+        let text = switchboard_core::notice::question_expired(question, &name);
         let notice = mail::notice(
             conn,
             wakes,

@@ -206,3 +206,55 @@ fn sigkill(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_doctor_report_the_shared_database_and_never_its_password() {
+    let Some(db) = Scratch::create("teamcli").await else {
+        return;
+    };
+    let home = Home::new();
+    let run = |args: &[&str]| {
+        home.run(
+            "ops",
+            &[&["--database-url", db.url.as_str()], args].concat(),
+        )
+    };
+    let out = run(&["tokens", "create", "--room", "ops-room", "--peer", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["migrate"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("room ops-room: current"),
+        "{text}"
+    );
+    let out = run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("database") && text.contains("schema v1, 1 rooms"),
+        "{text}"
+    );
+
+    // Unreachable: exit 5, the URL shown without its password.
+    let out = home.run(
+        "ops",
+        &[
+            "--database-url",
+            "postgres://ops:hunter2@127.0.0.1:1/nowhere",
+            "tokens",
+            "list",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("postgres://ops@127.0.0.1:1/nowhere") && !err.contains("hunter2"),
+        "{err}"
+    );
+    // Not Postgres at all: bad input, nothing touched.
+    let out = home.run("ops", &["--database-url", "mysql://x@y/z", "migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+}

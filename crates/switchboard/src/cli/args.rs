@@ -137,6 +137,11 @@ pub struct ServeArgs {
     /// A remote session nobody holds (no event stream, no MCP connection) ends after this
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub session_idle: Duration,
+    /// Test only: `/mcp` also serves the fixtures of the official MCP conformance suite and
+    /// admits requests without a token (room `conformance`); loopback addresses only. Hidden:
+    /// it is for the conformance test, not for anyone running a relay.
+    #[arg(long, hide = true)]
+    pub conformance_fixtures: bool,
 }
 
 #[derive(Debug, Subcommand)]

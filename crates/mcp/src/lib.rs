@@ -3,12 +3,15 @@
 //!
 //! - [`server`]: the handler — session registration, tools, push, piggyback, resources, prompts;
 //! - [`tools`]: tool definitions and their execution;
+//! - [`fixtures`]: the official conformance suite's fixtures, served beside the product's own
+//!   only by `serve --conformance-fixtures`;
 //! - [`framing`]: how peer content is shown to a model (untrusted, with ids to act on);
 //! - [`identity`]: the peer name and the declared location facts;
 //! - [`notify`]: opt-in desktop notifications for sessions that cannot be pushed to;
 //! - [`hooks`]: Claude Code hook commands, the delivery path that needs no channel flag;
 //! - [`stdio`]: running one session over stdin/stdout until the client goes away.
 
+pub mod fixtures;
 pub mod framing;
 pub mod hooks;
 pub mod identity;

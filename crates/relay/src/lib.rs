@@ -3,11 +3,13 @@
 //! Layers, outermost first: [`server`] accepts connections (TLS, timeouts, graceful drain);
 //! [`app`] routes `/mcp`, `/v1`, `/healthz` and `/metrics` behind host, origin and token
 //! checks; [`guard`] narrows a room's mailbox to what the caller's token grants; [`rooms`]
-//! keeps one store per room; [`sessions`] tracks the sessions remote callers hold.
+//! keeps one store per room; [`sessions`] tracks the sessions remote callers hold;
+//! [`fixtures`] is the hidden conformance mode (the official MCP suite's fixtures on `/mcp`).
 
 pub mod app;
 pub mod auth;
 mod events;
+pub mod fixtures;
 pub mod guard;
 pub mod metrics;
 pub mod rooms;

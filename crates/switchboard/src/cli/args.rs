@@ -162,6 +162,11 @@ pub struct ServeArgs {
     /// How long connecting to Postgres, or waiting for a pooled connection, may take
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub db_timeout: Duration,
+    /// Test only: `/mcp` also serves the fixtures of the official MCP conformance suite and
+    /// admits requests without a token (room `conformance`); loopback addresses only. Hidden:
+    /// it is for the conformance test, not for anyone running a relay.
+    #[arg(long, hide = true)]
+    pub conformance_fixtures: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 mod harness;
 
 mod bad_input;
+mod conformance;
 mod delivery;
 mod hooks;
 mod jobs;

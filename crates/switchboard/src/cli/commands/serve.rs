@@ -31,24 +31,31 @@ pub async fn run(
     let data = RelayData::open(&settings.home, choice).await?;
     let tokens = data.tokens()?;
     refuse_open_bind(&args.listen, tokens.as_ref()).await?;
+    if args.conformance_fixtures && !args.listen.ip().is_loopback() {
+        return Err(CliError::BadInput(format!(
+            "--conformance-fixtures lets requests in without a token, so it listens on loopback \
+             only, not on {}",
+            args.listen
+        )));
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             Some(Tls::from_pem_files(cert, key).map_err(|e| CliError::BadInput(e.to_string()))?)
         }
         _ => None,
     };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener.local_addr()?;
     let app = App::new(AppState {
         rooms: Rooms::new(data.opener(), settings.limits.clone()),
         sessions: Sessions::default(),
         verifier: Verifier::new(tokens),
         metrics: Metrics::new(),
-        config: Arc::new(app_config(&args)),
+        config: Arc::new(app_config(&args, local)),
         shutdown: CancellationToken::new(),
     });
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| CliError::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
-    let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The address on stdout (tests and scripts read it when the port was 0); the rest on stderr.
     println!("listening on {scheme}://{local}");
@@ -66,12 +73,21 @@ pub async fn run(
     Ok(())
 }
 
-fn app_config(args: &ServeArgs) -> AppConfig {
+fn app_config(args: &ServeArgs, local: SocketAddr) -> AppConfig {
     let mut config = AppConfig {
         body_limit: args.body_limit,
         allowed_origins: args.allowed_origins.clone(),
+        conformance_fixtures: args.conformance_fixtures,
         ..AppConfig::default()
     };
+    if args.conformance_fixtures {
+        // The suite's DNS-rebinding check sends the relay's own loopback origin and wants it
+        // accepted, as a page the relay served itself would be; foreign origins stay refused.
+        let port = local.port();
+        for host in ["127.0.0.1", "localhost", "[::1]"] {
+            config.allowed_origins.push(format!("http://{host}:{port}"));
+        }
+    }
     config
         .allowed_hosts
         .extend(args.allowed_hosts.iter().cloned());

@@ -40,7 +40,7 @@ pub async fn send(
         }
     }
     let mut recipients = recipients(c, wakes, msg, now).await?;
-    lock_parties(c, msg.sender, &recipients).await?;
+    lock_parties(c, msg.sender, &mut recipients).await?;
     check_rate(c, msg.sender, adm, now).await?;
     for (id, name) in &recipients {
         check_pending(c, *id, name, adm.pending_cap).await?;
@@ -116,16 +116,26 @@ async fn deliver(
 }
 
 /// Serialises the sends that share a sender or a recipient, so the limits below count what
-/// every earlier send committed.
-async fn lock_parties(c: &Conn, sender: PeerId, recipients: &[(PeerId, String)]) -> OpResult<()> {
+/// every earlier send committed; reads the recipients' names under the lock.
+async fn lock_parties(
+    c: &Conn,
+    sender: PeerId,
+    recipients: &mut [(PeerId, String)],
+) -> OpResult<()> {
     let mut ids: Vec<PeerId> = recipients.iter().map(|(r, _)| *r).collect();
     ids.push(sender);
-    rows(
+    let locked = rows(
         c,
-        "SELECT id FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        "SELECT id, name FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
         &[&ids],
     )
     .await?;
+    for row in &locked {
+        let id: PeerId = col(row, 0)?;
+        if let Some(r) = recipients.iter_mut().find(|(r, _)| *r == id) {
+            r.1 = col(row, 1)?;
+        }
+    }
     Ok(())
 }
 
@@ -179,10 +189,8 @@ async fn recipients(
     now: Millis,
 ) -> OpResult<Vec<(PeerId, String)>> {
     let scope = match msg.target {
-        NewTarget::Peer(p) => {
-            let row = one(c, "SELECT name FROM peers WHERE id = $1", &[&p]).await?;
-            return Ok(vec![(p, col(&row, 0)?)]);
-        }
+        // The name is read when the row is locked (see `lock_parties`).
+        NewTarget::Peer(p) => return Ok(vec![(p, String::new())]),
         NewTarget::Broadcast(scope) => scope,
     };
     peers::reap(c, wakes, now).await?;
@@ -329,9 +337,10 @@ pub async fn lease(
         found.sort_by_key(|c| c.item.id);
         found.truncate(req.limit as usize);
     }
+    let buried = take_leases(c, req, &found, now).await?;
     let mut out = Vec::with_capacity(found.len());
     for mut cand in found {
-        if cand.queued && !take_lease(c, req, &cand, now).await? {
+        if cand.queued && buried.contains(&cand.item.id) {
             continue;
         }
         if let Some(g) = &mut cand.item.grounding {
@@ -342,32 +351,44 @@ pub async fn lease(
     Ok(out)
 }
 
-/// Leases one queued item, or declares it dead when it has used up its attempts. Returns
-/// whether the item was leased.
-async fn take_lease(c: &Conn, req: &LeaseRequest, cand: &Candidate, now: Millis) -> OpResult<bool> {
-    if cand.attempts >= req.max_attempts {
+/// Leases the queued candidates in one statement, and declares dead (in another) those that
+/// used up their attempts. Returns the ids buried.
+async fn take_leases(
+    c: &Conn,
+    req: &LeaseRequest,
+    found: &[Candidate],
+    now: Millis,
+) -> OpResult<Vec<MessageId>> {
+    let (spent, fresh): (Vec<&Candidate>, Vec<&Candidate>) = found
+        .iter()
+        .filter(|cand| cand.queued)
+        .partition(|cand| cand.attempts >= req.max_attempts);
+    let buried: Vec<MessageId> = spent.iter().map(|cand| cand.item.id).collect();
+    let leased: Vec<MessageId> = fresh.iter().map(|cand| cand.item.id).collect();
+    if !buried.is_empty() {
         exec(
             c,
             "UPDATE deliveries SET state = 'dead', lease_session = NULL, lease_until = NULL
-             WHERE recipient_id = $1 AND message_id = $2",
-            &[&req.peer, &cand.item.id],
+             WHERE recipient_id = $1 AND message_id = ANY($2)",
+            &[&req.peer, &buried],
         )
         .await?;
-        return Ok(false);
     }
-    exec(
-        c,
-        "UPDATE deliveries SET attempts = attempts + 1, lease_session = $3, lease_until = $4
-         WHERE recipient_id = $1 AND message_id = $2",
-        &[
-            &req.peer,
-            &cand.item.id,
-            &req.session,
-            &now.saturating_add(req.lease_ms),
-        ],
-    )
-    .await?;
-    Ok(true)
+    if !leased.is_empty() {
+        exec(
+            c,
+            "UPDATE deliveries SET attempts = attempts + 1, lease_session = $3, lease_until = $4
+             WHERE recipient_id = $1 AND message_id = ANY($2)",
+            &[
+                &req.peer,
+                &leased,
+                &req.session,
+                &now.saturating_add(req.lease_ms),
+            ],
+        )
+        .await?;
+    }
+    Ok(buried)
 }
 
 pub async fn mark_delivered(

@@ -8,12 +8,12 @@
 use tokio_postgres::Row;
 
 use switchboard_core::{
-    Admission, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, Rejection, SentQuery,
-    SessionId, Wake,
+    Admission, BroadcastPlace, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, Rejection,
+    SentQuery, SessionId, Wake,
 };
 use switchboard_proto::{
     DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, RecipientState,
-    Scope, SentMessage, Target,
+    SentMessage, Target,
 };
 
 use super::{Conn, big, col, exec, one, opt, parse, peers, rows, small};
@@ -195,34 +195,15 @@ async fn recipients(
     };
     peers::reap(c, wakes, now).await?;
     let sender = peers::by_id(c, msg.sender).await?;
-    let place = match scope {
-        Scope::Room => None,
-        Scope::Dir => Some((sender.info.cwd, "working directory")),
-        Scope::Repo => Some((sender.info.git_root, "git repository")),
-    };
-    let place = match place {
-        None => None,
-        Some((Some(p), _)) => Some(p),
-        Some((None, what)) => {
-            return Err(Rejection::NoLocation {
-                scope,
-                what: what.into(),
-            }
-            .into());
-        }
-    };
-    let column = if scope == Scope::Repo {
-        "git_root"
-    } else {
-        "cwd"
-    };
+    let place = BroadcastPlace::of(scope, &sender.info)?;
+    let column = place.column;
     let sql = format!(
         "SELECT p.id, p.name FROM peers p WHERE p.id <> $1
            AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
            AND ($2::text IS NULL OR p.{column} = $2)
          ORDER BY p.id"
     );
-    rows(c, &sql, &[&msg.sender, &place])
+    rows(c, &sql, &[&msg.sender, &place.value])
         .await?
         .iter()
         .map(|r| Ok((col(r, 0)?, col(r, 1)?)))

@@ -106,14 +106,7 @@ pub async fn counts(c: &Conn, backend: String, schema_version: u32) -> OpResult<
     {
         let state: &str = col(&r, 0)?;
         let n = u64::try_from(col::<i64>(&r, 1)?).unwrap_or(0);
-        match state {
-            "queued" => stats.queued = n,
-            "delivered" => stats.delivered = n,
-            "read" => stats.read = n,
-            "expired" => stats.expired = n,
-            "dead" => stats.dead = n,
-            _ => {}
-        }
+        stats.count_deliveries(state, n);
     }
     Ok(stats)
 }

@@ -4,12 +4,12 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use switchboard_core::{
-    Admission, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, Rejection, SentQuery,
-    SessionId, Wake,
+    Admission, BroadcastPlace, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, Rejection,
+    SentQuery, SessionId, Wake,
 };
 use switchboard_proto::{
     DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, RecipientState,
-    Scope, SentMessage, Target,
+    SentMessage, Target,
 };
 
 use super::{count_up_to, parse_col, peers};
@@ -160,27 +160,8 @@ fn recipients(
     };
     peers::reap(conn, wakes, live, now)?;
     let sender = peers::by_id(conn, msg.sender)?;
-    let place = match scope {
-        Scope::Room => None,
-        Scope::Dir => Some((sender.info.cwd, "working directory")),
-        Scope::Repo => Some((sender.info.git_root, "git repository")),
-    };
-    let place = match place {
-        None => None,
-        Some((Some(p), _)) => Some(p),
-        Some((None, what)) => {
-            return Err(Rejection::NoLocation {
-                scope,
-                what: what.into(),
-            }
-            .into());
-        }
-    };
-    let column = if scope == Scope::Repo {
-        "git_root"
-    } else {
-        "cwd"
-    };
+    let place = BroadcastPlace::of(scope, &sender.info)?;
+    let column = place.column;
     let sql = format!(
         "SELECT p.id, p.name FROM peers p WHERE p.id <> ?1
            AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
@@ -189,7 +170,9 @@ fn recipients(
     );
     let ids = conn
         .prepare_cached(&sql)?
-        .query_map(params![msg.sender, place], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![msg.sender, place.value], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<Result<_, _>>()?;
     Ok(ids)
 }

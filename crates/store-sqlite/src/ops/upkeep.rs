@@ -91,14 +91,7 @@ pub fn counts(conn: &Connection, backend: String) -> OpResult<StoreStats> {
     for row in rows {
         let (state, n) = row?;
         let n = u64::try_from(n).unwrap_or(0);
-        match state.as_str() {
-            "queued" => stats.queued = n,
-            "delivered" => stats.delivered = n,
-            "read" => stats.read = n,
-            "expired" => stats.expired = n,
-            "dead" => stats.dead = n,
-            _ => {}
-        }
+        stats.count_deliveries(&state, n);
     }
     Ok(stats)
 }

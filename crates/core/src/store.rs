@@ -250,41 +250,6 @@ impl StoreStats {
     }
 }
 
-/// Where a broadcast goes: the peers whose `column` (as every backend names it) equals
-/// `value`, or the whole room when `value` is `None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BroadcastPlace {
-    pub column: &'static str,
-    pub value: Option<String>,
-}
-
-impl BroadcastPlace {
-    /// The place of a broadcast in `scope` from a sender described by `info`; a sender with
-    /// no working directory (or repository) cannot broadcast to its directory (or repository).
-    pub fn of(scope: Scope, info: &PeerInfo) -> Result<Self, Rejection> {
-        let (column, value, what) = match scope {
-            Scope::Room => {
-                return Ok(Self {
-                    column: "cwd",
-                    value: None,
-                });
-            }
-            Scope::Dir => ("cwd", &info.cwd, "working directory"),
-            Scope::Repo => ("git_root", &info.git_root, "git repository"),
-        };
-        match value {
-            Some(v) => Ok(Self {
-                column,
-                value: Some(v.clone()),
-            }),
-            None => Err(Rejection::NoLocation {
-                scope,
-                what: what.into(),
-            }),
-        }
-    }
-}
-
 /// A storage failure that is not the caller's input: the store cannot do the work.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

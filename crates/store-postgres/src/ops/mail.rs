@@ -73,28 +73,8 @@ pub async fn send(
     let id: MessageId = col(&row, 0)?;
     let ids: Vec<PeerId> = recipients.iter().map(|(r, _)| *r).collect();
     deliver(c, wakes, id, &ids).await?;
-    // The sender's view is known without reading it back: everything is fresh and queued.
-    recipients.sort_by(|a, b| a.1.cmp(&b.1));
-    Ok(SentMessage {
-        id,
-        to,
-        text: msg.text.clone(),
-        reply_to: msg.reply_to,
-        idempotency_key: msg.idempotency_key.clone(),
-        created_at: now,
-        expires_at: msg.expires_at,
-        recipients: recipients
-            .into_iter()
-            .map(|(_, peer)| RecipientState {
-                peer,
-                state: DeliveryState::Queued,
-                attempts: 0,
-                delivered_at: None,
-                read_at: None,
-            })
-            .collect(),
-        duplicate: false,
-    })
+    let names = recipients.into_iter().map(|(_, name)| name).collect();
+    Ok(switchboard_core::rules::fresh_sent(id, to, msg, now, names))
 }
 
 /// One queued delivery per recipient, and a wake for each.

@@ -5,6 +5,7 @@
 
 use tokio_postgres::Row;
 
+use switchboard_core::rules::{ReplyRecord, may_reply};
 use switchboard_core::{
     Admission, NewMessage, NewQuestion, NewTarget, PeerId, QuestionQuery, Rejection, Reply, Wake,
 };
@@ -42,16 +43,6 @@ pub async fn ask(
     load(c, sent.id, now).await
 }
 
-/// What a reply stores: its message kind and text, the question's new state and the basis.
-fn reply_parts(reply: &Reply) -> (ItemKind, &String, &'static str, Option<&'static str>) {
-    match reply {
-        Reply::Answer { text, basis, .. } => {
-            (ItemKind::Answer, text, "answered", Some(basis.as_str()))
-        }
-        Reply::Decline { reason } => (ItemKind::Decline, reason, "declined", None),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 pub async fn reply(
     c: &Conn,
@@ -63,7 +54,6 @@ pub async fn reply(
     adm: Admission,
     now: Millis,
 ) -> OpResult<QuestionView> {
-    // Within a room, peers may learn whom a question was asked, so a wrong answerer is told.
     let parties = opt(
         c,
         "SELECT m.sender_id, m.recipient_id FROM questions q
@@ -75,33 +65,10 @@ pub async fn reply(
         return Err(Rejection::UnknownQuestion { id: question }.into());
     };
     let (asker, asked): (PeerId, PeerId) = (col(&parties, 0)?, col(&parties, 1)?);
-    let current = load(c, question, now).await?;
-    if asked != by {
-        return Err(Rejection::NotYourQuestion {
-            id: question,
-            asked: current.to,
-        }
-        .into());
-    }
-    if current.state != QuestionState::Open {
-        return Err(Rejection::QuestionClosed {
-            id: question,
-            state: current.state.to_string(),
-        }
-        .into());
-    }
-    let (kind, text, state, basis) = reply_parts(reply);
-    let msg = NewMessage {
-        kind,
-        sender: by,
-        target: NewTarget::Peer(asker),
-        text: text.clone(),
-        reply_to: Some(question),
-        idempotency_key: None,
-        expires_at,
-    };
-    let sent = mail::send(c, wakes, &msg, adm, now).await?;
-    close(c, question, state, sent.id, basis, now).await?;
+    may_reply(&load(c, question, now).await?, asked, by)?;
+    let record = ReplyRecord::new(reply, question, by, asker, expires_at);
+    let sent = mail::send(c, wakes, &record.message, adm, now).await?;
+    close(c, question, record.state, sent.id, record.basis, now).await?;
     if let Reply::Answer { sources, .. } = reply {
         let positions: Vec<i64> = (0..sources.len() as i64).collect();
         exec(

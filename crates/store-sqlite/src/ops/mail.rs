@@ -39,7 +39,7 @@ pub fn send(
         }
     }
     check_rate(conn, msg.sender, adm, now)?;
-    let mut recipients = recipients(conn, wakes, live, msg, now)?;
+    let recipients = recipients(conn, wakes, live, msg, now)?;
     for (id, name) in &recipients {
         check_pending(conn, *id, name, adm.pending_cap)?;
     }
@@ -74,28 +74,8 @@ pub fn send(
         insert.execute(params![id, r])?;
         wakes.push(Wake::Inbox(*r));
     }
-    // The sender's view is known without reading it back: everything is fresh and queued.
-    recipients.sort_by(|a, b| a.1.cmp(&b.1));
-    Ok(SentMessage {
-        id,
-        to,
-        text: msg.text.clone(),
-        reply_to: msg.reply_to,
-        idempotency_key: msg.idempotency_key.clone(),
-        created_at: now,
-        expires_at: msg.expires_at,
-        recipients: recipients
-            .into_iter()
-            .map(|(_, peer)| RecipientState {
-                peer,
-                state: DeliveryState::Queued,
-                attempts: 0,
-                delivered_at: None,
-                read_at: None,
-            })
-            .collect(),
-        duplicate: false,
-    })
+    let names = recipients.into_iter().map(|(_, name)| name).collect();
+    Ok(switchboard_core::rules::fresh_sent(id, to, msg, now, names))
 }
 
 fn check_rate(conn: &Connection, sender: PeerId, adm: Admission, now: Millis) -> OpResult<()> {

@@ -4,6 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use switchboard_core::rules::{ReplyRecord, may_reply};
 use switchboard_core::{
     Admission, NewMessage, NewQuestion, NewTarget, PeerId, QuestionQuery, Rejection, Reply, Wake,
 };
@@ -52,7 +53,6 @@ pub fn reply(
     adm: Admission,
     now: Millis,
 ) -> OpResult<QuestionView> {
-    // Within a room, peers may learn whom a question was asked, so a wrong answerer is told.
     let parties: Option<(PeerId, PeerId)> = conn
         .prepare_cached(
             "SELECT m.sender_id, m.recipient_id FROM questions q
@@ -63,38 +63,10 @@ pub fn reply(
     let Some((asker, asked)) = parties else {
         return Err(Rejection::UnknownQuestion { id: question }.into());
     };
-    let current = load(conn, question, now)?;
-    if asked != by {
-        return Err(Rejection::NotYourQuestion {
-            id: question,
-            asked: current.to,
-        }
-        .into());
-    }
-    if current.state != QuestionState::Open {
-        return Err(Rejection::QuestionClosed {
-            id: question,
-            state: current.state.to_string(),
-        }
-        .into());
-    }
-    let (kind, text, state, basis) = match reply {
-        Reply::Answer { text, basis, .. } => {
-            (ItemKind::Answer, text, "answered", Some(basis.as_str()))
-        }
-        Reply::Decline { reason } => (ItemKind::Decline, reason, "declined", None),
-    };
-    let msg = NewMessage {
-        kind,
-        sender: by,
-        target: NewTarget::Peer(asker),
-        text: text.clone(),
-        reply_to: Some(question),
-        idempotency_key: None,
-        expires_at,
-    };
-    let sent = mail::send(conn, wakes, live, &msg, adm, now)?;
-    close(conn, question, state, sent.id, basis, now)?;
+    may_reply(&load(conn, question, now)?, asked, by)?;
+    let record = ReplyRecord::new(reply, question, by, asker, expires_at);
+    let sent = mail::send(conn, wakes, live, &record.message, adm, now)?;
+    close(conn, question, record.state, sent.id, record.basis, now)?;
     if let Reply::Answer { sources, .. } = reply {
         let mut insert = conn.prepare_cached(
             "INSERT INTO answer_sources (answer_id, position, source) VALUES (?1, ?2, ?3)",

@@ -15,7 +15,7 @@ fn ids(items: &Value) -> Vec<i64> {
 }
 
 /// Waits until `who`'s `peers` tool reports `name` with the given liveness.
-async fn await_peer(who: &Agent, name: &str, online: bool) {
+pub async fn await_peer(who: &Agent, name: &str, online: bool) {
     eventually(&format!("{name} online={online}"), || async {
         let out = who.ok("peers", json!({})).await;
         out["peers"]

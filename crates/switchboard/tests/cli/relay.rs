@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::harness::{Home, Lines, PATIENCE, eventually};
+use crate::mcp::await_peer;
 use crate::mcp_client::{Agent, Kind, text};
 
 /// A relay process on loopback; killed (by its PID) when dropped.
@@ -122,6 +123,18 @@ pub async fn remote_agent(relay: &Relay, machine: &Home, kind: Kind, token: &str
     .await
 }
 
+/// A worker on `machine` serving `agent` through the relay, running `sh -c script` (the job's
+/// prompt on its stdin), with a job lease that cannot lapse under a loaded CI.
+pub fn worker(relay: &Relay, machine: &Home, token: &str, agent: &str, script: &str) -> Child {
+    cli(relay, machine, token)
+        .env("SWITCHBOARD_JOB_LEASE", "60s")
+        .args(["worker", "--agent", agent, "--", "sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// The human CLI on `machine`, through the relay.
 pub fn cli(relay: &Relay, machine: &Home, token: &str) -> Command {
     let mut cmd = machine.cmd("human");
@@ -145,14 +158,7 @@ async fn scenario_two_machines_ask_answer_message_and_job_through_the_relay() {
         me["me"]["name"], "alice",
         "the peer token decides the name: {me}"
     );
-    eventually("bob online for alice", || async {
-        let peers = alice.ok("peers", json!({})).await;
-        let list = peers["peers"].as_array().cloned().unwrap_or_default();
-        list.iter()
-            .any(|p| p["name"] == "bob" && p["online"] == true)
-            .then_some(())
-    })
-    .await;
+    await_peer(&alice, "bob", true).await;
 
     // A question with a context hint, answered with sources and a basis.
     let q = alice
@@ -190,20 +196,13 @@ async fn scenario_two_machines_ask_answer_message_and_job_through_the_relay() {
     assert!(pushed[1]["content"].as_str().unwrap().contains("CSRF"));
 
     // A job: dispatched by alice, run by a worker on machine B, alice woken with a notice.
-    let mut worker = cli(&relay, &machine_b, &reviewer_token)
-        .args([
-            "worker",
-            "--agent",
-            "reviewer",
-            "--",
-            "sh",
-            "-c",
-            "echo \"reviewed: $(cat)\"",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = worker(
+        &relay,
+        &machine_b,
+        &reviewer_token,
+        "reviewer",
+        "echo \"reviewed: $(cat)\"",
+    );
     let job = alice
         .ok(
             "dispatch",

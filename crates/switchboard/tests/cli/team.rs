@@ -5,15 +5,16 @@
 //! Without a reachable Postgres these tests skip (saying so); with `CI=true` they must run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 use switchboard_store_postgres::scratch::Scratch;
 
-use crate::harness::{Home, eventually, wait_until};
+use crate::harness::{Home, wait_until};
+use crate::mcp::await_peer;
 use crate::mcp_client::Kind;
-use crate::relay::{Relay, cli, remote_agent};
+use crate::relay::{Relay, cli, remote_agent, worker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_and_a_job_cross_from_one_replica_to_another() {
@@ -29,14 +30,7 @@ async fn a_push_and_a_job_cross_from_one_replica_to_another() {
 
     let alice = remote_agent(&a, &machine_a, Kind::ClaudeCode, &alice_token).await;
     let bob = remote_agent(&b, &machine_b, Kind::Codex, &bob_token).await;
-    eventually("alice sees bob online across replicas", || async {
-        let peers = alice.ok("peers", json!({})).await;
-        let list = peers["peers"].as_array().cloned().unwrap_or_default();
-        list.iter()
-            .any(|p| p["name"] == "bob" && p["online"] == true)
-            .then_some(())
-    })
-    .await;
+    await_peer(&alice, "bob", true).await;
 
     // Bob, on replica B, messages alice, on replica A: a push on A from a commit on B.
     let sent_at = Instant::now();
@@ -56,20 +50,13 @@ async fn a_push_and_a_job_cross_from_one_replica_to_another() {
     );
 
     // A job dispatched on A is run by a worker attached to B.
-    let mut worker = cli(&b, &machine_b, &builder_token)
-        .args([
-            "worker",
-            "--agent",
-            "builder",
-            "--",
-            "sh",
-            "-c",
-            "echo \"built: $(cat)\"",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = worker(
+        &b,
+        &machine_b,
+        &builder_token,
+        "builder",
+        "echo \"built: $(cat)\"",
+    );
     let job = alice
         .ok(
             "dispatch",
@@ -120,13 +107,7 @@ async fn a_replica_killed_mid_traffic_loses_nothing_acknowledged_and_runs_nothin
         "cat >/dev/null; echo \"$SWITCHBOARD_JOB_ID\" >> '{}'; sleep 0.2; echo done",
         runs.display()
     );
-    let mut worker = cli(&a, &machine_a, &builder_token)
-        .env("SWITCHBOARD_JOB_LEASE", "60s")
-        .args(["worker", "--agent", "builder", "--", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = worker(&a, &machine_a, &builder_token, "builder", &script);
 
     // Alice sends through A; A is killed and restarted partway through.
     let alice = remote_agent(&a, &machine_a, Kind::Codex, &alice_token).await;

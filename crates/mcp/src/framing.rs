@@ -16,6 +16,16 @@ from_memory otherwise. Or decline with a reason.";
 /// What the asker is reminded of when an answer arrives.
 pub const CLAIM: &str = "A claim from another developer's agent: verify before relying on it.";
 
+/// The first line of an item as an automatic path first shows it: unique to the item, and
+/// what a transcript is searched for to learn whether the model saw it.
+pub fn head(i: &InboxItem) -> String {
+    let fresh = InboxItem {
+        seen_before: false,
+        ..i.clone()
+    };
+    item(&fresh).lines().next().unwrap_or_default().to_owned()
+}
+
 /// One item as text: header, then the body indented so it cannot pose as a header.
 pub fn item(i: &InboxItem) -> String {
     let re = i.reply_to.map(|r| format!("#{r}")).unwrap_or_default();

@@ -1,17 +1,21 @@
-//! Claude Code hooks: the way mail reaches a Claude Code session without the research-preview
-//! channel flag.
+//! Agent-client hooks: the way mail reaches a Claude Code or Codex session on every path
+//! that needs no channel.
 //!
 //! - `SessionStart` and `UserPromptSubmit` add new mail to the model's context
-//!   (`hookSpecificOutput.additionalContext` on stdout, exit 0);
-//! - `Stop`, run with `"async": true, "asyncRewake": true`, waits for new mail after a turn and
-//!   exits 2 with it on stderr, which wakes the idle session.
+//!   (`hookSpecificOutput.additionalContext` on stdout, exit 0) — both clients read it;
+//! - `Wait` (Claude Code, run with `"async": true, "asyncRewake": true` at `SessionStart` and
+//!   at `Stop`) waits while the session is idle and exits 2 with new mail on stderr, which wakes
+//!   the session;
+//! - `Stop` (Codex, run as the turn ends) keeps the turn going with new mail
+//!   (`decision: "block"` and the mail as the reason), and lets it end when there is none.
 //!
 //! A hook is a separate process, so it first finds its peer: the live session whose client
-//! process is one of the hook's ancestors (both are children of the same Claude Code), else
-//! `SWITCHBOARD_NAME`, else the name the server would have derived from the directory.
+//! process is one of the hook's ancestors (both are children of the same client; the server's
+//! session mark says one is starting, `crate::idle`), else `SWITCHBOARD_NAME`, else the name
+//! the server would have derived from the directory.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -20,11 +24,13 @@ use switchboard_core::{Exchange, NamePolicy, OpenSession, PeerRecord};
 use switchboard_proto::{InboxItem, PeerKind, PeerName};
 
 use crate::framing;
+use crate::idle;
 use crate::identity::Identity;
 use crate::tools::hand_over;
 
-/// Set by the launcher alias that starts Claude Code with the channel flag: push carries the
-/// mail, so the `Stop` hook need not wait for it.
+/// Set by the launcher alias that starts Claude Code with the channel flag: the session's
+/// server then offers the initialize-based protocol, on which Claude Code's channels work, and
+/// pushes mid-turn. The `Stop` hook still wakes the idle session (`crate::idle`).
 pub const CHANNELS_ENV: &str = "SWITCHBOARD_CHANNELS";
 
 pub fn channels_enabled() -> bool {
@@ -35,6 +41,9 @@ pub fn channels_enabled() -> bool {
 pub enum Event {
     SessionStart,
     UserPromptSubmit,
+    /// Claude Code's async waiter: wakes an idle session when mail comes.
+    Wait,
+    /// Codex's end of turn: new mail keeps the turn going.
     Stop,
 }
 
@@ -43,15 +52,18 @@ impl Event {
         match self {
             Self::SessionStart => "SessionStart",
             Self::UserPromptSubmit => "UserPromptSubmit",
-            Self::Stop => "Stop",
+            Self::Wait | Self::Stop => "Stop",
         }
     }
 }
 
-/// The fields of Claude Code's hook input we use; the rest is ignored.
+/// The fields of a hook's input we use (Claude Code and Codex send the same ones); the rest
+/// is ignored.
 #[derive(Debug, Default, Deserialize)]
 pub struct Input {
     pub cwd: Option<PathBuf>,
+    /// The session's transcript (JSON lines): what the model has been shown so far.
+    pub transcript_path: Option<PathBuf>,
     #[serde(default)]
     pub stop_hook_active: bool,
 }
@@ -72,35 +84,69 @@ pub enum HookError {
     Core(#[from] switchboard_core::Error),
 }
 
-/// Runs one hook. `wait` bounds how long `Stop` waits for mail.
+/// Where and how long a hook works.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long `Stop` waits for mail.
+    pub wait: Duration,
+    /// Where this machine's session marks live (`crate::idle`).
+    pub run_dir: PathBuf,
+    /// The name the client gives itself in MCP (`claude-code`, `codex-mcp-client`): the peer
+    /// name is derived from it when no live session is found.
+    pub client: &'static str,
+}
+
+/// Runs one hook.
 pub async fn run(
     mailbox: &dyn Exchange,
     event: Event,
     input: &str,
-    wait: Duration,
+    options: &Options,
 ) -> Result<Outcome, HookError> {
     let input: Input = if input.trim().is_empty() {
         Input::default()
     } else {
         serde_json::from_str(input)?
     };
-    if event == Event::Stop && (input.stop_hook_active || channels_enabled()) {
-        // Already continuing because of a stop hook, or push delivers: never loop, never wait.
+    // Codex continues a turn its Stop hook blocked and runs the hook again: never loop. The
+    // async waiter needs no such guard (Claude Code sets the flag on a turn the waiter woke,
+    // which must still be watched): it returns only with new mail.
+    if event == Event::Stop && input.stop_hook_active {
         return Ok(Outcome::default());
     }
-    let Some(peer) = find_peer(mailbox, &input).await? else {
+    let pids = ancestors();
+    let mark = idle::find(&options.run_dir, &pids);
+    let Some(peer) = find_peer(mailbox, &input, options, &pids, mark.is_some()).await? else {
         return Ok(Outcome::default());
     };
-    let items = take(mailbox, &peer, event, wait).await?;
+    // Held while the waiter waits: the session's server stands down its channel push and this
+    // hook alone hands the mail to the idle session.
+    let mark = mark.filter(|m| m.pushes);
+    let idle = match (event, &mark) {
+        (Event::Wait, Some(mark)) => mark.hold(),
+        _ => None,
+    };
+    // A pushing session's client may have dropped pushes unseen: look in the transcript.
+    let missed = match (&mark, &input.transcript_path, event) {
+        (Some(_), Some(path), Event::Wait | Event::UserPromptSubmit) => Transcript::read(path),
+        _ => None,
+    };
+    let items = take(mailbox, &peer, event, options.wait, missed.as_ref()).await?;
+    drop(idle);
     if items.is_empty() {
         return Ok(Outcome::default());
     }
     let block = framing::block(&items);
     Ok(match event {
-        Event::Stop => Outcome {
+        Event::Wait => Outcome {
             stdout: None,
             stderr: Some(block),
             code: 2,
+        },
+        Event::Stop => Outcome {
+            stdout: Some(json!({ "decision": "block", "reason": block }).to_string()),
+            stderr: None,
+            code: 0,
         },
         Event::SessionStart | Event::UserPromptSubmit => Outcome {
             stdout: Some(
@@ -118,13 +164,43 @@ pub async fn run(
     })
 }
 
+/// What the model of a session has been shown: the tail of its transcript.
+pub struct Transcript(String);
+
+/// The most of a transcript that is read: recent turns are what a lost push would have missed.
+const TRANSCRIPT_TAIL: u64 = 8 << 20;
+
+impl Transcript {
+    fn read(path: &std::path::Path) -> Option<Self> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(TRANSCRIPT_TAIL)))
+            .ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        Some(Self(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Whether the item was put in front of the model: its framed head is in the transcript
+    /// (which stores text JSON-escaped).
+    fn shows(&self, item: &InboxItem) -> bool {
+        let head = serde_json::to_string(&framing::head(item)).unwrap_or_default();
+        let escaped = head.trim_matches('"');
+        !escaped.is_empty() && self.0.contains(escaped)
+    }
+}
+
 /// New mail for the peer, handed over through a short session of its own. Like every
-/// automatic path it takes only items never handed to any session.
+/// automatic path it takes items never handed to any session; with `missed` (the session
+/// pushes by channel, which its client may have dropped unseen) it first takes the items
+/// handed over but absent from the transcript.
 async fn take(
     mailbox: &dyn Exchange,
     peer: &PeerRecord,
     event: Event,
     wait: Duration,
+    missed: Option<&Transcript>,
 ) -> Result<Vec<InboxItem>, HookError> {
     let req = OpenSession {
         name: PeerName::parse(&peer.name).map_err(switchboard_core::Error::from)?,
@@ -134,28 +210,61 @@ async fn take(
         client_pid: None,
     };
     let session = mailbox.open_session(req).await?;
-    let items = match event {
-        Event::Stop => mailbox.lease_wait(&session, 20, false, wait).await,
-        _ => mailbox.lease(&session, 20, false).await,
-    };
-    let result = match items {
-        Ok(items) => hand_over(mailbox, &session, &items).await.map(|()| items),
-        Err(e) => Err(e),
-    };
+    let result = async {
+        if let Some(transcript) = missed {
+            let unseen: Vec<InboxItem> = mailbox
+                .lease(&session, 20, true)
+                .await?
+                .into_iter()
+                .filter(|i| !i.seen_before || !transcript.shows(i))
+                .collect();
+            if !unseen.is_empty() {
+                hand_over(mailbox, &session, &unseen).await?;
+                return Ok(unseen);
+            }
+        }
+        let items = match event {
+            Event::Wait => mailbox.lease_wait(&session, 20, false, wait).await?,
+            _ => mailbox.lease(&session, 20, false).await?,
+        };
+        hand_over(mailbox, &session, &items).await?;
+        Ok::<_, switchboard_core::Error>(items)
+    }
+    .await;
     // Closing releases any lease at once, even when the hand-over failed.
     mailbox.close_session(session.id).await?;
     Ok(result?)
 }
 
-async fn find_peer(mailbox: &dyn Exchange, input: &Input) -> Result<Option<PeerRecord>, HookError> {
-    if let Some(peer) = mailbox.peer_of_client(&ancestors()).await? {
-        return Ok(Some(peer));
+/// How long a hook waits for its session's starting server to register: the client starts
+/// hooks and servers side by side.
+const REGISTERING: Duration = Duration::from_secs(5);
+
+async fn find_peer(
+    mailbox: &dyn Exchange,
+    input: &Input,
+    options: &Options,
+    pids: &[u32],
+    server_starting: bool,
+) -> Result<Option<PeerRecord>, HookError> {
+    let until = Instant::now() + REGISTERING;
+    loop {
+        if let Some(peer) = mailbox.peer_of_client(pids).await? {
+            return Ok(Some(peer));
+        }
+        // Guessing the peer from the directory while its server registers would make the
+        // name look taken and push the server to another. Registration is another process's
+        // write with no wake of its own, so look again shortly.
+        if !server_starting || Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let mut identity = Identity::from_env(None);
     if let Some(cwd) = &input.cwd {
         identity.cwd = Some(cwd.clone());
     }
-    let Ok(name) = identity.peer_name("claude-code") else {
+    let Ok(name) = identity.peer_name(options.client) else {
         return Ok(None);
     };
     match mailbox.peer(name.as_str()).await {

@@ -9,12 +9,14 @@
 //! - [`identity`]: the peer name and the declared location facts;
 //! - [`notify`]: opt-in desktop notifications for sessions that cannot be pushed to;
 //! - [`hooks`]: Claude Code hook commands, the delivery path that needs no channel flag;
+//! - [`idle`]: the idle hand-off between a session's server and its async `Stop` hook;
 //! - [`stdio`]: running one session over stdin/stdout until the client goes away.
 
 pub mod fixtures;
 pub mod framing;
 pub mod hooks;
 pub mod identity;
+pub mod idle;
 pub mod notify;
 pub mod server;
 pub mod stdio;
@@ -22,4 +24,6 @@ pub mod tools;
 
 pub use identity::Identity;
 pub use notify::Notifier;
-pub use server::{Config, INSTRUCTIONS, OpenContext, Opener, PushMode, Switchboard};
+pub use server::{
+    Config, Connection, Era, INSTRUCTIONS, OpenContext, Opener, PushMode, Switchboard,
+};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::SubscriptionFilter;
+use rmcp::model::{DiscoverResult, ProtocolVersion, SubscriptionFilter};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification,
     GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
@@ -29,6 +29,7 @@ use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, Session};
 use switchboard_proto::{InboxItem, LogEntry, PeerKind, PeerView, QuestionView};
 
 use crate::framing;
+use crate::idle::IdleMark;
 use crate::identity::Identity;
 use crate::notify::Notifier;
 use crate::tools;
@@ -59,6 +60,49 @@ pub enum PushMode {
     Off,
 }
 
+/// How the client reaches this session, which decides when the session goes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// One client process on stdin/stdout for the life of this process: the session goes live
+    /// at the client's first request of any kind (`initialize`, `server/discover`,
+    /// `tools/list`, …) and stays live until the process ends.
+    Stdio,
+    /// Streamable HTTP: an initialize-based session goes live at `initialize`; a 2026-07-28
+    /// request is stateless and acts for its peer only while it runs.
+    Http,
+}
+
+/// Which generation of MCP a session can negotiate, and so whether channel push can work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// Every revision up to 2026-07-28; a client that offers 2026-07-28 (today's Claude Code
+    /// does) gets it, and with it no unsolicited notifications: no channel push.
+    Modern,
+    /// Only the initialize-based revisions (≤ 2025-11-25): Claude Code falls back to
+    /// `initialize` after `server/discover`, on a connection where its channels work.
+    InitializeBased,
+}
+
+impl Era {
+    /// The era a stdio session offers: initialize-based exactly when it wants to push by channel
+    /// (`--push on`, or `auto` under the alias that sets `SWITCHBOARD_CHANNELS=1`), because
+    /// Claude Code registers channel handlers only on such a connection.
+    pub fn for_push(push: PushMode, channels_env: bool) -> Self {
+        match push {
+            PushMode::On => Self::InitializeBased,
+            PushMode::Auto if channels_env => Self::InitializeBased,
+            PushMode::Auto | PushMode::Off => Self::Modern,
+        }
+    }
+
+    fn versions(self) -> &'static [ProtocolVersion] {
+        match self {
+            Self::Modern => ProtocolVersion::KNOWN_VERSIONS,
+            Self::InitializeBased => ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25),
+        }
+    }
+}
+
 /// What the opener gets: over HTTP, the extensions of the request that first needed the
 /// exchange (the relay's auth layer put the caller there); over stdio, nothing.
 pub type OpenContext = Option<http::Extensions>;
@@ -79,6 +123,11 @@ pub struct Config {
     pub notifier: Option<Notifier>,
     /// The agent's own process, recorded so its hooks can find this session (stdio only).
     pub client_pid: Option<u32>,
+    pub connection: Connection,
+    /// Where this machine's idle marks live (stdio with a client pid): while the client's
+    /// async `Stop` hook holds this session's mark, the session is idle and the hook, not a
+    /// channel push, hands the mail over (`crate::idle`).
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -96,6 +145,11 @@ struct Inner {
     push: AtomicBool,
     closed: AtomicBool,
     subscribed: AtomicBool,
+    /// Set once the session has gone live and its watcher runs.
+    started: AtomicBool,
+    era: Era,
+    /// This session's mark for its hooks (stdio only).
+    idle: Option<IdleMark>,
     /// Serialises the automatic paths (push, piggyback) of this session: a lease by the same
     /// session can be taken again, so two paths racing could show one item twice.
     auto_gate: tokio::sync::Mutex<()>,
@@ -127,9 +181,25 @@ struct Live {
 
 impl Switchboard {
     pub fn new(config: Config, opener: Opener) -> Self {
+        let era = match config.connection {
+            Connection::Stdio => Era::for_push(config.push, crate::hooks::channels_enabled()),
+            // Channels exist only on stdio: HTTP sessions never narrow what they accept.
+            Connection::Http => Era::Modern,
+        };
+        let idle = match (&config.run_dir, config.client_pid) {
+            (Some(dir), Some(pid)) => {
+                IdleMark::create(dir, pid, era == Era::InitializeBased)
+                    .map_err(|e| tracing::warn!("no session mark for the hooks: {e}"))
+                    .ok()
+            }
+            _ => None,
+        };
         Self {
             inner: Arc::new(Inner {
                 config,
+                era,
+                idle,
+                started: AtomicBool::new(false),
                 opener,
                 live: OnceCell::new(),
                 client: Mutex::new(None),
@@ -176,6 +246,45 @@ impl Switchboard {
             session,
             started_after,
         })
+    }
+
+    /// Makes a stdio session live at the client's first request of any kind: registers (or
+    /// reclaims) its peer and starts the watcher. An initialize-based client gets there through
+    /// `initialize`/`initialized`; a 2026-07-28 client sends neither, so every handler calls
+    /// this. Liveness is then the process's, not the request's.
+    fn go_live(&self, context: &RequestContext<RoleServer>) {
+        self.note_request(&context.extensions);
+        if let Some(client) = context.client_info() {
+            self.remember_client(&client);
+        }
+        if self.inner.config.connection == Connection::Stdio {
+            self.start_watching(context.peer.clone(), context.protocol_version());
+        }
+    }
+
+    /// Starts the watcher (which registers first) once per session.
+    fn start_watching(&self, peer: Peer<RoleServer>, version: Option<ProtocolVersion>) {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let version = version.map_or_else(|| "unknown".to_owned(), |v| v.to_string());
+        tracing::info!("{}", self.delivery_note(&version));
+        tokio::spawn(self.clone().watch(peer));
+    }
+
+    /// What the session's log says of how mail can reach the agent.
+    fn delivery_note(&self, version: &str) -> String {
+        let pushing = self.inner.push.load(Ordering::Relaxed);
+        let era = if version >= ProtocolVersion::V_2026_07_28.as_str() {
+            "2026-07-28: no unsolicited notifications, so no channel push; mail comes by hooks, \
+             piggyback and the inbox tool"
+        } else if pushing {
+            "initialize-based: channel push on (Claude Code shows it only when its channel gate \
+             lets it; the Stop hook wakes an idle session either way)"
+        } else {
+            "initialize-based: channel push off; mail comes by hooks, piggyback and the inbox tool"
+        };
+        format!("protocol {version}, {era}")
     }
 
     /// Ends the session at once: the peer goes offline and its leases are released.
@@ -311,6 +420,11 @@ impl Switchboard {
 
     /// Pushes new items as channel events. False once the client is gone.
     async fn push(&self, live: &Live, peer: &Peer<RoleServer>) -> bool {
+        // An idle session's Stop hook is waiting for this mail: it wakes the session whether or
+        // not the client's channel gate is open, so the push stands down (one path, not two).
+        if self.inner.idle.as_ref().is_some_and(IdleMark::hook_waiting) {
+            return true;
+        }
         let mut connected = true;
         self.auto_deliver(live, |items| async {
             let mut shown = Vec::with_capacity(items.len());
@@ -479,14 +593,34 @@ impl ServerHandler for Switchboard {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        tokio::spawn(self.clone().watch(context.peer.clone()));
+        let version = context.peer.peer_info().map(|i| i.protocol_version.clone());
+        self.start_watching(context.peer.clone(), version);
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(self.inner.era.versions())
+    }
+
+    /// The 2026-07-28 opener. Today's Claude Code sends it first and keeps 2026-07-28 when it is
+    /// offered; a session that pushes by channel offers only the initialize-based revisions so
+    /// the client falls back to `initialize`.
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        self.go_live(&context);
+        Ok(DiscoverResult::from_server_info(
+            self.inner.era.versions().to_vec(),
+            self.get_info(),
+        ))
     }
 
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.go_live(&context);
         Ok(ListToolsResult::with_all_items(tools::definitions()))
     }
 
@@ -495,18 +629,16 @@ impl ServerHandler for Switchboard {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.note_request(&context.extensions);
-        if let Some(client) = context.client_info() {
-            self.remember_client(&client);
-        }
+        self.go_live(&context);
         Ok(self.tool_result(request).await.into())
     }
 
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        self.go_live(&context);
         Ok(ListResourcesResult::with_all_items(vec![
             Resource::new(INBOX_URI, "inbox")
                 .with_description("Your unread messages from other agents")
@@ -522,7 +654,7 @@ impl ServerHandler for Switchboard {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.note_request(&context.extensions);
+        self.go_live(&context);
         let live = self
             .live()
             .await
@@ -577,10 +709,7 @@ impl ServerHandler for Switchboard {
     /// Sends `notifications/resources/updated` for the inbox on this subscription's stream
     /// whenever a message for this peer arrives, until the client cancels it.
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        self.note_request(&context.request_context().extensions);
-        if let Some(client) = context.request_context().client_info() {
-            self.remember_client(&client);
-        }
+        self.go_live(context.request_context());
         let live = self
             .live()
             .await
@@ -651,8 +780,9 @@ impl ServerHandler for Switchboard {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        self.go_live(&context);
         Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
             "inbox",
             Some("Show my unread messages from other agents"),
@@ -665,7 +795,7 @@ impl ServerHandler for Switchboard {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.note_request(&context.extensions);
+        self.go_live(&context);
         if request.name != "inbox" {
             return Err(ErrorData::invalid_params(
                 format!("no prompt named '{}'; the prompt is 'inbox'", request.name),

@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use switchboard_core::wire::{Call, Failure, WireError};
 use switchboard_core::{Error, Exchange, Grant};
 use switchboard_mcp::fixtures::{FixtureState, WithFixtures};
-use switchboard_mcp::{Config as McpConfig, Identity, OpenContext, Opener, PushMode, Switchboard};
+use switchboard_mcp::{
+    Config as McpConfig, Connection, Identity, OpenContext, Opener, PushMode, Switchboard,
+};
 
 use crate::auth::{AuthError, Caller, Verifier};
 use crate::events;
@@ -159,6 +161,8 @@ impl App {
             push: PushMode::Auto,
             notifier: None,
             client_pid: None,
+            connection: Connection::Http,
+            run_dir: None,
         };
         let mut http = StreamableHttpServerConfig::default()
             .with_cancellation_token(self.shutdown.child_token())

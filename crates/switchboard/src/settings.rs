@@ -56,6 +56,12 @@ pub struct Settings {
     pub limits: Limits,
 }
 
+/// Where this machine's sessions leave marks for their hooks (`switchboard_mcp::idle`); kept
+/// beside the store even when the store is a relay's, because hooks and servers meet here.
+pub fn run_dir(home: &Path) -> PathBuf {
+    home.join("run")
+}
+
 /// The store directory: `--home`, else `SWITCHBOARD_HOME`, else the platform data directory.
 pub fn resolve_home(flag: Option<&Path>) -> Result<PathBuf, SettingsError> {
     if let Some(home) = flag {

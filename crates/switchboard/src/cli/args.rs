@@ -214,14 +214,18 @@ pub struct SetupArgs {
 #[derive(Debug, Subcommand)]
 pub enum HookClient {
     /// Claude Code hooks: session-start and user-prompt-submit add new mail to the context;
-    /// stop (async, asyncRewake) waits for mail and wakes the idle session with exit 2
+    /// wait (async, asyncRewake, at session start and at stop) waits while the session is idle
+    /// and wakes it with the mail (exit 2)
     Claude(ClaudeHookArgs),
+    /// Codex hooks: session-start and user-prompt-submit add new mail to the context; stop
+    /// keeps the turn going while new mail is there
+    Codex(CodexHookArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ClaudeHookArgs {
     pub event: ClaudeHookEvent,
-    /// How long `stop` waits for new mail before exiting quietly
+    /// How long `wait` waits for new mail before exiting quietly
     #[arg(long, default_value = "9m", value_parser = humantime::parse_duration)]
     pub wait: Duration,
 }
@@ -230,6 +234,22 @@ pub struct ClaudeHookArgs {
 pub enum ClaudeHookEvent {
     SessionStart,
     UserPromptSubmit,
+    /// Waits for mail while the session is idle; exit 2 with the mail wakes it
+    Wait,
+    /// The same as `wait`, as earlier set-ups installed it on the Stop event
+    Stop,
+}
+
+#[derive(Debug, Args)]
+pub struct CodexHookArgs {
+    pub event: CodexHookEvent,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CodexHookEvent {
+    SessionStart,
+    UserPromptSubmit,
+    /// New mail keeps the ending turn going (`decision: block`)
     Stop,
 }
 

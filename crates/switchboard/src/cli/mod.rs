@@ -26,7 +26,8 @@ pub fn main() -> ExitCode {
     init_logging();
     // An agent session is one client on one pipe: a single-threaded runtime serves it with
     // the least memory. The human's commands may run many store operations at once.
-    let mut builder = if matches!(cli.command, Command::Mcp(_)) {
+    let session = matches!(cli.command, Command::Mcp(_));
+    let mut builder = if session {
         let mut b = tokio::runtime::Builder::new_current_thread();
         // Store reads run on blocking threads; each thread costs an allocator arena.
         b.max_blocking_threads(2);
@@ -40,7 +41,14 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return exit::report(&CliError::Io(e)),
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    if session {
+        // The session has ended (stdin closed, or a signal) and said so to the store. Its stdin
+        // is read on a blocking thread that nothing interrupts when stdin is a socket, as
+        // Claude Code gives: dropping the runtime would wait for that read forever.
+        runtime.shutdown_background();
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => exit::report(&e),
     }

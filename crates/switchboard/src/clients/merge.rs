@@ -22,7 +22,13 @@ pub fn json(doc: &mut Value, entry: Entry, launch: &Launch) -> Result<bool, Stri
         }
         Entry::ClaudeHooks => {
             let hooks = object_at(doc, "hooks")?;
-            for (event, args, extra) in claude_hooks() {
+            for ClaudeHook {
+                event,
+                args,
+                earlier,
+                extra,
+            } in claude_hooks()
+            {
                 let groups = hooks.entry(event).or_insert_with(|| json!([]));
                 let Some(groups) = groups.as_array_mut() else {
                     return Err(format!("hooks.{event} is not a list"));
@@ -33,7 +39,10 @@ pub fn json(doc: &mut Value, entry: Entry, launch: &Launch) -> Result<bool, Stri
                     h.extend(extra.clone());
                 }
                 let ours = json!({ "hooks": [hook] });
-                match groups.iter().position(|g| is_ours(g, args)) {
+                let found = groups
+                    .iter()
+                    .position(|g| is_ours(g, args) || earlier.is_some_and(|e| is_ours(g, e)));
+                match found {
                     Some(i) => groups[i] = ours,
                     None => groups.push(ours),
                 }
@@ -87,20 +96,45 @@ fn json_server(client: Client, launch: &Launch) -> Result<Map<String, Value>, St
     Ok(server)
 }
 
-/// The hook events, the subcommand each runs, and any extra settings.
-fn claude_hooks() -> [(&'static str, &'static str, Value); 3] {
+/// One of switchboard's Claude Code hooks.
+struct ClaudeHook {
+    event: &'static str,
+    /// The subcommand it runs.
+    args: &'static str,
+    /// The subcommand an earlier set-up installed in its place, replaced rather than kept.
+    earlier: Option<&'static str>,
+    extra: Value,
+}
+
+/// The hooks: context at session start and with each prompt, and the idle waiter — at
+/// session start (a fresh session is idle before its first turn) and after every turn.
+fn claude_hooks() -> [ClaudeHook; 4] {
+    let waiter = || json!({ "async": true, "asyncRewake": true, "timeout": 600 });
     [
-        ("SessionStart", "hook claude session-start", json!({})),
-        (
-            "UserPromptSubmit",
-            "hook claude user-prompt-submit",
-            json!({}),
-        ),
-        (
-            "Stop",
-            "hook claude stop",
-            json!({ "async": true, "asyncRewake": true, "timeout": 600 }),
-        ),
+        ClaudeHook {
+            event: "SessionStart",
+            args: "hook claude session-start",
+            earlier: None,
+            extra: json!({}),
+        },
+        ClaudeHook {
+            event: "SessionStart",
+            args: "hook claude wait",
+            earlier: None,
+            extra: waiter(),
+        },
+        ClaudeHook {
+            event: "UserPromptSubmit",
+            args: "hook claude user-prompt-submit",
+            earlier: None,
+            extra: json!({}),
+        },
+        ClaudeHook {
+            event: "Stop",
+            args: "hook claude wait",
+            earlier: Some("hook claude stop"),
+            extra: waiter(),
+        },
     ]
 }
 
@@ -207,11 +241,18 @@ mod tests {
         });
         assert!(json(&mut doc, Entry::ClaudeHooks, &local()).unwrap());
         let start = doc["hooks"]["SessionStart"].as_array().unwrap();
-        assert_eq!(start.len(), 2, "the user's own SessionStart hook stays");
+        assert_eq!(start.len(), 3, "the user's own SessionStart hook stays");
         assert_eq!(start[0]["hooks"][0]["command"], "echo hello");
+        assert_eq!(
+            start[1]["hooks"][0]["command"],
+            format!("{EXE} hook claude session-start")
+        );
+        let waiter = &start[2]["hooks"][0];
+        assert_eq!(waiter["command"], format!("{EXE} hook claude wait"));
+        assert_eq!(waiter["asyncRewake"], true);
         assert_eq!(doc["hooks"]["PreToolUse"][0]["matcher"], "Bash");
         let stop = &doc["hooks"]["Stop"][0]["hooks"][0];
-        assert_eq!(stop["command"], format!("{EXE} hook claude stop"));
+        assert_eq!(stop["command"], format!("{EXE} hook claude wait"));
         assert_eq!(stop["async"], true);
         assert_eq!(stop["asyncRewake"], true);
         // A second run, even from a moved binary, replaces its own entries.
@@ -223,7 +264,7 @@ mod tests {
             )
             .unwrap()
         );
-        assert_eq!(doc["hooks"]["SessionStart"].as_array().unwrap().len(), 2);
+        assert_eq!(doc["hooks"]["SessionStart"].as_array().unwrap().len(), 3);
         assert!(
             !json(
                 &mut doc,
@@ -231,6 +272,26 @@ mod tests {
                 &Launch::local("/new/switchboard")
             )
             .unwrap()
+        );
+    }
+
+    #[test]
+    fn an_earlier_stop_hook_is_replaced_by_the_waiter() {
+        let mut doc = json!({
+            "hooks": {
+                "Stop": [{ "hooks": [{
+                    "type": "command",
+                    "command": format!("{EXE} hook claude stop"),
+                    "async": true, "asyncRewake": true, "timeout": 600
+                }] }]
+            }
+        });
+        assert!(json(&mut doc, Entry::ClaudeHooks, &local()).unwrap());
+        let stop = doc["hooks"]["Stop"].as_array().unwrap();
+        assert_eq!(stop.len(), 1, "replaced, not duplicated");
+        assert_eq!(
+            stop[0]["hooks"][0]["command"],
+            format!("{EXE} hook claude wait")
         );
     }
 
@@ -298,7 +359,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             stop,
-            format!("{EXE} --relay https://relay.example:7700 hook claude stop")
+            format!("{EXE} --relay https://relay.example:7700 hook claude wait")
         );
 
         let mut doc = json!({});

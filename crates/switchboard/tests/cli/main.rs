@@ -13,6 +13,7 @@ mod jobs;
 mod mcp;
 mod mcp_client;
 mod questions;
+mod real_clients;
 mod relay;
 mod relay_auth;
 mod setup;

@@ -1,23 +1,46 @@
-//! `switchboard hook claude <event>`: reads Claude Code's hook input on stdin and answers the
-//! way Claude Code expects. A failure exits 1 — never 2, which would block the user's prompt.
+//! `switchboard hook claude|codex <event>`: reads the client's hook input on stdin and answers
+//! the way that client expects. A failure exits 1 — never 2, which would block the user's
+//! prompt.
 
 use std::io::{Read, Write};
+use std::time::Duration;
 
 use switchboard_mcp::hooks::{self, Event};
 
-use super::super::args::{ClaudeHookEvent, HookClient};
+use super::super::args::{ClaudeHookEvent, CodexHookEvent, HookClient};
 use super::super::{CliError, Context};
 
+/// The names the clients give themselves in MCP `clientInfo`.
+const CLAUDE_CODE: &str = "claude-code";
+const CODEX: &str = "codex-mcp-client";
+
 pub async fn run(ctx: &Context, client: HookClient) -> Result<(), CliError> {
-    let HookClient::Claude(args) = client;
-    let event = match args.event {
-        ClaudeHookEvent::SessionStart => Event::SessionStart,
-        ClaudeHookEvent::UserPromptSubmit => Event::UserPromptSubmit,
-        ClaudeHookEvent::Stop => Event::Stop,
+    let (event, wait, client) = match client {
+        HookClient::Claude(args) => {
+            let event = match args.event {
+                ClaudeHookEvent::SessionStart => Event::SessionStart,
+                ClaudeHookEvent::UserPromptSubmit => Event::UserPromptSubmit,
+                ClaudeHookEvent::Wait | ClaudeHookEvent::Stop => Event::Wait,
+            };
+            (event, args.wait, CLAUDE_CODE)
+        }
+        HookClient::Codex(args) => {
+            let event = match args.event {
+                CodexHookEvent::SessionStart => Event::SessionStart,
+                CodexHookEvent::UserPromptSubmit => Event::UserPromptSubmit,
+                CodexHookEvent::Stop => Event::Stop,
+            };
+            (event, Duration::ZERO, CODEX)
+        }
     };
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
-    let outcome = hooks::run(ctx.mailbox.as_ref(), event, &input, args.wait)
+    let options = hooks::Options {
+        wait,
+        run_dir: crate::settings::run_dir(&ctx.settings.home),
+        client,
+    };
+    let outcome = hooks::run(ctx.mailbox.as_ref(), event, &input, &options)
         .await
         .map_err(|e| CliError::Hook(e.to_string()))?;
     if let Some(out) = outcome.stdout {

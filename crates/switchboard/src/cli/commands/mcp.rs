@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use switchboard_core::{Exchange, Mailbox};
-use switchboard_mcp::{Config, Identity, Notifier, Opener, PushMode, Switchboard};
+use switchboard_mcp::{Config, Connection, Identity, Notifier, Opener, PushMode, Switchboard};
 use switchboard_store_sqlite::SqliteStore;
 
 use super::super::args::McpArgs;
@@ -18,6 +18,7 @@ pub async fn run(settings: Settings, args: McpArgs, relay: Option<Relay>) -> Res
         _ => PushMode::Auto,
     };
     let remote = relay.is_some();
+    let run_dir = crate::settings::run_dir(&settings.home);
     let opener: Opener = Arc::new(move |_| {
         let settings = settings.clone();
         let relay = relay.clone();
@@ -48,6 +49,8 @@ pub async fn run(settings: Settings, args: McpArgs, relay: Option<Relay>) -> Res
         push,
         notifier,
         client_pid: switchboard_mcp::server::parent_pid(),
+        connection: Connection::Stdio,
+        run_dir: Some(run_dir),
     };
     let server = Switchboard::new(config, opener);
     switchboard_mcp::stdio::run(server)

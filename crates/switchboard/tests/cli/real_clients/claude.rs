@@ -1,0 +1,1 @@
+//! Claude Code end to end (see the module above).

@@ -1,0 +1,1 @@
+//! Codex CLI end to end (see the module above).

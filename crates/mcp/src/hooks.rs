@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 
-use switchboard_core::{Exchange, NamePolicy, OpenSession, PeerRecord};
-use switchboard_proto::{InboxItem, PeerKind, PeerName};
+use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, PeerRecord, Session};
+use switchboard_proto::{InboxItem, MessageId, PeerKind, PeerName};
 
 use crate::framing;
 use crate::idle;
@@ -64,6 +64,8 @@ pub struct Input {
     pub cwd: Option<PathBuf>,
     /// The session's transcript (JSON lines): what the model has been shown so far.
     pub transcript_path: Option<PathBuf>,
+    /// The event that ran the hook (`SessionStart`, `Stop`, …).
+    pub hook_event_name: Option<String>,
     #[serde(default)]
     pub stop_hook_active: bool,
 }
@@ -82,6 +84,8 @@ pub enum HookError {
     Input(#[from] serde_json::Error),
     #[error(transparent)]
     Core(#[from] switchboard_core::Error),
+    #[error("cannot print the hook's answer: {0}")]
+    Output(std::io::Error),
 }
 
 /// Where and how long a hook works.
@@ -96,13 +100,19 @@ pub struct Options {
     pub client: &'static str,
 }
 
-/// Runs one hook.
-pub async fn run(
+/// Runs one hook: `emit` puts its outcome in front of the client (prints it), and only once
+/// that succeeded is the mail recorded as handed over — a hook killed before then leaves its
+/// lease to lapse, and the mail comes again.
+pub async fn run<E>(
     mailbox: &dyn Exchange,
     event: Event,
     input: &str,
     options: &Options,
-) -> Result<Outcome, HookError> {
+    emit: E,
+) -> Result<u8, HookError>
+where
+    E: FnOnce(&Outcome) -> std::io::Result<()>,
+{
     let input: Input = if input.trim().is_empty() {
         Input::default()
     } else {
@@ -112,17 +122,28 @@ pub async fn run(
     // async waiter needs no such guard (Claude Code sets the flag on a turn the waiter woke,
     // which must still be watched): it returns only with new mail.
     if event == Event::Stop && input.stop_hook_active {
-        return Ok(Outcome::default());
+        return Ok(0);
     }
+    // Print mode (`claude -p`) ends after its turn and waits up to 30 s for async hooks before
+    // it exits: there is no idle session to wake, and a waiter would only hold it up.
+    if event == Event::Wait && print_mode() {
+        return Ok(0);
+    }
+    // Where "new" starts for the waiter: as early as possible, before it looks for its peer
+    // (its server may still be registering while mail comes in).
+    let since = match event {
+        Event::Wait => Some(mailbox.last_message_id().await?),
+        _ => None,
+    };
     let pids = ancestors();
-    let mark = idle::find(&options.run_dir, &pids);
-    let Some(peer) = find_peer(mailbox, &input, options, &pids, mark.is_some()).await? else {
-        return Ok(Outcome::default());
+    let (peer, mark) = find_peer(mailbox, &input, options, &pids, event).await?;
+    let Some(peer) = peer else {
+        return Ok(0);
     };
     // Held while the waiter waits: the session's server stands down its channel push and this
     // hook alone hands the mail to the idle session.
     let mark = mark.filter(|m| m.pushes);
-    let idle = match (event, &mark) {
+    let _idle = match (event, &mark) {
         (Event::Wait, Some(mark)) => mark.hold(),
         _ => None,
     };
@@ -131,13 +152,36 @@ pub async fn run(
         (Some(_), Some(path), Event::Wait | Event::UserPromptSubmit) => Transcript::read(path),
         _ => None,
     };
-    let items = take(mailbox, &peer, event, options.wait, missed.as_ref()).await?;
-    drop(idle);
-    if items.is_empty() {
-        return Ok(Outcome::default());
-    }
-    let block = framing::block(&items);
-    Ok(match event {
+    // At session start the synchronous hook shows what is waiting; the waiter beside it only
+    // takes what arrives afterwards, so the two never race for one item.
+    let fresh_only = event == Event::Wait && input.hook_event_name.as_deref() == Some("SessionStart");
+    let taking = Taking {
+        event,
+        since,
+        wait: options.wait,
+        missed: missed.as_ref(),
+        fresh_only,
+    };
+    let Some((session, items)) = take(mailbox, &peer, &taking).await? else {
+        return Ok(0);
+    };
+    let outcome = outcome(event, &items);
+    let shown = emit(&outcome);
+    let handed = match shown {
+        Ok(()) => hand_over(mailbox, &session, &items).await,
+        Err(_) => Ok(()),
+    };
+    // Closing releases any lease at once, even when the hand-over failed.
+    mailbox.close_session(session.id).await?;
+    handed?;
+    shown.map_err(HookError::Output)?;
+    Ok(outcome.code)
+}
+
+/// What a hook prints for these items, in its client's terms.
+fn outcome(event: Event, items: &[InboxItem]) -> Outcome {
+    let block = framing::block(items);
+    match event {
         Event::Wait => Outcome {
             stdout: None,
             stderr: Some(block),
@@ -161,7 +205,7 @@ pub async fn run(
             stderr: None,
             code: 0,
         },
-    })
+    }
 }
 
 /// What the model of a session has been shown: the tail of its transcript.
@@ -191,17 +235,27 @@ impl Transcript {
     }
 }
 
-/// New mail for the peer, handed over through a short session of its own. Like every
-/// automatic path it takes items never handed to any session; with `missed` (the session
-/// pushes by channel, which its client may have dropped unseen) it first takes the items
-/// handed over but absent from the transcript.
+/// How one hook takes mail.
+struct Taking<'a> {
+    event: Event,
+    /// The newest message when the hook started.
+    since: Option<MessageId>,
+    wait: Duration,
+    /// The session pushes by channel, which its client may have dropped unseen: take the
+    /// items handed over but absent from this transcript first.
+    missed: Option<&'a Transcript>,
+    /// Only mail that arrives from now on.
+    fresh_only: bool,
+}
+
+/// New mail for the peer, leased to a short session of its own (returned open, for the
+/// hand-over once the mail is shown). Like every automatic path it takes items never handed
+/// to any session. `None` when there is nothing (and no session is left open).
 async fn take(
     mailbox: &dyn Exchange,
     peer: &PeerRecord,
-    event: Event,
-    wait: Duration,
-    missed: Option<&Transcript>,
-) -> Result<Vec<InboxItem>, HookError> {
+    how: &Taking<'_>,
+) -> Result<Option<(Session, Vec<InboxItem>)>, HookError> {
     let req = OpenSession {
         name: PeerName::parse(&peer.name).map_err(switchboard_core::Error::from)?,
         kind: PeerKind::Agent,
@@ -209,57 +263,103 @@ async fn take(
         policy: NamePolicy::Join,
         client_pid: None,
     };
-    let session = mailbox.open_session(req).await?;
-    let result = async {
-        if let Some(transcript) = missed {
-            let unseen: Vec<InboxItem> = mailbox
-                .lease(&session, 20, true)
-                .await?
-                .into_iter()
-                .filter(|i| !i.seen_before || !transcript.shows(i))
-                .collect();
-            if !unseen.is_empty() {
-                hand_over(mailbox, &session, &unseen).await?;
-                return Ok(unseen);
+    let deadline = Instant::now() + how.wait;
+    // Mail after this id is new to the waiter.
+    let mut after = match how.since {
+        Some(id) => id,
+        None => mailbox.last_message_id().await?,
+    };
+    let mut first = !how.fresh_only;
+    if how.event == Event::Wait {
+        tracing::info!("waiting for mail for {} after #{after}", peer.name);
+    }
+    loop {
+        if !first {
+            // Wait without a session, so a waiter holds nothing of its peer while it waits.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if how.event != Event::Wait || left.is_zero() {
+                return Ok(None);
+            }
+            let query = LogQuery {
+                after,
+                peer: Some(peer.id),
+                limit: 50,
+            };
+            let arrived = mailbox.log_wait(query, left).await?;
+            let Some(last) = arrived.last() else {
+                return Ok(None);
+            };
+            after = last.id;
+        }
+        first = false;
+        let session = mailbox.open_session(req.clone()).await?;
+        match lease(mailbox, &session, how.missed).await {
+            Ok(items) if !items.is_empty() => return Ok(Some((session, items))),
+            Ok(_) => mailbox.close_session(session.id).await?,
+            Err(e) => {
+                mailbox.close_session(session.id).await?;
+                return Err(e.into());
             }
         }
-        let items = match event {
-            Event::Wait => mailbox.lease_wait(&session, 20, false, wait).await?,
-            _ => mailbox.lease(&session, 20, false).await?,
-        };
-        hand_over(mailbox, &session, &items).await?;
-        Ok::<_, switchboard_core::Error>(items)
     }
-    .await;
-    // Closing releases any lease at once, even when the hand-over failed.
-    mailbox.close_session(session.id).await?;
-    Ok(result?)
 }
 
-/// How long a hook waits for its session's starting server to register: the client starts
-/// hooks and servers side by side.
-const REGISTERING: Duration = Duration::from_secs(5);
+async fn lease(
+    mailbox: &dyn Exchange,
+    session: &Session,
+    missed: Option<&Transcript>,
+) -> Result<Vec<InboxItem>, switchboard_core::Error> {
+    if let Some(transcript) = missed {
+        let unseen: Vec<InboxItem> = mailbox
+            .lease(session, 20, true)
+            .await?
+            .into_iter()
+            .filter(|i| !i.seen_before || !transcript.shows(i))
+            .collect();
+        if !unseen.is_empty() {
+            return Ok(unseen);
+        }
+    }
+    mailbox.lease(session, 20, false).await
+}
 
+/// How long a hook waits for its session's server to register: the client starts hooks and
+/// servers side by side, and a server may come up a second after the hooks.
+const REGISTERING: Duration = Duration::from_secs(10);
+
+/// The peer of the hook's session. A hook that must not hold up its client (the context
+/// hooks) waits for a registering server only when its session mark shows one is starting; the
+/// background waiter also waits for the mark to appear.
 async fn find_peer(
     mailbox: &dyn Exchange,
     input: &Input,
     options: &Options,
     pids: &[u32],
-    server_starting: bool,
-) -> Result<Option<PeerRecord>, HookError> {
+    event: Event,
+) -> Result<(Option<PeerRecord>, Option<idle::Found>), HookError> {
     let until = Instant::now() + REGISTERING;
     loop {
+        let mark = idle::find(&options.run_dir, pids);
         if let Some(peer) = mailbox.peer_of_client(pids).await? {
-            return Ok(Some(peer));
+            return Ok((Some(peer), mark));
         }
         // Guessing the peer from the directory while its server registers would make the
         // name look taken and push the server to another. Registration is another process's
         // write with no wake of its own, so look again shortly.
-        if !server_starting || Instant::now() >= until {
-            break;
+        let patient = mark.is_some() || event == Event::Wait;
+        if !patient || Instant::now() >= until {
+            return Ok((by_name(mailbox, input, options).await?, mark));
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// The peer the session's server would be, named from the directory (or `SWITCHBOARD_NAME`).
+async fn by_name(
+    mailbox: &dyn Exchange,
+    input: &Input,
+    options: &Options,
+) -> Result<Option<PeerRecord>, HookError> {
     let mut identity = Identity::from_env(None);
     if let Some(cwd) = &input.cwd {
         identity.cwd = Some(cwd.clone());
@@ -274,6 +374,12 @@ async fn find_peer(
         })) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether the hook runs for Claude Code's print mode, which says so in the environment it
+/// gives its hooks.
+fn print_mode() -> bool {
+    std::env::var("CLAUDE_CODE_ENTRYPOINT").is_ok_and(|e| e == "sdk-cli")
 }
 
 /// This process's ancestors, nearest first (parent, grandparent, …).

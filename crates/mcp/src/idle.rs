@@ -40,6 +40,11 @@ impl IdleMark {
         Ok(Self { path })
     }
 
+    /// Records whether the session pushes by channel, once `initialize` has decided it.
+    pub fn set_pushes(&self, pushes: bool) -> std::io::Result<()> {
+        std::fs::write(&self.path, if pushes { PUSHES } else { "" })
+    }
+
     /// Whether an idle session's `Stop` hook holds the mark now.
     pub fn hook_waiting(&self) -> bool {
         let Ok(file) = open(&self.path) else {

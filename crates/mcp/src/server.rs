@@ -579,9 +579,13 @@ impl ServerHandler for Switchboard {
         context.peer.set_peer_info(request.clone());
         self.note_request(&context.extensions);
         self.remember_client(&request.client_info);
-        self.inner
-            .push
-            .store(self.channel_wanted(&request), Ordering::Relaxed);
+        let push = self.channel_wanted(&request);
+        self.inner.push.store(push, Ordering::Relaxed);
+        if let Some(mark) = &self.inner.idle
+            && let Err(e) = mark.set_pushes(push)
+        {
+            tracing::warn!("cannot update the session mark: {e}");
+        }
         // Register in the background: the answer must not wait for the store.
         let me = self.clone();
         tokio::spawn(async move {

@@ -92,12 +92,97 @@ async fn stop_hook_waits_for_mail_and_wakes_the_session_with_exit_2() {
     assert!(out.stdout.is_empty());
 }
 
-#[test]
-fn stop_hook_never_loops_when_a_stop_hook_is_already_active() {
-    let home = Home::new();
-    let out = hook(&home, "stop", &fixture("stop-active"));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_stop_hook_never_loops_when_it_already_kept_the_turn_going() {
+    let (home, _claude) = setup().await;
+    send(&home, "one more thing");
+    let out = home.run_fed(
+        "observer",
+        &["hook", "codex", "stop"],
+        fixture("stop-active").as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_stop_hook_keeps_the_turn_going_with_new_mail() {
+    let (home, _claude) = setup().await;
+    send(&home, "the build is red");
+    let out = home.run_fed(
+        "observer",
+        &["hook", "codex", "stop"],
+        fixture("stop").as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["decision"], "block");
+    assert!(json["reason"].as_str().unwrap().contains("the build is red"));
+}
+
+/// Claude Code marks the turn an async waiter woke with `stop_hook_active`; the waiter after
+/// that turn must still watch the idle session (it stood down, and the next message stayed
+/// queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiter_watches_a_turn_it_woke_too_regression() {
+    let (home, _claude) = setup().await;
+    let mut cmd = home.cmd("observer");
+    cmd.args(["hook", "claude", "wait", "--wait", "60s"]);
+    let child = fed(cmd, fixture("stop-active").as_bytes());
+    send(&home, "after the rewake");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("after the rewake"));
+}
+
+/// The waiter started beside the synchronous SessionStart hook takes only what arrives after
+/// it started: what was waiting is the synchronous hook's, so the two never race for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_start_waiter_leaves_waiting_mail_to_the_context_hook() {
+    let (home, _claude) = setup().await;
+    send(&home, "waiting before the session started");
+    let mut cmd = home.cmd("observer");
+    let input = format!(
+        "{}/tests/fixtures/claude-hooks/session-start.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    cmd.args(["hook", "claude", "wait", "--wait", "60s"])
+        .env("SWITCHBOARD_LOG", "info")
+        .stdin(std::fs::File::open(input).unwrap());
+    let (child, _out, err) = spawn(cmd);
+    // Event: the waiter knows where "new" starts.
+    let err = tokio::task::spawn_blocking(move || {
+        err.expect("waiting for mail", PATIENCE);
+        err
+    })
+    .await
+    .unwrap();
+    let start = hook(&home, "session-start", &fixture("session-start"));
+    let json: Value = serde_json::from_slice(&start.stdout).unwrap();
+    assert!(
+        json["hookSpecificOutput"]["additionalContext"]
+            .as_str()
+            .unwrap()
+            .contains("waiting before the session started")
+    );
+    send(&home, "arrived while idle");
+    let (status, woke) = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        let status = child.wait().unwrap();
+        let mut woke = String::new();
+        while let Some(line) = err.next(Duration::from_millis(200)) {
+            woke.push_str(&line);
+            woke.push('\n');
+        }
+        (status, woke)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(2), "{woke}");
+    assert!(woke.contains("arrived while idle"), "{woke}");
+    assert!(!woke.contains("waiting before"), "{woke}");
 }
 
 #[test]

@@ -400,3 +400,103 @@ async fn a_stateless_client_hears_about_new_mail_through_subscriptions_listen() 
     let r = s.call("inbox", json!({})).await;
     assert!(text(&r).contains("hello, new protocol"), "{}", text(&r));
 }
+
+/// A client on 2026-07-28 (today's Claude Code, the Python SDK in `auto`) sends no
+/// `initialize`: its session must still be live from its first request, not its first tool
+/// call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_07_28_session_is_online_before_any_tool_call_regression() {
+    let home = Home::new();
+    let _a = Agent::start(&home, "alice", Kind::Stateless).await;
+    eventually("alice online without a tool call", || async {
+        let peers = home.json("observer", &["peers"]);
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "alice" && p["online"] == true)
+            .then_some(())
+    })
+    .await;
+}
+
+/// A session that wants channel push (the alias, `--push on`) offers only the
+/// initialize-based revisions, where Claude Code's channels work; others keep 2026-07-28.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_pushes_offers_only_initialize_based_revisions() {
+    let discover = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"claude-code","version":"2.1.332"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    for (env, args, modern) in [
+        (None, vec![], true),
+        (Some("1"), vec![], false),
+        (None, vec!["--push", "on"], false),
+    ] {
+        let home = Home::new();
+        let mut cmd = home.cmd("agent");
+        cmd.arg("mcp").args(&args);
+        match env {
+            Some(v) => cmd.env("SWITCHBOARD_CHANNELS", v),
+            None => cmd.env_remove("SWITCHBOARD_CHANNELS"),
+        };
+        let out = crate::harness::fed(cmd, format!("{discover}\n").as_bytes())
+            .wait_with_output()
+            .unwrap();
+        let answer: Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap())
+                .unwrap();
+        let offered = answer
+            .pointer("/result/supportedVersions")
+            .or_else(|| answer.pointer("/error/data/supported"))
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            offered.contains("2026-07-28"),
+            modern,
+            "{env:?} {args:?}: {answer}"
+        );
+        assert!(offered.contains("2025-11-25"), "{answer}");
+    }
+}
+
+/// Claude Code gives a stdio server a socket, not a pipe, for stdin: the blocked read of it
+/// must not keep the process alive after SIGTERM or SIGINT (Claude Code escalated to SIGKILL).
+#[cfg(target_os = "linux")]
+#[test]
+fn mcp_ends_on_a_signal_with_a_socket_for_stdin_regression() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    use std::process::Stdio;
+    for signal in ["-TERM", "-INT"] {
+        let home = Home::new();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let mut child = home
+            .cmd("agent")
+            .arg("mcp")
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap())))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"claude-code","version":"1"}}}"#;
+        (&ours).write_all(format!("{init}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(&ours).read_line(&mut line).unwrap();
+        assert!(line.contains("\"result\""), "{line}");
+        let killed = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        // Event: the process exits. The bound only guards against a hang; the time it takes
+        // is in the benchmark.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{signal}: still running");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "{signal}: {status:?}");
+        drop(ours);
+    }
+}

@@ -40,20 +40,23 @@ pub async fn run(ctx: &Context, client: HookClient) -> Result<(), CliError> {
         run_dir: crate::settings::run_dir(&ctx.settings.home),
         client,
     };
-    let outcome = hooks::run(ctx.mailbox.as_ref(), event, &input, &options)
+    let emit = |outcome: &hooks::Outcome| -> std::io::Result<()> {
+        if let Some(out) = &outcome.stdout {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{out}")?;
+            stdout.flush()?;
+        }
+        if let Some(err) = &outcome.stderr {
+            let mut stderr = std::io::stderr().lock();
+            write!(stderr, "{err}")?;
+            stderr.flush()?;
+        }
+        Ok(())
+    };
+    let code = hooks::run(ctx.mailbox.as_ref(), event, &input, &options, emit)
         .await
         .map_err(|e| CliError::Hook(e.to_string()))?;
-    if let Some(out) = outcome.stdout {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{out}")?;
-        stdout.flush()?;
-    }
-    if let Some(err) = outcome.stderr {
-        let mut stderr = std::io::stderr().lock();
-        write!(stderr, "{err}")?;
-        stderr.flush()?;
-    }
-    match outcome.code {
+    match code {
         0 => Ok(()),
         code => Err(CliError::Quiet(code)),
     }

@@ -24,8 +24,8 @@ use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, PeerRecord, 
 use switchboard_proto::{InboxItem, MessageId, PeerKind, PeerName};
 
 use crate::framing;
-use crate::idle;
 use crate::identity::Identity;
+use crate::idle;
 use crate::tools::hand_over;
 
 /// Set by the launcher alias that starts Claude Code with the channel flag: the session's
@@ -154,7 +154,8 @@ where
     };
     // At session start the synchronous hook shows what is waiting; the waiter beside it only
     // takes what arrives afterwards, so the two never race for one item.
-    let fresh_only = event == Event::Wait && input.hook_event_name.as_deref() == Some("SessionStart");
+    let fresh_only =
+        event == Event::Wait && input.hook_event_name.as_deref() == Some("SessionStart");
     let taking = Taking {
         event,
         since,

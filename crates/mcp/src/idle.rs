@@ -35,6 +35,7 @@ impl IdleMark {
     /// Creates the mark of the session whose client is `client_pid`, under `dir`.
     pub fn create(dir: &Path, client_pid: u32, pushes: bool) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        sweep(dir);
         let path = mark_path(dir, client_pid);
         std::fs::write(&path, if pushes { PUSHES } else { "" })?;
         Ok(Self { path })
@@ -89,13 +90,15 @@ pub struct Found {
 /// The mark of the nearest of `pids` that has one: the hook's own session's server. `None`
 /// when the session runs over HTTP, or no server of this client runs.
 pub fn find(dir: &Path, pids: &[u32]) -> Option<Found> {
-    pids.iter().map(|&pid| mark_path(dir, pid)).find_map(|path| {
-        let content = std::fs::read_to_string(&path).ok()?;
-        Some(Found {
-            pushes: content.trim() == PUSHES,
-            path,
+    pids.iter()
+        .map(|&pid| mark_path(dir, pid))
+        .find_map(|path| {
+            let content = std::fs::read_to_string(&path).ok()?;
+            Some(Found {
+                pushes: content.trim() == PUSHES,
+                path,
+            })
         })
-    })
 }
 
 impl Found {
@@ -114,6 +117,30 @@ impl Found {
                 }
                 Err(_) => return None,
             }
+        }
+    }
+}
+
+/// Removes the marks of clients that are gone: a server killed outright leaves its mark
+/// behind. Only where a process's liveness can be read cheaply (Linux's `/proc`).
+fn sweep(dir: &Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("claude-"))
+            .and_then(|n| n.strip_suffix(".idle"));
+        if let Some(pid) = pid
+            && pid.parse::<u32>().is_ok()
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -148,7 +175,10 @@ mod tests {
         drop(held);
         assert!(!mark.hook_waiting());
         drop(mark);
-        assert!(find(&dir, &[4242]).is_none(), "no mark once the session ended");
+        assert!(
+            find(&dir, &[4242]).is_none(),
+            "no mark once the session ended"
+        );
         let quiet = IdleMark::create(&dir, 4243, false).unwrap();
         assert!(!find(&dir, &[4243]).unwrap().pushes);
         drop(quiet);

@@ -10,8 +10,11 @@
 //! - [`notify`]: opt-in desktop notifications for sessions that cannot be pushed to;
 //! - [`hooks`]: Claude Code hook commands, the delivery path that needs no channel flag;
 //! - [`idle`]: the idle hand-off between a session's server and its async `Stop` hook;
+//! - [`codex_wake`]: waking an idle interactive Codex session with `codex queue` (not wired in
+//!   yet);
 //! - [`stdio`]: running one session over stdin/stdout until the client goes away.
 
+pub mod codex_wake;
 pub mod fixtures;
 pub mod framing;
 pub mod hooks;

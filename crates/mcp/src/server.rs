@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::{DiscoverResult, ProtocolVersion, SubscriptionFilter};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification,
     GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
@@ -19,6 +18,7 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam, Role, ServerCapabilities, ServerConfig, ServerNotification,
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
+use rmcp::model::{DiscoverResult, ProtocolVersion, SubscriptionFilter};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use serde_json::{Value, json};
@@ -29,8 +29,8 @@ use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, Session};
 use switchboard_proto::{InboxItem, LogEntry, PeerKind, PeerView, QuestionView};
 
 use crate::framing;
-use crate::idle::IdleMark;
 use crate::identity::Identity;
+use crate::idle::IdleMark;
 use crate::notify::Notifier;
 use crate::tools;
 
@@ -187,11 +187,9 @@ impl Switchboard {
             Connection::Http => Era::Modern,
         };
         let idle = match (&config.run_dir, config.client_pid) {
-            (Some(dir), Some(pid)) => {
-                IdleMark::create(dir, pid, era == Era::InitializeBased)
-                    .map_err(|e| tracing::warn!("no session mark for the hooks: {e}"))
-                    .ok()
-            }
+            (Some(dir), Some(pid)) => IdleMark::create(dir, pid, era == Era::InitializeBased)
+                .map_err(|e| tracing::warn!("no session mark for the hooks: {e}"))
+                .ok(),
             _ => None,
         };
         Self {

@@ -58,8 +58,12 @@ fn init_logging() {
     // stdout belongs to command output (and, for `mcp`, to JSON-RPC): logs go to stderr.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only for a person at a terminal: a client that logs our stderr (Claude Code puts
+    // it in its debug log) would show the escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -107,7 +107,8 @@ pub fn apply(target: &Target, launch: &Launch, write: bool) -> Result<Applied, F
             (changed, text)
         }
         Doc::Toml(d) => {
-            let changed = merge::toml(d, launch).map_err(shape_err)?;
+            let trust = codex_trust(&target.path, launch)?;
+            let changed = merge::toml(d, launch, &trust).map_err(shape_err)?;
             (changed, d.to_string())
         }
     };
@@ -137,7 +138,7 @@ pub fn inspect(target: &Target, launch: &Launch) -> Result<Found, FileError> {
             v.to_string().contains(merge::SERVER),
         ),
         Doc::Toml(d) => (
-            merge::toml_has(d, launch),
+            merge::toml_has(d, launch, &codex_trust(&target.path, launch)?),
             d.get("mcp_servers")
                 .and_then(|s| s.get(merge::SERVER))
                 .is_some(),
@@ -148,6 +149,44 @@ pub fn inspect(target: &Target, launch: &Launch) -> Result<Found, FileError> {
         (false, true) => Found::Different,
         (false, false) => Found::Missing,
     })
+}
+
+/// Switchboard's part of the target's file alone, as it would stand in an empty file (for
+/// Codex's configuration, with the hook trust the real `hooks.json` beside it needs).
+pub fn preview(target: &Target, launch: &Launch) -> Result<String, FileError> {
+    let shape_err = |detail: String| FileError::Parse {
+        path: target.path.clone(),
+        format: "a configuration of this client",
+        detail,
+    };
+    Ok(match empty(target.entry) {
+        Doc::Json(mut v) => {
+            merge::json(&mut v, target.entry, launch).map_err(shape_err)?;
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
+        Doc::Toml(mut d) => {
+            let trust = codex_trust(&target.path, launch)?;
+            merge::toml(&mut d, launch, &trust).map_err(shape_err)?;
+            d.to_string()
+        }
+    })
+}
+
+/// The trust entries Codex's configuration at `config` needs for switchboard's hooks, as they
+/// stand in the `hooks.json` beside it once merged (merging is idempotent, so this holds
+/// before and after that file is written).
+fn codex_trust(config: &Path, launch: &Launch) -> Result<Vec<merge::Trust>, FileError> {
+    let hooks = config.with_file_name(super::CODEX_HOOKS_FILE);
+    let mut doc = match read(&hooks, Entry::CodexHooks)? {
+        Some(Doc::Json(v)) => v,
+        _ => Value::Object(Default::default()),
+    };
+    merge::json(&mut doc, Entry::CodexHooks, launch).map_err(|detail| FileError::Parse {
+        path: hooks.clone(),
+        format: "a configuration of this client",
+        detail,
+    })?;
+    Ok(merge::codex_trust(&doc, &hooks.display().to_string()))
 }
 
 fn backup(path: &Path) -> Result<PathBuf, FileError> {

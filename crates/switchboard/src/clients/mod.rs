@@ -1,5 +1,5 @@
 //! Agent clients' configuration files: where each client keeps its MCP servers (and, for
-//! Claude Code, its hooks), and how switchboard's entries are merged into them without
+//! Claude Code and Codex, its hooks), and how switchboard's entries are merged into them without
 //! touching anything else.
 
 mod files;
@@ -7,7 +7,7 @@ mod merge;
 
 use std::path::PathBuf;
 
-pub use files::{Applied, FileError, Found, apply, inspect};
+pub use files::{Applied, FileError, Found, apply, inspect, preview};
 
 /// The clients `setup` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,7 +101,10 @@ pub enum Entry {
     McpJson(Client),
     /// Claude Code's `hooks` in its settings file.
     ClaudeHooks,
-    /// `[mcp_servers.switchboard]` in Codex's TOML.
+    /// Codex's `hooks` in `$CODEX_HOME/hooks.json`.
+    CodexHooks,
+    /// `[mcp_servers.switchboard]` in Codex's TOML, and the trust of switchboard's hooks in
+    /// the `hooks.json` beside it.
     CodexToml,
 }
 
@@ -127,12 +130,18 @@ pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
             },
         ],
         Client::Codex => {
-            let dir =
-                std::env::var_os("CODEX_HOME").map_or_else(|| home.join(".codex"), PathBuf::from);
-            vec![Target {
-                path: dir.join("config.toml"),
-                entry: Entry::CodexToml,
-            }]
+            let dir = codex_home(home);
+            // The hooks first: the configuration trusts them where they end up.
+            vec![
+                Target {
+                    path: dir.join(CODEX_HOOKS_FILE),
+                    entry: Entry::CodexHooks,
+                },
+                Target {
+                    path: dir.join("config.toml"),
+                    entry: Entry::CodexToml,
+                },
+            ]
         }
         Client::ClaudeDesktop => {
             let dir = if cfg!(target_os = "macos") {
@@ -150,6 +159,23 @@ pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
             entry: Entry::McpJson(Client::Cursor),
         }],
     })
+}
+
+/// The name of Codex's hooks file, beside its `config.toml`.
+pub const CODEX_HOOKS_FILE: &str = "hooks.json";
+
+/// Codex's directory as Codex finds it: `$CODEX_HOME`, canonicalized (Codex does the same, and
+/// its hook trust keys hold the path), else `~/.codex`.
+fn codex_home(home: &std::path::Path) -> PathBuf {
+    match std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            std::fs::canonicalize(&dir)
+                .or_else(|_| std::path::absolute(&dir))
+                .unwrap_or(dir)
+        }
+        None => home.join(".codex"),
+    }
 }
 
 /// The shell alias that starts Claude Code with switchboard's channel enabled, so mail is

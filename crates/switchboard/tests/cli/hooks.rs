@@ -117,7 +117,12 @@ async fn codex_stop_hook_keeps_the_turn_going_with_new_mail() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["decision"], "block");
-    assert!(json["reason"].as_str().unwrap().contains("the build is red"));
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the build is red")
+    );
 }
 
 /// Claude Code marks the turn an async waiter woke with `stop_hook_active`; the waiter after

@@ -471,7 +471,9 @@ fn mcp_ends_on_a_signal_with_a_socket_for_stdin_regression() {
         let mut child = home
             .cmd("agent")
             .arg("mcp")
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap())))
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+                theirs.try_clone().unwrap(),
+            )))
             .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stderr(Stdio::null())
             .spawn()

@@ -95,6 +95,34 @@ fn setup_write_keeps_every_other_server_and_hook_and_is_idempotent() {
     let toml = std::fs::read_to_string(&codex).unwrap();
     assert!(toml.starts_with("# personal\nmodel = \"o4\""), "{toml}");
     assert!(toml.contains("[mcp_servers.docs]") && toml.contains("[mcp_servers.switchboard]"));
+    assert!(
+        toml.contains("default_tools_approval_mode = \"approve\""),
+        "{toml}"
+    );
+    // Codex's hooks, and the trust of exactly those three handlers.
+    let hooks_file = user.join(".codex/hooks.json");
+    let h = read_json(&hooks_file);
+    for (event, snake, sub) in [
+        ("SessionStart", "session_start", "session-start"),
+        (
+            "UserPromptSubmit",
+            "user_prompt_submit",
+            "user-prompt-submit",
+        ),
+        ("Stop", "stop", "stop"),
+    ] {
+        let groups = h["hooks"][event].as_array().unwrap();
+        assert_eq!(groups.len(), 1, "{event}: {h}");
+        let command = groups[0]["hooks"][0]["command"].as_str().unwrap();
+        assert!(command.ends_with(&format!("hook codex {sub}")), "{command}");
+        let key = format!("[hooks.state.\"{}:{snake}:0:0\"]", hooks_file.display());
+        assert!(toml.contains(&key), "{key} in {toml}");
+    }
+    assert_eq!(
+        toml.matches("trusted_hash = \"sha256:").count(),
+        3,
+        "{toml}"
+    );
     let d = read_json(&desktop);
     assert_eq!(d["mcpServers"]["fs"]["args"], json!(["/home"]));
     assert!(
@@ -173,7 +201,7 @@ fn setup_without_write_only_prints() {
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        said.contains("\"switchboard\"") && said.contains("hook claude stop"),
+        said.contains("\"switchboard\"") && said.contains("hook claude wait"),
         "{said}"
     );
     assert!(said.contains("--dangerously-load-development-channels server:switchboard"));

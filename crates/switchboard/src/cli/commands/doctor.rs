@@ -77,12 +77,11 @@ pub async fn run(
             }));
         }
     }
-    let channels = if switchboard_mcp::hooks::channels_enabled() {
-        "on in this shell: Claude Code sessions started from it get mail pushed as channel events"
-    } else {
-        "off in this shell: mail reaches Claude Code through hooks and tool results"
-    };
-    checks.push(json!({ "check": "Claude Code channels", "status": "info", "detail": channels }));
+    checks.push(json!({
+        "check": "Claude Code delivery",
+        "status": "info",
+        "detail": claude_delivery(switchboard_mcp::hooks::channels_enabled()),
+    }));
 
     if as_json {
         output::json(&json!({ "binary": exe, "checks": checks }))?;
@@ -105,6 +104,25 @@ pub async fn run(
         return Err(CliError::Quiet(1));
     }
     Ok(())
+}
+
+/// Which MCP era a Claude Code session started from this shell negotiates with
+/// `switchboard mcp` (the server's own rule, `Era::for_push`), and so how mail reaches it.
+fn claude_delivery(channels_env: bool) -> String {
+    use switchboard_mcp::{Era, PushMode};
+    let hooks = "hooks add mail at session start and with each prompt, and wake an idle session";
+    match Era::for_push(PushMode::Auto, channels_env) {
+        Era::InitializeBased => format!(
+            "SWITCHBOARD_CHANNELS=1 in this shell: sessions negotiate the initialize-based \
+             protocol (2025-11-25), where Claude Code's channels work; mail is pushed mid-turn \
+             when Claude Code's channel gate allows it (a claude.ai login, channels enabled); \
+             {hooks}"
+        ),
+        Era::Modern => format!(
+            "sessions negotiate MCP 2026-07-28, which has no channel push; {hooks}. For push \
+             mid-turn start Claude Code with the alias `setup claude-code` prints"
+        ),
+    }
 }
 
 /// The relay's shared database: reachable, and at a schema this version knows.

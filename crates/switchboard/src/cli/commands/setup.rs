@@ -67,6 +67,21 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
             clients::claude_channel_alias()
         ))?;
     }
+    if args.client == Client::Codex && !as_json {
+        let (trusted, approves) = if args.write {
+            ("trusted", "lets")
+        } else {
+            ("would trust", "would let")
+        };
+        output::line(format!(
+            "\nCodex runs hooks only once they are trusted: setup {trusted} switchboard's own three \
+             hooks (SessionStart, UserPromptSubmit, Stop in hooks.json; none of your others) by \
+             their hash in config.toml's [hooks.state]. If they change, Codex asks again.\n\
+             `default_tools_approval_mode = \"approve\"` {approves} Codex call switchboard's tools \
+             without asking (`codex exec` refuses tools that need approval); they only exchange \
+             mail."
+        ))?;
+    }
     if as_json {
         return output::json(&json!({ "client": args.client.label(), "files": report }));
     }
@@ -99,17 +114,11 @@ fn show(
         });
     }
     // Only switchboard's own part, as it would stand in an empty file.
-    let fresh = Target {
-        path: std::path::PathBuf::new(),
-        entry: target.entry,
-    };
-    let snippet = clients::apply(&fresh, launch, false)
-        .map(|a| a.content)
-        .unwrap_or_default();
+    let snippet = clients::preview(target, launch).unwrap_or_default();
     let what = match target.entry {
         Entry::McpJson { .. } => "the MCP server",
-        Entry::ClaudeHooks => "the hooks",
-        Entry::CodexToml => "the MCP server",
+        Entry::ClaudeHooks | Entry::CodexHooks => "the hooks",
+        Entry::CodexToml => "the MCP server and the trust of the hooks",
     };
     output::line(format!("# {what}, in {path}\n{}", snippet.trim_end()))
 }

@@ -232,7 +232,13 @@ fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {
     let relay = Relay::start();
     let token = relay.token(&["--room", "team", "--peer", "alice"]);
     for http in [false, true] {
-        let mut args = vec!["--relay", relay.url.as_str(), "setup", "claude-code", "--write"];
+        let mut args = vec![
+            "--relay",
+            relay.url.as_str(),
+            "setup",
+            "claude-code",
+            "--write",
+        ];
         if http {
             args.push("--http");
         }
@@ -322,7 +328,10 @@ fn claude_with_the_channel_alias_registers_its_channel_and_still_wakes_by_the_ho
     // The alias `setup claude-code` prints.
     let session = Interactive::start(
         &machine,
-        &["--dangerously-load-development-channels", "server:switchboard"],
+        &[
+            "--dangerously-load-development-channels",
+            "server:switchboard",
+        ],
         &[("SWITCHBOARD_CHANNELS", "1")],
     );
     let peer = "claude-webapp";

@@ -36,6 +36,9 @@ pub struct Recorded {
 #[derive(Default)]
 struct Log {
     requests: Vec<Recorded>,
+    /// The turn request (1-based) whose reply waits for [`ModelApi::release`].
+    hold: Option<usize>,
+    released: bool,
 }
 
 pub struct ModelApi {
@@ -60,6 +63,23 @@ impl ModelApi {
             }
         });
         Self { url, log }
+    }
+
+    /// Holds the reply to the `n`th turn request (1-based, counted from the start) until
+    /// [`ModelApi::release`]: the request is recorded at once, so a test can wait for it, act
+    /// while the client waits mid-turn, then let the turn go on.
+    pub fn hold_reply(&self, n: usize) {
+        let (log, _) = &*self.log;
+        let mut log = log.lock().unwrap();
+        log.hold = Some(n);
+        log.released = false;
+    }
+
+    /// Lets a held reply go.
+    pub fn release(&self) {
+        let (log, changed) = &*self.log;
+        log.lock().unwrap().released = true;
+        changed.notify_all();
     }
 
     /// Every model request so far (turn requests only: token counts and probes are left out).
@@ -161,17 +181,29 @@ fn serve(stream: TcpStream, dialect: Dialect, log: &(Mutex<Log>, Condvar)) {
             && (path.starts_with("/v1/messages") && !path.contains("count_tokens")
                 || path.starts_with("/v1/responses"));
         let (content_type, payload) = if turn {
-            let (l, arrived) = log;
-            l.lock().unwrap().requests.push(Recorded {
+            let (l, changed) = log;
+            let mut guard = l.lock().unwrap();
+            guard.requests.push(Recorded {
                 at_ms: now_ms(),
                 path: path.clone(),
                 body: body.clone(),
                 text,
             });
-            arrived.notify_all();
+            changed.notify_all();
+            if guard.hold == Some(guard.requests.len()) {
+                // Bounded, so a test that forgets to release fails rather than hangs.
+                let (g, _) = changed
+                    .wait_timeout_while(guard, Duration::from_secs(120), |l| !l.released)
+                    .unwrap();
+                guard = g;
+            }
+            drop(guard);
             reply(dialect, &body)
         } else if path.contains("count_tokens") {
-            ("application/json", json!({ "input_tokens": 10 }).to_string())
+            (
+                "application/json",
+                json!({ "input_tokens": 10 }).to_string(),
+            )
         } else {
             ("application/json", "{}".to_owned())
         };
@@ -179,8 +211,7 @@ fn serve(stream: TcpStream, dialect: Dialect, log: &(Mutex<Log>, Condvar)) {
             "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
             payload.len()
         );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(payload.as_bytes()).is_err()
-        {
+        if out.write_all(head.as_bytes()).is_err() || out.write_all(payload.as_bytes()).is_err() {
             return;
         }
     }
@@ -204,7 +235,10 @@ fn reply(dialect: Dialect, request: &Value) -> (&'static str, String) {
                 return ("application/json", whole.to_string());
             }
             let events = [
-                ("message_start", json!({ "type": "message_start", "message": message })),
+                (
+                    "message_start",
+                    json!({ "type": "message_start", "message": message }),
+                ),
                 (
                     "content_block_start",
                     json!({ "type": "content_block_start", "index": 0,

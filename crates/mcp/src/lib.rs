@@ -8,13 +8,11 @@
 //! - [`framing`]: how peer content is shown to a model (untrusted, with ids to act on);
 //! - [`identity`]: the peer name and the declared location facts;
 //! - [`notify`]: opt-in desktop notifications for sessions that cannot be pushed to;
-//! - [`hooks`]: Claude Code hook commands, the delivery path that needs no channel flag;
-//! - [`idle`]: the idle hand-off between a session's server and its async `Stop` hook;
-//! - [`codex_wake`]: waking an idle interactive Codex session with `codex queue` (not wired in
-//!   yet);
+//! - [`hooks`]: Claude Code and Codex hook commands, the delivery paths that need no channel;
+//! - [`idle`]: the session mark where a session's server and its hooks meet (which peer, and
+//!   who hands mail to an idle session);
 //! - [`stdio`]: running one session over stdin/stdout until the client goes away.
 
-pub mod codex_wake;
 pub mod fixtures;
 pub mod framing;
 pub mod hooks;

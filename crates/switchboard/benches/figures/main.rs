@@ -29,12 +29,15 @@ struct Args {
     relay_messages: usize,
     /// `--relay-only`: just the relay's figures.
     relay_only: bool,
+    /// `--clients-only`: just the real clients' figures.
+    clients_only: bool,
 }
 
 fn args() -> Args {
     let mut messages = 1_000_000;
     let mut relay_messages = 64_000;
     let mut relay_only = false;
+    let mut clients_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -48,6 +51,7 @@ fn args() -> Args {
                     .unwrap_or(relay_messages);
             }
             "--relay-only" => relay_only = true,
+            "--clients-only" => clients_only = true,
             _ => {}
         }
     }
@@ -55,6 +59,7 @@ fn args() -> Args {
         messages,
         relay_messages,
         relay_only,
+        clients_only,
     }
 }
 
@@ -71,6 +76,13 @@ fn limits() -> Limits {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
+    if args.clients_only {
+        println!("| figure | value |");
+        println!("|---|---|");
+        mcp::exit_figures();
+        tokio::task::spawn_blocking(clients::figures).await.unwrap();
+        return;
+    }
     if args.relay_only {
         println!("| figure | value |");
         println!("|---|---|");
@@ -104,6 +116,8 @@ async fn main() {
         "| jobs/s through dispatch → claim → complete (durable, 4 workers in one process, no command) | {jobs:.0} |"
     );
     mcp::figures(dir.path(), &mailbox, &senders[0]).await;
+    mcp::exit_figures();
+    tokio::task::spawn_blocking(clients::figures).await.unwrap();
     if args.relay_messages > 0 {
         relay::figures(args.relay_messages).await;
     }
@@ -340,6 +354,7 @@ async fn wake_latency(
     (r50, r99, c50, c99)
 }
 
+mod clients;
 mod mcp;
 mod relay;
 

@@ -224,3 +224,83 @@ fn idle_cpu_percent(pid: u32) -> f64 {
     let after = ticks().unwrap_or(0);
     (after - before) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0
 }
+
+/// How long a session takes to end once told to: SIGTERM, SIGINT or stdin EOF, with stdin a
+/// pipe or a socket (as Claude Code gives it). Measured from the signal (or the close) to the
+/// process's exit as its parent sees it.
+pub(crate) fn exit_figures() {
+    use std::os::unix::net::UnixStream;
+    const SAMPLES: usize = 20;
+    for (how, socket) in [
+        ("SIGTERM", false),
+        ("SIGTERM", true),
+        ("SIGINT", true),
+        ("EOF", false),
+        ("EOF", true),
+    ] {
+        let mut samples = Vec::with_capacity(SAMPLES);
+        for _ in 0..SAMPLES {
+            let home = tempfile::tempdir().expect("temp dir");
+            let mut cmd = Command::new(BIN);
+            cmd.arg("mcp")
+                .env("SWITCHBOARD_HOME", home.path())
+                .env("SWITCHBOARD_NAME", "exiting")
+                .stderr(Stdio::null());
+            let mut socket_end = None;
+            let (mut child, mut ours_w, ours_r): (Child, Box<dyn Write>, Box<dyn BufRead>) =
+                if socket {
+                    let (ours, theirs) = UnixStream::pair().expect("socket pair");
+                    let child = cmd
+                        .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+                            theirs.try_clone().expect("clone"),
+                        )))
+                        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                        .spawn()
+                        .expect("spawn");
+                    let reader = BufReader::new(ours.try_clone().expect("clone"));
+                    socket_end = Some(ours.try_clone().expect("clone"));
+                    (child, Box::new(ours), Box::new(reader))
+                } else {
+                    let mut child = cmd
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .expect("spawn");
+                    let w = child.stdin.take().expect("stdin");
+                    let r = BufReader::new(child.stdout.take().expect("stdout"));
+                    (child, Box::new(w), Box::new(r))
+                };
+            let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"}}});
+            writeln!(ours_w, "{init}").expect("write");
+            ours_w.flush().expect("flush");
+            let mut lines = ours_r.lines();
+            let _ = lines.next();
+            let started = Instant::now();
+            match how {
+                "EOF" => match &socket_end {
+                    // A socket has other handles open here: the client shuts its sending half.
+                    Some(end) => end.shutdown(std::net::Shutdown::Write).expect("shutdown"),
+                    None => drop(ours_w),
+                },
+                signal => {
+                    let flag = if signal == "SIGTERM" { "-TERM" } else { "-INT" };
+                    Command::new("kill")
+                        .args([flag, &child.id().to_string()])
+                        .status()
+                        .expect("kill");
+                }
+            }
+            child.wait().expect("wait");
+            samples.push(started.elapsed());
+        }
+        let (p50, p99) = percentiles(&mut samples);
+        let stdin = if socket { "socket" } else { "pipe" };
+        println!(
+            "| `switchboard mcp` ends after {how}, stdin a {stdin} (p50 / p99) | {} / {} |",
+            fmt_dur(p50),
+            fmt_dur(p99)
+        );
+    }
+}

@@ -147,17 +147,8 @@ pub fn stderr(out: &Output) -> String {
 
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Polls a blocking `check` until it holds; fails the test with `what` after a minute.
-pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// Polls a blocking `check` until it holds; shared with the real-client driver.
+pub use crate::real_clients::drive::wait_until;
 
 /// Polls `check` until it yields a value; fails the test with `what` after [`PATIENCE`].
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T

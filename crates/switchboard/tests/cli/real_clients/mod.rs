@@ -6,47 +6,19 @@
 //! Without the clients each test prints `SKIPPED …` and passes, except under `CI=true`, where
 //! it fails.
 
+pub mod drive;
 pub mod model;
 
 mod claude;
 mod codex;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
-/// The pinned clients' native binaries.
-#[derive(Debug, Clone)]
-pub struct Clients {
-    pub claude: PathBuf,
-    pub codex: PathBuf,
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("the workspace root")
-        .to_path_buf()
-}
-
-fn find() -> Result<Clients, String> {
-    let modules = workspace().join(".ci/clients/node_modules");
-    let claude = modules.join("@anthropic-ai/claude-code-linux-x64/claude");
-    let codex = modules.join("@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex");
-    for binary in [&claude, &codex] {
-        if !binary.is_file() {
-            return Err(format!("{} is not installed", binary.display()));
-        }
-    }
-    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return Err("the pinned clients are the linux-x64 builds".into());
-    }
-    Ok(Clients { claude, codex })
-}
+pub use drive::Clients;
 
 /// The clients, or `None` after saying why the test is skipped (a panic under `CI=true`).
 pub fn clients(test: &str) -> Option<Clients> {
-    match find() {
+    match drive::find() {
         Ok(found) => Some(found),
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!(
             "the real-client suite must run in CI, but {why}; .ci/run installs the clients \

@@ -38,7 +38,10 @@ pub(crate) fn figures() {
         ("Claude Code, idle session (plain `claude`)", vec![], vec![]),
         (
             "Claude Code, idle session (the channel alias; offline the channel gate is closed, so the hook carries it)",
-            vec!["--dangerously-load-development-channels", "server:switchboard"],
+            vec![
+                "--dangerously-load-development-channels",
+                "server:switchboard",
+            ],
             vec![("SWITCHBOARD_CHANNELS", "1")],
         ),
     ] {

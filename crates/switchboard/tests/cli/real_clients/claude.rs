@@ -12,7 +12,6 @@ use crate::relay::Relay;
 /// loaded 2-core machine.
 const WITHIN: Duration = Duration::from_secs(30);
 
-
 #[test]
 fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {
     let Some(clients) = super::clients("claude_mcp_list_shows_switchboard_connected") else {
@@ -21,7 +20,7 @@ fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {
     let machine = Machine::new(&clients.claude);
     machine.ok(&["setup", "claude-code", "--write"]);
     let listed = |machine: &Machine, extra: &[(&str, &str)]| {
-        let mut cmd = machine.claude();
+        let mut cmd = machine.client();
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -64,13 +63,13 @@ fn claude_print_mode_gets_waiting_mail_in_its_first_request_once() {
     let machine = Machine::new(&clients.claude);
     machine.ok(&["setup", "claude-code", "--write"]);
     // The peer exists once a session of it has run; `-p` with an empty turn registers it.
-    let first = machine.claude().args(["-p", "hello"]).output().unwrap();
+    let first = machine.client().args(["-p", "hello"]).output().unwrap();
     assert!(first.status.success(), "{first:?}");
     let peer = "claude-webapp";
     let text = "MAIL-FOR-PRINT-MODE what is the schema?";
     machine.ok(&["send", peer, text]);
     let turns_before = machine.api.turns().len();
-    let out = machine.claude().args(["-p", "go on"]).output().unwrap();
+    let out = machine.client().args(["-p", "go on"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let turns = &machine.api.turns()[turns_before..];
     assert!(

@@ -3,152 +3,40 @@
 //! `--dangerously-bypass-hook-trust`), then driven with `codex exec` against the fake
 //! Responses API.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::model::{Dialect, ModelApi};
-use crate::harness::{BIN, Home, wait_until};
+use super::drive::Machine;
 
 /// The bound on one `codex exec` run, and on a request the test waits for: the run takes a
 /// few seconds; this only has to hold on a loaded 2-core machine.
 const WITHIN: Duration = Duration::from_secs(90);
 
-/// One developer's machine: Codex's home pointed at the fake model, a project directory,
-/// switchboard's store, and the fake Responses API.
-struct Machine {
-    store: Home,
-    user: tempfile::TempDir,
-    work: PathBuf,
-    api: ModelApi,
-    codex: PathBuf,
-}
-
 /// The peer a Codex session in the project `api` gets.
 const PEER: &str = "codex-api";
 
-impl Machine {
-    fn new(codex: &Path) -> Self {
-        let user = tempfile::tempdir().unwrap();
-        let work = user.path().join("api");
-        std::fs::create_dir_all(&work).unwrap();
-        let codex_home = user.path().join(".codex");
-        std::fs::create_dir_all(&codex_home).unwrap();
-        let api = ModelApi::start(Dialect::OpenAi);
-        // A custom provider speaks plain HTTP at once (the built-in one tries a WebSocket
-        // first, for seconds); the project is trusted as `codex exec --trust` would record.
-        let config = format!(
-            "model = \"fake-model\"\n\
-             model_provider = \"fake\"\n\n\
-             [model_providers.fake]\n\
-             name = \"Fake\"\n\
-             base_url = \"{}/v1\"\n\
-             env_key = \"SWITCHBOARD_TEST_MODEL_KEY\"\n\
-             wire_api = \"responses\"\n\n\
-             [projects.\"{}\"]\n\
-             trust_level = \"trusted\"\n",
-            api.url,
-            work.display()
-        );
-        std::fs::write(codex_home.join("config.toml"), config).unwrap();
-        let machine = Self {
-            store: Home::new(),
-            user,
-            work,
-            api,
-            codex: codex.to_owned(),
-        };
-        machine.ok(&["setup", "codex", "--write"]);
-        machine
-    }
+/// A machine with Codex set up by `switchboard setup codex --write`, as a user would.
+fn machine(codex: &std::path::Path) -> Machine {
+    let machine = Machine::codex(codex);
+    machine.ok(&["setup", "codex", "--write"]);
+    machine
+}
 
-    fn codex_home(&self) -> PathBuf {
-        self.user.path().join(".codex")
-    }
-
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("HOME", self.user.path())
-            .env("CODEX_HOME", self.codex_home())
-            .env("SWITCHBOARD_HOME", self.store.path())
-            .env_remove("SWITCHBOARD_NAME")
-            .env_remove("SWITCHBOARD_CHANNELS")
-            .env_remove("SWITCHBOARD_RELAY")
-            .env_remove("SWITCHBOARD_TOKEN")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENAI_BASE_URL")
-            .env("SWITCHBOARD_TEST_MODEL_KEY", "sk-switchboard-test")
-            .current_dir(&self.work)
-            .stdin(Stdio::null());
-    }
-
-    /// `switchboard` as the user runs it on this machine.
-    fn switchboard(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(BIN);
-        self.env(&mut cmd);
-        cmd.env("SWITCHBOARD_OPERATOR", "human")
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.switchboard(args);
-        assert!(
-            out.status.success(),
-            "switchboard {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The peers `peers --online` lists, by name.
-    fn online(&self) -> Vec<String> {
-        let out = self.switchboard(&["--json", "peers", "--online"]);
-        let peers: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        peers
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["name"].as_str().map(str::to_owned))
-            .collect()
-    }
-
-    /// Waits until `peers --online` lists the Codex session's peer.
-    fn await_online(&self) {
-        wait_until(&format!("{PEER} online"), || {
-            self.online().iter().any(|p| p == PEER)
-        });
-    }
-
-    /// The delivery state of the message sent with `text`.
-    fn state_of(&self, text: &str) -> String {
-        let sent: Value = serde_json::from_str(&self.ok(&["--json", "sent"])).unwrap();
-        sent.as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["text"] == text)
-            .map(|m| m["recipients"][0]["state"].as_str().unwrap().to_owned())
-            .unwrap_or_default()
-    }
-
-    /// Starts `codex exec` with `prompt`.
-    fn exec(&self, prompt: &str) -> Running {
-        let mut cmd = Command::new(&self.codex);
-        self.env(&mut cmd);
-        cmd.args(["exec", "--skip-git-repo-check", "--color", "never", prompt])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("start codex exec");
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        Running { pid, done: rx }
-    }
+/// Starts `codex exec` with `prompt`.
+fn exec(machine: &Machine, prompt: &str) -> Running {
+    let mut cmd = machine.client();
+    cmd.args(["exec", "--skip-git-repo-check", "--color", "never", prompt])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start codex exec");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    Running { pid, done: rx }
 }
 
 /// A `codex exec` under way.
@@ -187,13 +75,13 @@ fn codex_sees_mail_sent_before_its_session_in_its_first_request_once() {
     let Some(clients) = super::clients("codex_sees_mail_sent_before_its_session") else {
         return;
     };
-    let machine = Machine::new(&clients.codex);
+    let machine = machine(&clients.codex);
     // A first session makes the peer known (mail to an unknown name is refused); its turn
     // waits until the session's server has registered, however slow a fresh store is.
     machine.api.hold_reply(1);
-    let first = machine.exec("Good morning.");
+    let first = exec(&machine, "Good morning.");
     assert!(machine.api.wait_turns(1, WITHIN), "codex sent no request");
-    machine.await_online();
+    machine.await_online(PEER);
     machine.api.release();
     first.finish();
     assert_eq!(machine.api.turns().len(), 1, "one turn, nothing to show");
@@ -202,7 +90,7 @@ fn codex_sees_mail_sent_before_its_session_in_its_first_request_once() {
     machine.ok(&["send", PEER, text]);
     assert_eq!(machine.state_of(text), "queued");
 
-    let out = machine.exec("What changed overnight?").finish();
+    let out = exec(&machine, "What changed overnight?").finish();
     let turns = machine.api.turns();
     assert_eq!(
         turns.len(),
@@ -233,15 +121,15 @@ fn codex_stop_hook_continues_the_turn_with_mail_that_came_during_it() {
     let Some(clients) = super::clients("codex_stop_hook_continues_the_turn") else {
         return;
     };
-    let machine = Machine::new(&clients.codex);
+    let machine = machine(&clients.codex);
     machine.api.hold_reply(1);
-    let run = machine.exec("Refactor the billing module.");
+    let run = exec(&machine, "Refactor the billing module.");
     assert!(
         machine.api.wait_turns(1, WITHIN),
         "codex sent no model request"
     );
     // While the model "thinks", `peers --online` shows the session.
-    machine.await_online();
+    machine.await_online(PEER);
     let text = "Heads up: billing tests are red on main (marker 9d02).";
     let sent_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -68,17 +68,26 @@ pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// One developer's machine: Claude Code's home (as after its onboarding), a project
-/// directory, switchboard's store, and the fake model API Claude Code talks to.
+/// Which client a machine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    ClaudeCode,
+    Codex,
+}
+
+/// One developer's machine: the client's home (as after its onboarding, pointed at the fake
+/// model), a project directory, switchboard's store, and the fake model API.
 pub struct Machine {
     store: tempfile::TempDir,
     pub user: tempfile::TempDir,
     pub work: PathBuf,
     pub api: ModelApi,
-    claude: PathBuf,
+    client: Client,
+    binary: PathBuf,
 }
 
 impl Machine {
+    /// Claude Code, in the project `webapp` (its peer: `claude-webapp`).
     pub fn new(claude: &Path) -> Self {
         let user = tempfile::tempdir().unwrap();
         let work = user.path().join("webapp");
@@ -98,10 +107,50 @@ impl Machine {
             user,
             work,
             api: ModelApi::start(Dialect::Anthropic),
-            claude: claude.to_owned(),
+            client: Client::ClaudeCode,
+            binary: claude.to_owned(),
         }
     }
 
+    /// Codex, in the project `api` (its peer: `codex-api`).
+    pub fn codex(codex: &Path) -> Self {
+        let user = tempfile::tempdir().unwrap();
+        let work = user.path().join("api");
+        std::fs::create_dir_all(&work).unwrap();
+        let codex_home = user.path().join(".codex");
+        std::fs::create_dir_all(&codex_home).unwrap();
+        let api = ModelApi::start(Dialect::OpenAi);
+        // A custom provider speaks plain HTTP at once (the built-in one tries a WebSocket
+        // first, for seconds); the project is trusted as `codex exec --trust` would record.
+        let config = format!(
+            "model = \"fake-model\"\n\
+             model_provider = \"fake\"\n\n\
+             [model_providers.fake]\n\
+             name = \"Fake\"\n\
+             base_url = \"{}/v1\"\n\
+             env_key = \"SWITCHBOARD_TEST_MODEL_KEY\"\n\
+             wire_api = \"responses\"\n\n\
+             [projects.\"{}\"]\n\
+             trust_level = \"trusted\"\n",
+            api.url,
+            work.display()
+        );
+        std::fs::write(codex_home.join("config.toml"), config).unwrap();
+        Self {
+            store: private_dir(),
+            user,
+            work,
+            api,
+            client: Client::Codex,
+            binary: codex.to_owned(),
+        }
+    }
+
+    pub fn codex_home(&self) -> PathBuf {
+        self.user.path().join(".codex")
+    }
+
+    /// The environment the user's shell gives every program on this machine.
     pub fn env(&self, cmd: &mut Command) {
         cmd.env("HOME", self.user.path())
             .env("SWITCHBOARD_HOME", self.store.path())
@@ -109,13 +158,30 @@ impl Machine {
             .env_remove("SWITCHBOARD_CHANNELS")
             .env_remove("SWITCHBOARD_RELAY")
             .env_remove("SWITCHBOARD_TOKEN")
-            .env("ANTHROPIC_BASE_URL", &self.api.url)
-            .env("ANTHROPIC_API_KEY", "sk-ant-switchboard-test")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            // Otherwise MCP tools hide behind a search tool.
-            .env("ENABLE_TOOL_SEARCH", "false")
             .current_dir(&self.work);
+        match self.client {
+            Client::ClaudeCode => {
+                cmd.env("ANTHROPIC_BASE_URL", &self.api.url)
+                    .env("ANTHROPIC_API_KEY", "sk-ant-switchboard-test")
+                    .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+                    .env("DISABLE_AUTOUPDATER", "1")
+                    // Otherwise MCP tools hide behind a search tool.
+                    .env("ENABLE_TOOL_SEARCH", "false");
+            }
+            Client::Codex => {
+                cmd.env("CODEX_HOME", self.codex_home())
+                    .env_remove("OPENAI_API_KEY")
+                    .env_remove("OPENAI_BASE_URL")
+                    .env("SWITCHBOARD_TEST_MODEL_KEY", "sk-switchboard-test");
+            }
+        }
+    }
+
+    /// The client's own binary, in this machine's environment.
+    pub fn client(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        self.env(&mut cmd);
+        cmd
     }
 
     /// `switchboard` as the user runs it on this machine.
@@ -139,15 +205,9 @@ impl Machine {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    pub fn claude(&self) -> Command {
-        let mut cmd = Command::new(&self.claude);
-        self.env(&mut cmd);
-        cmd
-    }
-
     /// The peers that are online, by name.
     pub fn online(&self) -> Vec<String> {
-        let out = self.switchboard(&["--json", "peers"]);
+        let out = self.switchboard(&["--json", "peers", "--online"]);
         let peers: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         peers
             .as_array()
@@ -187,7 +247,7 @@ impl Interactive {
         let debug_log = machine.user.path().join("claude-debug.log");
         let mut line = format!(
             "{} --debug-file {}",
-            machine.claude.display(),
+            machine.binary.display(),
             debug_log.display()
         );
         for a in args {
@@ -257,4 +317,3 @@ impl Drop for Interactive {
         let _ = self.child.wait();
     }
 }
-

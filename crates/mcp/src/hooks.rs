@@ -339,11 +339,17 @@ async fn find_peer(
     event: Event,
 ) -> Result<(Option<PeerRecord>, Option<idle::Found>), HookError> {
     let until = Instant::now() + REGISTERING;
+    let mut asked = false;
     loop {
         let mark = idle::find(&options.run_dir, pids);
-        if let Some(peer) = mailbox.peer_of_client(pids).await? {
+        // Without a mark only the local file is watched: a session over HTTP has none, and a
+        // relay is not to be asked forty times a second for a session that cannot appear.
+        if (mark.is_some() || !asked)
+            && let Some(peer) = mailbox.peer_of_client(pids).await?
+        {
             return Ok((Some(peer), mark));
         }
+        asked = true;
         // Guessing the peer from the directory while its server registers would make the
         // name look taken and push the server to another. Registration is another process's
         // write with no wake of its own, so look again shortly.

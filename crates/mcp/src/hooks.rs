@@ -239,7 +239,7 @@ impl Transcript {
 /// How one hook takes mail.
 struct Taking<'a> {
     event: Event,
-    /// The newest message when the hook started.
+    /// The newest message when the waiter started (`None` for hooks that do not wait).
     since: Option<MessageId>,
     wait: Duration,
     /// The session pushes by channel, which its client may have dropped unseen: take the
@@ -265,11 +265,8 @@ async fn take(
         client_pid: None,
     };
     let deadline = Instant::now() + how.wait;
-    // Mail after this id is new to the waiter.
-    let mut after = match how.since {
-        Some(id) => id,
-        None => mailbox.last_message_id().await?,
-    };
+    // Mail after this id is new to the waiter (only a waiter waits).
+    let mut after = how.since.unwrap_or_default();
     let mut first = !how.fresh_only;
     if how.event == Event::Wait {
         tracing::info!("waiting for mail for {} after #{after}", peer.name);
@@ -338,7 +335,12 @@ async fn find_peer(
     pids: &[u32],
     event: Event,
 ) -> Result<(Option<PeerRecord>, Option<idle::Found>), HookError> {
-    let until = Instant::now() + REGISTERING;
+    // A waiter spends no more of its budget looking than it would waiting.
+    let looking = match event {
+        Event::Wait => REGISTERING.min(options.wait),
+        _ => REGISTERING,
+    };
+    let until = Instant::now() + looking;
     let mut asked = false;
     loop {
         let mark = idle::find(&options.run_dir, pids);

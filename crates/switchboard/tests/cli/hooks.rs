@@ -221,3 +221,49 @@ fn malformed_hook_input_is_an_error_that_does_not_block_the_prompt() {
     );
     assert!(stderr(&out).contains("hook input is not the JSON Claude Code sends"));
 }
+
+/// A session that pushes by channel may have had its push dropped by the client (Claude Code's
+/// channel gate says no silently): the prompt hook shows a pushed item the transcript lacks,
+/// and leaves alone one the transcript shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_the_transcript_lacks_is_shown_by_the_prompt_hook() {
+    let home = Home::new();
+    let claude =
+        Agent::start_with(&home, "claude-webapp", Kind::ClaudeCode, &["--push", "on"]).await;
+    claude.ok("peers", json!({})).await;
+    send(&home, "pushed while the gate was closed");
+    let pushed = claude.pushes(1).await;
+    let id = pushed[0]["meta"]["message_id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("session.jsonl");
+    let input = |path: &std::path::Path| {
+        json!({
+            "session_id": "s", "cwd": "/home/dev/webapp", "hook_event_name": "UserPromptSubmit",
+            "prompt": "go on", "transcript_path": path,
+        })
+        .to_string()
+    };
+
+    std::fs::write(&transcript, "{\"type\":\"user\",\"message\":\"hello\"}\n").unwrap();
+    let out = hook(&home, "user-prompt-submit", &input(&transcript));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let context = json["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        context.contains("pushed while the gate was closed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Once the transcript holds it, the model saw it: nothing more.
+    let seen =
+        format!("{{\"content\":\"#{id} from alice\\n  | pushed while the gate was closed\"}}\n");
+    std::fs::write(&transcript, seen).unwrap();
+    let again = hook(&home, "user-prompt-submit", &input(&transcript));
+    assert!(
+        again.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}

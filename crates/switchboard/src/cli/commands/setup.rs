@@ -62,8 +62,10 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
     }
     if args.client == Client::ClaudeCode && !as_json {
         output::line(format!(
-            "\nMail reaches Claude Code through the hooks above (no flag needed). To have it pushed\n\
-             mid-turn as channel events (research preview), start Claude Code with this alias:\n  {}",
+            "\nMail reaches Claude Code through switchboard's hooks (no flag needed): at session\n\
+             start, with each prompt, and an idle session is woken when mail comes. To have it\n\
+             pushed mid-turn as channel events too (research preview; needs a claude.ai login),\n\
+             start Claude Code with this alias:\n  {}",
             clients::claude_channel_alias()
         ))?;
     }

@@ -69,14 +69,62 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let name = format!("{}#{slot}", config.name);
+    let mut outage = Outage::default();
     while !*stop.borrow() {
         let claim = tokio::select! {
-            claim = mailbox.claim_wait(&config.agent, &name, config.allow_writes, CLAIM_WAIT) => claim?,
+            claim = mailbox.claim_wait(&config.agent, &name, config.allow_writes, CLAIM_WAIT) => claim,
             _ = stop.changed() => return Ok(()),
         };
+        // A claim whose answer was lost on the way is not lost work: its lease lapses and the
+        // job is offered again (or parked, for a write job), so asking again is safe.
+        let claim = match claim {
+            Err(switchboard_core::Error::Unavailable(why)) => {
+                tokio::select! {
+                    () = outage.pause(&why) => continue,
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+            other => other?,
+        };
+        outage.over();
         if let Some(claim) = claim {
             run::job(mailbox.as_ref(), &config, claim, stop.clone()).await?;
         }
     }
     Ok(())
+}
+
+/// A stretch of time the relay cannot be reached: said once on stderr, waited out with a
+/// capped, jittered backoff so that many workers do not return at the same instant.
+#[derive(Default)]
+pub(crate) struct Outage {
+    tries: u32,
+}
+
+/// The longest pause between two tries.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+impl Outage {
+    pub(crate) async fn pause(&mut self, why: &str) {
+        if self.tries == 0 {
+            eprintln!("the relay is unreachable ({why}); retrying");
+        }
+        self.tries = self.tries.saturating_add(1);
+        let base = Duration::from_millis(100)
+            .saturating_mul(1 << self.tries.min(6))
+            .min(BACKOFF_CAP);
+        // Jitter from the clock's low bits: enough to spread workers, no generator needed.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let jitter = base.mul_f64(f64::from(nanos % 1000) / 2000.0);
+        tokio::time::sleep(base / 2 + jitter).await;
+    }
+
+    pub(crate) fn over(&mut self) {
+        if self.tries > 0 {
+            eprintln!("the relay is reachable again");
+        }
+        self.tries = 0;
+    }
 }

@@ -145,17 +145,23 @@ async fn report(
     claim: &JobClaim,
     outcome: JobOutcome,
 ) -> Result<(), WorkerError> {
-    match mailbox.finish_job(claim, outcome).await {
-        Ok(view) => {
-            eprintln!("job #{}: {}", view.id, view.state);
-            Ok(())
+    let mut outage = super::Outage::default();
+    loop {
+        match mailbox.finish_job(claim, outcome.clone()).await {
+            Ok(view) => {
+                eprintln!("job #{}: {}", view.id, view.state);
+                return Ok(());
+            }
+            // Cancelled or replaced meanwhile: the store keeps the truth; nothing to report.
+            Err(Error::Rejected(r)) => {
+                eprintln!("job #{}: not recorded: {r}", claim.job.id);
+                return Ok(());
+            }
+            // Fenced: a report that did land the first time is refused as stale the second,
+            // so reporting again cannot record the end twice.
+            Err(Error::Unavailable(why)) => outage.pause(&why).await,
+            Err(e) => return Err(e.into()),
         }
-        // Cancelled or replaced meanwhile: the store keeps the truth; nothing to report.
-        Err(Error::Rejected(r)) => {
-            eprintln!("job #{}: not recorded: {r}", claim.job.id);
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
     }
 }
 

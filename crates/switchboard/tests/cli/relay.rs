@@ -452,3 +452,44 @@ fn a_human_reads_the_inbox_of_a_peer_token_from_the_cli() {
         "carol's inbox acknowledged it: {sent}"
     );
 }
+
+/// A worker attached to a relay used to exit when the relay restarted (its long wait for a
+/// job failed mid-request): it now waits the outage out and runs what is dispatched after.
+#[test]
+fn a_relay_worker_rides_out_a_relay_restart_regression() {
+    let mut relay = Relay::start();
+    let worker_token = relay.token(&["--room", "team", "--peer", "reviewer"]);
+    let alice_token = relay.token(&["--room", "team", "--peer", "alice"]);
+    let machine = Home::new();
+    let mut w = worker(
+        &relay,
+        &machine,
+        &worker_token,
+        "reviewer",
+        "echo \"ok: $(cat)\"",
+    );
+    let dispatch = |relay: &Relay, prompt: &str| {
+        let out = cli(relay, &machine, &alice_token)
+            .args([
+                "--json", "jobs", "dispatch", "reviewer", prompt, "--wait", "60s",
+            ])
+            .output()
+            .unwrap();
+        let view: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (
+            view["state"].clone(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (state, err) = dispatch(&relay, "before");
+    assert_eq!(state, "completed", "{err}");
+    relay.crash_and_restart();
+    let (state, err) = dispatch(&relay, "after the restart");
+    assert_eq!(state, "completed", "{err}");
+    assert!(
+        w.try_wait().unwrap().is_none(),
+        "the worker is still running"
+    );
+    w.kill().unwrap();
+    w.wait().unwrap();
+}

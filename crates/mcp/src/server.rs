@@ -124,8 +124,8 @@ pub struct Config {
     /// The agent's own process, recorded so its hooks can find this session (stdio only).
     pub client_pid: Option<u32>,
     pub connection: Connection,
-    /// Where this machine's idle marks live (stdio with a client pid): while the client's
-    /// async `Stop` hook holds this session's mark, the session is idle and the hook, not a
+    /// Where this machine's session marks live (stdio with a client pid): the hooks find
+    /// their session by it, and while the client's idle waiter holds it the waiter, not a
     /// channel push, hands the mail over (`crate::idle`).
     pub run_dir: Option<std::path::PathBuf>,
 }

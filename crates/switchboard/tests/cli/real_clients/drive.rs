@@ -42,6 +42,24 @@ pub fn find() -> Result<Clients, String> {
     Ok(Clients { claude, codex })
 }
 
+/// The Python of the venv `.ci/run` installs the official Python MCP SDK in.
+pub fn python_sdk() -> Result<PathBuf, String> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the workspace root")
+        .join(".ci/clients/venv/bin/python");
+    let found = Command::new(&python)
+        .args(["-c", "import mcp.client.client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        Ok(python)
+    } else {
+        Err(format!("{} with the `mcp` package is not installed", python.display()))
+    }
+}
+
 fn switchboard_bin() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
 }

@@ -11,6 +11,7 @@ pub mod model;
 
 mod claude;
 mod codex;
+mod python_sdk;
 
 use std::io::Write;
 
@@ -18,18 +19,23 @@ pub use drive::Clients;
 
 /// The clients, or `None` after saying why the test is skipped (a panic under `CI=true`).
 pub fn clients(test: &str) -> Option<Clients> {
-    match drive::find() {
+    or_skip(test, drive::find())
+}
+
+/// A real client found, or `None` after saying why the test is skipped (a panic under
+/// `CI=true`).
+pub fn or_skip<T>(test: &str, found: Result<T, String>) -> Option<T> {
+    match found {
         Ok(found) => Some(found),
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!(
             "the real-client suite must run in CI, but {why}; .ci/run installs the clients \
-             (npm ci --prefix .ci/clients)"
+             (.ci/clients)"
         ),
         Err(why) => {
             // Shown even when the harness captures output: a skip must be seen.
             let _ = writeln!(
                 std::io::stderr(),
-                "SKIPPED {test}: {why}. Install the clients with `npm ci --prefix .ci/clients` \
-                 (or run .ci/run) to run it."
+                "SKIPPED {test}: {why}. Run .ci/run (it installs .ci/clients) to run it."
             );
             None
         }

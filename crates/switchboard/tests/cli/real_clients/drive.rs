@@ -56,7 +56,10 @@ pub fn python_sdk() -> Result<PathBuf, String> {
     if found {
         Ok(python)
     } else {
-        Err(format!("{} with the `mcp` package is not installed", python.display()))
+        Err(format!(
+            "{} with the `mcp` package is not installed",
+            python.display()
+        ))
     }
 }
 

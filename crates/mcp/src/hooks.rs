@@ -64,8 +64,6 @@ pub struct Input {
     pub cwd: Option<PathBuf>,
     /// The session's transcript (JSON lines): what the model has been shown so far.
     pub transcript_path: Option<PathBuf>,
-    /// The event that ran the hook (`SessionStart`, `Stop`, …).
-    pub hook_event_name: Option<String>,
     #[serde(default)]
     pub stop_hook_active: bool,
 }
@@ -98,6 +96,9 @@ pub struct Options {
     /// The name the client gives itself in MCP (`claude-code`, `codex-mcp-client`): the peer
     /// name is derived from it when no live session is found.
     pub client: &'static str,
+    /// The peer the hook acts for when its credentials say so (a relay peer token): then
+    /// nothing is looked up or guessed.
+    pub peer: Option<String>,
 }
 
 /// Runs one hook: `emit` puts its outcome in front of the client (prints it), and only once
@@ -152,16 +153,14 @@ where
         (Some(_), Some(path), Event::Wait | Event::UserPromptSubmit) => Transcript::read(path),
         _ => None,
     };
-    // At session start the synchronous hook shows what is waiting; the waiter beside it only
-    // takes what arrives afterwards, so the two never race for one item.
-    let fresh_only =
-        event == Event::Wait && input.hook_event_name.as_deref() == Some("SessionStart");
+    // At session start the synchronous context hook and the waiter may both find mail that
+    // was waiting: each item is leased by one of them, so it is shown once, as context or as
+    // a wake.
     let taking = Taking {
         event,
         since,
         wait: options.wait,
         missed: missed.as_ref(),
-        fresh_only,
     };
     let Some((session, items)) = take(mailbox, &peer, &taking).await? else {
         return Ok(0);
@@ -245,8 +244,6 @@ struct Taking<'a> {
     /// The session pushes by channel, which its client may have dropped unseen: take the
     /// items handed over but absent from this transcript first.
     missed: Option<&'a Transcript>,
-    /// Only mail that arrives from now on.
-    fresh_only: bool,
 }
 
 /// New mail for the peer, leased to a short session of its own (returned open, for the
@@ -267,7 +264,7 @@ async fn take(
     let deadline = Instant::now() + how.wait;
     // Mail after this id is new to the waiter (only a waiter waits).
     let mut after = how.since.unwrap_or_default();
-    let mut first = !how.fresh_only;
+    let mut first = true;
     if how.event == Event::Wait {
         tracing::info!("waiting for mail for {} after #{after}", peer.name);
     }
@@ -335,6 +332,12 @@ async fn find_peer(
     pids: &[u32],
     event: Event,
 ) -> Result<(Option<PeerRecord>, Option<idle::Found>), HookError> {
+    if let Some(name) = &options.peer {
+        return Ok((
+            known(mailbox, name).await?,
+            idle::find(&options.run_dir, pids),
+        ));
+    }
     // A waiter spends no more of its budget looking than it would waiting.
     let looking = match event {
         Event::Wait => REGISTERING.min(options.wait),
@@ -376,7 +379,12 @@ async fn by_name(
     let Ok(name) = identity.peer_name(options.client) else {
         return Ok(None);
     };
-    match mailbox.peer(name.as_str()).await {
+    known(mailbox, name.as_str()).await
+}
+
+/// The peer of this name, if there is one yet.
+async fn known(mailbox: &dyn Exchange, name: &str) -> Result<Option<PeerRecord>, HookError> {
+    match mailbox.peer(name).await {
         Ok(peer) => Ok(Some(peer)),
         Err(switchboard_core::Error::Rejected(switchboard_core::Rejection::UnknownPeer {
             ..

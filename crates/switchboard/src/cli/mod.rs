@@ -74,6 +74,8 @@ pub struct Context {
     pub mailbox: Arc<dyn Exchange>,
     pub json: bool,
     pub operator: Option<String>,
+    /// The peer the relay token names, when it is a peer token: whoever uses it is that peer.
+    pub token_peer: Option<String>,
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -116,9 +118,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         _ => {}
     }
     let mut operator = cli.as_name.clone().or_else(|| settings.operator.clone());
+    let mut token_peer = None;
     let mailbox: Arc<dyn Exchange> = match relay {
         Some(relay) => {
             let client = relay.connect().await?;
+            token_peer.clone_from(&client.hello().peer);
             // A peer token acts as its peer: that is the human's name on this relay.
             if cli.as_name.is_none()
                 && let Some(peer) = &client.hello().peer
@@ -135,6 +139,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     };
     let ctx = Context {
         operator,
+        token_peer,
         settings,
         mailbox,
         json: cli.json,

@@ -39,6 +39,7 @@ pub async fn run(ctx: &Context, client: HookClient) -> Result<(), CliError> {
         wait,
         run_dir: crate::settings::run_dir(&ctx.settings.home),
         client,
+        peer: ctx.token_peer.clone(),
     };
     let emit = |outcome: &hooks::Outcome| -> std::io::Result<()> {
         if let Some(out) = &outcome.stdout {

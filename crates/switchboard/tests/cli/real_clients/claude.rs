@@ -12,6 +12,10 @@ use crate::relay::Relay;
 /// loaded 2-core machine.
 const WITHIN: Duration = Duration::from_secs(30);
 
+/// Claude Code's debug line once the synchronous SessionStart hook has run: mail sent after it
+/// can only reach an idle session by the waiter.
+const CONTEXT_HOOK_DONE: &str = "hook claude session-start] finished";
+
 #[test]
 fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {
     let Some(clients) = super::clients("claude_mcp_list_shows_switchboard_connected") else {
@@ -92,6 +96,8 @@ fn claude_session_is_online_before_any_tool_call_and_idle_mail_wakes_it_by_the_h
     // Registered from the client's first request (it speaks 2026-07-28), no tool called.
     machine.await_online(peer);
     session.await_debug("MCP server \"switchboard\": Successfully connected");
+    // Mail from now on is the idle session's, not the start-up context hook's.
+    session.await_debug(CONTEXT_HOOK_DONE);
     assert!(
         session.debug().contains("\"protocolEra\":\"modern\""),
         "a session without the alias keeps 2026-07-28"
@@ -152,6 +158,7 @@ fn claude_with_the_channel_alias_registers_its_channel_and_still_wakes_by_the_ho
         "{gate}"
     );
     assert!(session.debug().contains("\"protocolEra\":\"legacy\""));
+    session.await_debug(CONTEXT_HOOK_DONE);
 
     let text = "ALIAS-MAIL the API moved to /v2";
     machine.ok(&["send", peer, text]);
@@ -161,4 +168,66 @@ fn claude_with_the_channel_alias_registers_its_channel_and_still_wakes_by_the_ho
         session.diagnose()
     );
     assert_eq!(machine.api.times_shown(text), 1, "one path, not two");
+}
+
+#[test]
+fn claude_through_a_relay_is_woken_when_idle_by_mail_from_another_machine() {
+    let Some(clients) = super::clients("claude_through_a_relay_is_woken_when_idle") else {
+        return;
+    };
+    for http in [false, true] {
+        relay_wake(&clients.claude, http);
+    }
+}
+
+/// Claude Code on one machine reaching the relay (through `mcp --relay`, or straight to
+/// `/mcp` with `--http`), woken when idle by mail from another.
+fn relay_wake(claude: &std::path::Path, http: bool) {
+    let relay = Relay::start();
+    let alice = relay.token(&["--room", "team", "--peer", "alice"]);
+    let bob = relay.token(&["--room", "team", "--peer", "bob"]);
+    let machine = Machine::new(claude);
+    let mut setup = vec![
+        "--relay",
+        relay.url.as_str(),
+        "setup",
+        "claude-code",
+        "--write",
+    ];
+    if http {
+        setup.push("--http");
+    }
+    machine.ok(&setup);
+    let session = Interactive::start(&machine, &[], &[("SWITCHBOARD_TOKEN", &alice)]);
+    // A peer token names the peer: the session is alice, on the relay. (Straight to `/mcp`,
+    // Claude Code speaks the stateless 2026-07-28, which holds no session: alice is never
+    // "online" there, but her mail waits and her hooks find her by her token.)
+    session.await_debug("MCP server \"switchboard\": Successfully connected");
+    session.await_debug(CONTEXT_HOOK_DONE);
+    crate::harness::wait_until("alice online on the relay", || {
+        if http {
+            return true;
+        }
+        let out = crate::relay::cli(&relay, &crate::harness::Home::new(), &bob)
+            .args(["--json", "peers", "--online"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("\"alice\"")
+    });
+    let text = "RELAY-MAIL the staging database is back";
+    let sent = crate::relay::cli(&relay, &crate::harness::Home::new(), &bob)
+        .args(["send", "alice", text])
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(
+        machine.api.wait_for(text, WITHIN).is_some(),
+        "the waiter wakes the idle session through the relay (http: {http}):\n{}",
+        session.diagnose()
+    );
+    assert_eq!(machine.api.times_shown(text), 1, "nothing twice");
 }

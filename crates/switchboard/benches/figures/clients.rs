@@ -65,6 +65,7 @@ fn claude_idle(claude: &std::path::Path, args: &[&str], env: &[(&str, &str)]) ->
     machine.ok(&["setup", "claude-code", "--write"]);
     let session = Interactive::start(&machine, args, env);
     machine.await_online("claude-webapp");
+    session.await_debug(drive::CONTEXT_HOOK_DONE);
     let mut samples = Vec::with_capacity(WAKES);
     for i in 0..WAKES {
         // Idle: the previous wake's turn has ended and its waiter is in the background (the

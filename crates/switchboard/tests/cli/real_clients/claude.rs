@@ -4,17 +4,13 @@
 
 use std::time::Duration;
 
-use super::drive::{Interactive, Machine};
+use super::drive::{CONTEXT_HOOK_DONE, Interactive, Machine};
 use crate::relay::Relay;
 
 /// How long a message may take from `send` to a model request in these tests: the product's
 /// figure is hundreds of milliseconds (docs/benchmarks.md); this bound only has to hold on a
 /// loaded 2-core machine.
 const WITHIN: Duration = Duration::from_secs(30);
-
-/// Claude Code's debug line once the synchronous SessionStart hook has run: mail sent after it
-/// can only reach an idle session by the waiter.
-const CONTEXT_HOOK_DONE: &str = "hook claude session-start] finished";
 
 #[test]
 fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {

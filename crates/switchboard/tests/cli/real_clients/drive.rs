@@ -79,6 +79,10 @@ fn private_dir() -> tempfile::TempDir {
     dir
 }
 
+/// Claude Code's debug line once the synchronous SessionStart hook has run: mail sent after it
+/// can only reach an idle session by the waiter.
+pub const CONTEXT_HOOK_DONE: &str = "hook claude session-start] finished";
+
 /// Polls `check` until it holds; panics with `what` after a minute (a bound for a loaded
 /// machine, not a measurement).
 pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {

@@ -70,9 +70,7 @@ fn claude_idle(claude: &std::path::Path, args: &[&str], env: &[(&str, &str)]) ->
     for i in 0..WAKES {
         // Idle: the previous wake's turn has ended and its waiter is in the background (the
         // first sample's waiter is the one started at SessionStart).
-        drive::wait_until("the session is idle again", || {
-            session.debug().matches("Hooks: Stop [").count() >= i
-        });
+        session.await_count(drive::STOP_HOOK_RAN, i);
         let text = format!("WAKE-SAMPLE-{i} status of the migration?");
         machine.ok(&["send", "claude-webapp", &text]);
         let sent = now_ms();

@@ -20,6 +20,10 @@ fn hook(home: &Home, event: &str, input: &str) -> Output {
     home.run_fed("observer", &["hook", "claude", event], input.as_bytes())
 }
 
+fn codex_hook(home: &Home, event: &str, input: &str) -> Output {
+    home.run_fed("observer", &["hook", "codex", event], input.as_bytes())
+}
+
 /// A Claude Code session without the channel flag: the hooks' peer is found through the
 /// shared parent process (this test), as a real hook finds the session of its Claude Code.
 /// Mail comes from the human's CLI, so this test process is the client of one session only.
@@ -96,11 +100,7 @@ async fn stop_hook_waits_for_mail_and_wakes_the_session_with_exit_2() {
 async fn codex_stop_hook_never_loops_when_it_already_kept_the_turn_going() {
     let (home, _claude) = setup().await;
     send(&home, "one more thing");
-    let out = home.run_fed(
-        "observer",
-        &["hook", "codex", "stop"],
-        fixture("stop-active").as_bytes(),
-    );
+    let out = codex_hook(&home, "stop", &fixture("stop-active"));
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
 }
@@ -109,11 +109,7 @@ async fn codex_stop_hook_never_loops_when_it_already_kept_the_turn_going() {
 async fn codex_stop_hook_keeps_the_turn_going_with_new_mail() {
     let (home, _claude) = setup().await;
     send(&home, "the build is red");
-    let out = home.run_fed(
-        "observer",
-        &["hook", "codex", "stop"],
-        fixture("stop").as_bytes(),
-    );
+    let out = codex_hook(&home, "stop", &fixture("stop"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["decision"], "block");

@@ -4,13 +4,25 @@
 
 use std::time::Duration;
 
-use super::drive::{CONTEXT_HOOK_DONE, Interactive, Machine};
+use super::drive::{CONTEXT_HOOK_DONE, Interactive, Machine, STOP_HOOK_RAN};
 use crate::relay::Relay;
 
 /// How long a message may take from `send` to a model request in these tests: the product's
 /// figure is hundreds of milliseconds (docs/benchmarks.md); this bound only has to hold on a
 /// loaded 2-core machine.
 const WITHIN: Duration = Duration::from_secs(30);
+
+/// Sends `text` to `peer` from this machine's CLI and insists it reaches the model's next
+/// request, once, with nobody typing: `how` says by which path, for the failure message.
+fn wakes(machine: &Machine, session: &Interactive, peer: &str, text: &str, how: &str) {
+    machine.ok(&["send", peer, text]);
+    assert!(
+        machine.api.wait_for(text, WITHIN).is_some(),
+        "{how}:\n{}",
+        session.diagnose()
+    );
+    assert_eq!(machine.api.times_shown(text), 1, "{how}: nothing twice");
+}
 
 #[test]
 fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {
@@ -101,26 +113,28 @@ fn claude_session_is_online_before_any_tool_call_and_idle_mail_wakes_it_by_the_h
 
     // Idle before its first turn: the waiter started at SessionStart wakes it.
     let first = "IDLE-MAIL-ONE the schema is in migrations/";
-    machine.ok(&["send", peer, first]);
-    assert!(
-        machine.api.wait_for(first, WITHIN).is_some(),
-        "a fresh idle session is woken with the mail:\n{}",
-        session.diagnose()
+    wakes(
+        &machine,
+        &session,
+        peer,
+        first,
+        "a fresh idle session is woken",
     );
 
-    // Idle after a turn: the waiter started at Stop wakes it.
+    // Idle after a turn the user typed (the second turn to end): the waiter started at that
+    // Stop wakes it.
     session.type_line("thanks, carry on");
     machine.api.wait_for("thanks, carry on", WITHIN).unwrap();
-    session.await_debug("Hooks: Stop");
+    session.await_count(STOP_HOOK_RAN, 2);
     let second = "IDLE-MAIL-TWO and the users table has an index on email";
-    machine.ok(&["send", peer, second]);
-    assert!(
-        machine.api.wait_for(second, WITHIN).is_some(),
-        "an idle session is woken after its turn:\n{}",
-        session.diagnose()
+    wakes(
+        &machine,
+        &session,
+        peer,
+        second,
+        "an idle session is woken after its turn",
     );
     assert_eq!(machine.api.times_shown(first), 1, "nothing twice");
-    assert_eq!(machine.api.times_shown(second), 1, "nothing twice");
     assert_eq!(machine.state_of(second), "delivered");
 }
 
@@ -157,13 +171,13 @@ fn claude_with_the_channel_alias_registers_its_channel_and_still_wakes_by_the_ho
     session.await_debug(CONTEXT_HOOK_DONE);
 
     let text = "ALIAS-MAIL the API moved to /v2";
-    machine.ok(&["send", peer, text]);
-    assert!(
-        machine.api.wait_for(text, WITHIN).is_some(),
-        "the hook wakes the idle session with the alias on:\n{}",
-        session.diagnose()
+    wakes(
+        &machine,
+        &session,
+        peer,
+        text,
+        "the waiter wakes the idle session, alias on",
     );
-    assert_eq!(machine.api.times_shown(text), 1, "one path, not two");
 }
 
 #[test]

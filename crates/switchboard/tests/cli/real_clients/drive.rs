@@ -83,6 +83,9 @@ fn private_dir() -> tempfile::TempDir {
 /// can only reach an idle session by the waiter.
 pub const CONTEXT_HOOK_DONE: &str = "hook claude session-start] finished";
 
+/// Claude Code's debug line each time a turn ends and its Stop hooks start.
+pub const STOP_HOOK_RAN: &str = "Hooks: Stop [";
+
 /// Polls `check` until it holds; panics with `what` after a minute (a bound for a loaded
 /// machine, not a measurement).
 pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
@@ -313,6 +316,14 @@ impl Interactive {
             .filter(|l| l.contains("Hook") || l.contains("switchboard") || l.contains("turn"))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Waits until Claude Code's debug log holds `needle` at least `n` times (one per turn for
+    /// a hook's line, say).
+    pub fn await_count(&self, needle: &str, n: usize) {
+        wait_until(&format!("{n} debug log lines {needle:?}"), || {
+            self.debug().matches(needle).count() >= n
+        });
     }
 
     /// Waits for a line of Claude Code's debug log containing `needle`.

@@ -12,6 +12,14 @@ use crate::relay::Relay;
 /// loaded 2-core machine.
 const WITHIN: Duration = Duration::from_secs(30);
 
+/// A machine with Claude Code set up by `setup claude-code --write`, as a user would; `None`
+/// when the test is skipped.
+fn set_up(test: &str) -> Option<Machine> {
+    let machine = Machine::new(&super::clients(test)?.claude);
+    machine.ok(&["setup", "claude-code", "--write"]);
+    Some(machine)
+}
+
 /// Sends `text` to `peer` from this machine's CLI and insists it reaches the model's next
 /// request, once, with nobody typing: `how` says by which path, for the failure message.
 fn wakes(machine: &Machine, session: &Interactive, peer: &str, text: &str, how: &str) {
@@ -26,11 +34,9 @@ fn wakes(machine: &Machine, session: &Interactive, peer: &str, text: &str, how: 
 
 #[test]
 fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {
-    let Some(clients) = super::clients("claude_mcp_list_shows_switchboard_connected") else {
+    let Some(machine) = set_up("claude_mcp_list_shows_switchboard_connected") else {
         return;
     };
-    let machine = Machine::new(&clients.claude);
-    machine.ok(&["setup", "claude-code", "--write"]);
     let listed = |machine: &Machine, extra: &[(&str, &str)]| {
         let mut cmd = machine.client();
         for (k, v) in extra {
@@ -69,11 +75,9 @@ fn claude_mcp_list_shows_switchboard_connected_local_relay_and_http() {
 
 #[test]
 fn claude_print_mode_gets_waiting_mail_in_its_first_request_once() {
-    let Some(clients) = super::clients("claude_print_mode_gets_waiting_mail") else {
+    let Some(machine) = set_up("claude_print_mode_gets_waiting_mail") else {
         return;
     };
-    let machine = Machine::new(&clients.claude);
-    machine.ok(&["setup", "claude-code", "--write"]);
     // The peer exists once a session of it has run; `-p` with an empty turn registers it.
     let first = machine.client().args(["-p", "hello"]).output().unwrap();
     assert!(first.status.success(), "{first:?}");
@@ -94,11 +98,9 @@ fn claude_print_mode_gets_waiting_mail_in_its_first_request_once() {
 
 #[test]
 fn claude_session_is_online_before_any_tool_call_and_idle_mail_wakes_it_by_the_hook() {
-    let Some(clients) = super::clients("claude_idle_mail_wakes_the_session") else {
+    let Some(machine) = set_up("claude_idle_mail_wakes_the_session") else {
         return;
     };
-    let machine = Machine::new(&clients.claude);
-    machine.ok(&["setup", "claude-code", "--write"]);
     let mut session = Interactive::start(&machine, &[], &[]);
     let peer = "claude-webapp";
     // Registered from the client's first request (it speaks 2026-07-28), no tool called.
@@ -140,11 +142,9 @@ fn claude_session_is_online_before_any_tool_call_and_idle_mail_wakes_it_by_the_h
 
 #[test]
 fn claude_with_the_channel_alias_registers_its_channel_and_still_wakes_by_the_hook() {
-    let Some(clients) = super::clients("claude_with_the_channel_alias") else {
+    let Some(machine) = set_up("claude_with_the_channel_alias") else {
         return;
     };
-    let machine = Machine::new(&clients.claude);
-    machine.ok(&["setup", "claude-code", "--write"]);
     // The alias `setup claude-code` prints.
     let session = Interactive::start(
         &machine,

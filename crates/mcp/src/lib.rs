@@ -8,6 +8,7 @@
 //! - [`framing`]: how peer content is shown to a model (untrusted, with ids to act on);
 //! - [`identity`]: the peer name and the declared location facts;
 //! - [`notify`]: opt-in desktop notifications for sessions that cannot be pushed to;
+//! - [`presence`]: whether an HTTP client holds a stream to be pushed to;
 //! - [`hooks`]: Claude Code and Codex hook commands, the delivery paths that need no channel;
 //! - [`idle`]: the session mark where a session's server and its hooks meet (which peer, and
 //!   who hands mail to an idle session);
@@ -19,12 +20,14 @@ pub mod hooks;
 pub mod identity;
 pub mod idle;
 pub mod notify;
+pub mod presence;
 pub mod server;
 pub mod stdio;
 pub mod tools;
 
 pub use identity::Identity;
 pub use notify::Notifier;
+pub use presence::Presence;
 pub use server::{
     Config, Connection, Era, INSTRUCTIONS, OpenContext, Opener, PushMode, Switchboard,
 };

@@ -32,6 +32,7 @@ use crate::framing;
 use crate::identity::Identity;
 use crate::idle::IdleMark;
 use crate::notify::Notifier;
+use crate::presence::Presence;
 use crate::tools;
 
 pub const INBOX_URI: &str = "switchboard://inbox";
@@ -150,6 +151,8 @@ struct Inner {
     era: Era,
     /// This session's mark for its hooks (stdio only).
     idle: Option<IdleMark>,
+    /// The streams an HTTP client holds open (set by the relay): push only while one is.
+    presence: std::sync::OnceLock<Presence>,
     /// Serialises the automatic paths (push, piggyback) of this session: a lease by the same
     /// session can be taken again, so two paths racing could show one item twice.
     auto_gate: tokio::sync::Mutex<()>,
@@ -198,6 +201,7 @@ impl Switchboard {
                 era,
                 idle,
                 started: AtomicBool::new(false),
+                presence: std::sync::OnceLock::new(),
                 opener,
                 live: OnceCell::new(),
                 client: Mutex::new(None),
@@ -307,6 +311,9 @@ impl Switchboard {
         let Some(parts) = extensions.get::<http::request::Parts>() else {
             return;
         };
+        if let Some(presence) = parts.extensions.get::<Presence>() {
+            let _ = self.inner.presence.set(presence.clone());
+        }
         if let Ok(mut slot) = self.inner.request.lock()
             && slot.is_none()
         {
@@ -368,6 +375,8 @@ impl Switchboard {
         // Mail that waited while the peer was offline is pushed at once; a subscriber (and the
         // human, through a notification) is told only about what arrives from now on.
         let mut arrived = false;
+        // An HTTP client that opens a stream gets what waited for it at once.
+        let mut streams = self.inner.presence.get().map(Presence::watch);
         loop {
             let pushing = self.inner.push.load(Ordering::Relaxed);
             if pushing && !self.push(live, &peer).await {
@@ -389,7 +398,14 @@ impl Switchboard {
                 }
             }
             arrived = loop {
-                match tokio::time::timeout(RECHECK, wakes.recv()).await {
+                let wake = tokio::select! {
+                    w = tokio::time::timeout(RECHECK, wakes.recv()) => w,
+                    Some(()) = stream_opened(streams.as_mut()) => break false,
+                    // The session ended (the relay reaped it, the client left): the watcher
+                    // holds the session's peer online, so it must not outlive it.
+                    () = closed(&peer) => return,
+                };
+                match wake {
                     Ok(Ok(w)) if !w.concerns(me) => continue,
                     Ok(Ok(_) | Err(RecvError::Lagged(_))) => break true,
                     Ok(Err(RecvError::Closed)) => return,
@@ -428,6 +444,11 @@ impl Switchboard {
         if self.inner.idle.as_ref().is_some_and(IdleMark::hook_waiting) {
             return true;
         }
+        // Over HTTP a notification reaches the client only through an open stream; with none,
+        // the mail stays queued for a stream, a tool call's piggyback or another session.
+        if !self.can_write() {
+            return true;
+        }
         let mut connected = true;
         self.auto_deliver(live, |items| async {
             let mut shown = Vec::with_capacity(items.len());
@@ -448,6 +469,15 @@ impl Switchboard {
         })
         .await;
         connected
+    }
+
+    /// Whether a notification sent now reaches the client: always on stdio; over HTTP only
+    /// while the client holds a stream open.
+    fn can_write(&self) -> bool {
+        match self.inner.config.connection {
+            Connection::Stdio => true,
+            Connection::Http => self.inner.presence.get().is_some_and(Presence::listening),
+        }
     }
 
     fn channel_wanted(&self, request: &InitializeRequestParams) -> bool {
@@ -508,6 +538,23 @@ impl Switchboard {
                 content.push(ContentBlock::text(message));
                 CallToolResult::error(content)
             }
+        }
+    }
+}
+
+/// Resolves once the session's transport is gone.
+async fn closed(peer: &Peer<RoleServer>) {
+    peer.closed().await;
+}
+
+/// Resolves when a stream count changes to a live one; `None` when nobody counts streams (or
+/// the count is gone), which the caller's `select!` then ignores.
+async fn stream_opened(streams: Option<&mut tokio::sync::watch::Receiver<usize>>) -> Option<()> {
+    let streams = streams?;
+    loop {
+        streams.changed().await.ok()?;
+        if *streams.borrow_and_update() > 0 {
+            return Some(());
         }
     }
 }

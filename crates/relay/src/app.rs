@@ -38,7 +38,9 @@ use crate::auth::{AuthError, Caller, Verifier};
 use crate::events;
 use crate::fixtures;
 use crate::guard::Guard;
+use crate::mcp_sessions::{self, McpSessions};
 use crate::metrics::{Metrics, RouteLabels};
+use crate::revocation::Streams;
 use crate::rooms::Rooms;
 use crate::sessions::Sessions;
 
@@ -89,6 +91,8 @@ impl std::ops::Deref for App {
 pub struct AppState {
     pub rooms: Rooms,
     pub sessions: Sessions,
+    pub mcp_sessions: McpSessions,
+    pub streams: Streams,
     pub verifier: Verifier,
     pub metrics: Metrics,
     pub config: Arc<AppConfig>,
@@ -127,16 +131,35 @@ impl App {
             }));
             routes.nest_service(
                 "/mcp",
-                self.mcp_service(move |s| WithFixtures::new(s, &state)),
+                self.gated(self.mcp_service(move |s| WithFixtures::new(s, &state))),
             )
         } else {
-            routes.nest_service("/mcp", self.mcp_service(|s| s))
+            routes.nest_service("/mcp", self.gated(self.mcp_service(|s| s)))
         };
         routes
             .layer(middleware::from_fn_with_state(self.clone(), authenticate))
             .layer(middleware::from_fn_with_state(self.clone(), check_origin))
             .layer(DefaultBodyLimit::max(limit))
             .with_state(self)
+    }
+
+    /// `/mcp` behind the gate that binds sessions to their token ([`mcp_sessions`]).
+    fn gated<S>(&self, service: S) -> axum::routing::Router
+    where
+        S: tower::Service<Request, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        axum::Router::new()
+            .fallback_service(service)
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                mcp_sessions::admit,
+            ))
     }
 
     /// Streamable HTTP MCP over the product handler, as `wrap` dresses it.
@@ -175,7 +198,7 @@ impl App {
         };
         StreamableHttpService::new(
             move || Ok(wrap(Switchboard::new(config.clone(), Arc::clone(&opener)))),
-            Arc::new(LocalSessionManager::default()),
+            self.mcp_sessions.manager(),
             http,
         )
     }
@@ -349,7 +372,7 @@ async fn run_call(
     };
     let result = async {
         let guard = app.guard(caller).await?;
-        let me = guard.me().await;
+        let me = guard.me().await?;
         call.run(&guard, me).await
     }
     .await;
@@ -376,7 +399,7 @@ fn failure(kind: Failure, code: &str, message: &str) -> Response {
     failure_status(status(kind), code, message)
 }
 
-fn failure_status(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn failure_status(status: StatusCode, code: &str, message: &str) -> Response {
     let wire = WireError {
         code: code.to_owned(),
         message: message.to_owned(),

@@ -2,7 +2,7 @@
 //! stored record and the secret is checked against its SHA-256 hash in constant time. Secrets
 //! are 256 random bits, so a fast hash is enough: there is nothing to guess.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -179,14 +179,34 @@ impl Verifier {
         if !due {
             return Ok(());
         }
+        self.changed().await.map(drop)
+    }
+
+    /// Asks the store now whether the token table changed since the last look (dropping the
+    /// cache if so); the revocation watch calls it on its own beat.
+    pub async fn changed(&self) -> Result<bool, AuthError> {
         let version = self.store.tokens_version().await?;
         let mut cache = self.lock();
+        let changed = cache.version.is_some_and(|v| v != version);
         if cache.version != Some(version) {
             cache.records.clear();
             cache.version = Some(version);
         }
         cache.checked = Some(Instant::now());
-        Ok(())
+        Ok(changed)
+    }
+
+    /// Which of the token ids `ids` were revoked, read from the store, not the cache. (Tokens
+    /// are never deleted; an id with no record is the conformance mode's token-less caller.)
+    pub async fn revoked(&self, ids: &HashSet<String>) -> Result<HashSet<String>, AuthError> {
+        let mut out = HashSet::new();
+        for id in ids {
+            let record = self.store.token(id).await?;
+            if record.is_some_and(|r| r.revoked_at.is_some()) {
+                out.insert(id.clone());
+            }
+        }
+        Ok(out)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {

@@ -98,7 +98,7 @@ async fn open(
         Some(after) => after,
         None => guard.last_message_id().await?,
     };
-    let peer = match guard.me().await {
+    let peer = match guard.me().await? {
         Some(me) => Some(me),
         None => session_peer,
     };
@@ -112,7 +112,8 @@ async fn open(
         },
         wakes,
         pending: VecDeque::new(),
-        shutdown: app.shutdown.clone(),
+        // Ends with the relay, and when the caller's token is revoked.
+        shutdown: app.streams.open(&caller.token_id, &app.shutdown),
         _attachment: attachment,
         _gauge: Open(app.metrics.clone()),
     })

@@ -54,15 +54,22 @@ impl Guard {
         self
     }
 
-    /// The peer a peer token acts as, when it exists yet. A peer's id never changes and a peer
-    /// token's peer cannot be renamed through it, so the first answer stands for the guard's life.
-    pub async fn me(&self) -> Option<PeerId> {
+    /// The peer a peer token acts as, when it exists yet (`None` for a room token, or a peer
+    /// that has not joined). A peer's id never changes and a peer token's peer cannot be
+    /// renamed through it, so the first answer stands for the guard's life. A store failure is
+    /// an error, never "no peer": a client retries the one and not the other.
+    pub async fn me(&self) -> Result<Option<PeerId>> {
         if let Some(id) = self.me.get() {
-            return Some(*id);
+            return Ok(Some(*id));
         }
-        let name = self.caller.grant.peer()?;
-        let id = self.mailbox.peer(name).await.ok()?.id;
-        Some(*self.me.get_or_init(|| id))
+        let Some(name) = self.caller.grant.peer() else {
+            return Ok(None);
+        };
+        match self.mailbox.peer(name).await {
+            Ok(peer) => Ok(Some(*self.me.get_or_init(|| peer.id))),
+            Err(Error::Rejected(Rejection::UnknownPeer { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn denied(&self) -> Error {
@@ -77,7 +84,7 @@ impl Guard {
         if self.caller.grant.peer().is_none() {
             return Ok(());
         }
-        match self.me().await {
+        match self.me().await? {
             Some(me) if me == peer => Ok(()),
             _ => Err(self.denied()),
         }
@@ -410,7 +417,7 @@ impl Guard {
     /// A peer token reads only its own part of the room's log.
     async fn scoped(&self, mut query: LogQuery) -> Result<LogQuery> {
         if self.caller.grant.peer().is_some() {
-            query.peer = Some(self.me().await.ok_or_else(|| self.denied())?);
+            query.peer = Some(self.me().await?.ok_or_else(|| self.denied())?);
         }
         Ok(query)
     }

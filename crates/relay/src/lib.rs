@@ -3,7 +3,9 @@
 //! Layers, outermost first: [`server`] accepts connections (TLS, timeouts, graceful drain);
 //! [`app`] routes `/mcp`, `/v1`, `/healthz` and `/metrics` behind host, origin and token
 //! checks; [`guard`] narrows a room's mailbox to what the caller's token grants; [`rooms`]
-//! keeps one store per room; [`sessions`] tracks the sessions remote callers hold;
+//! keeps one store per room; [`sessions`] tracks the sessions remote callers hold over `/v1`
+//! and [`mcp_sessions`] the MCP sessions (bound to their token, reaped when abandoned);
+//! [`revocation`] ends what a revoked token holds open;
 //! [`fixtures`] is the hidden conformance mode (the official MCP suite's fixtures on `/mcp`).
 
 pub mod app;
@@ -11,14 +13,18 @@ pub mod auth;
 mod events;
 pub mod fixtures;
 pub mod guard;
+pub mod mcp_sessions;
 pub mod metrics;
+pub mod revocation;
 pub mod rooms;
 pub mod server;
 pub mod sessions;
 
 pub use app::{App, AppConfig, AppState};
 pub use auth::{Caller, Verifier, mint};
+pub use mcp_sessions::McpSessions;
 pub use metrics::Metrics;
+pub use revocation::Streams;
 pub use rooms::{OpenedRoom, RoomOpener, Rooms};
 pub use server::{ServeOptions, Tls, TlsError, run};
 pub use sessions::Sessions;

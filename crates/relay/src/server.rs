@@ -107,6 +107,7 @@ pub async fn run(
     let service = TowerToHyperService::new(app.clone().router());
     let graceful = GracefulShutdown::new();
     let reaper = tokio::spawn(reap(app.clone(), options.session_idle));
+    let revocations = tokio::spawn(crate::revocation::watch(app.clone()));
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
@@ -155,7 +156,9 @@ pub async fn run(
     }
     drop(listener);
     reaper.abort();
+    revocations.abort();
     app.shutdown.cancel();
+    app.mcp_sessions.end_all().await;
     close_all(&app).await;
     tokio::select! {
         () = graceful.shutdown() => {}
@@ -163,15 +166,17 @@ pub async fn run(
     }
 }
 
-/// Ends remote sessions nobody holds any more, so vanished clients go offline.
 /// How often the relay expires and deletes old records in every open room (what `gc` does).
 const GC_EVERY: Duration = Duration::from_secs(600);
 
+/// Ends remote sessions (MCP and `/v1`) nobody holds any more, so vanished clients go offline
+/// and their leased mail goes to the peer's other sessions.
 async fn reap(app: App, idle: Duration) {
     let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut last_gc = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
+        app.mcp_sessions.reap(idle).await;
         for (room, id) in app.sessions.take_idle(idle) {
             close(&app, &room, id).await;
         }
@@ -192,7 +197,7 @@ async fn close_all(app: &App) {
     }
 }
 
-async fn close(app: &App, room: &str, id: switchboard_core::SessionId) {
+pub(crate) async fn close(app: &App, room: &str, id: switchboard_core::SessionId) {
     match app.rooms.get(room).await {
         Ok(mailbox) => {
             if let Err(e) = mailbox.close_session(id).await {

@@ -98,6 +98,28 @@ impl Sessions {
         gone
     }
 
+    /// The tokens that hold sessions now, for the revocation check.
+    pub fn tokens(&self) -> std::collections::HashSet<String> {
+        self.lock().values().map(|e| e.token_id.clone()).collect()
+    }
+
+    /// Takes out every session opened with one of `tokens`.
+    pub fn take_of_tokens(
+        &self,
+        tokens: &std::collections::HashSet<String>,
+    ) -> Vec<(String, SessionId)> {
+        let mut map = self.lock();
+        let gone: Vec<Key> = map
+            .iter()
+            .filter(|(_, e)| tokens.contains(&e.token_id))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &gone {
+            map.remove(k);
+        }
+        gone
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }

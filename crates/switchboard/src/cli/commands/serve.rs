@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_core::TokenStore;
 use switchboard_relay::{
-    App, AppConfig, AppState, Metrics, Rooms, ServeOptions, Sessions, Tls, Verifier,
+    App, AppConfig, AppState, McpSessions, Metrics, Rooms, ServeOptions, Sessions, Streams, Tls,
+    Verifier,
 };
 
 use super::super::CliError;
@@ -51,6 +52,8 @@ pub async fn run(
     let app = App::new(AppState {
         rooms: Rooms::new(data.opener(), settings.limits.clone()),
         sessions: Sessions::default(),
+        mcp_sessions: McpSessions::default(),
+        streams: Streams::default(),
         verifier: Verifier::new(tokens),
         metrics: Metrics::new(),
         config: Arc::new(app_config(&args, local)),

@@ -1,0 +1,684 @@
+//! What each kind of token may do on each route, as a table, against the relay's router run
+//! in-process on `127.0.0.1:0` (the server takes a listener and a shutdown future); and what
+//! revoking a token or abandoning a session ends.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use switchboard_core::{Clock, Grant, Limits, Store, SystemClock, TokenStore};
+use switchboard_relay::{
+    App, AppConfig, AppState, McpSessions, Metrics, Rooms, ServeOptions, Sessions, Streams,
+    Verifier,
+};
+use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+
+/// A relay served in-process over the embedded store in a temporary directory.
+struct Relay {
+    base: String,
+    tokens: Arc<SqliteTokens>,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Relay {
+    async fn start(session_idle: Duration) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_owned();
+        let tokens = Arc::new(SqliteTokens::open(&home).unwrap());
+        let opener: switchboard_relay::RoomOpener = Arc::new(move |room: String| {
+            let path = home.join("rooms").join(room);
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || open_room(&path))
+                    .await
+                    .unwrap()
+            })
+        });
+        let app = App::new(AppState {
+            rooms: Rooms::new(opener, Limits::default()),
+            sessions: Sessions::default(),
+            mcp_sessions: McpSessions::default(),
+            streams: Streams::default(),
+            verifier: Verifier::new(tokens.clone()),
+            metrics: Metrics::new(),
+            config: Arc::new(AppConfig::default()),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = ServeOptions {
+            session_idle,
+            ..ServeOptions::default()
+        };
+        let served = tokio::spawn(switchboard_relay::run(listener, app, options, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            tokens,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            served: Some(served),
+            _dir: dir,
+        }
+    }
+
+    async fn mint(&self, grant: Grant) -> Token {
+        let minted = switchboard_relay::mint(self.tokens.as_ref(), grant, "test", now())
+            .await
+            .unwrap();
+        Token {
+            secret: minted.token,
+            id: minted.record.id,
+        }
+    }
+
+    async fn revoke(&self, token: &Token) {
+        assert!(self.tokens.revoke_token(&token.id, now()).await.unwrap());
+    }
+
+    fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    async fn call(&self, token: &str, op: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .request(Method::POST, &format!("/v1/{op}"), Some(token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Opens an MCP session with `token` (initialize + initialized) and returns its id.
+    async fn mcp_session(&self, token: &str, channel: bool) -> String {
+        let capabilities = if channel {
+            json!({"experimental": {"claude/channel": {}}})
+        } else {
+            json!({})
+        };
+        let res = self
+            .mcp(token, None)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": capabilities,
+                    "clientInfo": {"name": "security-test", "version": "1"}
+                }}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let id = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        let body = res.text().await.unwrap();
+        assert!(body.contains("\"result\""), "{body}");
+        let res = self
+            .mcp(token, Some(&id))
+            .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        id
+    }
+
+    fn mcp(&self, token: &str, session: Option<&str>) -> reqwest::RequestBuilder {
+        let req = self
+            .request(Method::POST, "/mcp", Some(token))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25");
+        match session {
+            Some(s) => req.header("mcp-session-id", s),
+            None => req,
+        }
+    }
+
+    /// Calls the `peers` tool on `session` with `token`; the status and the body.
+    async fn mcp_peers(&self, token: Option<&str>, session: &str) -> (StatusCode, String) {
+        let mut req = self
+            .request(Method::POST, "/mcp", token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", session)
+            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "peers", "arguments": {}}}));
+        if token.is_none() {
+            req = req.header("x-none", "1");
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap_or_default())
+    }
+
+    /// Waits until `check` holds, polling the relay; a deadline only guards against a hang.
+    async fn until<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gave up waiting: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.unwrap();
+        }
+    }
+}
+
+fn open_room(path: &Path) -> Result<Arc<dyn Store>, switchboard_core::StoreError> {
+    Ok(Arc::new(SqliteStore::open(path)?) as Arc<dyn Store>)
+}
+
+fn now() -> switchboard_proto::Millis {
+    SystemClock.now_ms()
+}
+
+struct Token {
+    secret: String,
+    id: String,
+}
+
+/// The kinds of caller the table tries, as the relay tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    None,
+    Malformed,
+    Wrong,
+    Revoked,
+    Admin,
+    Room,
+    /// alice's own peer token: the owner of what the table acts on.
+    Peer,
+    /// bob's peer token, in the same room.
+    OtherPeer,
+    OtherRoom,
+}
+
+const KINDS: [Kind; 9] = [
+    Kind::None,
+    Kind::Malformed,
+    Kind::Wrong,
+    Kind::Revoked,
+    Kind::Admin,
+    Kind::Room,
+    Kind::Peer,
+    Kind::OtherPeer,
+    Kind::OtherRoom,
+];
+
+/// What each route is asked to do, on alice's behalf where it acts for someone.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Health,
+    Metrics,
+    Hello,
+    Peers,
+    /// `POST /v1/send` with `from` = alice's id.
+    SendAsAlice,
+    Events,
+    McpInitialize,
+    /// `tools/call peers` on a session alice's token opened.
+    McpCallOnAlicesSession,
+    /// `GET /mcp` (the stream) on alice's session.
+    McpStreamOnAlicesSession,
+    /// `DELETE /mcp` on alice's session.
+    McpDeleteAlicesSession,
+}
+
+/// The expected status of `action` for each kind, from the kinds that get in at all.
+fn expected(action: Action, kind: Kind) -> StatusCode {
+    use Kind::*;
+    use StatusCode as S;
+    if matches!(kind, None | Malformed | Wrong | Revoked) {
+        return S::UNAUTHORIZED;
+    }
+    match (action, kind) {
+        (Action::Health, _) => S::OK,
+        (Action::Metrics, Admin) => S::OK,
+        (Action::Metrics, _) => S::FORBIDDEN,
+        (_, Admin) => S::FORBIDDEN,
+        (Action::Hello | Action::Peers | Action::Events | Action::McpInitialize, _) => S::OK,
+        (Action::SendAsAlice, Room | Peer) => S::OK,
+        (Action::SendAsAlice, OtherPeer) => S::FORBIDDEN,
+        // alice's id means nothing in another room.
+        (Action::SendAsAlice, OtherRoom) => S::NOT_FOUND,
+        (Action::McpCallOnAlicesSession, Peer) => S::OK,
+        (Action::McpStreamOnAlicesSession, Peer) => S::OK,
+        (Action::McpDeleteAlicesSession, Peer) => S::ACCEPTED,
+        // Someone else's session reads exactly as no session at all.
+        (
+            Action::McpCallOnAlicesSession
+            | Action::McpStreamOnAlicesSession
+            | Action::McpDeleteAlicesSession,
+            _,
+        ) => S::NOT_FOUND,
+        (a, k) => panic!("no expectation for {a:?} with {k:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_token_kind_on_every_route_gets_exactly_its_rights() {
+    let relay = Relay::start(Duration::from_secs(20)).await;
+    let room = |r: &str| Grant::Room { room: r.into() };
+    let peer = |p: &str| Grant::Peer {
+        room: "team".into(),
+        peer: p.into(),
+    };
+    let alice = relay.mint(peer("alice")).await;
+    let bob = relay.mint(peer("bob")).await;
+    let team = relay.mint(room("team")).await;
+    let other = relay.mint(room("other")).await;
+    let admin = relay.mint(Grant::Admin).await;
+    let revoked = relay.mint(peer("alice")).await;
+    relay.revoke(&revoked).await;
+    let wrong = format!("swb_{}_{}", alice.id, "0".repeat(64));
+    let mut secrets: HashMap<Kind, Option<String>> = HashMap::new();
+    secrets.insert(Kind::None, None);
+    secrets.insert(Kind::Malformed, Some("nonsense".into()));
+    secrets.insert(Kind::Wrong, Some(wrong));
+    secrets.insert(Kind::Revoked, Some(revoked.secret.clone()));
+    secrets.insert(Kind::Admin, Some(admin.secret.clone()));
+    secrets.insert(Kind::Room, Some(team.secret.clone()));
+    secrets.insert(Kind::Peer, Some(alice.secret.clone()));
+    secrets.insert(Kind::OtherPeer, Some(bob.secret.clone()));
+    secrets.insert(Kind::OtherRoom, Some(other.secret.clone()));
+
+    // alice and bob exist; alice's id is what `SendAsAlice` names.
+    let (status, me) = relay
+        .call(&alice.secret, "operator", json!({"name": "alice"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let alice_id = me["id"].clone();
+    relay
+        .call(&bob.secret, "operator", json!({"name": "bob"}))
+        .await;
+    let revoked_out = revoked.secret.clone();
+    relay
+        .until("the revoked token is refused", || {
+            let req = relay.request(Method::GET, "/healthz", Some(&revoked_out));
+            async move { req.send().await.unwrap().status() == StatusCode::UNAUTHORIZED }
+        })
+        .await;
+
+    let actions = [
+        Action::Health,
+        Action::Metrics,
+        Action::Hello,
+        Action::Peers,
+        Action::SendAsAlice,
+        Action::Events,
+        Action::McpInitialize,
+        Action::McpCallOnAlicesSession,
+        Action::McpStreamOnAlicesSession,
+        Action::McpDeleteAlicesSession,
+    ];
+    let mut failures = Vec::new();
+    for action in actions {
+        for kind in KINDS {
+            let token = secrets[&kind].as_deref();
+            // A fresh session of alice's for every row, so a DELETE cannot spoil the next one.
+            let session = match action {
+                Action::McpCallOnAlicesSession
+                | Action::McpStreamOnAlicesSession
+                | Action::McpDeleteAlicesSession => {
+                    Some(relay.mcp_session(&alice.secret, false).await)
+                }
+                _ => None,
+            };
+            let req = match action {
+                Action::Health => relay.request(Method::GET, "/healthz", token),
+                Action::Metrics => relay.request(Method::GET, "/metrics", token),
+                Action::Hello => relay.request(Method::GET, "/v1/hello", token),
+                Action::Peers => relay
+                    .request(Method::POST, "/v1/peers", token)
+                    .json(&json!({})),
+                Action::SendAsAlice => relay
+                    .request(Method::POST, "/v1/send", token)
+                    .json(&json!({"from": alice_id,
+                        "message": {"to": {"peer": "bob"}, "text": "as alice"}})),
+                Action::Events => relay.request(Method::GET, "/v1/events", token),
+                Action::McpInitialize => relay
+                    .request(Method::POST, "/mcp", token)
+                    .header("accept", "application/json, text/event-stream")
+                    .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "1"}}})),
+                Action::McpCallOnAlicesSession => relay
+                    .request(Method::POST, "/mcp", token)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", "2025-11-25")
+                    .header("mcp-session-id", session.as_deref().unwrap())
+                    .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "peers", "arguments": {}}})),
+                Action::McpStreamOnAlicesSession => relay
+                    .request(Method::GET, "/mcp", token)
+                    .header("accept", "text/event-stream")
+                    .header("mcp-protocol-version", "2025-11-25")
+                    .header("mcp-session-id", session.as_deref().unwrap()),
+                Action::McpDeleteAlicesSession => relay
+                    .request(Method::DELETE, "/mcp", token)
+                    .header("mcp-protocol-version", "2025-11-25")
+                    .header("mcp-session-id", session.as_deref().unwrap()),
+            };
+            // Streams answer with their headers at once; the body is never read to its end.
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            let want = expected(action, kind);
+            if status != want {
+                let body = if status == StatusCode::OK
+                    && matches!(action, Action::Events | Action::McpStreamOnAlicesSession)
+                {
+                    String::new()
+                } else {
+                    res.text().await.unwrap_or_default()
+                };
+                failures.push(format!(
+                    "{action:?} with {kind:?}: {status}, want {want}: {body}"
+                ));
+            } else if status == StatusCode::NOT_FOUND && session.is_some() {
+                // Never tells a foreign session from a missing one.
+                let body = res.text().await.unwrap_or_default();
+                assert_eq!(body, "Not Found: Session not found", "{action:?} {kind:?}");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // What the refused callers tried left nothing behind: the only messages are the two sends
+    // the table allowed (room token and alice's own), both from alice.
+    let (_, log) = relay
+        .call(
+            &team.secret,
+            "log",
+            json!({"query": {"after": 0, "limit": 100}}),
+        )
+        .await;
+    let senders: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["from"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(senders, ["alice", "alice"], "{log}");
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_reused_with_another_token_acts_for_nobody_regression() {
+    // Found by an attacker: alice's Mcp-Session-Id with charlie's token from another room, or
+    // with the admin token, or with bob's after alice's token was revoked, acted as alice.
+    let relay = Relay::start(Duration::from_secs(20)).await;
+    let alice = relay
+        .mint(Grant::Peer {
+            room: "team".into(),
+            peer: "alice".into(),
+        })
+        .await;
+    let bob = relay
+        .mint(Grant::Peer {
+            room: "team".into(),
+            peer: "bob".into(),
+        })
+        .await;
+    let charlie = relay
+        .mint(Grant::Room {
+            room: "other".into(),
+        })
+        .await;
+    let admin = relay.mint(Grant::Admin).await;
+    let session = relay.mcp_session(&alice.secret, false).await;
+    let (status, body) = relay.mcp_peers(Some(&alice.secret), &session).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for intruder in [&charlie, &admin, &bob] {
+        let (status, body) = relay.mcp_peers(Some(&intruder.secret), &session).await;
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
+            "{status}: {body}"
+        );
+        assert!(!body.contains("alice"), "{body}");
+    }
+    relay.revoke(&alice).await;
+    let (status, _) = relay.mcp_peers(Some(&bob.secret), &session).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let a = alice.secret.clone();
+    relay
+        .until("alice's revoked token is refused", || {
+            let fut = relay.mcp_peers(Some(&a), &session);
+            async move { fut.await.0 == StatusCode::UNAUTHORIZED }
+        })
+        .await;
+    relay.stop().await;
+}
+
+/// Reads an SSE body until it ends; the text it carried.
+async fn read_to_end(res: reqwest::Response) -> String {
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => text.push_str(&String::from_utf8_lossy(&c)),
+            Err(_) => break,
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn revoking_a_token_ends_its_sessions_and_event_streams() {
+    let relay = Relay::start(Duration::from_secs(20)).await;
+    let alice = relay
+        .mint(Grant::Peer {
+            room: "team".into(),
+            peer: "alice".into(),
+        })
+        .await;
+    let keeper = relay
+        .mint(Grant::Peer {
+            room: "team".into(),
+            peer: "carol".into(),
+        })
+        .await;
+    let session = relay.mcp_session(&alice.secret, false).await;
+    let stream = relay
+        .request(Method::GET, "/mcp", Some(&alice.secret))
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let events = relay
+        .request(Method::GET, "/v1/events", Some(&alice.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    // Another token's stream stays open through the revocation.
+    relay
+        .call(&keeper.secret, "operator", json!({"name": "carol"}))
+        .await;
+    let kept = relay
+        .request(Method::GET, "/v1/events", Some(&keeper.secret))
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = relay
+        .call(&alice.secret, "operator", json!({"name": "alice"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, opened) = relay
+        .call(
+            &alice.secret,
+            "open_session",
+            json!({"session": {"name": "alice", "kind": "agent", "info": {}, "policy": "join"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{opened}");
+
+    let revoked_at = tokio::time::Instant::now();
+    relay.revoke(&alice).await;
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(read_to_end(stream), read_to_end(events))
+    })
+    .await;
+    assert!(ended.is_ok(), "both streams end after the revocation");
+    eprintln!(
+        "streams ended {:?} after the revocation",
+        revoked_at.elapsed()
+    );
+    // The /v1 session is over too: the peer is offline with no session of its own left.
+    let carol = keeper.secret.clone();
+    relay
+        .until("alice goes offline", || {
+            let fut = relay.call(&carol, "peers", json!({}));
+            async move {
+                let (_, peers) = fut.await;
+                peers.as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == "alice" && p["online"] == json!(false))
+                })
+            }
+        })
+        .await;
+    // The other token's stream is still there: its body has not ended.
+    let mut kept = kept.bytes_stream();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), kept.next())
+            .await
+            .is_err(),
+        "a stream of another token stays open"
+    );
+    relay.stop().await;
+}
+
+/// Reads SSE from `res` until a line contains `needle`.
+async fn read_until(res: reqwest::Response, needle: &str) -> String {
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    while let Some(chunk) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if text.contains(needle) {
+            return text;
+        }
+    }
+    panic!("the stream ended before '{needle}': {text}");
+}
+
+#[tokio::test]
+async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regression() {
+    // Found by a tester: a session abandoned without DELETE lived for rmcp's 300 s, kept its
+    // peer online and took its mail ("delivered" with no client to read it).
+    let relay = Relay::start(Duration::from_millis(500)).await;
+    let alice = relay
+        .mint(Grant::Peer {
+            room: "team".into(),
+            peer: "alice".into(),
+        })
+        .await;
+    let bob = relay
+        .mint(Grant::Peer {
+            room: "team".into(),
+            peer: "bob".into(),
+        })
+        .await;
+    // A client that wants pushes, then crashes: no stream, no DELETE.
+    let abandoned = relay.mcp_session(&alice.secret, true).await;
+    let (_, me) = relay
+        .call(&bob.secret, "operator", json!({"name": "bob"}))
+        .await;
+    let (status, sent) = relay
+        .call(
+            &bob.secret,
+            "send",
+            json!({"from": me["id"], "message": {"to": {"peer": "alice"}, "text": "are you there"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let id = sent["id"].clone();
+    let b = bob.secret.clone();
+    relay
+        .until("the abandoned session ends and alice goes offline", || {
+            let fut = relay.call(&b, "peers", json!({}));
+            async move {
+                let (_, peers) = fut.await;
+                peers.as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == "alice" && p["online"] == json!(false))
+                })
+            }
+        })
+        .await;
+    let (_, shown) = relay
+        .call(
+            &bob.secret,
+            "sent",
+            json!({"sender": me["id"], "query": {"one": id}}),
+        )
+        .await;
+    let state = shown[0]["recipients"][0]["state"].clone();
+    assert_eq!(state, json!("queued"), "nobody read it: {shown}");
+    let (status, _) = relay.mcp_peers(Some(&alice.secret), &abandoned).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the abandoned session is gone"
+    );
+
+    // alice comes back: the new session's stream gets the message, pushed, not pulled.
+    let fresh = relay.mcp_session(&alice.secret, true).await;
+    let stream = relay
+        .request(Method::GET, "/mcp", Some(&alice.secret))
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", &fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let text = read_until(stream, "are you there").await;
+    assert!(text.contains("notifications/claude/channel"), "{text}");
+    relay
+        .until("the pushed message reads delivered", || {
+            let fut = relay.call(
+                &b,
+                "sent",
+                json!({"sender": me["id"], "query": {"one": id}}),
+            );
+            async move {
+                let (_, shown) = fut.await;
+                shown[0]["recipients"][0]["state"] == json!("delivered")
+            }
+        })
+        .await;
+    relay.stop().await;
+}

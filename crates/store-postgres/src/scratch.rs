@@ -58,6 +58,25 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// Ends every other connection to this database, as an administrator or a failover would;
+    /// how many it ended.
+    pub async fn terminate_backends(&self) -> u64 {
+        let client = connect(&self.admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {}: {e}", self.admin));
+        let row = client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&self.name],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot terminate backends: {}", chain(&e)));
+        u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let admin = self.admin.clone();

@@ -239,3 +239,93 @@ async fn migrate_and_doctor_report_the_shared_database_and_never_its_password() 
     let out = home.run("ops", &["--database-url", "mysql://x@y/z", "migrate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_database_backends_cost_retries_never_a_4xx_or_a_message_regression() {
+    // Found by a tester: during a Postgres hiccup a peer token's call got 400 "`from` is
+    // missing; this token names no peer" — a passing failure reported as bad input, which no
+    // client retries.
+    let Some(db) = Scratch::create("hiccup").await else {
+        return;
+    };
+    let relay = Relay::replica(&db.url);
+    let alice = relay.token(&["--room", "team", "--peer", "alice"]);
+    let bob = relay.token(&["--room", "team", "--peer", "bob"]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let post = |token: &str, op: &str, body: Value| {
+        http.post(format!("{}/v1/{op}", relay.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    for (token, name) in [(&alice, "alice"), (&bob, "bob")] {
+        let res = post(token, "operator", json!({"name": name}))
+            .await
+            .unwrap();
+        assert!(res.status().is_success());
+    }
+
+    // The database drops the relay's connections again and again while alice sends.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let killer = {
+        let stop = stop.clone();
+        let db = &db;
+        async move {
+            let mut ended = 0;
+            while !stop.is_cancelled() {
+                ended += db.terminate_backends().await;
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(std::time::Duration::from_millis(30)) => {}
+                }
+            }
+            ended
+        }
+    };
+    const SENDS: usize = 60;
+    let sender = async {
+        let mut retries = 0;
+        let mut acked = BTreeMap::new();
+        for i in 0..SENDS {
+            let body = json!({"message": {"to": {"peer": "bob"}, "text": format!("hiccup {i}"),
+                "idempotency_key": format!("k{i}")}});
+            loop {
+                let res = post(&alice, "send", body.clone()).await.unwrap();
+                let status = res.status();
+                let answer: Value = res.json().await.unwrap_or(Value::Null);
+                match status.as_u16() {
+                    200 => {
+                        acked.insert(i, answer["id"].as_i64().unwrap());
+                        break;
+                    }
+                    // A passing failure: the client retries the same send (same key).
+                    503 => retries += 1,
+                    _ => panic!("send {i} got {status} during the hiccup: {answer}"),
+                }
+            }
+        }
+        stop.cancel();
+        (acked, retries)
+    };
+    let (ended, (acked, retries)) = tokio::join!(killer, sender);
+    eprintln!("{ended} backends terminated; {retries} sends retried after a 503");
+    assert!(ended > 0, "the hiccup happened");
+
+    // Bob has every send once, in the order sent.
+    let res = post(&bob, "log", json!({"query": {"after": 0, "limit": 1000}}))
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let log: Value = res.json().await.unwrap();
+    let texts: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..SENDS).map(|i| format!("hiccup {i}")).collect();
+    assert_eq!(texts, want, "nothing lost, nothing twice");
+    let ids: BTreeSet<i64> = acked.values().copied().collect();
+    assert_eq!(ids.len(), SENDS);
+}

@@ -115,6 +115,20 @@ pub enum Command {
         #[command(subcommand)]
         client: HookClient,
     },
+    /// Internal: the worker runs each job's command through this, so the command dies with the
+    /// worker (see `worker::guard`). Hidden: nobody runs it by hand.
+    #[command(name = "job-guard", hide = true)]
+    JobGuard(JobGuardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobGuardArgs {
+    /// The worker's process id: when it is gone, so is the job.
+    #[arg(long)]
+    pub parent: u32,
+    pub program: std::ffi::OsString,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -79,11 +79,17 @@ pub struct Context {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    // Needs no store and no settings: it only stands between a worker and a job's command.
+    #[cfg(unix)]
+    if let Command::JobGuard(args) = cli.command {
+        return crate::worker::guard::run(args.parent, args.program, args.args).await;
+    }
     let home = settings::resolve_home(cli.home.as_deref())?;
     let settings = settings::load(home)?;
     // Setting a client up for a relay needs its URL, not a token: that is read when it runs.
     let relay = match &cli.command {
-        Command::Setup(_)
+        Command::JobGuard(_)
+        | Command::Setup(_)
         | Command::Doctor
         | Command::Serve(_)
         | Command::Migrate

@@ -5,6 +5,8 @@
 //! claims back when asked to stop.
 
 mod command;
+#[cfg(unix)]
+pub mod guard;
 mod run;
 
 use std::time::Duration;

@@ -123,7 +123,7 @@ fn spawn(config: &WorkerConfig, claim: &JobClaim, dir: Option<&PathBuf>) -> Resu
     } else {
         Stdio::null()
     };
-    let mut cmd = Command::new(&inv.program);
+    let mut cmd = guarded(&inv.program)?;
     cmd.args(&inv.args)
         .env("SWITCHBOARD_JOB_ID", job.id.to_string())
         .env("SWITCHBOARD_JOB_AGENT", &job.agent)
@@ -138,6 +138,25 @@ fn spawn(config: &WorkerConfig, claim: &JobClaim, dir: Option<&PathBuf>) -> Resu
     cmd.process_group(0);
     cmd.spawn()
         .map_err(|e| format!("cannot start `{}`: {e}", inv.program))
+}
+
+/// A command for `program` that dies with this worker: on Unix it runs under the job guard
+/// (`super::guard`), a copy of this binary leading the job's process group.
+fn guarded(program: &str) -> Result<Command, String> {
+    #[cfg(unix)]
+    {
+        let me = std::env::current_exe()
+            .map_err(|e| format!("cannot find this binary to guard the job's command: {e}"))?;
+        let mut cmd = Command::new(me);
+        cmd.arg(super::guard::SUBCOMMAND)
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .arg("--")
+            .arg(program);
+        Ok(cmd)
+    }
+    #[cfg(not(unix))]
+    Ok(Command::new(program))
 }
 
 async fn report(

@@ -151,6 +151,38 @@ fn a_killed_worker_loses_nothing_read_jobs_rerun_once_write_jobs_wait_for_recove
     sigkill(&mut fourth);
 }
 
+/// Whether process `pid` is gone (or a zombie nobody reaped yet: it runs no more).
+fn gone(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_sigkilled_workers_command_dies_with_it_regression() {
+    // Found by a tester: a SIGKILLed worker left its job's command running (re-parented to
+    // init, in its own process group), so a read-only job then ran twice at once.
+    let home = Home::new();
+    let pids = home.path().join("pids");
+    let body = format!(
+        "cat >/dev/null\nsleep 600 &\necho \"$$ $!\" > '{}'\nwait",
+        pids.display()
+    );
+    let exec = script(&home, "long.sh", &body);
+    let mut w = worker_with_lease(&home, &[], &exec, "60s");
+    dispatch(&home, &["long task"]);
+    crate::harness::wait_until("the command started", || {
+        std::fs::read_to_string(&pids).is_ok_and(|p| p.split_whitespace().count() == 2)
+    });
+    let text = std::fs::read_to_string(&pids).unwrap();
+    let started: Vec<&str> = text.split_whitespace().collect();
+    let killed = std::time::Instant::now();
+    sigkill(&mut w);
+    crate::harness::wait_until("the command and its child are gone", || {
+        started.iter().all(|pid| gone(pid))
+    });
+    eprintln!("gone {:?} after the worker's SIGKILL", killed.elapsed());
+}
+
 #[test]
 fn a_cancel_kills_the_running_command_and_its_children() {
     let home = Home::new();
@@ -171,9 +203,7 @@ fn a_cancel_kills_the_running_command_and_its_children() {
         .to_owned();
     let cancelled = home.json("alice", &["jobs", "cancel", &id.to_string()]);
     assert_eq!(cancelled["state"], "cancelled");
-    crate::harness::wait_until("the command's process group is gone", || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
-    });
+    crate::harness::wait_until("the command's process group is gone", || gone(&pid));
     sigkill(&mut w);
 }
 

@@ -40,6 +40,10 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Answer(a) => questions::answer(ctx, a).await,
         Command::Questions(a) => questions::list(ctx, a).await,
         Command::Hook { client } => hook::run(ctx, client).await,
+        // Served before the store on Unix; elsewhere jobs run without a guard.
+        Command::JobGuard(_) => Err(CliError::BadInput(
+            "job-guard is internal to the worker, and only on Unix".into(),
+        )),
         Command::Mcp(_)
         | Command::Setup(_)
         | Command::Doctor

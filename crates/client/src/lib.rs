@@ -330,14 +330,18 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
         error: WireError,
     }
     match serde_json::from_slice::<Envelope>(&bytes) {
-        Ok(env) => Err(env.error.into_error()),
-        Err(_) => Err(Error::Unavailable(format!(
-            "the relay answered {status}: {}",
-            String::from_utf8_lossy(&bytes)
-                .chars()
-                .take(200)
-                .collect::<String>()
-        ))),
+        Ok(env) => Err(env.error.into_error(status.as_u16())),
+        // Not the relay's envelope (a proxy's page, a limit hit before the relay's routes): the
+        // status alone says which kind of failure it is.
+        Err(_) => {
+            let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+            let wire = WireError {
+                code: String::new(),
+                message: format!("the relay answered {status}: {text}"),
+                rejection: None,
+            };
+            Err(wire.into_error(status.as_u16()))
+        }
     }
 }
 

@@ -139,6 +139,8 @@ macro_rules! conformance_suite {
             concurrent_workers_never_share_a_job,
             concurrent_sessions_never_share_a_name,
             racing_answers_close_a_question_once,
+            unknown_ids_are_refused_as_unknown_by_every_operation,
+            a_session_leasing_again_spends_no_attempt,
         );
     };
     (@stories $backend:expr; $($story:ident),* $(,)?) => {

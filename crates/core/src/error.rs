@@ -14,6 +14,11 @@ use crate::store::StoreError;
 pub enum Rejection {
     #[error("no peer named '{name}'; {}", known_peers(.known))]
     UnknownPeer { name: String, known: Vec<String> },
+    /// A peer named by its id (a relay call with a room token) that this room does not have.
+    #[error(
+        "no peer has id {id} in this room (never created here, or removed by gc); take an id from `peers` or `operator`, or leave the peer out when your token names one"
+    )]
+    UnknownPeerId { id: i64 },
     #[error(
         "peer '{peer}' already has {cap} unread messages waiting (the pending cap, limits.pending_cap); wait until it reads some"
     )]
@@ -100,6 +105,8 @@ pub enum Error {
     NoIds,
     #[error("`{field}` is missing; this token names no peer, so say which one")]
     Missing { field: &'static str },
+    #[error("{field} contains a NUL character (U+0000), which cannot be stored; remove it")]
+    NulChar { field: &'static str },
     /// Bad input, as a relay reported it.
     #[error("{0}")]
     Invalid(String),
@@ -115,6 +122,13 @@ pub enum Error {
     UnknownSession,
     #[error(transparent)]
     Store(StoreError),
+    /// A failure a relay reported, of a class no variant above stands for (a store that cannot
+    /// be used, an internal error): the class comes back whole, so the exit code is the same.
+    #[error("{message}")]
+    Reported {
+        failure: crate::failure::Failure,
+        message: String,
+    },
 }
 
 impl From<StoreError> for Error {
@@ -129,16 +143,6 @@ impl From<StoreError> for Error {
 impl Error {
     /// True when the caller's input was at fault (as opposed to the store or a limit).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            Self::Name(_)
-                | Self::Empty { .. }
-                | Self::TooMany { .. }
-                | Self::TooLong { .. }
-                | Self::TtlTooLong { .. }
-                | Self::NoIds
-                | Self::Missing { .. }
-                | Self::Invalid(_)
-        )
+        self.failure() == crate::failure::Failure::BadInput
     }
 }

@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod error;
 pub mod exchange;
+pub mod failure;
 pub mod mailbox;
 pub mod notice;
 pub mod policy;
@@ -19,6 +20,7 @@ pub mod wire;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Rejection};
 pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
+pub use failure::Failure;
 pub use mailbox::Mailbox;
 pub use policy::Limits;
 pub use rules::BroadcastPlace;

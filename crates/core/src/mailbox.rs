@@ -303,6 +303,7 @@ impl Exchange for Mailbox {
         allow_writes: bool,
     ) -> Result<Option<JobClaim>> {
         PeerName::parse(agent)?;
+        check_len("worker", worker, switchboard_proto::MAX_FIELD_BYTES)?;
         let req = ClaimRequest {
             agent: agent.to_owned(),
             worker: worker.to_owned(),
@@ -344,11 +345,11 @@ impl Exchange for Mailbox {
     async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
         let outcome = match outcome {
             JobOutcome::Completed { result, branch } => JobOutcome::Completed {
-                result: clip(result, MAX_RESULT_BYTES),
-                branch,
+                result: clip(storable(result), MAX_RESULT_BYTES),
+                branch: branch.map(storable),
             },
             JobOutcome::Failed { error } => JobOutcome::Failed {
-                error: clip(error, MAX_RESULT_BYTES),
+                error: clip(storable(error), MAX_RESULT_BYTES),
             },
         };
         Ok(self
@@ -377,6 +378,9 @@ impl Exchange for Mailbox {
             .await
     }
     async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
+        if let Some(agent) = &query.agent {
+            PeerName::parse(agent)?;
+        }
         Ok(self.store.jobs(query, self.now()).await?)
     }
     /// The peer with this name, or an error listing the peers there are.
@@ -476,6 +480,8 @@ fn non_empty(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A text field to be stored: at most `max` bytes, and no NUL character, which one backend
+/// (Postgres) cannot store — refused here for both, so they answer alike.
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<()> {
     if value.len() > max {
         return Err(Error::TooLong {
@@ -484,7 +490,20 @@ fn check_len(field: &'static str, value: &str, max: usize) -> Result<()> {
             max,
         });
     }
+    if value.contains('\0') {
+        return Err(Error::NulChar { field });
+    }
     Ok(())
+}
+
+/// A worker's report is the tail of a command's output, which may hold any byte: a NUL is
+/// shown as U+FFFD rather than refusing (and so losing) the whole result.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
 }
 
 /// Waits for a wake that concerns `peer` (any wake when `None`), or the deadline. Returns

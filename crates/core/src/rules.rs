@@ -7,7 +7,7 @@ use switchboard_proto::{
 };
 
 use crate::error::Rejection;
-use crate::store::{NewMessage, NewTarget, PeerId, Reply};
+use crate::store::{NewMessage, NewTarget, PeerId, Reply, SessionId};
 
 /// Where a broadcast goes: the peers whose `column` (as every backend names it) equals
 /// `value`, or the whole room when `value` is `None`.
@@ -129,5 +129,57 @@ pub fn fresh_sent(
             })
             .collect(),
         duplicate: false,
+    }
+}
+
+/// What a lease does to one queued item it found: the rule of delivery attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStep {
+    /// The session asking already holds a current lease on the item (it leases again after a
+    /// hand-over that failed, say a 503 on `mark_delivered`): the lease is extended and no
+    /// attempt is counted, since nothing was lost.
+    Renew,
+    /// A new attempt: the item was never leased, its lease lapsed, or the session holding it
+    /// ended. The lease goes to the asking session and `attempts` grows by one.
+    Take,
+    /// As [`Self::Take`], but the item already used up its attempts: it becomes `dead`.
+    Bury,
+}
+
+impl LeaseStep {
+    /// Decides for an item with `attempts` counted so far and its current lease (the session
+    /// holding it and until when), leased by `session` at `now`. An item dies after its leases
+    /// lapsed (or went to another session) `max_attempts` times — never because the session
+    /// that holds it asked again.
+    pub fn of(
+        attempts: u32,
+        lease: Option<(SessionId, Millis)>,
+        session: SessionId,
+        max_attempts: u32,
+        now: Millis,
+    ) -> Self {
+        match lease {
+            Some((holder, until)) if holder == session && until > now => LeaseStep::Renew,
+            _ if attempts >= max_attempts => LeaseStep::Bury,
+            _ => LeaseStep::Take,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeaseStep;
+
+    #[test]
+    fn the_holder_renews_without_spending_an_attempt() {
+        // Held by session 7 until 100: session 7 renews even at the attempt limit.
+        assert_eq!(LeaseStep::of(5, Some((7, 100)), 7, 5, 50), LeaseStep::Renew);
+        // Lapsed: a new attempt, even for the same session.
+        assert_eq!(LeaseStep::of(1, Some((7, 100)), 7, 5, 100), LeaseStep::Take);
+        // Never leased, or released by a session that ended.
+        assert_eq!(LeaseStep::of(0, None, 7, 5, 0), LeaseStep::Take);
+        // Another session after a lapse, with the attempts used up.
+        assert_eq!(LeaseStep::of(5, Some((3, 10)), 7, 5, 50), LeaseStep::Bury);
+        assert_eq!(LeaseStep::of(5, None, 7, 5, 50), LeaseStep::Bury);
     }
 }

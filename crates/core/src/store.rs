@@ -265,6 +265,13 @@ pub enum StoreError {
     ReadOnly { path: String },
     #[error("the store at {path} stayed locked by another process; try again")]
     Busy { path: String },
+    /// Out of disk space where the store lives; `remedy` says what to do for this backend.
+    #[error("the disk holding the store at {path} is full; {remedy}")]
+    Full { path: String, remedy: String },
+    /// The connection to a networked store dropped or was refused mid-way (a restart, a
+    /// failover, too many connections); the same request may succeed shortly.
+    #[error("lost the connection to the store at {path} ({detail}); try again")]
+    Unreachable { path: String, detail: String },
     #[error(
         "the store at {path} has schema version {found}, newer than this switchboard knows ({known}); upgrade switchboard"
     )]

@@ -12,7 +12,8 @@ use switchboard_proto::{JobClaim, JobId, MessageId};
 use crate::error::{Error, Rejection};
 use crate::exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
 use crate::store::{
-    JobOutcome, JobQuery, LogQuery, OpenSession, PeerId, QuestionQuery, Reply, SentQuery, SessionId,
+    JobOutcome, JobQuery, LogQuery, OpenSession, PeerId, QuestionQuery, Reply, SentQuery,
+    SessionId, StoreError,
 };
 
 /// The longest any call may wait server-side, below every MCP client's tool timeout.
@@ -249,7 +250,11 @@ impl Call {
 }
 
 fn json<T: Serialize>(value: T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::Unavailable(format!("cannot encode: {e}")))
+    // Every answer is plain data; failing to encode one is a bug, not a passing outage.
+    serde_json::to_value(value).map_err(|e| Error::Reported {
+        failure: Failure::Internal,
+        message: format!("cannot encode the answer: {e}"),
+    })
 }
 
 /// A failure as it crosses the wire. `code` is stable and machine-readable; a refusal by a rule
@@ -262,49 +267,52 @@ pub struct WireError {
     pub rejection: Option<Rejection>,
 }
 
-/// What kind of failure a [`WireError`] is, which decides its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    BadInput,
-    NotFound,
-    Refused,
-    Limit,
-    Denied,
-    Unavailable,
-}
+pub use crate::failure::Failure;
 
 impl WireError {
+    /// The failure as it is sent, with its class (which decides the HTTP status). A refusal
+    /// travels under its own code; anything else under its class's code, except a session the
+    /// relay does not know, which a client tells apart to reopen it.
     pub fn of(e: &Error) -> (Failure, Self) {
-        let message = e.to_string();
-        let (failure, code, rejection) = match e {
-            Error::Rejected(r) => (failure_of(r), rejection_code(r), Some(r.clone())),
-            Error::Denied(_) => (Failure::Denied, "forbidden".to_owned(), None),
-            Error::Unavailable(_) | Error::Store(_) => {
-                (Failure::Unavailable, "unavailable".to_owned(), None)
+        let failure = e.failure();
+        let (code, rejection) = match e {
+            Error::Rejected(r) | Error::Store(StoreError::Rejected(r)) => {
+                (rejection_code(r), Some(r.clone()))
             }
-            Error::UnknownSession => (Failure::NotFound, "unknown_session".to_owned(), None),
-            _ => (Failure::BadInput, "bad_input".to_owned(), None),
+            Error::UnknownSession => ("unknown_session".to_owned(), None),
+            _ => (failure.code().to_owned(), None),
         };
         (
             failure,
             Self {
                 code,
-                message,
+                message: e.to_string(),
                 rejection,
             },
         )
     }
 
-    /// The error this stands for, on the calling side.
-    pub fn into_error(self) -> Error {
+    /// The error this stands for, on the calling side, given the HTTP status it came with: of
+    /// the same class as the error the relay sent, so the caller acts (and exits) as it would
+    /// have against a local store. The status decides only for a code this version does not
+    /// know.
+    pub fn into_error(self, status: u16) -> Error {
         if let Some(r) = self.rejection {
             return Error::Rejected(r);
         }
-        match self.code.as_str() {
-            "bad_input" => Error::Invalid(self.message),
-            "unknown_session" => Error::UnknownSession,
-            "forbidden" | "unauthorized" => Error::Denied(self.message),
-            _ => Error::Unavailable(self.message),
+        if self.code == "unknown_session" {
+            return Error::UnknownSession;
+        }
+        let failure =
+            Failure::of_code(&self.code).unwrap_or_else(|| Failure::of_http_status(status));
+        match failure {
+            Failure::BadInput => Error::Invalid(self.message),
+            Failure::Denied => Error::Denied(self.message),
+            Failure::Unavailable => Error::Unavailable(self.message),
+            failure => Error::Reported {
+                failure,
+                message: self.message,
+            },
         }
     }
 }
@@ -317,24 +325,6 @@ fn rejection_code(r: &Rejection) -> String {
             .unwrap_or("refused")
             .to_owned(),
         _ => "refused".to_owned(),
-    }
-}
-
-/// What kind of failure a refusal is; the CLI's exit codes follow the same classes.
-pub fn failure_of(r: &Rejection) -> Failure {
-    match r {
-        Rejection::UnknownPeer { .. }
-        | Rejection::NotInInbox { .. }
-        | Rejection::UnknownMessage { .. }
-        | Rejection::UnknownReplyTo { .. }
-        | Rejection::UnknownQuestion { .. }
-        | Rejection::UnknownJob { .. } => Failure::NotFound,
-        Rejection::InboxFull { .. } | Rejection::RateLimited { .. } => Failure::Limit,
-        Rejection::NameTaken { .. } | Rejection::NoLocation { .. } => Failure::BadInput,
-        Rejection::NotYourQuestion { .. }
-        | Rejection::QuestionClosed { .. }
-        | Rejection::StaleClaim { .. }
-        | Rejection::JobState { .. } => Failure::Refused,
     }
 }
 
@@ -421,8 +411,50 @@ mod tests {
         assert_eq!(wire.code, "unknown_peer");
         let back: WireError = serde_json::from_str(&serde_json::to_string(&wire).unwrap()).unwrap();
         assert!(matches!(
-            back.into_error(),
+            back.into_error(404),
             Error::Rejected(Rejection::UnknownPeer { .. })
         ));
+    }
+
+    #[test]
+    fn every_failure_comes_back_in_its_class() {
+        let errors = [
+            Error::Empty { field: "text" },
+            Error::Rejected(Rejection::UnknownPeerId { id: 999 }),
+            Error::Rejected(Rejection::InboxFull {
+                peer: "bob".into(),
+                cap: 1,
+            }),
+            Error::Store(StoreError::Full {
+                path: "/x".into(),
+                remedy: "free space".into(),
+            }),
+            Error::Rejected(Rejection::StaleClaim { id: 1 }),
+            Error::Denied("no".into()),
+            Error::Store(StoreError::Busy { path: "/x".into() }),
+            Error::UnknownSession,
+            Error::Store(StoreError::Backend("boom".into())),
+        ];
+        for e in errors {
+            let (failure, wire) = WireError::of(&e);
+            assert_eq!(failure, e.failure());
+            let json = serde_json::to_string(&wire).unwrap();
+            let back: WireError = serde_json::from_str(&json).unwrap();
+            let back = back.into_error(failure.http_status());
+            assert_eq!(back.failure(), failure, "{e:?} came back as {back:?}");
+            assert_eq!(back.to_string(), e.to_string());
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_falls_back_on_the_status() {
+        let wire = WireError {
+            code: "from_the_future".into(),
+            message: "x".into(),
+            rejection: None,
+        };
+        assert_eq!(wire.clone().into_error(404).failure(), Failure::NotFound);
+        assert_eq!(wire.clone().into_error(503).failure(), Failure::Unavailable);
+        assert_eq!(wire.into_error(418).failure(), Failure::Internal);
     }
 }

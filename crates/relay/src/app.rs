@@ -381,22 +381,39 @@ async fn run_call(
 
 pub fn error_response(e: &Error) -> Response {
     let (kind, wire) = WireError::of(e);
-    (status(kind), Json(json!({ "error": wire }))).into_response()
+    // The caller hears what it can act on; the operator needs to hear of the store's troubles.
+    match kind {
+        Failure::Unusable | Failure::Internal => tracing::error!("{kind:?}: {e}"),
+        Failure::Unavailable => tracing::warn!("{kind:?}: {e}"),
+        _ => {}
+    }
+    respond(kind, &wire)
 }
 
+/// The status of a class of failure: one table for every front end, in [`Failure`].
 fn status(kind: Failure) -> StatusCode {
-    match kind {
-        Failure::BadInput => StatusCode::BAD_REQUEST,
-        Failure::NotFound => StatusCode::NOT_FOUND,
-        Failure::Refused => StatusCode::CONFLICT,
-        Failure::Limit => StatusCode::TOO_MANY_REQUESTS,
-        Failure::Denied => StatusCode::FORBIDDEN,
-        Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    }
+    StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn failure(kind: Failure, code: &str, message: &str) -> Response {
-    failure_status(status(kind), code, message)
+    let wire = WireError {
+        code: code.to_owned(),
+        message: message.to_owned(),
+        rejection: None,
+    };
+    respond(kind, &wire)
+}
+
+/// The error envelope with its class's status, and `Retry-After` when waiting helps.
+fn respond(kind: Failure, wire: &WireError) -> Response {
+    let mut res = (status(kind), Json(json!({ "error": wire }))).into_response();
+    if let Some(after) = kind.retry_after() {
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(after.as_secs()),
+        );
+    }
+    res
 }
 
 pub(crate) fn failure_status(status: StatusCode, code: &str, message: &str) -> Response {

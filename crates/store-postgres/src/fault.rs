@@ -54,21 +54,51 @@ impl OpError {
     }
 }
 
-/// A Postgres error as a store error, naming the (redacted) database.
+/// A Postgres error as a store error, naming the (redacted) database. Codes are matched one by
+/// one, never the text: a full disk and a lost connection are told apart from a bug.
 pub fn classify(e: &tokio_postgres::Error, shown: &str) -> StoreError {
-    if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() {
-        return StoreError::Open {
-            path: shown.to_owned(),
+    let path = shown.to_owned();
+    // A connection that was up and then dropped (a restart, a failover, a killed backend).
+    if e.is_closed() {
+        return StoreError::Unreachable {
+            path,
             detail: chain(e),
         };
     }
-    match e.code() {
-        Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly {
-            path: shown.to_owned(),
+    // No code and no server error: the connection could not be made at all.
+    let Some(code) = e.code() else {
+        return StoreError::Open {
+            path,
+            detail: chain(e),
+        };
+    };
+    match code {
+        c if *c == SqlState::DISK_FULL => StoreError::Full {
+            path,
+            remedy: format!(
+                "free space on the Postgres server's disk (it said: {})",
+                e.as_db_error()
+                    .map_or_else(|| chain(e), |d| d.message().to_owned())
+            ),
         },
-        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED => {
-            StoreError::Busy {
-                path: shown.to_owned(),
+        c if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly { path },
+        c if *c == SqlState::LOCK_NOT_AVAILABLE
+            || *c == SqlState::QUERY_CANCELED
+            // Still losing races after every retry: contention, which passes.
+            || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            StoreError::Busy { path }
+        }
+        c if c.code().starts_with("08")
+            || *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW
+            || *c == SqlState::TOO_MANY_CONNECTIONS =>
+        {
+            StoreError::Unreachable {
+                path,
+                detail: chain(e),
             }
         }
         _ => StoreError::Backend(chain(e)),

@@ -3,6 +3,10 @@
 use rusqlite::ErrorCode;
 use switchboard_core::StoreError;
 
+/// What to do about a full disk: the store's directory is the `home` setting.
+pub const FULL_REMEDY: &str = "free space on that disk, or move the store's directory to a disk \
+     with room and point SWITCHBOARD_HOME (or --home) at it";
+
 pub fn classify(e: &rusqlite::Error, path: &str) -> StoreError {
     let path = path.to_owned();
     match e.sqlite_error_code() {
@@ -12,6 +16,10 @@ pub fn classify(e: &rusqlite::Error, path: &str) -> StoreError {
         },
         Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path },
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path },
+        Some(ErrorCode::DiskFull) => StoreError::Full {
+            path,
+            remedy: FULL_REMEDY.to_owned(),
+        },
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StoreError::Open {
             path,
             detail: e.to_string(),

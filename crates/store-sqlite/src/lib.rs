@@ -92,9 +92,15 @@ impl SqliteStore {
     pub fn open(home: &Path) -> StoreResult<Self> {
         let path = home.join(DB_FILE);
         let shown = path.display().to_string();
-        let open_err = |e: std::io::Error| StoreError::Open {
-            path: shown.clone(),
-            detail: e.to_string(),
+        let open_err = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::StorageFull => StoreError::Full {
+                path: shown.clone(),
+                remedy: fault::FULL_REMEDY.to_owned(),
+            },
+            _ => StoreError::Open {
+                path: shown.clone(),
+                detail: e.to_string(),
+            },
         };
         home::ensure_private_dir(home).map_err(open_err)?;
         let read_only = home::is_read_only(&path);

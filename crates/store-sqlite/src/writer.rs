@@ -19,10 +19,14 @@ const MAX_BATCH: usize = 512;
 
 /// Runs after the batch commits (or fails to), with the commit's outcome.
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A write. Given the writer's connection it runs, records its wakes, and says whether it
-/// succeeded; given an error (its batch could not start) it only reports that error.
-type Job =
-    Box<dyn FnOnce(Result<(&Connection, &mut Vec<Wake>), StoreError>) -> (bool, Completion) + Send>;
+/// A write. Given the writer's connection it runs, records its wakes, and returns its error if
+/// it failed; given an error (its batch could not start) it only reports that error.
+type Job = Box<
+    dyn FnOnce(
+            Result<(&Connection, &mut Vec<Wake>), StoreError>,
+        ) -> (Option<StoreError>, Completion)
+        + Send,
+>;
 
 /// Called after every successful commit with the batch's wakes.
 pub type OnCommit = Box<dyn Fn(&[Wake]) + Send>;
@@ -56,11 +60,11 @@ impl Writer {
                 Ok((conn, wakes)) => op(conn, wakes).map_err(|e| e.into_store(&path)),
                 Err(e) => Err(e),
             };
-            let ok = out.is_ok();
+            let failed = out.as_ref().err().cloned();
             let completion: Completion = Box::new(move |commit| {
                 let _ = done.send(commit.and(out));
             });
-            (ok, completion)
+            (failed, completion)
         });
         self.tx.send(job).map_err(|_| StoreError::Closed)?;
         result.await.map_err(|_| StoreError::Closed)?
@@ -81,46 +85,74 @@ fn run(conn: &Connection, path: &str, rx: &mpsc::Receiver<Job>, on_commit: &OnCo
 }
 
 fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommit) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        for job in batch {
-            let (_, completion) = job(Err(fault::classify(&e, path)));
-            completion(Ok(()));
+    let mut jobs = batch.into_iter().peekable();
+    // One transaction per pass; a pass ends early only when SQLite threw its transaction away.
+    while jobs.peek().is_some() {
+        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+            let e = fault::classify(&e, path);
+            for job in jobs {
+                let (_, completion) = job(Err(e.clone()));
+                completion(Ok(()));
+            }
+            return;
         }
-        return;
-    }
-    let mut wakes = Vec::new();
-    let mut completions = Vec::with_capacity(batch.len());
-    for job in batch {
-        completions.push(run_in_savepoint(job, conn, path, &mut wakes));
-    }
-    let commit = exec(conn, "COMMIT").map_err(|e| {
-        let _ = exec(conn, "ROLLBACK");
-        fault::classify(&e, path)
-    });
-    if commit.is_ok() && !wakes.is_empty() {
-        on_commit(&wakes);
-    }
-    for completion in completions {
-        completion(match &commit {
-            Ok(()) => Ok(()),
-            Err(e) => Err(e.clone()),
-        });
+        let mut wakes = Vec::new();
+        let mut completions = Vec::new();
+        let mut lost = None;
+        for job in jobs.by_ref() {
+            let (failed, completion) = run_in_savepoint(job, conn, path, &mut wakes);
+            completions.push(completion);
+            // After some errors (a full disk, an I/O error) SQLite may roll back the whole
+            // transaction, not just the failed statement. Then every write of this pass is
+            // gone, and the next would run outside any transaction: report them all failed
+            // and start the rest in a new transaction.
+            if let Some(e) = failed
+                && conn.is_autocommit()
+            {
+                lost = Some(e);
+                break;
+            }
+        }
+        let commit = match lost {
+            Some(e) => Err(e),
+            None => exec(conn, "COMMIT").map_err(|e| {
+                let _ = exec(conn, "ROLLBACK");
+                fault::classify(&e, path)
+            }),
+        };
+        if commit.is_ok() && !wakes.is_empty() {
+            on_commit(&wakes);
+        }
+        for completion in completions {
+            completion(match &commit {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.clone()),
+            });
+        }
     }
 }
 
-fn run_in_savepoint(job: Job, conn: &Connection, path: &str, wakes: &mut Vec<Wake>) -> Completion {
+/// Runs one job in its own savepoint; returns its error (if it failed) and its completion.
+fn run_in_savepoint(
+    job: Job,
+    conn: &Connection,
+    path: &str,
+    wakes: &mut Vec<Wake>,
+) -> (Option<StoreError>, Completion) {
     if let Err(e) = exec(conn, "SAVEPOINT job") {
-        return job(Err(fault::classify(&e, path))).1;
+        let e = fault::classify(&e, path);
+        let (_, completion) = job(Err(e.clone()));
+        return (Some(e), completion);
     }
     let mut own = Vec::new();
-    let (ok, completion) = job(Ok((conn, &mut own)));
-    if ok {
+    let (failed, completion) = job(Ok((conn, &mut own)));
+    if failed.is_none() {
         let _ = exec(conn, "RELEASE job");
         wakes.extend(own);
-    } else {
+    } else if !conn.is_autocommit() {
         let _ = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
     }
-    completion
+    (failed, completion)
 }
 
 /// Runs a transaction-control statement from the statement cache: these run several times per

@@ -85,6 +85,7 @@ pub async fn dispatch(
             return Ok(v);
         }
     }
+    super::peers::require(c, job.dispatcher).await?;
     let row = one(
         c,
         "INSERT INTO jobs (dispatcher_id, agent, prompt, model, write_access, request_id, state,
@@ -307,15 +308,18 @@ pub async fn list(
            AND (NOT $3 OR j.state IN ('queued', 'claimed', 'running'))
          ORDER BY j.id DESC LIMIT $4"
     );
-    rows(
+    let found = rows(
         c,
         &sql,
         &[&q.dispatcher, &q.agent, &q.active_only, &big(q.limit)],
     )
-    .await?
-    .iter()
-    .map(|r| view_row(r).map(|(v, _)| v))
-    .collect()
+    .await?;
+    if let Some(dispatcher) = q.dispatcher
+        && found.is_empty()
+    {
+        super::peers::require(c, dispatcher).await?;
+    }
+    found.iter().map(|r| view_row(r).map(|(v, _)| v)).collect()
 }
 
 /// Applies what time alone decides: a claim whose lease ran out is requeued — or, for a write

@@ -7,6 +7,7 @@
 
 use tokio_postgres::Row;
 
+use switchboard_core::rules::LeaseStep;
 use switchboard_core::{
     Admission, BroadcastPlace, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, Rejection,
     SentQuery, SessionId, Wake,
@@ -96,7 +97,9 @@ async fn deliver(
 }
 
 /// Serialises the sends that share a sender or a recipient, so the limits below count what
-/// every earlier send committed; reads the recipients' names under the lock.
+/// every earlier send committed; reads the recipients' names under the lock. Both parties must
+/// exist: ids come from callers, and the recipient, resolved by name before this transaction,
+/// may have been removed by `gc` since.
 async fn lock_parties(
     c: &Conn,
     sender: PeerId,
@@ -110,13 +113,22 @@ async fn lock_parties(
         &[&ids],
     )
     .await?;
+    let mut found = Vec::with_capacity(locked.len());
     for row in &locked {
         let id: PeerId = col(row, 0)?;
+        found.push(id);
         if let Some(r) = recipients.iter_mut().find(|(r, _)| *r == id) {
             r.1 = col(row, 1)?;
         }
     }
-    Ok(())
+    // The sender is named first, as the embedded store does.
+    let missing = std::iter::once(sender)
+        .chain(recipients.iter().map(|(r, _)| *r))
+        .find(|id| !found.contains(id));
+    match missing {
+        Some(id) => Err(Rejection::UnknownPeerId { id }.into()),
+        None => Ok(()),
+    }
 }
 
 async fn check_rate(c: &Conn, sender: PeerId, adm: Admission, now: Millis) -> OpResult<()> {
@@ -219,7 +231,8 @@ async fn mark_read(c: &Conn, peer: PeerId, ids: &[MessageId], now: Millis) -> Op
 }
 
 const SELECT_ITEM: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to,
-        m.created_at, d.state, d.attempts, m.kind, q.context_hint, a.basis
+        m.created_at, d.state, d.attempts, m.kind, q.context_hint, a.basis, d.lease_session,
+        d.lease_until
     FROM deliveries d
     JOIN messages m ON m.id = d.message_id
     JOIN peers s ON s.id = m.sender_id
@@ -231,6 +244,8 @@ struct Candidate {
     item: InboxItem,
     queued: bool,
     attempts: u32,
+    /// The session holding the item's lease, and until when.
+    lease: Option<(SessionId, Millis)>,
 }
 
 fn target(r: &Row, name_idx: usize, scope_idx: usize) -> OpResult<Target> {
@@ -266,6 +281,10 @@ fn candidate(r: &Row) -> OpResult<Candidate> {
         },
         queued: state == DeliveryState::Queued,
         attempts: small(col(r, 8)?),
+        lease: match (col(r, 12)?, col(r, 13)?) {
+            (Some(session), Some(until)) => Some((session, until)),
+            _ => None,
+        },
     })
 }
 
@@ -309,23 +328,46 @@ pub async fn lease(
         }
         out.push(cand.item);
     }
+    if out.is_empty() {
+        // Nothing to lease, or no such peer: only an empty answer costs the lookup.
+        peers::require(c, req.peer).await?;
+    }
     Ok(out)
 }
 
-/// Leases the queued candidates in one statement, and declares dead (in another) those that
-/// used up their attempts. Returns the ids buried.
+/// Applies the rule of attempts ([`LeaseStep`]) to the queued candidates, one statement per
+/// kind of step: new leases, renewals by the session already holding them, and burials of
+/// those that used up their attempts. Returns the ids buried.
 async fn take_leases(
     c: &Conn,
     req: &LeaseRequest,
     found: &[Candidate],
     now: Millis,
 ) -> OpResult<Vec<MessageId>> {
-    let (spent, fresh): (Vec<&Candidate>, Vec<&Candidate>) = found
-        .iter()
-        .filter(|cand| cand.queued)
-        .partition(|cand| cand.attempts >= req.max_attempts);
-    let buried: Vec<MessageId> = spent.iter().map(|cand| cand.item.id).collect();
-    let leased: Vec<MessageId> = fresh.iter().map(|cand| cand.item.id).collect();
+    let (mut buried, mut renewed, mut leased) = (Vec::new(), Vec::new(), Vec::new());
+    for cand in found.iter().filter(|cand| cand.queued) {
+        match LeaseStep::of(
+            cand.attempts,
+            cand.lease,
+            req.session,
+            req.max_attempts,
+            now,
+        ) {
+            LeaseStep::Bury => buried.push(cand.item.id),
+            LeaseStep::Renew => renewed.push(cand.item.id),
+            LeaseStep::Take => leased.push(cand.item.id),
+        }
+    }
+    let until = now.saturating_add(req.lease_ms);
+    if !renewed.is_empty() {
+        exec(
+            c,
+            "UPDATE deliveries SET lease_until = $3
+             WHERE recipient_id = $1 AND message_id = ANY($2)",
+            &[&req.peer, &renewed, &until],
+        )
+        .await?;
+    }
     if !buried.is_empty() {
         exec(
             c,
@@ -340,12 +382,7 @@ async fn take_leases(
             c,
             "UPDATE deliveries SET attempts = attempts + 1, lease_session = $3, lease_until = $4
              WHERE recipient_id = $1 AND message_id = ANY($2)",
-            &[
-                &req.peer,
-                &leased,
-                &req.session,
-                &now.saturating_add(req.lease_ms),
-            ],
+            &[&req.peer, &leased, &req.session, &until],
         )
         .await?;
     }
@@ -381,6 +418,7 @@ pub async fn ack(c: &Conn, peer: PeerId, ids: &[MessageId], now: Millis) -> OpRe
     .map(|r| col(r, 0))
     .collect::<OpResult<_>>()?;
     if !missing.is_empty() {
+        peers::require(c, peer).await?;
         return Err(Rejection::NotInInbox { ids: missing }.into());
     }
     mark_read(c, peer, ids, now).await
@@ -401,6 +439,7 @@ pub async fn sent(
             )
             .await?;
             if !col::<bool>(&row, 0)? {
+                peers::require(c, sender).await?;
                 return Err(Rejection::UnknownMessage { id }.into());
             }
             vec![id]
@@ -415,6 +454,9 @@ pub async fn sent(
         .map(|r| col(r, 0))
         .collect::<OpResult<_>>()?,
     };
+    if ids.is_empty() {
+        peers::require(c, sender).await?;
+    }
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(load_sent(c, id, now).await?);
@@ -509,6 +551,11 @@ pub async fn log(c: &Conn, q: &LogQuery) -> OpResult<Vec<LogEntry>> {
             rows(c, &sql, &[&peer, &q.after, &limit]).await?
         }
     };
+    if let Some(peer) = q.peer
+        && found.is_empty()
+    {
+        peers::require(c, peer).await?;
+    }
     found.iter().map(log_row).collect()
 }
 

@@ -48,9 +48,34 @@ pub async fn by_name(c: &Conn, name: &str) -> OpResult<Option<PeerRecord>> {
         .transpose()
 }
 
+/// The peer with this id; an id that names no peer is the caller's mistake (a relay's room
+/// token names peers by id), so it reads as an unknown peer, not as a broken store.
 pub async fn by_id(c: &Conn, id: PeerId) -> OpResult<PeerRecord> {
     let sql = format!("{SELECT_PEER} WHERE p.id = $1");
-    peer_row(&one(c, &sql, &[&id]).await?)
+    match opt(c, &sql, &[&id]).await? {
+        Some(row) => peer_row(&row),
+        None => Err(Rejection::UnknownPeerId { id }.into()),
+    }
+}
+
+/// Whether a peer with this id exists.
+pub async fn exists(c: &Conn, id: PeerId) -> OpResult<bool> {
+    let row = one(
+        c,
+        "SELECT EXISTS(SELECT 1 FROM peers WHERE id = $1)",
+        &[&id],
+    )
+    .await?;
+    col(&row, 0)
+}
+
+/// Passes when the peer exists; otherwise the caller named an unknown peer.
+pub async fn require(c: &Conn, id: PeerId) -> OpResult<()> {
+    if exists(c, id).await? {
+        Ok(())
+    } else {
+        Err(Rejection::UnknownPeerId { id }.into())
+    }
 }
 
 pub async fn all(c: &Conn) -> OpResult<Vec<PeerRecord>> {
@@ -278,6 +303,7 @@ pub async fn rename(
     name: &PeerName,
     now: Millis,
 ) -> OpResult<PeerRecord> {
+    require(c, peer).await?;
     if by_name(c, name.as_str())
         .await?
         .is_some_and(|p| p.id != peer)
@@ -304,12 +330,15 @@ pub async fn set_summary(
     summary: &str,
     now: Millis,
 ) -> OpResult<PeerRecord> {
-    exec(
+    let changed = exec(
         c,
         "UPDATE peers SET summary = $2, last_seen_at = $3 WHERE id = $1",
         &[&peer, &summary, &now],
     )
     .await?;
+    if changed == 0 {
+        return Err(Rejection::UnknownPeerId { id: peer }.into());
+    }
     wakes.push(Wake::Room);
     by_id(c, peer).await
 }

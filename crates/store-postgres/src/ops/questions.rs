@@ -13,8 +13,8 @@ use switchboard_proto::{
     AnswerView, Basis, ItemKind, MessageId, Millis, QuestionState, QuestionView,
 };
 
-use super::mail;
 use super::{Conn, big, col, exec, one, opt, parse, rows};
+use super::{mail, peers};
 use crate::fault::OpResult;
 
 pub async fn ask(
@@ -61,11 +61,17 @@ pub async fn reply(
         &[&question],
     )
     .await?;
+    // A refusal names the replier first when the replier is no peer at all; the lookup is made
+    // only on the way to a refusal.
     let Some(parties) = parties else {
+        peers::require(c, by).await?;
         return Err(Rejection::UnknownQuestion { id: question }.into());
     };
     let (asker, asked): (PeerId, PeerId) = (col(&parties, 0)?, col(&parties, 1)?);
-    may_reply(&load(c, question, now).await?, asked, by)?;
+    if let Err(refused) = may_reply(&load(c, question, now).await?, asked, by) {
+        peers::require(c, by).await?;
+        return Err(refused.into());
+    }
     let record = ReplyRecord::new(reply, question, by, asker, expires_at);
     let sent = mail::send(c, wakes, &record.message, adm, now).await?;
     close(c, question, record.state, sent.id, record.basis, now).await?;
@@ -236,7 +242,10 @@ pub async fn load_for(
     );
     match opt(c, &sql, &[&id, &peer]).await? {
         Some(r) => finish(c, row(&r)?, now).await,
-        None => Err(Rejection::UnknownQuestion { id }.into()),
+        None => {
+            peers::require(c, peer).await?;
+            Err(Rejection::UnknownQuestion { id }.into())
+        }
     }
 }
 
@@ -265,6 +274,9 @@ pub async fn list(
         ],
     )
     .await?;
+    if found.is_empty() {
+        peers::require(c, peer).await?;
+    }
     let mut out = Vec::with_capacity(found.len());
     for r in &found {
         out.push(finish(c, row(r)?, now).await?);

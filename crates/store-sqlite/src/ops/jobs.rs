@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use switchboard_core::{ClaimRequest, JobOutcome, JobQuery, NewJob, Rejection, Wake};
 use switchboard_proto::{ItemKind, JobClaim, JobId, JobState, JobView, Millis};
 
-use super::{mail, parse_col};
+use super::{mail, parse_col, peers};
 use crate::fault::OpResult;
 
 const SELECT_JOB: &str = "SELECT j.id, j.agent, p.name, j.prompt, j.model, j.write_access,
@@ -71,6 +71,7 @@ pub fn dispatch(
             return Ok(v);
         }
     }
+    peers::require(conn, job.dispatcher)?;
     conn.prepare_cached(
         "INSERT INTO jobs (dispatcher_id, agent, prompt, model, write_access, request_id, state,
              created_at, updated_at, expires_at)
@@ -281,7 +282,7 @@ pub fn list(
            AND (NOT ?3 OR j.state IN ('queued', 'claimed', 'running'))
          ORDER BY j.id DESC LIMIT ?4"
     );
-    let rows = conn
+    let rows: Vec<JobView> = conn
         .prepare_cached(&sql)?
         .query_map(
             params![q.dispatcher, q.agent, q.active_only, q.limit],
@@ -289,6 +290,11 @@ pub fn list(
         )?
         .map(|r| r.map(|(v, _)| v))
         .collect::<Result<_, _>>()?;
+    if let Some(dispatcher) = q.dispatcher
+        && rows.is_empty()
+    {
+        peers::require(conn, dispatcher)?;
+    }
     Ok(rows)
 }
 

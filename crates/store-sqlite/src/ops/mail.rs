@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use switchboard_core::rules::LeaseStep;
 use switchboard_core::{
     Admission, BroadcastPlace, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, Rejection,
     SentQuery, SessionId, Wake,
@@ -129,11 +130,16 @@ fn recipients(
     msg: &NewMessage,
     now: Millis,
 ) -> OpResult<Vec<(PeerId, String)>> {
+    // Both parties must exist: ids come from callers, and the recipient, resolved by name
+    // before this transaction, may have been removed by `gc` since.
     let scope = match msg.target {
         NewTarget::Peer(p) => {
-            let name: String = conn
+            peers::require(conn, msg.sender)?;
+            let name: Option<String> = conn
                 .prepare_cached("SELECT name FROM peers WHERE id = ?1")?
-                .query_row([p], |r| r.get(0))?;
+                .query_row([p], |r| r.get(0))
+                .optional()?;
+            let name = name.ok_or(Rejection::UnknownPeerId { id: p })?;
             return Ok(vec![(p, name)]);
         }
         NewTarget::Broadcast(scope) => scope,
@@ -187,7 +193,8 @@ fn mark_read(conn: &Connection, peer: PeerId, id: MessageId, now: Millis) -> OpR
 // history past every read item to find the unread ones: name the (recipient, state, message)
 // index so a lease costs what is unread, however much mail the peer ever had.
 const SELECT_ITEM: &str = "SELECT m.id, s.name, r.name, m.scope, m.body, m.reply_to,
-        m.created_at, d.state, d.attempts, m.kind, q.context_hint, a.basis
+        m.created_at, d.state, d.attempts, m.kind, q.context_hint, a.basis, d.lease_session,
+        d.lease_until
     FROM deliveries d INDEXED BY deliveries_by_state
     JOIN messages m ON m.id = d.message_id
     JOIN peers s ON s.id = m.sender_id
@@ -199,6 +206,8 @@ struct Candidate {
     item: InboxItem,
     queued: bool,
     attempts: u32,
+    /// The session holding the item's lease, and until when.
+    lease: Option<(SessionId, Millis)>,
 }
 
 fn target(r: &Row<'_>, name_idx: usize, scope_idx: usize) -> rusqlite::Result<Target> {
@@ -240,6 +249,10 @@ fn candidate(r: &Row<'_>) -> rusqlite::Result<Candidate> {
         },
         queued: state == DeliveryState::Queued,
         attempts: r.get(8)?,
+        lease: match (r.get(12)?, r.get(13)?) {
+            (Some(session), Some(until)) => Some((session, until)),
+            _ => None,
+        },
     })
 }
 
@@ -282,30 +295,40 @@ pub fn lease(
         }
         out.push(c.item);
     }
+    if out.is_empty() {
+        // Nothing to lease, or no such peer: only an empty answer costs the lookup.
+        peers::require(conn, req.peer)?;
+    }
     Ok(out)
 }
 
-/// Leases one queued item, or declares it dead when it has used up its attempts. Returns
-/// whether the item was leased.
+/// Leases one queued item under the rule of attempts ([`LeaseStep`]), or declares it dead when
+/// it has used them up. Returns whether the item was leased.
 fn take_lease(conn: &Connection, req: &LeaseRequest, c: &Candidate, now: Millis) -> OpResult<bool> {
-    if c.attempts >= req.max_attempts {
-        conn.prepare_cached(
-            "UPDATE deliveries SET state = 'dead', lease_session = NULL, lease_until = NULL
-             WHERE recipient_id = ?1 AND message_id = ?2",
-        )?
-        .execute(params![req.peer, c.item.id])?;
-        return Ok(false);
+    let until = now.saturating_add(req.lease_ms);
+    match LeaseStep::of(c.attempts, c.lease, req.session, req.max_attempts, now) {
+        LeaseStep::Bury => {
+            conn.prepare_cached(
+                "UPDATE deliveries SET state = 'dead', lease_session = NULL, lease_until = NULL
+                 WHERE recipient_id = ?1 AND message_id = ?2",
+            )?
+            .execute(params![req.peer, c.item.id])?;
+            return Ok(false);
+        }
+        LeaseStep::Renew => {
+            conn.prepare_cached(
+                "UPDATE deliveries SET lease_until = ?3 WHERE recipient_id = ?1 AND message_id = ?2",
+            )?
+            .execute(params![req.peer, c.item.id, until])?;
+        }
+        LeaseStep::Take => {
+            conn.prepare_cached(
+                "UPDATE deliveries SET attempts = attempts + 1, lease_session = ?3, lease_until = ?4
+                 WHERE recipient_id = ?1 AND message_id = ?2",
+            )?
+            .execute(params![req.peer, c.item.id, req.session, until])?;
+        }
     }
-    conn.prepare_cached(
-        "UPDATE deliveries SET attempts = attempts + 1, lease_session = ?3, lease_until = ?4
-         WHERE recipient_id = ?1 AND message_id = ?2",
-    )?
-    .execute(params![
-        req.peer,
-        c.item.id,
-        req.session,
-        now.saturating_add(req.lease_ms)
-    ])?;
     Ok(true)
 }
 
@@ -338,6 +361,7 @@ pub fn ack(conn: &Connection, peer: PeerId, ids: &[MessageId], now: Millis) -> O
         }
     }
     if !missing.is_empty() {
+        peers::require(conn, peer)?;
         return Err(Rejection::NotInInbox { ids: missing }.into());
     }
     let mut changed = 0;
@@ -361,6 +385,7 @@ pub fn sent(
                 )?
                 .query_row(params![id, sender], |r| r.get(0))?;
             if !mine {
+                peers::require(conn, sender)?;
                 return Err(Rejection::UnknownMessage { id }.into());
             }
             vec![id]
@@ -372,6 +397,9 @@ pub fn sent(
             .query_map(params![sender, n], |r| r.get(0))?
             .collect::<Result<_, _>>()?,
     };
+    if ids.is_empty() {
+        peers::require(conn, sender)?;
+    }
     ids.into_iter().map(|id| load_sent(conn, id, now)).collect()
 }
 
@@ -440,7 +468,7 @@ fn log_row(r: &Row<'_>) -> rusqlite::Result<LogEntry> {
 }
 
 pub fn log(conn: &Connection, q: &LogQuery) -> OpResult<Vec<LogEntry>> {
-    let entries = match q.peer {
+    let entries: Vec<LogEntry> = match q.peer {
         None => conn
             .prepare_cached(&format!(
                 "{SELECT_LOG} WHERE m.id > ?1 ORDER BY m.id LIMIT ?2"
@@ -456,6 +484,11 @@ pub fn log(conn: &Connection, q: &LogQuery) -> OpResult<Vec<LogEntry>> {
             .query_map(params![peer, q.after, q.limit], log_row)?
             .collect::<Result<_, _>>()?,
     };
+    if let Some(peer) = q.peer
+        && entries.is_empty()
+    {
+        peers::require(conn, peer)?;
+    }
     Ok(entries)
 }
 

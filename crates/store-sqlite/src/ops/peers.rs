@@ -44,9 +44,30 @@ pub fn by_name(conn: &Connection, name: &str) -> OpResult<Option<PeerRecord>> {
         .optional()?)
 }
 
+/// The peer with this id; an id that names no peer is the caller's mistake (a relay's room
+/// token names peers by id), so it reads as an unknown peer, not as a broken store.
 pub fn by_id(conn: &Connection, id: PeerId) -> OpResult<PeerRecord> {
     let sql = format!("{SELECT_PEER} WHERE p.id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id], peer_row)?)
+    conn.prepare_cached(&sql)?
+        .query_row([id], peer_row)
+        .optional()?
+        .ok_or_else(|| Rejection::UnknownPeerId { id }.into())
+}
+
+/// Whether a peer with this id exists.
+pub fn exists(conn: &Connection, id: PeerId) -> OpResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM peers WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))?)
+}
+
+/// Passes when the peer exists; otherwise the caller named an unknown peer.
+pub fn require(conn: &Connection, id: PeerId) -> OpResult<()> {
+    if exists(conn, id)? {
+        Ok(())
+    } else {
+        Err(Rejection::UnknownPeerId { id }.into())
+    }
 }
 
 pub fn all(conn: &Connection) -> OpResult<Vec<PeerRecord>> {
@@ -248,6 +269,7 @@ pub fn rename(
     name: &PeerName,
     now: Millis,
 ) -> OpResult<PeerRecord> {
+    require(conn, peer)?;
     if by_name(conn, name.as_str())?.is_some_and(|p| p.id != peer) {
         return Err(Rejection::NameTaken {
             name: name.to_string(),
@@ -267,8 +289,12 @@ pub fn set_summary(
     summary: &str,
     now: Millis,
 ) -> OpResult<PeerRecord> {
-    conn.prepare_cached("UPDATE peers SET summary = ?2, last_seen_at = ?3 WHERE id = ?1")?
+    let changed = conn
+        .prepare_cached("UPDATE peers SET summary = ?2, last_seen_at = ?3 WHERE id = ?1")?
         .execute(params![peer, summary, now])?;
+    if changed == 0 {
+        return Err(Rejection::UnknownPeerId { id: peer }.into());
+    }
     wakes.push(Wake::Room);
     by_id(conn, peer)
 }

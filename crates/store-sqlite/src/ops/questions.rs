@@ -12,7 +12,7 @@ use switchboard_proto::{
     AnswerView, Basis, ItemKind, MessageId, Millis, QuestionState, QuestionView,
 };
 
-use super::{mail, parse_col};
+use super::{mail, parse_col, peers};
 use crate::fault::OpResult;
 use crate::liveness::Liveness;
 
@@ -60,10 +60,16 @@ pub fn reply(
         )?
         .query_row([question], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    // A refusal names the replier first when the replier is no peer at all; the lookup is made
+    // only on the way to a refusal.
     let Some((asker, asked)) = parties else {
+        peers::require(conn, by)?;
         return Err(Rejection::UnknownQuestion { id: question }.into());
     };
-    may_reply(&load(conn, question, now)?, asked, by)?;
+    if let Err(refused) = may_reply(&load(conn, question, now)?, asked, by) {
+        peers::require(conn, by)?;
+        return Err(refused.into());
+    }
     let record = ReplyRecord::new(reply, question, by, asker, expires_at);
     let sent = mail::send(conn, wakes, live, &record.message, adm, now)?;
     close(conn, question, record.state, sent.id, record.basis, now)?;
@@ -224,7 +230,10 @@ pub fn load_for(
         .optional()?;
     match r {
         Some(r) => finish(conn, r, now),
-        None => Err(Rejection::UnknownQuestion { id }.into()),
+        None => {
+            peers::require(conn, peer)?;
+            Err(Rejection::UnknownQuestion { id }.into())
+        }
     }
 }
 
@@ -247,5 +256,8 @@ pub fn list(
             row,
         )?
         .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        peers::require(conn, peer)?;
+    }
     rows.into_iter().map(|r| finish(conn, r, now)).collect()
 }

@@ -11,11 +11,13 @@ use switchboard_proto::Scope;
     name = "switchboard",
     version,
     about = "Let AI coding agents find each other and exchange messages, without merging their contexts.",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 bad input, 3 unknown peer or message, \
-                  4 a limit was hit (pending cap, rate limit), 5 the store or relay is unusable \
-                  (corrupt, read-only, locked, too new, unreachable), 6 refused by the state of \
-                  things (a question already answered, or asked to someone else), 7 the relay \
-                  refused the token or the action for it."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 bad input, 3 unknown peer, message, question, \
+                  job or session, 4 a limit was hit (pending cap, rate limit), 5 the store is \
+                  unusable until someone acts (disk full, corrupt, read-only, too new, cannot be \
+                  opened), 6 refused by the state of things (a question already answered, or \
+                  asked to someone else), 7 the relay refused the token or the action for it, \
+                  8 temporarily unavailable (store locked, relay unreachable or restarting): \
+                  the same command may work if run again shortly."
 )]
 pub struct Cli {
     /// Store directory [env: SWITCHBOARD_HOME; default: the platform data dir]

@@ -3,8 +3,7 @@
 use std::error::Error as _;
 use std::process::ExitCode;
 
-use switchboard_core::wire::{Failure, failure_of};
-use switchboard_core::{Error, StoreError};
+use switchboard_core::Error;
 
 use crate::settings::SettingsError;
 
@@ -26,16 +25,9 @@ pub enum CliError {
     Quiet(u8),
 }
 
-/// Exit codes, as `--help` documents them.
-pub mod code {
-    pub const FAILURE: u8 = 1;
-    pub const BAD_INPUT: u8 = 2;
-    pub const NOT_FOUND: u8 = 3;
-    pub const LIMIT: u8 = 4;
-    pub const STORE: u8 = 5;
-    pub const REFUSED: u8 = 6;
-    pub const DENIED: u8 = 7;
-}
+/// Exit codes, as `--help` documents them: one table for every front end, in
+/// [`switchboard_core::failure`].
+pub use switchboard_core::failure::exit as code;
 
 impl CliError {
     pub fn code(&self) -> u8 {
@@ -43,24 +35,7 @@ impl CliError {
             Self::BadInput(_) | Self::Settings(_) => code::BAD_INPUT,
             Self::Io(_) | Self::Hook(_) => code::FAILURE,
             Self::Quiet(code) => *code,
-            Self::Core(e) if e.is_bad_input() => code::BAD_INPUT,
-            Self::Core(Error::Rejected(r)) => match failure_of(r) {
-                Failure::NotFound => code::NOT_FOUND,
-                Failure::Refused => code::REFUSED,
-                Failure::Limit => code::LIMIT,
-                Failure::BadInput => code::BAD_INPUT,
-                Failure::Denied => code::DENIED,
-                Failure::Unavailable => code::FAILURE,
-            },
-            Self::Core(Error::Store(e)) => match e {
-                StoreError::Backend(_) | StoreError::Closed | StoreError::Rejected(_) => {
-                    code::FAILURE
-                }
-                _ => code::STORE,
-            },
-            Self::Core(Error::Denied(_)) => code::DENIED,
-            Self::Core(Error::Unavailable(_)) => code::STORE,
-            Self::Core(_) => code::FAILURE,
+            Self::Core(e) => e.failure().exit_code(),
         }
     }
 }

@@ -80,7 +80,9 @@ async fn serve(
         // A claim whose answer was lost on the way is not lost work: its lease lapses and the
         // job is offered again (or parked, for a write job), so asking again is safe.
         let claim = match claim {
-            Err(switchboard_core::Error::Unavailable(why)) => {
+            // Whatever passes by itself (a relay restarting, a busy store) is waited out.
+            Err(e) if e.failure() == switchboard_core::Failure::Unavailable => {
+                let why = e.to_string();
                 tokio::select! {
                     () = outage.pause(&why) => continue,
                     _ = stop.changed() => return Ok(()),
@@ -109,7 +111,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 impl Outage {
     pub(crate) async fn pause(&mut self, why: &str) {
         if self.tries == 0 {
-            eprintln!("the relay is unreachable ({why}); retrying");
+            eprintln!("unavailable for now ({why}); retrying");
         }
         self.tries = self.tries.saturating_add(1);
         let base = Duration::from_millis(100)

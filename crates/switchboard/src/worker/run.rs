@@ -178,7 +178,9 @@ async fn report(
             }
             // Fenced: a report that did land the first time is refused as stale the second,
             // so reporting again cannot record the end twice.
-            Err(Error::Unavailable(why)) => outage.pause(&why).await,
+            Err(e) if e.failure() == switchboard_core::Failure::Unavailable => {
+                outage.pause(&e.to_string()).await;
+            }
             Err(e) => return Err(e.into()),
         }
     }

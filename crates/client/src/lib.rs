@@ -28,6 +28,8 @@ use switchboard_proto::{
     InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionView, SentMessage,
 };
 
+/// How the failure to read an answer that had begun is worded (and recognised).
+const BROKE_OFF: &str = "the relay's answer broke off";
 /// How long a call keeps retrying a relay it cannot connect to (it may be restarting).
 const RECONNECT_FOR: Duration = Duration::from_secs(15);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -59,6 +61,10 @@ struct Inner {
     cursor: AtomicI64,
     /// Sessions by the id the caller knows, with what reopens them.
     sessions: Mutex<HashMap<SessionId, Reopen>>,
+    /// A long-lived client retries for as long as it takes.
+    lifetime: Lifetime,
+    /// Since when the relay has been unreachable, while it is.
+    outage: Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Clone)]
@@ -99,6 +105,26 @@ impl RelayClient {
         token: &str,
         ca: Option<&std::path::Path>,
     ) -> Result<Self> {
+        Self::open(url, token, ca, Lifetime::Brief).await
+    }
+
+    /// Like [`Self::connect_with`] for a long-lived client (a worker, `watch`): it waits for
+    /// the relay from the first call on, and every call keeps trying through a relay's
+    /// restart or a replica's death, however long it takes.
+    pub async fn connect_long_lived(
+        url: &str,
+        token: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        Self::open(url, token, ca, Lifetime::LongLived).await
+    }
+
+    async fn open(
+        url: &str,
+        token: &str,
+        ca: Option<&std::path::Path>,
+        lifetime: Lifetime,
+    ) -> Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Invalid(format!(
@@ -138,6 +164,8 @@ impl RelayClient {
             wakes,
             cursor: AtomicI64::new(-1),
             sessions: Mutex::new(HashMap::new()),
+            lifetime,
+            outage: Mutex::new(None),
         };
         inner.hello = inner.get("/v1/hello").await?;
         Ok(Self {
@@ -222,52 +250,64 @@ impl Inner {
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = format!("{}{path}", self.base);
-        let response = self
-            .retrying(RECONNECT_FOR, || {
-                self.http.get(&url).bearer_auth(&self.token).send()
-            })
-            .await?;
-        decode(response).await
+        self.exchange(Resend::Safe, self.patience(None), || {
+            self.http.get(&url).bearer_auth(&self.token).send()
+        })
+        .await
     }
 
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
-        self.call_within(call, RECONNECT_FOR).await
+        let patience = self.patience(call_wait(&call));
+        self.call_within(call, patience).await
     }
 
-    /// A call that keeps trying to connect for at most `patience` (zero: one attempt).
+    /// How long a call keeps trying: for ever in a long-lived client, else [`RECONNECT_FOR`]
+    /// plus the call's own wait (a wait cut by a restart is asked again).
+    fn patience(&self, wait: Option<Duration>) -> Duration {
+        match self.lifetime {
+            Lifetime::LongLived => Duration::MAX,
+            Lifetime::Brief => RECONNECT_FOR.saturating_add(wait.unwrap_or_default()),
+        }
+    }
+
+    /// A call that keeps trying for at most `patience` (zero: one attempt).
     async fn call_within<T: DeserializeOwned>(&self, call: Call, patience: Duration) -> Result<T> {
+        let resend = resend(&call);
         let (op, body) = call.into_parts()?;
         let url = format!("{}/v1/{op}", self.base);
-        let response = self
-            .retrying(patience, || {
-                self.http
-                    .post(&url)
-                    .bearer_auth(&self.token)
-                    .timeout(CALL_TIMEOUT)
-                    .json(&body)
-                    .send()
-            })
-            .await?;
-        decode(response).await
+        self.exchange(resend, patience, || {
+            self.http
+                .post(&url)
+                .bearer_auth(&self.token)
+                .timeout(CALL_TIMEOUT)
+                .json(&body)
+                .send()
+        })
+        .await
     }
 
-    /// Sends, retrying with backoff while the relay cannot be connected to. A request that
-    /// reached the relay is never sent twice.
-    async fn retrying<F, Fut>(&self, patience: Duration, send: F) -> Result<reqwest::Response>
+    /// Sends and decodes the answer, trying again with capped, jittered backoff while the relay
+    /// cannot be reached — and, for a call that is safe to send twice ([`resend`]), also when
+    /// the connection broke mid-request or the relay said it is briefly unavailable. The first
+    /// failure of an outage is said once on stderr, and so is the recovery.
+    async fn exchange<T, F, Fut>(&self, resend: Resend, patience: Duration, send: F) -> Result<T>
     where
+        T: DeserializeOwned,
         F: Fn() -> Fut,
         Fut: Future<Output = reqwest::Result<reqwest::Response>>,
     {
-        let deadline = tokio::time::Instant::now() + patience;
+        let deadline = tokio::time::Instant::now().checked_add(patience);
         let mut pause = BACKOFF_MIN;
         loop {
-            match send().await {
-                Ok(response) => return Ok(response),
-                Err(e) if unreachable(&e) && tokio::time::Instant::now() < deadline => {
-                    tracing::debug!("relay unreachable, retrying: {e}");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(BACKOFF_MAX);
-                }
+            let failure = match send().await {
+                Ok(response) => match answer(response, resend).await {
+                    Answer::Done(result) => {
+                        self.recovered();
+                        return result;
+                    }
+                    Answer::Again(why) => why,
+                },
+                Err(e) if unreachable(&e) || (resend == Resend::Safe && broke(&e)) => chain(&e),
                 Err(e) => {
                     return Err(Error::Unavailable(format!(
                         "cannot reach the relay at {}: {}",
@@ -275,9 +315,152 @@ impl Inner {
                         chain(&e)
                     )));
                 }
+            };
+            let now = tokio::time::Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Unavailable(format!(
+                    "cannot reach the relay at {}: {failure}",
+                    self.base
+                )));
             }
+            self.unreachable_now(&failure);
+            let sleep = jitter(pause);
+            let sleep = deadline.map_or(sleep, |d| sleep.min(d.saturating_duration_since(now)));
+            tokio::time::sleep(sleep).await;
+            pause = (pause * 2).min(BACKOFF_MAX);
         }
     }
+
+    /// Says once per outage that the relay cannot be reached and that the client retries.
+    fn unreachable_now(&self, why: &str) {
+        let mut outage = self.outage();
+        if outage.is_none() {
+            *outage = Some(std::time::Instant::now());
+            tracing::warn!(
+                "the relay at {} is unreachable ({why}); retrying with backoff",
+                self.base
+            );
+        }
+    }
+
+    fn recovered(&self) {
+        if let Some(since) = self.outage().take() {
+            tracing::warn!(
+                "the relay at {} answers again (after {:.1}s)",
+                self.base,
+                since.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn outage(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.outage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How long a client means to live, which decides how long it waits out a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifetime {
+    /// One command: gives up after [`RECONNECT_FOR`] (plus its wait) and says why.
+    Brief,
+    /// A worker or a watcher: keeps trying for as long as it runs.
+    LongLived,
+}
+
+/// Whether a call may be sent again after it reached the relay (its answer lost to a broken
+/// connection, or a 503 that says to retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// Sending it twice does what sending it once does.
+    Safe,
+    /// Only retried when the relay was never reached.
+    Never,
+}
+
+/// Which calls are resent, and why each is safe:
+/// - reads (peers, jobs, questions, log, sent, stats, hello …) change nothing;
+/// - `send` and `dispatch` carry an idempotency key / request id (this client adds one when
+///   the caller gave none), so the store answers a second copy with the first;
+/// - `start_job`, `heartbeat`, `finish_job`, `release_job` are fenced by the claim: a second
+///   copy of one that landed is refused as stale and changes nothing;
+/// - `lease` re-leases to the same session (no attempt spent), `mark_delivered` and `ack` set a
+///   state that is already set, `operator`, `rename`, `set_summary`, `cancel_job`,
+///   `requeue_job`, `close_session` and `gc` set what they set again;
+/// - `open_session` may leave one unused session, which the relay ends when idle.
+///
+/// Not resent: `claim` (a lost claim would hold a job until its lease lapses; the worker asks
+/// again itself), `ask` (no key: a second question) and `reply` (the second is refused as
+/// already answered, which would hide the first's success).
+fn resend(call: &Call) -> Resend {
+    match call {
+        Call::Claim { .. } | Call::Ask { .. } | Call::Reply { .. } => Resend::Never,
+        _ => Resend::Safe,
+    }
+}
+
+/// The server-side wait a call asks for, if any.
+fn call_wait(call: &Call) -> Option<Duration> {
+    match call {
+        Call::Question { wait, .. }
+        | Call::Claim { wait, .. }
+        | Call::Job { wait, .. }
+        | Call::Lease { wait, .. }
+        | Call::Log { wait, .. } => *wait,
+        _ => None,
+    }
+}
+
+enum Answer<T> {
+    Done(Result<T>),
+    /// Worth another try: why this one failed.
+    Again(String),
+}
+
+/// Reads the relay's answer; a 503 that says when to retry, a gateway's 502/504 (a replica
+/// died behind a load balancer) and an answer that broke off are tried again when safe.
+async fn answer<T: DeserializeOwned>(response: reqwest::Response, resend: Resend) -> Answer<T> {
+    let status = response.status().as_u16();
+    let passing = (status == 503 && response.headers().contains_key(reqwest::header::RETRY_AFTER))
+        || status == 502
+        || status == 504;
+    if resend == Resend::Safe && passing {
+        return Answer::Again(format!("it answered {status}"));
+    }
+    match decode(response).await {
+        Err(Error::Unavailable(why)) if resend == Resend::Safe && why.starts_with(BROKE_OFF) => {
+            Answer::Again(why)
+        }
+        other => Answer::Done(other),
+    }
+}
+
+/// True when the connection broke after the request went out (reset, closed, timed out).
+fn broke(e: &reqwest::Error) -> bool {
+    e.is_request() || e.is_body() || e.is_timeout()
+}
+
+/// A key unique to one call of this client, for calls the caller gave none.
+fn auto_key() -> String {
+    format!("auto-{:016x}{:016x}", random_u64(), random_u64())
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh `RandomState` is seeded from the OS's generator: random enough for a retry's
+    // jitter and a call's key, with no dependency for it.
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// A pause of between half and all of `pause`, so clients that lost one relay together do
+/// not all come back in the same instant.
+fn jitter(pause: Duration) -> Duration {
+    let random = random_u64();
+    let half = pause / 2;
+    half + Duration::from_nanos(random % (half.as_nanos().max(1) as u64))
 }
 
 /// True when the relay could not be connected to at all (down, restarting) — not when it was
@@ -320,7 +503,7 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| Error::Unavailable(format!("the relay's answer broke off: {e}")))?;
+        .map_err(|e| Error::Unavailable(format!("{BROKE_OFF}: {e}")))?;
     if status.is_success() {
         return serde_json::from_slice(&bytes)
             .map_err(|e| Error::Unavailable(format!("the relay's answer is not understood: {e}")));
@@ -507,7 +690,9 @@ impl Exchange for RelayClient {
         .await
     }
 
-    async fn send(&self, from: PeerId, message: Outgoing) -> Result<SentMessage> {
+    async fn send(&self, from: PeerId, mut message: Outgoing) -> Result<SentMessage> {
+        // With a key, a send resent after a lost answer is stored once ([`resend`]).
+        message.idempotency_key.get_or_insert_with(auto_key);
         self.call(Call::Send {
             from: Some(from),
             message,
@@ -558,7 +743,9 @@ impl Exchange for RelayClient {
         .await
     }
 
-    async fn dispatch(&self, from: PeerId, job: Dispatch) -> Result<JobView> {
+    async fn dispatch(&self, from: PeerId, mut job: Dispatch) -> Result<JobView> {
+        // With a request id, a dispatch resent after a lost answer queues one job.
+        job.request_id.get_or_insert_with(auto_key);
         self.call(Call::Dispatch {
             from: Some(from),
             job,

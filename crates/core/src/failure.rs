@@ -43,6 +43,13 @@ pub mod exit {
     pub const REFUSED: u8 = 6;
     pub const DENIED: u8 = 7;
     pub const UNAVAILABLE: u8 = 8;
+    /// Not a failure of the command: the job it waited for ended failed, dead, expired,
+    /// cancelled or parked for recovery (`jobs dispatch|show --wait`).
+    pub const JOB_UNSUCCESSFUL: u8 = 9;
+    /// The command's `--wait` ran out before the thing waited for happened (as `timeout(1)`).
+    pub const WAIT_RAN_OUT: u8 = 124;
+    /// Stopped by Ctrl-C (SIGINT), as a shell reports a process the signal ended.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// How long a caller told to come back (`Retry-After`) should wait: long enough for a lock to

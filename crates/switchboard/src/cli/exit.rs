@@ -23,6 +23,15 @@ pub enum CliError {
     /// already said everything else.
     #[error("")]
     Quiet(u8),
+    /// Ctrl-C: the command stopped as asked (after giving back what it held).
+    #[error("")]
+    Interrupted,
+    /// The job a `--wait` waited for ended without success; the job was printed.
+    #[error("job {id} ended {state}")]
+    JobUnsuccessful { id: i64, state: String },
+    /// The wait ran out first; what was waited for was printed as it stands.
+    #[error("{0}")]
+    WaitRanOut(String),
 }
 
 /// Exit codes, as `--help` documents them: one table for every front end, in
@@ -35,6 +44,9 @@ impl CliError {
             Self::BadInput(_) | Self::Settings(_) => code::BAD_INPUT,
             Self::Io(_) | Self::Hook(_) => code::FAILURE,
             Self::Quiet(code) => *code,
+            Self::Interrupted => code::INTERRUPTED,
+            Self::JobUnsuccessful { .. } => code::JOB_UNSUCCESSFUL,
+            Self::WaitRanOut(_) => code::WAIT_RAN_OUT,
             Self::Core(e) => e.failure().exit_code(),
         }
     }
@@ -44,6 +56,9 @@ impl CliError {
 pub fn report(e: &CliError) -> ExitCode {
     if let CliError::Quiet(code) = e {
         return ExitCode::from(*code);
+    }
+    if let CliError::Interrupted = e {
+        return ExitCode::from(code::INTERRUPTED);
     }
     eprintln!("error: {e}");
     let mut source = e.source();

@@ -127,7 +127,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let mut token_peer = None;
     let mailbox: Arc<dyn Exchange> = match relay {
         Some(relay) => {
-            let client = relay.connect().await?;
+            // A worker and a watcher outlive relay restarts: they wait for it however long.
+            let client = if matches!(cli.command, Command::Worker(_) | Command::Watch(_)) {
+                relay.connect_long_lived().await?
+            } else {
+                relay.connect().await?
+            };
             token_peer.clone_from(&client.hello().peer);
             // A peer token acts as its peer: that is the human's name on this relay.
             if cli.as_name.is_none()
@@ -173,6 +178,11 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     pub async fn connect(&self) -> Result<RelayClient, CliError> {
         Ok(RelayClient::connect_with(&self.url, &self.token, self.ca.as_deref()).await?)
+    }
+
+    pub async fn connect_long_lived(&self) -> Result<RelayClient, CliError> {
+        let ca = self.ca.as_deref();
+        Ok(RelayClient::connect_long_lived(&self.url, &self.token, ca).await?)
     }
 }
 

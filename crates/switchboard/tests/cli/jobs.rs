@@ -43,8 +43,19 @@ fn dispatch(home: &Home, extra: &[&str]) -> Value {
     home.json("alice", &args)
 }
 
+/// The job after waiting for it, whatever state it ended in (the exit code says which; see
+/// `waits_exit_by_how_the_job_ended`).
 fn show(home: &Home, id: i64, wait: &str) -> Value {
-    home.json("alice", &["jobs", "show", &id.to_string(), "--wait", wait])
+    shown(home, id, wait).1
+}
+
+/// `jobs show --wait`: its exit code and the job it printed.
+fn shown(home: &Home, id: i64, wait: &str) -> (i32, Value) {
+    let id = id.to_string();
+    let out = home.run("alice", &["--json", "jobs", "show", &id, "--wait", wait]);
+    let job = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no job printed: {}", stderr(&out)));
+    (out.status.code().unwrap_or(-1), job)
 }
 
 fn sigkill(child: &mut Child) {
@@ -401,4 +412,69 @@ fn a_worker_asked_to_stop_gives_its_running_job_back() {
         job["attempts"], 0,
         "giving a job back is not a failed attempt"
     );
+}
+
+#[test]
+fn waits_exit_by_how_the_job_ended_regression() {
+    // Found by a tester: `jobs dispatch … --wait 10m && deploy` deployed after a failure, since
+    // the wait exited 0 whether the job failed or the wait ran out.
+    let home = Home::new();
+    let exec = script(
+        &home,
+        "by-prompt.sh",
+        "case \"$(cat)\" in fail*) exit 3 ;; *) echo ok ;; esac",
+    );
+
+    // No worker yet: the wait runs out (124), and a cancelled job is unsuccessful (9).
+    let waiting = dispatch(&home, &["succeed later"])["id"].as_i64().unwrap();
+    let (code, job) = shown(&home, waiting, "200ms");
+    assert_eq!((code, job["state"].as_str()), (124, Some("queued")), "{job}");
+    let cancelled = dispatch(&home, &["never"])["id"].as_i64().unwrap();
+    home.json("alice", &["jobs", "cancel", &cancelled.to_string()]);
+    let (code, job) = shown(&home, cancelled, "5s");
+    assert_eq!((code, job["state"].as_str()), (9, Some("cancelled")));
+
+    // With a worker: completed is 0 and failed is 9, also straight from `dispatch --wait`.
+    let mut w = worker(&home, &[], &exec);
+    let (code, job) = shown(&home, waiting, "60s");
+    assert_eq!((code, job["state"].as_str()), (0, Some("completed")));
+    let out = home.run(
+        "alice",
+        &["--json", "jobs", "dispatch", "codex", "fail now", "--wait", "60s"],
+    );
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ended failed"), "{}", stderr(&out));
+    sigkill(&mut w);
+}
+
+/// How a process ended by Ctrl-C reads to a shell: 130 from its own exit, or death by SIGINT
+/// if the signal came before its handler was in place.
+fn interrupted(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.code() == Some(130) || status.signal() == Some(2)
+}
+
+#[test]
+#[cfg(unix)]
+fn ctrl_c_exits_130_from_watch_and_worker_regression() {
+    // Found by a tester: Ctrl-C during a wait exited 0, as if the command had done its work.
+    let home = Home::new();
+    let exec = script(&home, "ok.sh", "cat >/dev/null; echo ok");
+    let mut watch = home.cmd("alice");
+    watch.arg("watch");
+    let mut worker = home.cmd("ops");
+    worker.args(["worker", "--agent", "codex", "--"]).arg(&exec);
+    for (cmd, says) in [(watch, "watching"), (worker, "worker for")] {
+        let (mut child, _out, err) = crate::harness::spawn(cmd);
+        err.expect(says, std::time::Duration::from_secs(60));
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = child.wait().unwrap();
+        assert!(interrupted(status), "{says}: {status:?}");
+    }
 }

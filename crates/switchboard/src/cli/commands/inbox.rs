@@ -27,7 +27,7 @@ pub async fn run(ctx: &Context, args: InboxArgs) -> Result<(), CliError> {
 async fn take(ctx: &Context, session: &Session, args: &InboxArgs) -> Result<(), CliError> {
     let items = tokio::select! {
         items = fetch(ctx, session, args.limit, args.wait) => items?,
-        () = super::shutdown_signal() => return Ok(()),
+        stop = super::shutdown_signal() => return stop.outcome(),
     };
     show(ctx, &items)?;
     if std::env::var(FAULT_ENV).is_ok_and(|v| v == "stall-before-ack") {

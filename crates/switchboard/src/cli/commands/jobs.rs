@@ -42,13 +42,16 @@ pub async fn worker(ctx: &Context, args: WorkerArgs) -> Result<(), CliError> {
         }
     );
     let (tx, rx) = watch::channel(false);
+    let (said, stopped) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        super::shutdown_signal().await;
+        let _ = said.send(super::shutdown_signal().await);
         let _ = tx.send(true);
     });
     worker::run(ctx.mailbox.clone(), config, rx)
         .await
-        .map_err(|worker::WorkerError::Core(e)| CliError::Core(e))
+        .map_err(|worker::WorkerError::Core(e)| CliError::Core(e))?;
+    // Stopped by a signal (the only way a worker ends well): Ctrl-C exits 130, SIGTERM 0.
+    stopped.await.map_or(Ok(()), super::Stop::outcome)
 }
 
 pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
@@ -74,7 +77,7 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             };
             let job = m.dispatch(me.id, d).await?;
             match wait {
-                Some(wait) => m.job_wait(job.id, wait).await?,
+                Some(wait) => return waited(ctx, m.job_wait(job.id, wait).await?, wait),
                 None => job,
             }
         }
@@ -88,7 +91,7 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             return list(ctx, &m.jobs(query).await?);
         }
         JobsAction::Show { id, wait } => match wait {
-            Some(wait) => m.job_wait(id, wait).await?,
+            Some(wait) => return waited(ctx, m.job_wait(id, wait).await?, wait),
             None => m.job(id).await?,
         },
         JobsAction::Cancel { id } => m.cancel_job(id).await?,
@@ -103,10 +106,41 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             requeue(ctx, id, &allowed, "recover").await?
         }
     };
+    print(ctx, &one)
+}
+
+fn print(ctx: &Context, job: &JobView) -> Result<(), CliError> {
     if ctx.json {
-        output::json(&one)
+        output::json(job)
     } else {
-        output::line(show(&one))
+        output::line(show(job))
+    }
+}
+
+/// Prints a job a `--wait` waited for, and exits so a script can trust it: 0 only when it
+/// completed; `JOB_UNSUCCESSFUL` when it ended any other way (or was parked for a person);
+/// `WAIT_RAN_OUT` when it was still on its way when the wait ran out.
+fn waited(ctx: &Context, job: JobView, wait: std::time::Duration) -> Result<(), CliError> {
+    print(ctx, &job)?;
+    match job.state {
+        JobState::Completed => Ok(()),
+        JobState::Failed
+        | JobState::Dead
+        | JobState::Expired
+        | JobState::Cancelled
+        | JobState::NeedsRecovery => Err(CliError::JobUnsuccessful {
+            id: job.id,
+            state: job.state.to_string(),
+        }),
+        JobState::Queued | JobState::Claimed | JobState::Running => {
+            Err(CliError::WaitRanOut(format!(
+                "job {} is still {} after waiting {}; wait again with `switchboard jobs show {} --wait DURATION`",
+                job.id,
+                job.state,
+                humantime::format_duration(wait),
+                job.id
+            )))
+        }
     }
 }
 

@@ -90,18 +90,37 @@ async fn operator_session(ctx: &Context) -> Result<Session, CliError> {
     Ok(ctx.mailbox.open_session(req).await?)
 }
 
+/// How the user asked a command to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C: the command exits 130, as a shell reports a process SIGINT ended.
+    Interrupt,
+    /// SIGTERM (a service manager stopping it): a clean stop, exit 0.
+    Terminate,
+}
+
+impl Stop {
+    /// What a command that stopped cleanly on this signal returns.
+    pub fn outcome(self) -> Result<(), CliError> {
+        match self {
+            Stop::Interrupt => Err(CliError::Interrupted),
+            Stop::Terminate => Ok(()),
+        }
+    }
+}
+
 /// Resolves when the user asks the command to stop (Ctrl-C, or SIGTERM on Unix).
-async fn shutdown_signal() {
+async fn shutdown_signal() -> Stop {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => Stop::Interrupt,
+                _ = term.recv() => Stop::Terminate,
+            };
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+    Stop::Interrupt
 }

@@ -71,9 +71,13 @@ pub async fn run(
         tls,
         ..ServeOptions::default()
     };
-    switchboard_relay::run(listener, app, options, super::shutdown_signal()).await;
+    let (said, stopped) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        let _ = said.send(super::shutdown_signal().await);
+    };
+    switchboard_relay::run(listener, app, options, signal).await;
     eprintln!("switchboard relay: stopped");
-    Ok(())
+    stopped.await.map_or(Ok(()), super::Stop::outcome)
 }
 
 fn app_config(args: &ServeArgs, local: SocketAddr) -> AppConfig {

@@ -36,7 +36,7 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<(), CliError> {
         };
         let entries = tokio::select! {
             entries = ctx.mailbox.log_wait(query, ROUND) => entries?,
-            () = super::shutdown_signal() => return Ok(()),
+            stop = super::shutdown_signal() => return stop.outcome(),
         };
         for entry in &entries {
             if left == Some(0) {

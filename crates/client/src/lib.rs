@@ -422,7 +422,10 @@ enum Answer<T> {
 /// died behind a load balancer) and an answer that broke off are tried again when safe.
 async fn answer<T: DeserializeOwned>(response: reqwest::Response, resend: Resend) -> Answer<T> {
     let status = response.status().as_u16();
-    let passing = (status == 503 && response.headers().contains_key(reqwest::header::RETRY_AFTER))
+    let passing = (status == 503
+        && response
+            .headers()
+            .contains_key(reqwest::header::RETRY_AFTER))
         || status == 502
         || status == 504;
     if resend == Resend::Safe && passing {

@@ -428,7 +428,11 @@ fn waits_exit_by_how_the_job_ended_regression() {
     // No worker yet: the wait runs out (124), and a cancelled job is unsuccessful (9).
     let waiting = dispatch(&home, &["succeed later"])["id"].as_i64().unwrap();
     let (code, job) = shown(&home, waiting, "200ms");
-    assert_eq!((code, job["state"].as_str()), (124, Some("queued")), "{job}");
+    assert_eq!(
+        (code, job["state"].as_str()),
+        (124, Some("queued")),
+        "{job}"
+    );
     let cancelled = dispatch(&home, &["never"])["id"].as_i64().unwrap();
     home.json("alice", &["jobs", "cancel", &cancelled.to_string()]);
     let (code, job) = shown(&home, cancelled, "5s");
@@ -440,7 +444,9 @@ fn waits_exit_by_how_the_job_ended_regression() {
     assert_eq!((code, job["state"].as_str()), (0, Some("completed")));
     let out = home.run(
         "alice",
-        &["--json", "jobs", "dispatch", "codex", "fail now", "--wait", "60s"],
+        &[
+            "--json", "jobs", "dispatch", "codex", "fail now", "--wait", "60s",
+        ],
     );
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["state"], "failed", "{job}");

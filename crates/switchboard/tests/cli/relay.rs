@@ -2,6 +2,7 @@
 //! (other HOMEs) reaching it with `switchboard mcp --relay`, workers and the human CLI too.
 
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -125,14 +126,21 @@ pub async fn remote_agent(relay: &Relay, machine: &Home, kind: Kind, token: &str
 
 /// A worker on `machine` serving `agent` through the relay, running `sh -c script` (the job's
 /// prompt on its stdin), with a job lease that cannot lapse under a loaded CI.
+/// A worker through the relay; its stderr goes to [`worker_log`], which a failing test shows.
 pub fn worker(relay: &Relay, machine: &Home, token: &str, agent: &str, script: &str) -> Child {
+    let log = std::fs::File::create(worker_log(machine, agent)).unwrap();
     cli(relay, machine, token)
         .env("SWITCHBOARD_JOB_LEASE", "60s")
         .args(["worker", "--agent", agent, "--", "sh", "-c", script])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// Where [`worker`] writes the stderr of the worker for `agent` on `machine`.
+pub fn worker_log(machine: &Home, agent: &str) -> std::path::PathBuf {
+    machine.path().join(format!("worker-{agent}.log"))
 }
 
 /// The human CLI on `machine`, through the relay.
@@ -481,15 +489,45 @@ fn a_relay_worker_rides_out_a_relay_restart_regression() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let _shown = ShowOnPanic(worker_log(&machine, "reviewer"));
+    // `watch` follows alice's part of the room through the same restart.
+    let mut watch = cli(&relay, &machine, &alice_token);
+    watch.arg("watch");
+    let (mut watcher, seen, said) = crate::harness::spawn(watch);
+    said.expect("watching", Duration::from_secs(60));
+    let send = |relay: &Relay, text: &str| {
+        let out = cli(relay, &machine, &worker_token)
+            .args(["send", "alice", text])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    };
     let (state, err) = dispatch(&relay, "before");
     assert_eq!(state, "completed", "{err}");
+    send(&relay, "seen before");
+    seen.expect("seen before", Duration::from_secs(60));
     relay.crash_and_restart();
     let (state, err) = dispatch(&relay, "after the restart");
     assert_eq!(state, "completed", "{err}");
-    assert!(
-        w.try_wait().unwrap().is_none(),
-        "the worker is still running"
-    );
-    w.kill().unwrap();
-    w.wait().unwrap();
+    send(&relay, "seen after");
+    seen.expect("seen after", Duration::from_secs(60));
+    said.expect("unreachable", Duration::from_secs(1));
+    for (what, child) in [("worker", &mut w), ("watch", &mut watcher)] {
+        assert!(child.try_wait().unwrap().is_none(), "the {what} still runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+/// Shows a log file on stderr if the test fails while this is held, so the failure explains
+/// itself.
+pub struct ShowOnPanic(pub std::path::PathBuf);
+
+impl Drop for ShowOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("--- {} ---\n{text}--- end ---", self.0.display());
+        }
+    }
 }

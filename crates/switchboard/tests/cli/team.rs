@@ -14,7 +14,7 @@ use switchboard_store_postgres::scratch::Scratch;
 use crate::harness::{Home, wait_until};
 use crate::mcp::await_peer;
 use crate::mcp_client::Kind;
-use crate::relay::{Relay, cli, remote_agent, worker};
+use crate::relay::{Relay, ShowOnPanic, cli, remote_agent, worker, worker_log};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_and_a_job_cross_from_one_replica_to_another() {
@@ -108,6 +108,7 @@ async fn a_replica_killed_mid_traffic_loses_nothing_acknowledged_and_runs_nothin
         runs.display()
     );
     let mut worker = worker(&a, &machine_a, &builder_token, "builder", &script);
+    let _shown = ShowOnPanic(worker_log(&machine_a, "builder"));
 
     // Alice sends through A; A is killed and restarted partway through.
     let alice = remote_agent(&a, &machine_a, Kind::Codex, &alice_token).await;

@@ -15,6 +15,8 @@ const ROUND: Duration = Duration::from_secs(3600);
 pub async fn run(ctx: &Context, args: WatchArgs) -> Result<(), CliError> {
     let peer = match &args.peer {
         Some(name) => Some(ctx.mailbox.peer(name).await?.id),
+        // A peer token sees its own part of the room: its peer must exist to have one.
+        None if ctx.token_peer.is_some() => Some(super::operator(ctx).await?.id),
         None => None,
     };
     let mut after = match args.since {

@@ -158,12 +158,20 @@ async fn a_replica_killed_mid_traffic_loses_nothing_acknowledged_and_runs_nothin
         jobs.as_array()
             .is_some_and(|all| all.len() == JOBS && all.iter().all(|j| j["state"] == "completed"))
     });
+
+    // The worker outlived its replica's death: it runs what is dispatched after it, too.
+    let out = cli(&b, &machine_b, &alice_token)
+        .args(["--json", "jobs", "dispatch", "builder", "after", "--wait", "60s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(worker.try_wait().unwrap().is_none(), "the worker still runs");
     sigkill(&mut worker);
     let log = std::fs::read_to_string(&runs).unwrap();
     let ids: Vec<&str> = log.lines().collect();
     let unique: BTreeSet<&str> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), JOBS, "runs: {ids:?}");
-    assert_eq!(unique.len(), JOBS, "no job ran twice: {ids:?}");
+    assert_eq!(ids.len(), JOBS + 1, "runs: {ids:?}");
+    assert_eq!(unique.len(), JOBS + 1, "no job ran twice: {ids:?}");
 }
 
 /// Bob's unread messages through `relay`, acknowledged as read.

@@ -139,10 +139,3 @@ impl From<StoreError> for Error {
         }
     }
 }
-
-impl Error {
-    /// True when the caller's input was at fault (as opposed to the store or a limit).
-    pub fn is_bad_input(&self) -> bool {
-        self.failure() == crate::failure::Failure::BadInput
-    }
-}

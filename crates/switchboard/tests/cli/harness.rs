@@ -18,7 +18,15 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::in_dir(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A store directory on the file system holding `parent` (a small one, say).
+    pub fn new_in(parent: &Path) -> Self {
+        Self::in_dir(tempfile::tempdir_in(parent).expect("temp dir"))
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Self {
         // A 0700 directory, as switchboard would create it: a temp dir is world-readable.
         let path = dir.path().join("home");
         let mut builder = std::fs::DirBuilder::new();

@@ -16,6 +16,7 @@ mod questions;
 mod real_clients;
 mod relay;
 mod relay_auth;
+mod relay_inproc;
 mod setup;
 mod store_file;
 mod team;

@@ -97,3 +97,158 @@ fn read_only_store_file_refuses_writes_and_stays_unchanged() {
     let peers = home.json("observer", &["peers"]);
     assert_eq!(peers.as_array().unwrap().len(), 2, "reading still works");
 }
+
+/// A small tmpfs of its own, unmounted (lazily, if something still holds it) when dropped.
+#[cfg(target_os = "linux")]
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+#[cfg(target_os = "linux")]
+impl Tmpfs {
+    /// Mounts one, or says on stderr why it cannot and returns `None`. Under `CI=true` a
+    /// mount that should work (we are root) and does not is a failure, not a skip.
+    fn mount(size: &str, test: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output();
+        let why = match mounted {
+            Ok(out) if out.status.success() => return Some(Self { dir }),
+            Ok(out) => stderr(&out),
+            Err(e) => e.to_string(),
+        };
+        // Root can mount; anyone else is expected not to.
+        let expected = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        if expected && std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: CI=true and running as root, but mounting a tmpfs failed: {why}");
+        }
+        eprintln!("\n*** {test} SKIPPED: cannot mount a tmpfs here ({why}) ***\n");
+        None
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the file system refuses for want of space; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 4096];
+        loop {
+            match file.write_all(&chunk) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the tmpfs: {e}"),
+            }
+        }
+        path
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let umount = |args: &[&str]| {
+            std::process::Command::new("umount")
+                .args(args)
+                .arg(self.dir.path())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !umount(&[]) && !umount(&["-l"]) {
+            eprintln!("could not unmount {}", self.dir.path().display());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_store_unusable_with_what_to_do_and_loses_nothing() {
+    let Some(disk) = Tmpfs::mount("2m", "a_full_disk_is_store_unusable") else {
+        return;
+    };
+    let home = Home::new_in(disk.path());
+    home.json("bob", &["inbox"]);
+    home.json("alice", &["send", "bob", "before the disk filled"]);
+    let filler = disk.fill();
+
+    let out = home.run("alice", &["send", "bob", "while the disk is full"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(STORE), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the disk holding the store at {}",
+            home.db().display()
+        )) && err.contains("is full")
+            && err.contains("free space")
+            && err.contains("SWITCHBOARD_HOME"),
+        "says what is wrong and what to do: {err}"
+    );
+    assert!(
+        !err.contains("database or disk is full"),
+        "not SQLite's words: {err}"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    let inbox = home.json("bob", &["inbox"]);
+    let texts: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["before the disk filled"],
+        "what was acknowledged is kept, what was refused was never stored"
+    );
+    home.json("alice", &["send", "bob", "after space was freed"]);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_under_a_relay_ends_the_cli_the_same_way() {
+    use crate::relay::{Relay, cli};
+    let Some(disk) = Tmpfs::mount("4m", "a_full_disk_under_a_relay") else {
+        return;
+    };
+    let relay = Relay::start_in(Home::new_in(disk.path()), "127.0.0.1:0");
+    let token = relay.token(&["--room", "team"]);
+    let machine = Home::new();
+    let run = |who: &str, args: &[&str]| {
+        cli(&relay, &machine, &token)
+            .env("SWITCHBOARD_OPERATOR", who)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run("bob", &["inbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run("alice", &["send", "bob", "before"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let filler = disk.fill();
+    let out = run("alice", &["send", "bob", "while full"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(STORE), "{err}");
+    assert!(
+        err.contains("is full") && err.contains("free space"),
+        "{err}"
+    );
+    std::fs::remove_file(filler).unwrap();
+    let out = run("alice", &["send", "bob", "after"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(relay);
+}

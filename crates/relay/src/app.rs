@@ -99,6 +99,22 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
+impl AppState {
+    /// A relay over `rooms` and `verifier`, configured by `config`, with no session yet.
+    pub fn new(rooms: Rooms, verifier: Verifier, config: AppConfig) -> Self {
+        Self {
+            rooms,
+            sessions: Sessions::default(),
+            mcp_sessions: McpSessions::default(),
+            streams: Streams::default(),
+            verifier,
+            metrics: Metrics::new(),
+            config: Arc::new(config),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
 impl App {
     /// The caller's room, seen through what the token grants.
     pub async fn guard(&self, caller: &Caller) -> Result<Guard, Error> {

@@ -17,6 +17,7 @@ mod real_clients;
 mod relay;
 mod relay_auth;
 mod relay_inproc;
+mod relay_security;
 mod setup;
 mod store_file;
 mod team;

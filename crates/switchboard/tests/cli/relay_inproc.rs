@@ -19,7 +19,7 @@ use switchboard_core::{
 };
 use switchboard_proto::{Basis, PeerInfo, PeerKind, PeerName};
 use switchboard_relay::{
-    App, AppConfig, AppState, Metrics, RoomOpener, Rooms, ServeOptions, Sessions, Verifier, mint,
+    App, AppConfig, AppState, RoomOpener, Rooms, ServeOptions, Verifier, mint,
 };
 use switchboard_store_postgres::scratch::Scratch;
 use switchboard_store_postgres::{Database, PgOptions};
@@ -39,7 +39,9 @@ pub struct InProc {
     /// A room token of room `lab`, and a peer token of its peer `alice`.
     pub room_token: String,
     pub peer_token: String,
-    http: reqwest::Client,
+    /// The relay's token store, to mint and revoke more.
+    pub tokens: Arc<dyn TokenStore>,
+    pub http: reqwest::Client,
     stop: CancellationToken,
     _data: Data,
 }
@@ -75,6 +77,10 @@ fn roomy() -> Limits {
 
 impl InProc {
     pub async fn embedded() -> Self {
+        Self::embedded_with(ServeOptions::default()).await
+    }
+
+    pub async fn embedded_with(options: ServeOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = dir.path().to_owned();
         let tokens = Arc::new(SqliteTokens::open(&home).expect("tokens")) as Arc<dyn TokenStore>;
@@ -89,7 +95,7 @@ impl InProc {
                 .map_err(|e| StoreError::Backend(e.to_string()))?
             })
         });
-        Self::start(opener, tokens, Data::Embedded(dir)).await
+        Self::start(opener, tokens, Data::Embedded(dir), options).await
     }
 
     /// `None` (said on stderr) without a Postgres server outside CI.
@@ -106,10 +112,16 @@ impl InProc {
                 Ok(Arc::new(store) as Arc<dyn Store>)
             })
         });
-        Some(Self::start(opener, tokens, Data::Postgres(scratch)).await)
+        let options = ServeOptions::default();
+        Some(Self::start(opener, tokens, Data::Postgres(scratch), options).await)
     }
 
-    async fn start(opener: RoomOpener, tokens: Arc<dyn TokenStore>, data: Data) -> Self {
+    async fn start(
+        opener: RoomOpener,
+        tokens: Arc<dyn TokenStore>,
+        data: Data,
+        options: ServeOptions,
+    ) -> Self {
         // reqwest is built without a default TLS provider; plain HTTP still needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -128,25 +140,23 @@ impl InProc {
             .await
             .unwrap()
             .token;
-        let app = App::new(AppState {
-            rooms: Rooms::new(opener, roomy()),
-            sessions: Sessions::default(),
-            verifier: Verifier::new(tokens),
-            metrics: Metrics::new(),
-            config: Arc::new(AppConfig::default()),
-            shutdown: CancellationToken::new(),
-        });
+        let app = App::new(AppState::new(
+            Rooms::new(opener, roomy()),
+            Verifier::new(Arc::clone(&tokens)),
+            AppConfig::default(),
+        ));
         let stop = CancellationToken::new();
         tokio::spawn(switchboard_relay::run(
             listener,
             app,
-            ServeOptions::default(),
+            options,
             stop.clone().cancelled_owned(),
         ));
         Self {
             url,
             room_token,
             peer_token,
+            tokens,
             http: reqwest::Client::new(),
             stop,
             _data: data,

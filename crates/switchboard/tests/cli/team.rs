@@ -161,11 +161,20 @@ async fn a_replica_killed_mid_traffic_loses_nothing_acknowledged_and_runs_nothin
 
     // The worker outlived its replica's death: it runs what is dispatched after it, too.
     let out = cli(&b, &machine_b, &alice_token)
-        .args(["--json", "jobs", "dispatch", "builder", "after", "--wait", "60s"])
+        .args([
+            "--json", "jobs", "dispatch", "builder", "after", "--wait", "60s",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(worker.try_wait().unwrap().is_none(), "the worker still runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker still runs"
+    );
     sigkill(&mut worker);
     let log = std::fs::read_to_string(&runs).unwrap();
     let ids: Vec<&str> = log.lines().collect();

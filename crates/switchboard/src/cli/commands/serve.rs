@@ -3,16 +3,11 @@
 //! which lets several replicas serve one team.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use switchboard_core::TokenStore;
-use switchboard_relay::{
-    App, AppConfig, AppState, McpSessions, Metrics, Rooms, ServeOptions, Sessions, Streams, Tls,
-    Verifier,
-};
+use switchboard_relay::{App, AppConfig, AppState, Rooms, ServeOptions, Tls, Verifier};
 
 use super::super::CliError;
 use super::super::args::ServeArgs;
@@ -49,16 +44,11 @@ pub async fn run(
         .await
         .map_err(|e| CliError::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr()?;
-    let app = App::new(AppState {
-        rooms: Rooms::new(data.opener(), settings.limits.clone()),
-        sessions: Sessions::default(),
-        mcp_sessions: McpSessions::default(),
-        streams: Streams::default(),
-        verifier: Verifier::new(tokens),
-        metrics: Metrics::new(),
-        config: Arc::new(app_config(&args, local)),
-        shutdown: CancellationToken::new(),
-    });
+    let app = App::new(AppState::new(
+        Rooms::new(data.opener(), settings.limits.clone()),
+        Verifier::new(tokens),
+        app_config(&args, local),
+    ));
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The address on stdout (tests and scripts read it when the port was 0); the rest on stderr.
     println!("listening on {scheme}://{local}");

@@ -2,77 +2,25 @@
 //! in-process on `127.0.0.1:0` (the server takes a listener and a shutdown future); and what
 //! revoking a token or abandoning a session ends.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-use switchboard_core::{Clock, Grant, Limits, Store, SystemClock, TokenStore};
-use switchboard_relay::{
-    App, AppConfig, AppState, McpSessions, Metrics, Rooms, ServeOptions, Sessions, Streams,
-    Verifier,
-};
-use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+use switchboard_core::{Clock, Grant, SystemClock};
+use switchboard_relay::ServeOptions;
 
-/// A relay served in-process over the embedded store in a temporary directory.
-struct Relay {
-    base: String,
-    tokens: Arc<SqliteTokens>,
-    http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    served: Option<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
+use crate::relay_inproc::InProc;
 
-impl Relay {
-    async fn start(session_idle: Duration) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().to_owned();
-        let tokens = Arc::new(SqliteTokens::open(&home).unwrap());
-        let opener: switchboard_relay::RoomOpener = Arc::new(move |room: String| {
-            let path = home.join("rooms").join(room);
-            Box::pin(async move {
-                tokio::task::spawn_blocking(move || open_room(&path))
-                    .await
-                    .unwrap()
-            })
-        });
-        let app = App::new(AppState {
-            rooms: Rooms::new(opener, Limits::default()),
-            sessions: Sessions::default(),
-            mcp_sessions: McpSessions::default(),
-            streams: Streams::default(),
-            verifier: Verifier::new(tokens.clone()),
-            metrics: Metrics::new(),
-            config: Arc::new(AppConfig::default()),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let options = ServeOptions {
+/// Requests the security tests make, on the in-process relay.
+impl InProc {
+    async fn with_idle(session_idle: Duration) -> Self {
+        InProc::embedded_with(ServeOptions {
             session_idle,
             ..ServeOptions::default()
-        };
-        let served = tokio::spawn(switchboard_relay::run(listener, app, options, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            tokens,
-            http: reqwest::Client::new(),
-            stop: Some(stop),
-            served: Some(served),
-            _dir: dir,
-        }
+        })
+        .await
     }
 
     async fn mint(&self, grant: Grant) -> Token {
@@ -90,14 +38,14 @@ impl Relay {
     }
 
     fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
-        let req = self.http.request(method, format!("{}{path}", self.base));
+        let req = self.http.request(method, format!("{}{path}", self.url));
         match token {
             Some(t) => req.bearer_auth(t),
             None => req,
         }
     }
 
-    async fn call(&self, token: &str, op: &str, body: Value) -> (StatusCode, Value) {
+    async fn v1(&self, token: &str, op: &str, body: Value) -> (StatusCode, Value) {
         let res = self
             .request(Method::POST, &format!("/v1/{op}"), Some(token))
             .json(&body)
@@ -183,19 +131,6 @@ impl Relay {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(served) = self.served.take() {
-            served.await.unwrap();
-        }
-    }
-}
-
-fn open_room(path: &Path) -> Result<Arc<dyn Store>, switchboard_core::StoreError> {
-    Ok(Arc::new(SqliteStore::open(path)?) as Arc<dyn Store>)
 }
 
 fn now() -> switchboard_proto::Millis {
@@ -287,7 +222,7 @@ fn expected(action: Action, kind: Kind) -> StatusCode {
 
 #[tokio::test]
 async fn every_token_kind_on_every_route_gets_exactly_its_rights() {
-    let relay = Relay::start(Duration::from_secs(20)).await;
+    let relay = InProc::with_idle(Duration::from_secs(20)).await;
     let room = |r: &str| Grant::Room { room: r.into() };
     let peer = |p: &str| Grant::Peer {
         room: "team".into(),
@@ -314,12 +249,12 @@ async fn every_token_kind_on_every_route_gets_exactly_its_rights() {
 
     // alice and bob exist; alice's id is what `SendAsAlice` names.
     let (status, me) = relay
-        .call(&alice.secret, "operator", json!({"name": "alice"}))
+        .v1(&alice.secret, "operator", json!({"name": "alice"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{me}");
     let alice_id = me["id"].clone();
     relay
-        .call(&bob.secret, "operator", json!({"name": "bob"}))
+        .v1(&bob.secret, "operator", json!({"name": "bob"}))
         .await;
     let revoked_out = revoked.secret.clone();
     relay
@@ -416,7 +351,7 @@ async fn every_token_kind_on_every_route_gets_exactly_its_rights() {
     // What the refused callers tried left nothing behind: the only messages are the two sends
     // the table allowed (room token and alice's own), both from alice.
     let (_, log) = relay
-        .call(
+        .v1(
             &team.secret,
             "log",
             json!({"query": {"after": 0, "limit": 100}}),
@@ -429,14 +364,14 @@ async fn every_token_kind_on_every_route_gets_exactly_its_rights() {
         .map(|e| e["from"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(senders, ["alice", "alice"], "{log}");
-    relay.stop().await;
+    drop(relay);
 }
 
 #[tokio::test]
 async fn a_session_reused_with_another_token_acts_for_nobody_regression() {
     // Found by an attacker: alice's Mcp-Session-Id with charlie's token from another room, or
     // with the admin token, or with bob's after alice's token was revoked, acted as alice.
-    let relay = Relay::start(Duration::from_secs(20)).await;
+    let relay = InProc::with_idle(Duration::from_secs(20)).await;
     let alice = relay
         .mint(Grant::Peer {
             room: "team".into(),
@@ -476,25 +411,21 @@ async fn a_session_reused_with_another_token_acts_for_nobody_regression() {
             async move { fut.await.0 == StatusCode::UNAUTHORIZED }
         })
         .await;
-    relay.stop().await;
+    drop(relay);
 }
 
 /// Reads an SSE body until it ends; the text it carried.
-async fn read_to_end(res: reqwest::Response) -> String {
-    let mut body = res.bytes_stream();
+async fn read_to_end(mut res: reqwest::Response) -> String {
     let mut text = String::new();
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(c) => text.push_str(&String::from_utf8_lossy(&c)),
-            Err(_) => break,
-        }
+    while let Ok(Some(chunk)) = res.chunk().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
     }
     text
 }
 
 #[tokio::test]
 async fn revoking_a_token_ends_its_sessions_and_event_streams() {
-    let relay = Relay::start(Duration::from_secs(20)).await;
+    let relay = InProc::with_idle(Duration::from_secs(20)).await;
     let alice = relay
         .mint(Grant::Peer {
             room: "team".into(),
@@ -525,7 +456,7 @@ async fn revoking_a_token_ends_its_sessions_and_event_streams() {
     assert_eq!(events.status(), StatusCode::OK);
     // Another token's stream stays open through the revocation.
     relay
-        .call(&keeper.secret, "operator", json!({"name": "carol"}))
+        .v1(&keeper.secret, "operator", json!({"name": "carol"}))
         .await;
     let kept = relay
         .request(Method::GET, "/v1/events", Some(&keeper.secret))
@@ -533,11 +464,11 @@ async fn revoking_a_token_ends_its_sessions_and_event_streams() {
         .await
         .unwrap();
     let (status, _) = relay
-        .call(&alice.secret, "operator", json!({"name": "alice"}))
+        .v1(&alice.secret, "operator", json!({"name": "alice"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, opened) = relay
-        .call(
+        .v1(
             &alice.secret,
             "open_session",
             json!({"session": {"name": "alice", "kind": "agent", "info": {}, "policy": "join"}}),
@@ -560,7 +491,7 @@ async fn revoking_a_token_ends_its_sessions_and_event_streams() {
     let carol = keeper.secret.clone();
     relay
         .until("alice goes offline", || {
-            let fut = relay.call(&carol, "peers", json!({}));
+            let fut = relay.v1(&carol, "peers", json!({}));
             async move {
                 let (_, peers) = fut.await;
                 peers.as_array().is_some_and(|ps| {
@@ -571,22 +502,21 @@ async fn revoking_a_token_ends_its_sessions_and_event_streams() {
         })
         .await;
     // The other token's stream is still there: its body has not ended.
-    let mut kept = kept.bytes_stream();
+    let mut kept = kept;
     assert!(
-        tokio::time::timeout(Duration::from_millis(50), kept.next())
+        tokio::time::timeout(Duration::from_millis(50), kept.chunk())
             .await
             .is_err(),
         "a stream of another token stays open"
     );
-    relay.stop().await;
+    drop(relay);
 }
 
 /// Reads SSE from `res` until a line contains `needle`.
-async fn read_until(res: reqwest::Response, needle: &str) -> String {
-    let mut body = res.bytes_stream();
+async fn read_until(mut res: reqwest::Response, needle: &str) -> String {
     let mut text = String::new();
-    while let Some(chunk) = body.next().await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
         if text.contains(needle) {
             return text;
         }
@@ -598,7 +528,7 @@ async fn read_until(res: reqwest::Response, needle: &str) -> String {
 async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regression() {
     // Found by a tester: a session abandoned without DELETE lived for rmcp's 300 s, kept its
     // peer online and took its mail ("delivered" with no client to read it).
-    let relay = Relay::start(Duration::from_millis(500)).await;
+    let relay = InProc::with_idle(Duration::from_millis(500)).await;
     let alice = relay
         .mint(Grant::Peer {
             room: "team".into(),
@@ -614,11 +544,10 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
     // A client that wants pushes, then crashes: no stream, no DELETE.
     let abandoned = relay.mcp_session(&alice.secret, true).await;
     let (_, me) = relay
-        .call(&bob.secret, "operator", json!({"name": "bob"}))
+        .v1(&bob.secret, "operator", json!({"name": "bob"}))
         .await;
     let (status, sent) = relay
-        .call(
-            &bob.secret,
+        .v1(&bob.secret,
             "send",
             json!({"from": me["id"], "message": {"to": {"peer": "alice"}, "text": "are you there"}}),
         )
@@ -628,7 +557,7 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
     let b = bob.secret.clone();
     relay
         .until("the abandoned session ends and alice goes offline", || {
-            let fut = relay.call(&b, "peers", json!({}));
+            let fut = relay.v1(&b, "peers", json!({}));
             async move {
                 let (_, peers) = fut.await;
                 peers.as_array().is_some_and(|ps| {
@@ -639,7 +568,7 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
         })
         .await;
     let (_, shown) = relay
-        .call(
+        .v1(
             &bob.secret,
             "sent",
             json!({"sender": me["id"], "query": {"one": id}}),
@@ -669,7 +598,7 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
     assert!(text.contains("notifications/claude/channel"), "{text}");
     relay
         .until("the pushed message reads delivered", || {
-            let fut = relay.call(
+            let fut = relay.v1(
                 &b,
                 "sent",
                 json!({"sender": me["id"], "query": {"one": id}}),
@@ -680,5 +609,5 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
             }
         })
         .await;
-    relay.stop().await;
+    drop(relay);
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -137,7 +138,9 @@ impl App {
             .route("/metrics", get(metrics))
             .route("/v1/hello", get(hello))
             .route("/v1/events", get(events::stream))
-            .route("/v1/{op}", post(call));
+            .route("/v1/{op}", post(call))
+            .fallback(no_route)
+            .method_not_allowed_fallback(wrong_method);
         let routes = if self.config.conformance_fixtures {
             let state = FixtureState::new(fixtures::state_key().unwrap_or_else(|e| {
                 // Without the OS generator nothing else of the relay would work either; the
@@ -344,9 +347,32 @@ async fn hello(
 async fn call(
     State(app): State<App>,
     axum::Extension(caller): axum::Extension<Caller>,
-    Path(op): Path<String>,
-    body: Bytes,
+    op: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // The extractors' own refusals are plain text; every answer of /v1 is the JSON envelope.
+    let op = match op {
+        Ok(Path(op)) => op,
+        Err(e) => {
+            let msg = format!("the operation name in the path is not usable: {e}");
+            return failure(Failure::BadInput, "bad_input", &msg);
+        }
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let msg = format!(
+                "the request body is over the relay's limit of {} bytes; send less, or ask \
+                 the relay's operator for a larger `serve --body-limit`",
+                app.config.body_limit
+            );
+            return failure_status(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &msg);
+        }
+        Err(e) => {
+            let msg = format!("the request body could not be read: {e}");
+            return failure(Failure::BadInput, "bad_input", &msg);
+        }
+    };
     let started = Instant::now();
     let (known, result) = run_call(&app, &caller, &op, &body).await;
     let outcome = match &result {
@@ -395,15 +421,60 @@ async fn run_call(
     (true, result)
 }
 
+/// A path the relay does not serve, in the JSON envelope like every other refusal.
+async fn no_route(uri: axum::http::Uri) -> Response {
+    let msg = format!(
+        "nothing is served at {}; the API is POST /v1/<op>, GET /v1/events, GET /v1/hello and \
+         /mcp (see docs/relay.md)",
+        uri.path()
+    );
+    failure_status(StatusCode::NOT_FOUND, "no_such_route", &msg)
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let msg = format!(
+        "{} is not served at {}: operations are POST /v1/<op>; events and hello are GET",
+        method,
+        uri.path()
+    );
+    failure_status(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &msg)
+}
+
 pub fn error_response(e: &Error) -> Response {
-    let (kind, wire) = WireError::of(e);
+    let (kind, mut wire) = WireError::of(e);
     // The caller hears what it can act on; the operator needs to hear of the store's troubles.
     match kind {
         Failure::Unusable | Failure::Internal => tracing::error!("{kind:?}: {e}"),
         Failure::Unavailable => tracing::warn!("{kind:?}: {e}"),
         _ => {}
     }
+    if let Error::Store(store) = e
+        && let Some(said) = for_remote(store)
+    {
+        wire.message = said;
+    }
     respond(kind, &wire)
+}
+
+/// What a remote caller is told of the relay's own store trouble: the kind and who can act,
+/// never the relay's paths (the relay's log has those, for its operator).
+fn for_remote(e: &switchboard_core::StoreError) -> Option<String> {
+    use switchboard_core::StoreError as S;
+    let said = match e {
+        S::Full { .. } => {
+            "the relay's disk is full, so nothing was stored; the relay's operator must free \
+             space (the relay's log says where), then send again"
+        }
+        S::Corrupt { .. } | S::ReadOnly { .. } | S::TooNew { .. } | S::Open { .. } => {
+            "the relay cannot use this room's store until its operator acts (the relay's log \
+             says why)"
+        }
+        S::Busy { .. } | S::Unreachable { .. } => {
+            "the relay's store is briefly unavailable; try again shortly"
+        }
+        S::Rejected(_) | S::Closed | S::Backend(_) => return None,
+    };
+    Some(said.to_owned())
 }
 
 /// The status of a class of failure: one table for every front end, in [`Failure`].

@@ -682,9 +682,8 @@ async fn re_leases_after_failed_hand_overs_made_a_message_dead_regression() {
 
 // ---------------------------------------------------------------------------------------------
 // The fuzz: random operations and bodies, with a room token, a peer token, or a bad one.
-// Requests that never reach `/v1/{op}` as a call — a path that is no route, a method other
-// than POST, an op name that is not UTF-8, a body over the size limit — are answered by the
-// router itself (plain text or empty), and are left out here.
+// Requests that never reach `/v1/{op}` as a call — a path that is no route, an op name that is
+// not UTF-8 — get the same JSON envelope from the router's own refusals.
 
 /// A small, seeded generator (SplitMix64): the same seed replays the same run.
 struct Rng(u64);
@@ -1073,12 +1072,16 @@ fn garbage(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn junk_op(rng: &mut Rng) -> String {
-    match rng.below(6) {
+    match rng.below(9) {
         0 => "SEND".into(),
         1 => "send.json".into(),
         2 => "%73end".into(),
         3 => "%2F".into(),
         4 => "a".repeat(300),
+        // Not UTF-8, a path that is no route, and `/v1/` itself.
+        5 => "%FF".into(),
+        6 => "a/b".into(),
+        7 => String::new(),
         _ => {
             let name: String = (0..1 + rng.below(20))
                 .map(|_| *rng.pick(b"abcdefghijklmnopqrstuvwxyz_0123456789-.~") as char)

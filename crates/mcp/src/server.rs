@@ -289,11 +289,6 @@ impl Switchboard {
         format!("protocol {version}, {era}")
     }
 
-    /// Whether the session went live (it served a request of its client).
-    pub fn went_live(&self) -> bool {
-        self.inner.started.load(Ordering::SeqCst)
-    }
-
     /// Ends the session at once: the peer goes offline and its leases are released.
     pub async fn shutdown(&self) {
         if self.inner.closed.swap(true, Ordering::SeqCst) {

@@ -23,12 +23,6 @@ pub async fn run(server: Switchboard) -> Result<(), StdioError> {
             Ok(service) => service,
             Err(e) => {
                 server.shutdown().await;
-                // A 2026-07-28 client never sends `initialize`: rmcp serves its requests while
-                // waiting for one and reports the end of input as a failed start. A session
-                // that went live has simply ended.
-                if server.went_live() {
-                    return Ok(());
-                }
                 return Err(StdioError::Start(e.to_string()));
             }
         },

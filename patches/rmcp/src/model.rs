@@ -11,6 +11,9 @@ mod capabilities;
 mod content;
 mod elicitation_schema;
 mod extension;
+// [switchboard patch] precise answers to malformed input; see malformed.rs.
+#[cfg_attr(not(feature = "transport-async-rw"), allow(dead_code))]
+mod malformed;
 mod meta;
 mod mrtr;
 mod prompt;
@@ -26,6 +29,9 @@ pub use capabilities::*;
 pub use content::*;
 pub use elicitation_schema::*;
 pub use extension::*;
+pub(crate) use malformed::custom_request_may_carry;
+#[cfg(feature = "transport-async-rw")]
+pub(crate) use malformed::reject_malformed;
 pub use meta::*;
 pub use mrtr::*;
 pub use prompt::*;
@@ -593,10 +599,12 @@ pub struct JsonRpcResponse<R = JsonObject> {
 #[expect(clippy::exhaustive_structs, reason = "intentionally exhaustive")]
 pub struct JsonRpcError {
     pub jsonrpc: JsonRpcVersion2_0,
-    // MCP 2026-07-28 §Error Responses: `id` is optional and omitted when the
-    // server cannot read the request id (e.g. parse error / invalid request).
+    // MCP 2026-07-28 §Error Responses: `id` is optional when the server cannot
+    // read the request id (e.g. parse error / invalid request).
     // https://modelcontextprotocol.io/specification/2026-07-28/basic#error-responses
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // [switchboard patch] JSON-RPC 2.0 §5 requires the member, `null` when the id
+    // could not be read, so it is always written; an absent id still reads as `None`.
+    #[serde(default)]
     pub id: Option<RequestId>,
     pub error: ErrorData,
 }

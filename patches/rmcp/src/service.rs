@@ -1059,8 +1059,8 @@ impl<R: ServiceRole> Peer<R> {
         self.tx.is_closed()
     }
 
-    // switchboard patch (PATCHES.md, "Peer::closed"): lets a task that outlives a request
-    // wait for the session's end instead of polling `is_transport_closed`.
+    // [switchboard patch] Peer::closed: lets a task that outlives a request wait for the
+    // session's end instead of polling `is_transport_closed` (PATCHES.md).
     /// Resolves once the transport is closed (the service loop ended).
     pub async fn closed(&self) {
         self.tx.closed().await

@@ -10,6 +10,8 @@ mod conformance;
 mod delivery;
 mod hooks;
 mod jobs;
+mod jsonrpc;
+mod jsonrpc_fuzz;
 mod mcp;
 mod mcp_client;
 mod questions;

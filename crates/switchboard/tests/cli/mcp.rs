@@ -420,6 +420,28 @@ async fn a_2026_07_28_session_is_online_before_any_tool_call_regression() {
     .await;
 }
 
+/// A 2026-07-28 client that discovers the server and leaves (as `claude mcp list` does) has
+/// ended its session; it used to exit 1 with "the MCP session could not start". Now the carried
+/// rmcp patch says so, not a workaround here.
+#[test]
+fn a_2026_07_28_client_that_only_discovers_ends_cleanly_regression() {
+    let home = Home::new();
+    let discover = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"claude-code","version":"2.1.332"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let mut cmd = home.cmd("agent");
+    cmd.arg("mcp").env_remove("SWITCHBOARD_CHANNELS");
+    let out = crate::harness::fed(cmd, format!("{discover}\n").as_bytes())
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(r#""id":1,"result""#), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        crate::harness::stderr(&out)
+    );
+}
+
 /// A session that wants channel push (the alias, `--push on`) offers only the
 /// initialize-based revisions, where Claude Code's channels work; others keep 2026-07-28.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -434,7 +434,17 @@ impl<'de> Deserialize<'de> for CustomRequest {
         D: serde::Deserializer<'de>,
     {
         let body =
-            ProxyOptionalParam::<'_, _, Option<serde_json::Value>>::deserialize(deserializer)?;
+            ProxyOptionalParam::<'_, String, Option<serde_json::Value>>::deserialize(deserializer)?;
+        // [switchboard patch] A method rmcp models is never a custom request: when its typed
+        // variant did not match, its params are invalid, and the message must fail (and be
+        // answered -32602) rather than reach `on_custom_request` (and be answered -32601).
+        let meta = body.params.as_ref().and_then(|p| p._meta.as_deref());
+        if !super::custom_request_may_carry(&body.method, meta) {
+            return Err(serde::de::Error::custom(format_args!(
+                "invalid params for method `{}`",
+                body.method
+            )));
+        }
         let mut params = None;
         let mut _meta = None;
         if let Some(body_params) = body.params {

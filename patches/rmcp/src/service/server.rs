@@ -567,8 +567,26 @@ where
     // a bootstrap probe: respond to it, but remain open to either lifecycle.
     // The MCP spec also permits ping before initialize.
     // See: https://modelcontextprotocol.io/specification/2025-11-25/basic/lifecycle#initialization
+    // [switchboard patch] Whether a bootstrap request (`server/discover`) reached the service.
+    let mut served_bootstrap = false;
     let (initialize_request, id) = loop {
-        let msg = expect_next_message(&mut transport, "initialize request").await?;
+        let msg = match expect_next_message(&mut transport, "initialize request").await {
+            Ok(msg) => msg,
+            // [switchboard patch] A 2026-07-28 client has no handshake: one that discovered the
+            // server and left has ended its connection, not failed to start it. Hand back a
+            // running service, which ends at once with the closed transport.
+            Err(ServerInitializeError::ConnectionClosed(_)) if served_bootstrap => {
+                return Ok(serve_inner(
+                    service,
+                    transport,
+                    peer,
+                    peer_rx,
+                    VecDeque::new(),
+                    ct,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         match msg {
             ClientJsonRpcMessage::Request(req)
                 if matches!(req.request, ClientRequest::PingRequest(_)) =>
@@ -625,6 +643,7 @@ where
                         extensions: std::mem::take(request.extensions_mut()),
                         peer: bootstrap_peer,
                     };
+                    served_bootstrap = true;
                     let response = match service.handle_request(request, context).await {
                         Ok(result) => ServerJsonRpcMessage::response(result, id),
                         Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
@@ -670,10 +689,13 @@ where
                     ct,
                 ));
             }
+            // [switchboard patch] A notification, response or error before the lifecycle
+            // starts answers nothing and asks for nothing: drop it and keep waiting, rather
+            // than end the connection on one stray message (a client's early
+            // `notifications/initialized`, a cancellation of a `server/discover`).
             other => {
-                return Err(ServerInitializeError::ExpectedInitializeRequest(Some(
-                    other,
-                )));
+                tracing::debug!(message = ?other, "ignoring a non-request before initialize");
+                continue;
             }
         }
     };

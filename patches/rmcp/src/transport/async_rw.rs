@@ -14,7 +14,7 @@ use tokio_util::{
 
 use super::{IntoTransport, Transport};
 use crate::{
-    model::ErrorData,
+    model::{ErrorData, RequestId},
     service::{RxJsonRpcMessage, ServiceRole, TxJsonRpcMessage},
 };
 
@@ -71,7 +71,8 @@ pub struct AsyncRwTransport<Role: ServiceRole, R: AsyncRead, W: AsyncWrite> {
 }
 
 enum PendingErrorResponse {
-    Queue,
+    /// [switchboard patch] The error to write, and the id of the request it answers.
+    Queue(ErrorData, Option<RequestId>),
     Flush,
 }
 
@@ -254,11 +255,8 @@ where
             if let Some(state) = self.pending_error_response.as_mut() {
                 let mut write = self.write.lock().await;
                 let framed = write.as_mut()?;
-                if matches!(state, PendingErrorResponse::Queue) {
-                    let response = TxJsonRpcMessage::<Role>::error(
-                        ErrorData::invalid_request("Invalid request", None),
-                        None,
-                    );
+                if let PendingErrorResponse::Queue(error, id) = state {
+                    let response = TxJsonRpcMessage::<Role>::error(error.clone(), id.clone());
                     if framed.feed(response).await.is_err() {
                         return None;
                     }
@@ -306,32 +304,34 @@ where
                     self.line_buf.clear();
                     continue;
                 }
-                try_parse_with_compatibility::<RxJsonRpcMessage<Role>>(line, "receive")
+                // [switchboard patch] Classify a line that is no message while it is at hand.
+                try_parse_with_compatibility::<RxJsonRpcMessage<Role>>(line, "receive").map_err(
+                    |e| match e {
+                        JsonRpcMessageCodecError::Serde(e) => {
+                            tracing::debug!("Malformed incoming message: {e}");
+                            let line = line.strip_prefix(UTF8_BOM.as_slice()).unwrap_or(line);
+                            Ok(crate::model::reject_malformed(line, !Role::IS_CLIENT))
+                        }
+                        e => Err(e),
+                    },
+                )
             };
             self.line_buf.clear();
             match parsed {
                 Ok(Some(msg)) => return Some(msg),
                 Ok(None) => continue,
-                Err(JsonRpcMessageCodecError::Serde(e)) => {
-                    match e.classify() {
-                        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                            // The input isn't valid JSON, so there's no message id to correlate a
-                            // response to, and replying to invalid data can trigger an error storm
-                            // if the peer echoes the response back as more invalid data. This
-                            // matches the other official MCP SDKs, which ignore unparsable input.
-                            // See https://github.com/modelcontextprotocol/rust-sdk/issues/938
-                            tracing::debug!("Ignoring unparsable incoming message: {e}");
-                        }
-                        serde_json::error::Category::Data | serde_json::error::Category::Io => {
-                            // Well-formed JSON that doesn't match the expected message shape is a
-                            // real protocol error rather than unparsable input, so surface it with
-                            // an Invalid Request response instead of silently dropping it.
-                            tracing::debug!("Protocol error on incoming message: {e}");
-                            self.pending_error_response = Some(PendingErrorResponse::Queue);
-                        }
+                // [switchboard patch] Answer as JSON-RPC 2.0 §5.1 says: -32700 with a null id
+                // for input that is not JSON, -32600/-32601/-32602 with the request's id when it
+                // can be read. A notification or a response is not answered. The answer is
+                // itself a well-formed message, which no conforming peer answers, so two peers
+                // cannot feed each other errors.
+                Err(Ok(rejection)) => {
+                    if rejection.answer {
+                        self.pending_error_response =
+                            Some(PendingErrorResponse::Queue(rejection.error, rejection.id));
                     }
                 }
-                Err(e) => {
+                Err(Err(e)) => {
                     tracing::error!("Error reading from stream: {}", e);
                     return None;
                 }
@@ -436,6 +436,12 @@ fn is_standard_notification(method: &str) -> bool {
 /// Determines if a notification should be ignored for compatibility.
 fn should_ignore_notification(json_value: &serde_json::Value, method: &str) -> bool {
     let is_notification = json_value.get("id").is_none();
+    // [switchboard patch] Only a JSON-RPC 2.0 notification may go unanswered: a request (it
+    // has an id) is waited for, and an object without `"jsonrpc": "2.0"` is an invalid
+    // request, answered -32600.
+    if !is_notification || json_value.get("jsonrpc").and_then(|v| v.as_str()) != Some("2.0") {
+        return false;
+    }
 
     // Ignore non-MCP notifications (like LSP messages) for compatibility
     if is_notification && !is_standard_method(method) {
@@ -833,7 +839,7 @@ mod test {
 
     #[cfg(feature = "server")]
     #[tokio::test]
-    async fn receive_ignores_parse_error() {
+    async fn receive_answers_parse_error() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
         use crate::{RoleServer, transport::Transport};
@@ -863,16 +869,21 @@ mod test {
             "notifications/initialized",
         );
 
-        // No response is sent back for the unparsable message (issue #938). Dropping the
-        // transport closes its write side, so the peer reads to EOF and should see no bytes.
+        // [switchboard patch] The unparsable message is answered with a parse error and a
+        // null id (JSON-RPC 2.0 §5.1), exactly once. Dropping the transport closes its write
+        // side, so the peer reads to EOF.
         drop(transport);
         let mut reply_buf = Vec::new();
         client_r.read_to_end(&mut reply_buf).await.unwrap();
-        assert!(
-            reply_buf.is_empty(),
-            "expected no response to an unparsable message, got: {}",
-            String::from_utf8_lossy(&reply_buf),
-        );
+        let replies: Vec<serde_json::Value> = reply_buf
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect();
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert_eq!(replies[0]["error"]["code"], -32700);
+        assert!(replies[0].as_object().unwrap().contains_key("id"));
+        assert_eq!(replies[0]["id"], serde_json::Value::Null);
     }
 
     #[cfg(feature = "server")]
@@ -911,13 +922,10 @@ mod test {
         let mut peer = BufReader::new(client_r);
         peer.read_until(b'\n', &mut reply_buf).await.unwrap();
         let reply: serde_json::Value = serde_json::from_slice(&reply_buf).unwrap();
-        assert_eq!(
-            reply,
-            serde_json::json!({
-                "jsonrpc": "2.0",
-                "error": {"code": -32600, "message": "Invalid request"},
-            }),
-        );
+        // [switchboard patch] The id member is written, null as the id could not be read.
+        assert_eq!(reply["id"], serde_json::Value::Null);
+        assert!(reply.as_object().unwrap().contains_key("id"));
+        assert_eq!(reply["error"]["code"], -32600);
     }
 
     #[cfg(feature = "server")]
@@ -949,13 +957,10 @@ mod test {
         peer.read_to_end(&mut bytes).await.unwrap();
         let reply: serde_json::Value = serde_json::from_slice(&bytes)
             .expect("cancelling a writer-lock wait must not lose the protocol error reply");
-        assert_eq!(
-            reply,
-            serde_json::json!({
-                "jsonrpc": "2.0",
-                "error": {"code": -32600, "message": "Invalid request"},
-            }),
-        );
+        // [switchboard patch] The id member is written, null as the id could not be read.
+        assert_eq!(reply["id"], serde_json::Value::Null);
+        assert!(reply.as_object().unwrap().contains_key("id"));
+        assert_eq!(reply["error"]["code"], -32600);
     }
 
     #[cfg(feature = "server")]
@@ -989,13 +994,10 @@ mod test {
         let bytes = output.await.unwrap();
         let reply: serde_json::Value = serde_json::from_slice(&bytes)
             .expect("cancelling a partial flush must preserve one complete protocol error reply");
-        assert_eq!(
-            reply,
-            serde_json::json!({
-                "jsonrpc": "2.0",
-                "error": {"code": -32600, "message": "Invalid request"},
-            }),
-        );
+        // [switchboard patch] The id member is written, null as the id could not be read.
+        assert_eq!(reply["id"], serde_json::Value::Null);
+        assert!(reply.as_object().unwrap().contains_key("id"));
+        assert_eq!(reply["error"]["code"], -32600);
     }
     #[cfg(feature = "server")]
     #[tokio::test]
@@ -1033,12 +1035,9 @@ mod test {
         let mut peer = BufReader::new(client_r);
         peer.read_until(b'\n', &mut reply_buf).await.unwrap();
         let reply: serde_json::Value = serde_json::from_slice(&reply_buf).unwrap();
-        assert_eq!(
-            reply,
-            serde_json::json!({
-                "jsonrpc": "2.0",
-                "error": {"code": -32600, "message": "Invalid request"},
-            }),
-        );
+        // [switchboard patch] The id member is written, null as the id could not be read.
+        assert_eq!(reply["id"], serde_json::Value::Null);
+        assert!(reply.as_object().unwrap().contains_key("id"));
+        assert_eq!(reply["error"]["code"], -32600);
     }
 }

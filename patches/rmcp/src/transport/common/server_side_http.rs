@@ -242,8 +242,10 @@ where
                 }
             }
             Some(Err(e)) => {
+                // [switchboard patch] A body that cannot be read is the client's fault (a
+                // broken chunked encoding, a body cut short): 400, not 500.
                 let response = Response::builder()
-                    .status(http::StatusCode::INTERNAL_SERVER_ERROR)
+                    .status(http::StatusCode::BAD_REQUEST)
                     .body(
                         Full::new(Bytes::from(format!("Failed to read request body: {e}"))).boxed(),
                     )
@@ -256,11 +258,18 @@ where
     match serde_json::from_slice::<ClientJsonRpcMessage>(&collected) {
         Ok(message) => Ok(message),
         Err(e) => {
+            // [switchboard patch] A body that is no message is a bad request, not an
+            // unsupported media type (the Content-Type was checked before): 400 with the
+            // JSON-RPC error that says what is wrong (-32700 with a null id for a body that
+            // is not JSON; the request's id when it can be read).
+            tracing::debug!("Malformed request body: {e}");
+            let rejection = crate::model::reject_malformed(&collected, true);
+            let error = ServerJsonRpcMessage::error(rejection.error, rejection.id);
+            let body = serde_json::to_vec(&error).expect("serialize a JSON-RPC error");
             let response = Response::builder()
-                .status(http::StatusCode::UNSUPPORTED_MEDIA_TYPE)
-                .body(
-                    Full::new(Bytes::from(format!("fail to deserialize request body {e}"))).boxed(),
-                )
+                .status(http::StatusCode::BAD_REQUEST)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body)).boxed())
                 .expect("valid response");
             Err(response)
         }
@@ -371,10 +380,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expect_json_returns_415_for_invalid_json_under_limit() {
+    async fn expect_json_returns_400_and_a_parse_error_for_invalid_json_under_limit() {
         let body = Full::new(Bytes::from("not valid json"));
         let result = expect_json(body, 4 * 1024 * 1024).await;
         let response = result.unwrap_err();
-        assert_eq!(response.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let reply: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(reply["error"]["code"], -32700);
+        assert!(reply.as_object().unwrap().contains_key("id"));
+        assert_eq!(reply["id"], serde_json::Value::Null);
     }
 }

@@ -31,6 +31,8 @@ pub async fn worker(ctx: &Context, args: WorkerArgs) -> Result<(), CliError> {
         worktree: args.worktree,
         name: format!("{host}:{}", std::process::id()),
     };
+    // Listening before saying it runs: Ctrl-C right after the line below is not lost.
+    let stopping = super::shutdown_signal();
     eprintln!(
         "worker for '{}' ({} at a time{}); Ctrl-C gives running jobs back",
         config.agent,
@@ -44,7 +46,7 @@ pub async fn worker(ctx: &Context, args: WorkerArgs) -> Result<(), CliError> {
     let (tx, rx) = watch::channel(false);
     let (said, stopped) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let _ = said.send(super::shutdown_signal().await);
+        let _ = said.send(stopping.await);
         let _ = tx.send(true);
     });
     worker::run(ctx.mailbox.clone(), config, rx)

@@ -109,18 +109,31 @@ impl Stop {
     }
 }
 
-/// Resolves when the user asks the command to stop (Ctrl-C, or SIGTERM on Unix).
-async fn shutdown_signal() -> Stop {
+/// Resolves when the user asks the command to stop (Ctrl-C, or SIGTERM on Unix). The
+/// listeners are in place when this returns, not when the future is first polled: a command
+/// that says it is ready after calling this never loses a signal sent on that word.
+fn shutdown_signal() -> impl Future<Output = Stop> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => Stop::Interrupt,
-                _ = term.recv() => Stop::Terminate,
-            };
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut int), Ok(mut term)) => tokio::select! {
+                    _ = int.recv() => Stop::Interrupt,
+                    _ = term.recv() => Stop::Terminate,
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    Stop::Interrupt
+                }
+            }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
-    Stop::Interrupt
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        Stop::Interrupt
+    }
 }

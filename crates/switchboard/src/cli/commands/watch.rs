@@ -24,6 +24,9 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<(), CliError> {
         None => ctx.mailbox.last_message_id().await?,
     };
     let mut left = args.count;
+    // Listening before saying it watches: Ctrl-C right after that line is not lost.
+    let stopping = super::shutdown_signal();
+    tokio::pin!(stopping);
     if !ctx.json {
         eprintln!(
             "watching {} (Ctrl-C to stop)",
@@ -38,7 +41,7 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<(), CliError> {
         };
         let entries = tokio::select! {
             entries = ctx.mailbox.log_wait(query, ROUND) => entries?,
-            stop = super::shutdown_signal() => return stop.outcome(),
+            stop = &mut stopping => return stop.outcome(),
         };
         for entry in &entries {
             if left == Some(0) {

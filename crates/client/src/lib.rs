@@ -440,8 +440,10 @@ async fn answer<T: DeserializeOwned>(response: reqwest::Response, resend: Resend
 }
 
 /// True when the connection broke after the request went out (reset, closed, timed out).
+/// Failures while connecting are [`unreachable`]'s to judge: a certificate the relay cannot
+/// prove is refused at once, never retried.
 fn broke(e: &reqwest::Error) -> bool {
-    e.is_request() || e.is_body() || e.is_timeout()
+    !e.is_connect() && (e.is_request() || e.is_body() || e.is_timeout())
 }
 
 /// A key unique to one call of this client, for calls the caller gave none.

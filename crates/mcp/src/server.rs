@@ -398,7 +398,7 @@ impl Switchboard {
                     Some(()) = stream_opened(streams.as_mut()) => break false,
                     // The session ended (the relay reaped it, the client left): the watcher
                     // holds the session's peer online, so it must not outlive it.
-                    () = closed(&peer) => return,
+                    () = peer.closed() => return,
                 };
                 match wake {
                     Ok(Ok(w)) if !w.concerns(me) => continue,
@@ -535,11 +535,6 @@ impl Switchboard {
             }
         }
     }
-}
-
-/// Resolves once the session's transport is gone.
-async fn closed(peer: &Peer<RoleServer>) {
-    peer.closed().await;
 }
 
 /// Resolves when a stream count changes to a live one; `None` when nobody counts streams (or

@@ -86,10 +86,15 @@ impl Sessions {
 
     /// Takes out the sessions nobody holds and nobody used for `idle`.
     pub fn take_idle(&self, idle: Duration) -> Vec<(String, SessionId)> {
+        self.take(|e| e.attached == 0 && e.last_seen.elapsed() >= idle)
+    }
+
+    /// Takes out the sessions `pick` chooses.
+    fn take(&self, pick: impl Fn(&Entry) -> bool) -> Vec<Key> {
         let mut map = self.lock();
         let gone: Vec<Key> = map
             .iter()
-            .filter(|(_, e)| e.attached == 0 && e.last_seen.elapsed() >= idle)
+            .filter(|(_, e)| pick(e))
             .map(|(k, _)| k.clone())
             .collect();
         for k in &gone {
@@ -108,16 +113,7 @@ impl Sessions {
         &self,
         tokens: &std::collections::HashSet<String>,
     ) -> Vec<(String, SessionId)> {
-        let mut map = self.lock();
-        let gone: Vec<Key> = map
-            .iter()
-            .filter(|(_, e)| tokens.contains(&e.token_id))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in &gone {
-            map.remove(k);
-        }
-        gone
+        self.take(|e| tokens.contains(&e.token_id))
     }
 
     pub fn len(&self) -> usize {

@@ -100,6 +100,17 @@ impl InProc {
         }
     }
 
+    /// Opens the `GET /mcp` stream of `session` with `token`.
+    async fn mcp_stream(&self, token: &str, session: &str) -> reqwest::Response {
+        self.request(Method::GET, "/mcp", Some(token))
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Calls the `peers` tool on `session` with `token`; the status and the body.
     async fn mcp_peers(&self, token: Option<&str>, session: &str) -> (StatusCode, String) {
         let mut req = self
@@ -439,14 +450,7 @@ async fn revoking_a_token_ends_its_sessions_and_event_streams() {
         })
         .await;
     let session = relay.mcp_session(&alice.secret, false).await;
-    let stream = relay
-        .request(Method::GET, "/mcp", Some(&alice.secret))
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let stream = relay.mcp_stream(&alice.secret, &session).await;
     assert_eq!(stream.status(), StatusCode::OK);
     let events = relay
         .request(Method::GET, "/v1/events", Some(&alice.secret))
@@ -585,14 +589,7 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
 
     // alice comes back: the new session's stream gets the message, pushed, not pulled.
     let fresh = relay.mcp_session(&alice.secret, true).await;
-    let stream = relay
-        .request(Method::GET, "/mcp", Some(&alice.secret))
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("mcp-session-id", &fresh)
-        .send()
-        .await
-        .unwrap();
+    let stream = relay.mcp_stream(&alice.secret, &fresh).await;
     assert_eq!(stream.status(), StatusCode::OK);
     let text = read_until(stream, "are you there").await;
     assert!(text.contains("notifications/claude/channel"), "{text}");

@@ -15,7 +15,9 @@ mod liveness;
 pub mod migrate;
 mod ops;
 mod poller;
+mod sql;
 mod tokens;
+mod tx;
 mod writer;
 
 pub use tokens::SqliteTokens;
@@ -29,6 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use switchboard_core::seam::{Access, Backend, BoxFuture, Step};
 use switchboard_core::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
     NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
@@ -42,6 +45,7 @@ use switchboard_proto::{
 use crate::doorbell::Doorbell;
 use crate::fault::{OpResult, classify};
 use crate::liveness::Liveness;
+use crate::tx::LiteTx;
 use crate::writer::Writer;
 
 /// The database file's name inside the store's home directory.
@@ -63,7 +67,7 @@ struct Inner {
     shown: String,
     read_only: bool,
     writer: Writer,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<LiteTx>>,
     wakes: broadcast::Sender<Wake>,
     bell: Arc<Doorbell>,
     listener: Mutex<Option<Listener>>,
@@ -122,7 +126,9 @@ impl SqliteStore {
                 bell.ring(batch);
             })
         };
-        let writer = Writer::start(conn, shown.clone(), on_commit).map_err(open_err)?;
+        let live = Arc::new(Liveness::new(home.join("procs")));
+        let own = LiteTx::new(conn, Arc::clone(&live), !read_only);
+        let writer = Writer::start(own, shown.clone(), on_commit).map_err(open_err)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -133,7 +139,7 @@ impl SqliteStore {
                 wakes,
                 bell,
                 listener: Mutex::new(None),
-                live: Arc::new(Liveness::new(home.join("procs"))),
+                live,
             }),
         })
     }
@@ -142,45 +148,64 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs a write on the writer thread, with this process's liveness at hand.
+    /// Runs a write on the writer thread.
     async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Vec<Wake>, &Liveness) -> OpResult<T> + Send + 'static,
+        F: FnOnce(&mut LiteTx) -> OpResult<T> + Send + 'static,
     {
         if self.inner.read_only {
             return Err(StoreError::ReadOnly {
                 path: self.inner.shown.clone(),
             });
         }
-        let live = Arc::clone(&self.inner.live);
-        self.inner
-            .writer
-            .write(move |conn, wakes| op(conn, wakes, &live))
-            .await
+        self.inner.writer.write(op).await
     }
 
     /// Runs a read on a pooled connection off the async threads.
     async fn read<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> OpResult<T> + Send + 'static,
+        F: FnOnce(&mut LiteTx) -> OpResult<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
-            let conn = match pooled {
-                Some(c) => c,
-                None => connect(&inner.path, true).map_err(|e| classify(&e, &inner.shown))?,
+            let mut tx = match pooled {
+                Some(tx) => tx,
+                None => LiteTx::new(
+                    connect(&inner.path, true).map_err(|e| classify(&e, &inner.shown))?,
+                    Arc::clone(&inner.live),
+                    false,
+                ),
             };
-            let out = op(&conn).map_err(|e| e.into_store(&inner.shown));
+            let out = op(&mut tx).map_err(|e| e.into_store(&inner.shown));
             if let Ok(mut pool) = inner.readers.lock() {
-                pool.push(conn);
+                pool.push(tx);
             }
             out
         })
         .await
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+
+    /// During the move to the seam: a write of an operation not moved yet.
+    async fn write_old<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Wake>, &Liveness) -> OpResult<T> + Send + 'static,
+    {
+        self.write(move |tx| op(&tx.conn, &mut tx.wakes, &tx.live))
+            .await
+    }
+
+    /// During the move to the seam: a read of an operation not moved yet.
+    async fn read_old<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> OpResult<T> + Send + 'static,
+    {
+        self.read(move |tx| op(&tx.conn)).await
     }
 
     /// Starts hearing other processes' commits, once per store.
@@ -270,8 +295,9 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-#[async_trait]
-impl Store for SqliteStore {
+impl Backend for SqliteStore {
+    type Tx = LiteTx;
+
     fn describe(&self) -> String {
         format!("sqlite {}", self.inner.shown)
     }
@@ -282,6 +308,43 @@ impl Store for SqliteStore {
         rx
     }
 
+    fn legacy(&self) -> Arc<dyn Store> {
+        Arc::new(Legacy(self.clone()))
+    }
+
+    async fn transact<T, P>(&self, access: Access, procedure: P) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        P: for<'x> Fn(&'x mut LiteTx) -> BoxFuture<'x, Step<T, LiteTx>> + Send + Sync + 'static,
+    {
+        let writes = match access {
+            Access::Read => false,
+            Access::Write => true,
+            Access::Tidy => !self.inner.read_only,
+        };
+        if writes {
+            self.write(move |tx| tx.run(&procedure)).await
+        } else {
+            self.read(move |tx| tx.run(&procedure)).await
+        }
+    }
+}
+
+/// During the move to the seam: the operations not moved yet, as they were.
+struct Legacy(SqliteStore);
+
+#[async_trait]
+impl Store for Legacy {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.0.inner.shown)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wake> {
+        let rx = self.0.inner.wakes.subscribe();
+        self.0.ensure_listener();
+        rx
+    }
+
     async fn ensure_peer(
         &self,
         name: &PeerName,
@@ -289,17 +352,20 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<PeerRecord> {
         let name = name.clone();
-        self.write(move |c, w, _| ops::peers::ensure(c, w, &name, kind, now))
+        self.0
+            .write_old(move |c, w, _| ops::peers::ensure(c, w, &name, kind, now))
             .await
     }
 
     async fn open_session(&self, req: OpenSession, now: Millis) -> StoreResult<SessionRecord> {
-        self.write(move |c, w, live| ops::peers::open_session(c, w, live, &req, now))
+        self.0
+            .write_old(move |c, w, live| ops::peers::open_session(c, w, live, &req, now))
             .await
     }
 
     async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()> {
-        self.write(move |c, w, _| ops::peers::close_session(c, w, session, now))
+        self.0
+            .write_old(move |c, w, _| ops::peers::close_session(c, w, session, now))
             .await
     }
 
@@ -310,7 +376,8 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<PeerRecord> {
         let name = name.clone();
-        self.write(move |c, w, _| ops::peers::rename(c, w, peer, &name, now))
+        self.0
+            .write_old(move |c, w, _| ops::peers::rename(c, w, peer, &name, now))
             .await
     }
 
@@ -321,24 +388,28 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<PeerRecord> {
         let summary = summary.to_owned();
-        self.write(move |c, w, _| ops::peers::set_summary(c, w, peer, &summary, now))
+        self.0
+            .write_old(move |c, w, _| ops::peers::set_summary(c, w, peer, &summary, now))
             .await
     }
 
     async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>> {
-        if self.inner.read_only {
-            return self.read(ops::peers::all).await;
+        if self.0.inner.read_only {
+            return self.0.read_old(ops::peers::all).await;
         }
-        self.write(move |c, w, live| {
-            ops::peers::reap(c, w, live, now)?;
-            ops::peers::all(c)
-        })
-        .await
+        self.0
+            .write_old(move |c, w, live| {
+                ops::peers::reap(c, w, live, now)?;
+                ops::peers::all(c)
+            })
+            .await
     }
 
     async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>> {
         let name = name.to_owned();
-        self.read(move |c| ops::peers::by_name(c, &name)).await
+        self.0
+            .read_old(move |c| ops::peers::by_name(c, &name))
+            .await
     }
 
     async fn peer_by_client_pid(
@@ -347,7 +418,8 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<Option<PeerRecord>> {
         let pids = pids.to_vec();
-        self.write(move |c, w, live| ops::peers::by_client_pid(c, w, live, &pids, now))
+        self.0
+            .write_old(move |c, w, live| ops::peers::by_client_pid(c, w, live, &pids, now))
             .await
     }
 
@@ -357,7 +429,8 @@ impl Store for SqliteStore {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<SentMessage> {
-        self.write(move |c, w, live| ops::mail::send(c, w, live, &msg, admission, now))
+        self.0
+            .write_old(move |c, w, live| ops::mail::send(c, w, live, &msg, admission, now))
             .await
     }
 
@@ -367,7 +440,8 @@ impl Store for SqliteStore {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        self.write(move |c, w, live| ops::questions::ask(c, w, live, &q, admission, now))
+        self.0
+            .write_old(move |c, w, live| ops::questions::ask(c, w, live, &q, admission, now))
             .await
     }
 
@@ -380,10 +454,11 @@ impl Store for SqliteStore {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        self.write(move |c, w, live| {
-            ops::questions::reply(c, w, live, question, by, &reply, expires_at, admission, now)
-        })
-        .await
+        self.0
+            .write_old(move |c, w, live| {
+                ops::questions::reply(c, w, live, question, by, &reply, expires_at, admission, now)
+            })
+            .await
     }
 
     async fn questions(
@@ -392,7 +467,8 @@ impl Store for SqliteStore {
         query: QuestionQuery,
         now: Millis,
     ) -> StoreResult<Vec<QuestionView>> {
-        self.read(move |c| ops::questions::list(c, peer, query, now))
+        self.0
+            .read_old(move |c| ops::questions::list(c, peer, query, now))
             .await
     }
 
@@ -402,22 +478,26 @@ impl Store for SqliteStore {
         id: MessageId,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        self.read(move |c| ops::questions::load_for(c, id, peer, now))
+        self.0
+            .read_old(move |c| ops::questions::load_for(c, id, peer, now))
             .await
     }
 
     async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
-        self.write(move |c, w, _| ops::jobs::dispatch(c, w, &job, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::dispatch(c, w, &job, now))
             .await
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>> {
-        self.write(move |c, w, _| ops::jobs::claim(c, w, &req, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::claim(c, w, &req, now))
             .await
     }
 
     async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        self.write(move |c, w, _| ops::jobs::start(c, w, id, fence, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::start(c, w, id, fence, now))
             .await
     }
 
@@ -428,7 +508,8 @@ impl Store for SqliteStore {
         lease_ms: i64,
         now: Millis,
     ) -> StoreResult<JobState> {
-        self.write(move |c, _, _| ops::jobs::heartbeat(c, id, fence, lease_ms, now))
+        self.0
+            .write_old(move |c, _, _| ops::jobs::heartbeat(c, id, fence, lease_ms, now))
             .await
     }
 
@@ -439,37 +520,44 @@ impl Store for SqliteStore {
         outcome: JobOutcome,
         now: Millis,
     ) -> StoreResult<JobView> {
-        self.write(move |c, w, _| ops::jobs::finish(c, w, id, fence, &outcome, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::finish(c, w, id, fence, &outcome, now))
             .await
     }
 
     async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        self.write(move |c, w, _| ops::jobs::release(c, w, id, fence, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::release(c, w, id, fence, now))
             .await
     }
 
     async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.write(move |c, w, _| ops::jobs::cancel(c, w, id, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::cancel(c, w, id, now))
             .await
     }
 
     async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.write(move |c, w, _| ops::jobs::requeue(c, w, id, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::requeue(c, w, id, now))
             .await
     }
 
     async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.write(move |c, w, _| ops::jobs::view(c, w, id, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::view(c, w, id, now))
             .await
     }
 
     async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
-        self.write(move |c, w, _| ops::jobs::list(c, w, &query, now))
+        self.0
+            .write_old(move |c, w, _| ops::jobs::list(c, w, &query, now))
             .await
     }
 
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
-        self.write(move |c, w, _| ops::mail::lease(c, w, &req, now))
+        self.0
+            .write_old(move |c, w, _| ops::mail::lease(c, w, &req, now))
             .await
     }
 
@@ -480,13 +568,15 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<u64> {
         let ids = ids.to_vec();
-        self.write(move |c, _, _| ops::mail::mark_delivered(c, session, &ids, now))
+        self.0
+            .write_old(move |c, _, _| ops::mail::mark_delivered(c, session, &ids, now))
             .await
     }
 
     async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64> {
         let ids = ids.to_vec();
-        self.write(move |c, _, _| ops::mail::ack(c, peer, &ids, now))
+        self.0
+            .write_old(move |c, _, _| ops::mail::ack(c, peer, &ids, now))
             .await
     }
 
@@ -496,40 +586,47 @@ impl Store for SqliteStore {
         query: SentQuery,
         now: Millis,
     ) -> StoreResult<Vec<SentMessage>> {
-        self.read(move |c| ops::mail::sent(c, sender, query, now))
+        self.0
+            .read_old(move |c| ops::mail::sent(c, sender, query, now))
             .await
     }
 
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>> {
-        self.read(move |c| ops::mail::log(c, &query)).await
+        self.0.read_old(move |c| ops::mail::log(c, &query)).await
     }
 
     async fn last_message_id(&self) -> StoreResult<MessageId> {
-        self.read(|c| {
-            Ok(
-                c.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
-        .await
+        self.0
+            .read_old(|c| {
+                Ok(
+                    c.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await
     }
 
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
-        self.write(move |c, w, live| ops::upkeep::gc(c, w, live, policy, now))
+        self.0
+            .write_old(move |c, w, live| ops::upkeep::gc(c, w, live, policy, now))
             .await
     }
 
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
         let backend = self.describe();
-        if self.inner.read_only {
+        if self.0.inner.read_only {
             // Nothing can be reaped without writing; report what is recorded.
-            return self.read(move |c| ops::upkeep::counts(c, backend)).await;
+            return self
+                .0
+                .read_old(move |c| ops::upkeep::counts(c, backend))
+                .await;
         }
-        self.write(move |c, w, live| {
-            ops::peers::reap(c, w, live, now)?;
-            ops::upkeep::counts(c, backend)
-        })
-        .await
+        self.0
+            .write_old(move |c, w, live| {
+                ops::peers::reap(c, w, live, now)?;
+                ops::upkeep::counts(c, backend)
+            })
+            .await
     }
 }

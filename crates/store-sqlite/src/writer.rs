@@ -13,20 +13,17 @@ use tokio::sync::oneshot;
 use switchboard_core::{StoreError, Wake};
 
 use crate::fault::{self, OpResult};
+use crate::tx::LiteTx;
 
 /// Most jobs folded into one transaction; bounds the latency a large batch adds to its first job.
 const MAX_BATCH: usize = 512;
 
 /// Runs after the batch commits (or fails to), with the commit's outcome.
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A write. Given the writer's connection it runs, records its wakes, and returns its error if
-/// it failed; given an error (its batch could not start) it only reports that error.
-type Job = Box<
-    dyn FnOnce(
-            Result<(&Connection, &mut Vec<Wake>), StoreError>,
-        ) -> (Option<StoreError>, Completion)
-        + Send,
->;
+/// A write. Given the writer's transaction it runs, records its wakes there, and returns its
+/// error if it failed; given an error (its batch could not start) it only reports that error.
+type Job =
+    Box<dyn FnOnce(Result<&mut LiteTx, StoreError>) -> (Option<StoreError>, Completion) + Send>;
 
 /// Called after every successful commit with the batch's wakes.
 pub type OnCommit = Box<dyn Fn(&[Wake]) + Send>;
@@ -38,12 +35,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, path: String, on_commit: OnCommit) -> std::io::Result<Self> {
+    pub fn start(mut own: LiteTx, path: String, on_commit: OnCommit) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let shown: Arc<str> = Arc::from(path.as_str());
         thread::Builder::new()
             .name("switchboard-writer".into())
-            .spawn(move || run(&conn, &path, &rx, &on_commit))?;
+            .spawn(move || run(&mut own, &path, &rx, &on_commit))?;
         Ok(Self { tx, path: shown })
     }
 
@@ -51,13 +48,13 @@ impl Writer {
     pub async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Vec<Wake>) -> OpResult<T> + Send + 'static,
+        F: FnOnce(&mut LiteTx) -> OpResult<T> + Send + 'static,
     {
         let path = self.path.clone();
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move |slot| {
             let out = match slot {
-                Ok((conn, wakes)) => op(conn, wakes).map_err(|e| e.into_store(&path)),
+                Ok(tx) => op(tx).map_err(|e| e.into_store(&path)),
                 Err(e) => Err(e),
             };
             let failed = out.as_ref().err().cloned();
@@ -71,7 +68,7 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, path: &str, rx: &mpsc::Receiver<Job>, on_commit: &OnCommit) {
+fn run(own: &mut LiteTx, path: &str, rx: &mpsc::Receiver<Job>, on_commit: &OnCommit) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -80,15 +77,15 @@ fn run(conn: &Connection, path: &str, rx: &mpsc::Receiver<Job>, on_commit: &OnCo
                 Err(_) => break,
             }
         }
-        run_batch(conn, path, batch, on_commit);
+        run_batch(own, path, batch, on_commit);
     }
 }
 
-fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommit) {
+fn run_batch(own: &mut LiteTx, path: &str, batch: Vec<Job>, on_commit: &OnCommit) {
     let mut jobs = batch.into_iter().peekable();
     // One transaction per pass; a pass ends early only when SQLite threw its transaction away.
     while jobs.peek().is_some() {
-        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&own.conn, "BEGIN IMMEDIATE") {
             let e = fault::classify(&e, path);
             for job in jobs {
                 let (_, completion) = job(Err(e.clone()));
@@ -100,14 +97,14 @@ fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommi
         let mut completions = Vec::new();
         let mut lost = None;
         for job in jobs.by_ref() {
-            let (failed, completion) = run_in_savepoint(job, conn, path, &mut wakes);
+            let (failed, completion) = run_in_savepoint(job, own, path, &mut wakes);
             completions.push(completion);
             // After some errors (a full disk, an I/O error) SQLite may roll back the whole
             // transaction, not just the failed statement. Then every write of this pass is
             // gone, and the next would run outside any transaction: report them all failed
             // and start the rest in a new transaction.
             if let Some(e) = failed
-                && conn.is_autocommit()
+                && own.conn.is_autocommit()
             {
                 lost = Some(e);
                 break;
@@ -115,8 +112,8 @@ fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommi
         }
         let commit = match lost {
             Some(e) => Err(e),
-            None => exec(conn, "COMMIT").map_err(|e| {
-                let _ = exec(conn, "ROLLBACK");
+            None => exec(&own.conn, "COMMIT").map_err(|e| {
+                let _ = exec(&own.conn, "ROLLBACK");
                 fault::classify(&e, path)
             }),
         };
@@ -135,20 +132,21 @@ fn run_batch(conn: &Connection, path: &str, batch: Vec<Job>, on_commit: &OnCommi
 /// Runs one job in its own savepoint; returns its error (if it failed) and its completion.
 fn run_in_savepoint(
     job: Job,
-    conn: &Connection,
+    own: &mut LiteTx,
     path: &str,
     wakes: &mut Vec<Wake>,
 ) -> (Option<StoreError>, Completion) {
-    if let Err(e) = exec(conn, "SAVEPOINT job") {
+    if let Err(e) = exec(&own.conn, "SAVEPOINT job") {
         let e = fault::classify(&e, path);
         let (_, completion) = job(Err(e.clone()));
         return (Some(e), completion);
     }
-    let mut own = Vec::new();
-    let (failed, completion) = job(Ok((conn, &mut own)));
+    own.wakes.clear();
+    let (failed, completion) = job(Ok(own));
+    let conn = &own.conn;
     if failed.is_none() {
         let _ = exec(conn, "RELEASE job");
-        wakes.extend(own);
+        wakes.append(&mut own.wakes);
     } else if !conn.is_autocommit() {
         let _ = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
     }

@@ -1,0 +1,5 @@
+//! The statements of jobs.
+
+use super::Statements;
+
+pub trait JobStatements: Statements {}

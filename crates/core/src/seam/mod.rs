@@ -1,0 +1,116 @@
+//! The storage seam: what a backend must do, one method per SQL statement.
+//!
+//! The rules of the store — what a send checks and in which order, how a lease takes an item,
+//! when a job is buried — live once, in [`crate::procedures`], written against the statement
+//! traits of this module. A backend (embedded SQLite, Postgres) implements the statements with
+//! its own SQL, one file per table (one trait per table here), and [`Backend::transact`]: how it runs one procedure as one
+//! transaction (SQLite on its writer thread with group commit, Postgres on a pooled connection
+//! with retries of lost races). The [`Store`](crate::Store) every caller uses is then written
+//! once, for every backend, in [`store`].
+//!
+//! A statement method returns a future so one procedure serves both kinds of backend; the
+//! embedded store's statements run synchronously and their futures are ready at once.
+
+mod deliveries;
+mod jobs;
+mod messages;
+mod peers;
+mod questions;
+mod sessions;
+mod store;
+
+pub use deliveries::DeliveryStatements;
+pub use jobs::JobStatements;
+pub use messages::MessageStatements;
+pub use peers::PeerStatements;
+pub use questions::QuestionStatements;
+pub use sessions::SessionStatements;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::broadcast;
+
+use crate::error::Rejection;
+use crate::store::{StoreError, StoreResult};
+use crate::wake::Wake;
+
+/// A future a procedure returns, borrowing the transaction it runs in.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One open transaction of a backend: where statements run and wakes are collected until the
+/// commit.
+pub trait Statements: Send {
+    /// The backend's own failure inside a transaction: it keeps the database's error as is, so
+    /// the backend can tell a lost race (run the procedure again) from a real fault.
+    type Error: From<Rejection> + From<StoreError> + Send + 'static;
+
+    /// Records a wake to send once the transaction commits.
+    fn wake(&mut self, wake: Wake);
+
+    /// Whether this transaction may write (a read-only store, or a read, may not).
+    fn writable(&self) -> bool;
+}
+
+/// Every statement a procedure may run.
+pub trait Executor:
+    PeerStatements
+    + SessionStatements
+    + MessageStatements
+    + DeliveryStatements
+    + QuestionStatements
+    + JobStatements
+{
+}
+
+impl<X> Executor for X where
+    X: PeerStatements
+        + SessionStatements
+        + MessageStatements
+        + DeliveryStatements
+        + QuestionStatements
+        + JobStatements
+{
+}
+
+/// What a procedure does to the store, which decides the transaction it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only: a snapshot, off the writer.
+    Read,
+    /// Writes: fails on a store opened read-only.
+    Write,
+    /// Reads, after tidying up what it can (ending sessions whose process died): a write when
+    /// the store can be written, else a read of what is recorded.
+    Tidy,
+}
+
+/// The result of one statement or procedure inside a transaction of `X`.
+pub type Step<T, X> = Result<T, <X as Statements>::Error>;
+
+/// A storage backend: how it runs procedures, and how it tells of commits.
+pub trait Backend: Send + Sync + 'static {
+    type Tx: Executor + 'static;
+
+    /// Where the data lives, for humans (a path or a redacted URL).
+    fn describe(&self) -> String;
+
+    /// Wakes for changes committed by this process or any other process sharing the store.
+    fn subscribe(&self) -> broadcast::Receiver<Wake>;
+
+    /// During the move to the statement seam: the backend's former `Store`, which still runs the
+    /// operations not moved yet.
+    fn legacy(&self) -> std::sync::Arc<dyn crate::store::Store>;
+
+    /// Runs `procedure` as one transaction that commits whole or changes nothing, and returns
+    /// only once the commit is durable. A backend may run it more than once (a lost race rolls
+    /// back and runs again), so it must not act outside the transaction.
+    fn transact<T, P>(
+        &self,
+        access: Access,
+        procedure: P,
+    ) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        T: Send + 'static,
+        P: for<'x> Fn(&'x mut Self::Tx) -> BoxFuture<'x, Step<T, Self::Tx>> + Send + Sync + 'static;
+}

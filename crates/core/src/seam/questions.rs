@@ -1,0 +1,5 @@
+//! The statements of questions.
+
+use super::Statements;
+
+pub trait QuestionStatements: Statements {}

@@ -1,0 +1,242 @@
+//! The [`Store`] of every backend, written once: each operation is its procedure run as one
+//! transaction by [`Backend::transact`].
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use switchboard_proto::{
+    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, PeerKind, PeerName,
+    QuestionView, SentMessage,
+};
+
+use super::{Access, Backend};
+use crate::procedures::peers;
+use crate::store::{
+    Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
+    NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
+    SentQuery, SessionId, SessionRecord, Store, StoreResult, StoreStats,
+};
+use crate::wake::Wake;
+
+/// Runs one procedure call as a transaction of `$backend`. The procedure may be run again
+/// (a lost race), so the arguments it owns are cloned for each run.
+macro_rules! run {
+    ($backend:expr, $access:ident, $procedure:path $(, $arg:expr)* $(,)?) => {
+        $backend
+            .transact(Access::$access, move |x| {
+                Box::pin($procedure(x $(, $arg.clone())*))
+            })
+            .await
+    };
+}
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    fn describe(&self) -> String {
+        Backend::describe(self)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wake> {
+        Backend::subscribe(self)
+    }
+
+    async fn ensure_peer(
+        &self,
+        name: &PeerName,
+        kind: PeerKind,
+        now: Millis,
+    ) -> StoreResult<PeerRecord> {
+        let name = name.clone();
+        run!(self, Write, peers::ensure, name, kind, now)
+    }
+
+    async fn open_session(&self, req: OpenSession, now: Millis) -> StoreResult<SessionRecord> {
+        run!(self, Write, peers::open_session, req, now)
+    }
+
+    async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()> {
+        run!(self, Write, peers::close_session, session, now)
+    }
+
+    async fn rename_peer(
+        &self,
+        peer: PeerId,
+        name: &PeerName,
+        now: Millis,
+    ) -> StoreResult<PeerRecord> {
+        let name = name.clone();
+        run!(self, Write, peers::rename, peer, name, now)
+    }
+
+    async fn set_summary(
+        &self,
+        peer: PeerId,
+        summary: &str,
+        now: Millis,
+    ) -> StoreResult<PeerRecord> {
+        let summary = summary.to_owned();
+        run!(self, Write, peers::set_summary, peer, summary, now)
+    }
+
+    async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>> {
+        run!(self, Tidy, peers::list, now)
+    }
+
+    async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>> {
+        let name = name.to_owned();
+        run!(self, Read, peers::find, name)
+    }
+
+    async fn peer_by_client_pid(
+        &self,
+        pids: &[u32],
+        now: Millis,
+    ) -> StoreResult<Option<PeerRecord>> {
+        let pids = pids.to_vec();
+        run!(self, Write, peers::by_client_pid, pids, now)
+    }
+
+    async fn send(
+        &self,
+        msg: NewMessage,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<SentMessage> {
+        self.legacy().send(msg, admission, now).await
+    }
+
+    async fn ask(
+        &self,
+        q: NewQuestion,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<QuestionView> {
+        self.legacy().ask(q, admission, now).await
+    }
+
+    async fn reply(
+        &self,
+        question: MessageId,
+        by: PeerId,
+        reply: Reply,
+        expires_at: Millis,
+        admission: Admission,
+        now: Millis,
+    ) -> StoreResult<QuestionView> {
+        self.legacy()
+            .reply(question, by, reply, expires_at, admission, now)
+            .await
+    }
+
+    async fn questions(
+        &self,
+        peer: PeerId,
+        query: QuestionQuery,
+        now: Millis,
+    ) -> StoreResult<Vec<QuestionView>> {
+        self.legacy().questions(peer, query, now).await
+    }
+
+    async fn question(
+        &self,
+        peer: PeerId,
+        id: MessageId,
+        now: Millis,
+    ) -> StoreResult<QuestionView> {
+        self.legacy().question(peer, id, now).await
+    }
+
+    async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
+        self.legacy().dispatch(job, now).await
+    }
+
+    async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>> {
+        self.legacy().claim(req, now).await
+    }
+
+    async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
+        self.legacy().start_job(id, fence, now).await
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        fence: i64,
+        lease_ms: i64,
+        now: Millis,
+    ) -> StoreResult<JobState> {
+        self.legacy().heartbeat(id, fence, lease_ms, now).await
+    }
+
+    async fn finish_job(
+        &self,
+        id: JobId,
+        fence: i64,
+        outcome: JobOutcome,
+        now: Millis,
+    ) -> StoreResult<JobView> {
+        self.legacy().finish_job(id, fence, outcome, now).await
+    }
+
+    async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
+        self.legacy().release_job(id, fence, now).await
+    }
+
+    async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
+        self.legacy().cancel_job(id, now).await
+    }
+
+    async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
+        self.legacy().requeue_job(id, now).await
+    }
+
+    async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
+        self.legacy().job(id, now).await
+    }
+
+    async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
+        self.legacy().jobs(query, now).await
+    }
+
+    async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
+        self.legacy().lease(req, now).await
+    }
+
+    async fn mark_delivered(
+        &self,
+        session: SessionId,
+        ids: &[MessageId],
+        now: Millis,
+    ) -> StoreResult<u64> {
+        self.legacy().mark_delivered(session, ids, now).await
+    }
+
+    async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64> {
+        self.legacy().ack(peer, ids, now).await
+    }
+
+    async fn sent(
+        &self,
+        sender: PeerId,
+        query: SentQuery,
+        now: Millis,
+    ) -> StoreResult<Vec<SentMessage>> {
+        self.legacy().sent(sender, query, now).await
+    }
+
+    async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>> {
+        self.legacy().log(query).await
+    }
+
+    async fn last_message_id(&self) -> StoreResult<MessageId> {
+        self.legacy().last_message_id().await
+    }
+
+    async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
+        self.legacy().gc(policy, now).await
+    }
+
+    async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
+        self.legacy().stats(now).await
+    }
+}

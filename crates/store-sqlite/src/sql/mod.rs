@@ -1,0 +1,28 @@
+//! The embedded store's side of the seam: each statement of
+//! [`switchboard_core::seam`] in SQLite's SQL, one file per table. Statements run inside the
+//! transaction the caller opened (the writer's savepoint, or a reader's connection).
+//!
+//! Where SQLite's single writer makes a lock needless, the statement says so; the Postgres
+//! store takes a row lock in the same place.
+
+mod deliveries;
+mod jobs;
+mod messages;
+mod peers;
+mod questions;
+mod sessions;
+
+use std::str::FromStr;
+
+use rusqlite::Row;
+use rusqlite::types::Type;
+
+/// Reads a text column into an enum, failing the row (not the process) on an unknown value.
+fn parse_col<T: FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let raw: String = row.get(idx)?;
+    raw.parse()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}

@@ -1,0 +1,156 @@
+//! The `peers` table: who is in the room.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use switchboard_core::seam::PeerStatements;
+use switchboard_core::{PeerId, PeerRecord};
+use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
+
+use super::parse_col;
+use crate::fault::OpResult;
+use crate::tx::LiteTx;
+
+const SELECT_PEER: &str = "SELECT p.id, p.name, p.kind, p.client_kind, p.client_version, p.host,
+    p.cwd, p.git_root, p.git_branch, p.summary, p.created_at, p.last_seen_at,
+    EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
+    FROM peers p";
+
+fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRecord> {
+    Ok(PeerRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: parse_col(r, 2)?,
+        info: PeerInfo {
+            client_kind: r.get(3)?,
+            client_version: r.get(4)?,
+            host: r.get(5)?,
+            cwd: r.get(6)?,
+            git_root: r.get(7)?,
+            git_branch: r.get(8)?,
+        },
+        summary: r.get(9)?,
+        created_at: r.get(10)?,
+        last_seen_at: r.get(11)?,
+        online: r.get(12)?,
+    })
+}
+
+impl PeerStatements for LiteTx {
+    async fn peer_by_name(&mut self, name: &str) -> OpResult<Option<PeerRecord>> {
+        let sql = format!("{SELECT_PEER} WHERE p.name = ?1");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([name], peer_row)
+            .optional()?)
+    }
+
+    async fn peer_by_id(&mut self, id: PeerId) -> OpResult<Option<PeerRecord>> {
+        let sql = format!("{SELECT_PEER} WHERE p.id = ?1");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], peer_row)
+            .optional()?)
+    }
+
+    async fn peer_exists(&mut self, id: PeerId) -> OpResult<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM peers WHERE id = ?1)")?
+            .query_row([id], |r| r.get(0))?)
+    }
+
+    async fn all_peers(&mut self) -> OpResult<Vec<PeerRecord>> {
+        let sql = format!("{SELECT_PEER} ORDER BY p.name");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], peer_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // No lock: the one writer thread already keeps every other write out until the commit.
+    async fn lock_peer_name(&mut self, name: &str) -> OpResult<Option<(PeerId, PeerKind)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, kind FROM peers WHERE name = ?1")?
+            .query_row([name], |r| Ok((r.get(0)?, parse_col(r, 1)?)))
+            .optional()?)
+    }
+
+    async fn insert_peer(
+        &mut self,
+        name: &PeerName,
+        kind: PeerKind,
+        info: &PeerInfo,
+        now: Millis,
+    ) -> OpResult<PeerId> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO peers (name, kind, client_kind, client_version, host, cwd, git_root,
+                     git_branch, summary, created_at, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?9)",
+            )?
+            .execute(params![
+                name.as_str(),
+                kind.as_str(),
+                info.client_kind,
+                info.client_version,
+                info.host,
+                info.cwd,
+                info.git_root,
+                info.git_branch,
+                now
+            ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    async fn touch_peers(&mut self, ids: &[PeerId], now: Millis) -> OpResult<()> {
+        // SQLite binds no arrays: one statement per peer.
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE peers SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1",
+        )?;
+        for id in ids {
+            stmt.execute(params![id, now])?;
+        }
+        Ok(())
+    }
+
+    async fn refresh_peer_info(
+        &mut self,
+        id: PeerId,
+        info: &PeerInfo,
+        now: Millis,
+    ) -> OpResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE peers SET client_kind = ?2, client_version = ?3, host = ?4, cwd = ?5,
+                     git_root = ?6, git_branch = ?7, last_seen_at = ?8
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                info.client_kind,
+                info.client_version,
+                info.host,
+                info.cwd,
+                info.git_root,
+                info.git_branch,
+                now
+            ])?;
+        Ok(())
+    }
+
+    async fn rename_peer(&mut self, id: PeerId, name: &PeerName, now: Millis) -> OpResult<()> {
+        self.conn
+            .prepare_cached("UPDATE peers SET name = ?2, last_seen_at = ?3 WHERE id = ?1")?
+            .execute(params![id, name.as_str(), now])?;
+        Ok(())
+    }
+
+    async fn set_peer_summary(&mut self, id: PeerId, summary: &str, now: Millis) -> OpResult<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("UPDATE peers SET summary = ?2, last_seen_at = ?3 WHERE id = ?1")?
+            .execute(params![id, summary, now])? as u64)
+    }
+}

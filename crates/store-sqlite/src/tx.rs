@@ -1,0 +1,66 @@
+//! [`LiteTx`]: a connection of the embedded store, inside a transaction, as the seam's
+//! [`Statements`] see it. The writer thread owns one for its whole life and lends it to each
+//! write in turn (inside that write's savepoint); readers are pooled ones that cannot write.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use rusqlite::Connection;
+
+use switchboard_core::seam::{BoxFuture, Statements, Step};
+use switchboard_core::{StoreError, Wake};
+
+use crate::fault::{OpError, OpResult};
+use crate::liveness::Liveness;
+
+pub struct LiteTx {
+    pub(crate) conn: Connection,
+    /// Wakes of the write running now; the writer takes them after each write.
+    pub(crate) wakes: Vec<Wake>,
+    /// This process's liveness: its sessions are stored under its key.
+    pub(crate) live: Arc<Liveness>,
+    writable: bool,
+}
+
+impl LiteTx {
+    pub fn new(conn: Connection, live: Arc<Liveness>, writable: bool) -> Self {
+        Self {
+            conn,
+            wakes: Vec::new(),
+            live,
+            writable,
+        }
+    }
+
+    /// Runs a procedure to its end here and now. Every statement of this store is synchronous,
+    /// so a procedure's future is ready on its first poll; no async runtime is needed on the
+    /// writer thread or a reader's.
+    pub fn run<T, P>(&mut self, procedure: &P) -> OpResult<T>
+    where
+        P: for<'x> Fn(&'x mut LiteTx) -> BoxFuture<'x, Step<T, LiteTx>>,
+    {
+        let mut future = pin!(procedure(self));
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(out) => out,
+            Poll::Pending => Err(OpError::Store(StoreError::Backend(
+                "an embedded store procedure waited, which it never should".into(),
+            ))),
+        }
+    }
+}
+
+impl Statements for LiteTx {
+    type Error = OpError;
+
+    fn wake(&mut self, wake: Wake) {
+        self.wakes.push(wake);
+    }
+
+    fn writable(&self) -> bool {
+        self.writable
+    }
+}

@@ -15,6 +15,7 @@ mod holder;
 pub mod migrate;
 mod ops;
 pub mod scratch;
+mod sql;
 mod store;
 mod tokens;
 mod tx;

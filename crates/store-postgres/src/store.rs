@@ -1,8 +1,11 @@
 //! [`PgStore`]: the [`Store`] of one room in the shared database.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use switchboard_core::seam::{Access, Backend, BoxFuture, Step};
 use switchboard_core::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
     NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
@@ -18,7 +21,7 @@ use crate::fault::{OpResult, classify};
 use crate::holder::CHANNEL;
 use crate::migrate::room_schema;
 use crate::ops::{self, col, one};
-use crate::tx::{MAX_ATTEMPTS, Tx, backoff, txn};
+use crate::tx::{MAX_ATTEMPTS, PgTx, Tx, backoff, txn};
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -100,8 +103,9 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
+impl Backend for PgStore {
+    type Tx = PgTx;
+
     fn describe(&self) -> String {
         format!("postgres {} room {}", self.db.describe(), self.room)
     }
@@ -110,26 +114,65 @@ impl Store for PgStore {
         self.wakes.subscribe()
     }
 
+    fn legacy(&self) -> Arc<dyn Store> {
+        Arc::new(Legacy(self.clone()))
+    }
+
+    // A procedure that lost a race to another transaction (a serialization failure, a deadlock,
+    // a unique key inserted meanwhile) is rolled back and run again, up to `MAX_ATTEMPTS`.
+    async fn transact<T, P>(&self, access: Access, procedure: P) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        P: for<'x> Fn(&'x mut PgTx) -> BoxFuture<'x, Step<T, PgTx>> + Send + Sync + 'static,
+    {
+        let read_only = access == Access::Read;
+        let mut attempt: u32 = 0;
+        loop {
+            let tx = self.begin(read_only).await?;
+            let mut pg = PgTx::new(tx, self.db.router().key(), !read_only);
+            let out = procedure(&mut pg).await;
+            let (tx, wakes) = pg.into_parts();
+            match self.end(tx, out, wakes, attempt).await? {
+                Some(v) => return Ok(v),
+                None => attempt += 1,
+            }
+        }
+    }
+}
+
+/// During the move to the seam: the operations not moved yet, as they were.
+struct Legacy(PgStore);
+
+#[async_trait]
+impl Store for Legacy {
+    fn describe(&self) -> String {
+        format!("postgres {} room {}", self.0.db.describe(), self.0.room)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Wake> {
+        self.0.wakes.subscribe()
+    }
+
     async fn ensure_peer(
         &self,
         name: &PeerName,
         kind: PeerKind,
         now: Millis,
     ) -> StoreResult<PeerRecord> {
-        txn!(self, false, |c, w| ops::peers::ensure(
+        txn!(self.0, false, |c, w| ops::peers::ensure(
             c, w, name, kind, now
         ))
     }
 
     async fn open_session(&self, req: OpenSession, now: Millis) -> StoreResult<SessionRecord> {
-        let key = self.db.router().key();
-        txn!(self, false, |c, w| ops::peers::open_session(
+        let key = self.0.db.router().key();
+        txn!(self.0, false, |c, w| ops::peers::open_session(
             c, w, key, &req, now
         ))
     }
 
     async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()> {
-        txn!(self, false, |c, w| ops::peers::close_session(
+        txn!(self.0, false, |c, w| ops::peers::close_session(
             c, w, session, now
         ))
     }
@@ -140,7 +183,7 @@ impl Store for PgStore {
         name: &PeerName,
         now: Millis,
     ) -> StoreResult<PeerRecord> {
-        txn!(self, false, |c, w| ops::peers::rename(
+        txn!(self.0, false, |c, w| ops::peers::rename(
             c, w, peer, name, now
         ))
     }
@@ -151,20 +194,20 @@ impl Store for PgStore {
         summary: &str,
         now: Millis,
     ) -> StoreResult<PeerRecord> {
-        txn!(self, false, |c, w| ops::peers::set_summary(
+        txn!(self.0, false, |c, w| ops::peers::set_summary(
             c, w, peer, summary, now
         ))
     }
 
     async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>> {
-        txn!(self, false, |c, w| async {
+        txn!(self.0, false, |c, w| async {
             ops::peers::reap(c, w, now).await?;
             ops::peers::all(c).await
         })
     }
 
     async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>> {
-        txn!(self, true, |c, _w| ops::peers::by_name(c, name))
+        txn!(self.0, true, |c, _w| ops::peers::by_name(c, name))
     }
 
     async fn peer_by_client_pid(
@@ -172,7 +215,7 @@ impl Store for PgStore {
         pids: &[u32],
         now: Millis,
     ) -> StoreResult<Option<PeerRecord>> {
-        txn!(self, false, |c, w| ops::peers::by_client_pid(
+        txn!(self.0, false, |c, w| ops::peers::by_client_pid(
             c, w, pids, now
         ))
     }
@@ -183,7 +226,7 @@ impl Store for PgStore {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<SentMessage> {
-        txn!(self, false, |c, w| ops::mail::send(
+        txn!(self.0, false, |c, w| ops::mail::send(
             c, w, &msg, admission, now
         ))
     }
@@ -194,7 +237,7 @@ impl Store for PgStore {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        txn!(self, false, |c, w| ops::questions::ask(
+        txn!(self.0, false, |c, w| ops::questions::ask(
             c, w, &q, admission, now
         ))
     }
@@ -208,7 +251,7 @@ impl Store for PgStore {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        txn!(self, false, |c, w| ops::questions::reply(
+        txn!(self.0, false, |c, w| ops::questions::reply(
             c, w, question, by, &reply, expires_at, admission, now
         ))
     }
@@ -219,7 +262,7 @@ impl Store for PgStore {
         query: QuestionQuery,
         now: Millis,
     ) -> StoreResult<Vec<QuestionView>> {
-        txn!(self, true, |c, _w| ops::questions::list(
+        txn!(self.0, true, |c, _w| ops::questions::list(
             c, peer, query, now
         ))
     }
@@ -230,21 +273,21 @@ impl Store for PgStore {
         id: MessageId,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        txn!(self, true, |c, _w| ops::questions::load_for(
+        txn!(self.0, true, |c, _w| ops::questions::load_for(
             c, id, peer, now
         ))
     }
 
     async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
-        txn!(self, false, |c, w| ops::jobs::dispatch(c, w, &job, now))
+        txn!(self.0, false, |c, w| ops::jobs::dispatch(c, w, &job, now))
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>> {
-        txn!(self, false, |c, w| ops::jobs::claim(c, w, &req, now))
+        txn!(self.0, false, |c, w| ops::jobs::claim(c, w, &req, now))
     }
 
     async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        txn!(self, false, |c, w| ops::jobs::start(c, w, id, fence, now))
+        txn!(self.0, false, |c, w| ops::jobs::start(c, w, id, fence, now))
     }
 
     async fn heartbeat(
@@ -254,7 +297,7 @@ impl Store for PgStore {
         lease_ms: i64,
         now: Millis,
     ) -> StoreResult<JobState> {
-        txn!(self, false, |c, _w| ops::jobs::heartbeat(
+        txn!(self.0, false, |c, _w| ops::jobs::heartbeat(
             c, id, fence, lease_ms, now
         ))
     }
@@ -266,33 +309,35 @@ impl Store for PgStore {
         outcome: JobOutcome,
         now: Millis,
     ) -> StoreResult<JobView> {
-        txn!(self, false, |c, w| ops::jobs::finish(
+        txn!(self.0, false, |c, w| ops::jobs::finish(
             c, w, id, fence, &outcome, now
         ))
     }
 
     async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        txn!(self, false, |c, w| ops::jobs::release(c, w, id, fence, now))
+        txn!(self.0, false, |c, w| ops::jobs::release(
+            c, w, id, fence, now
+        ))
     }
 
     async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        txn!(self, false, |c, w| ops::jobs::cancel(c, w, id, now))
+        txn!(self.0, false, |c, w| ops::jobs::cancel(c, w, id, now))
     }
 
     async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        txn!(self, false, |c, w| ops::jobs::requeue(c, w, id, now))
+        txn!(self.0, false, |c, w| ops::jobs::requeue(c, w, id, now))
     }
 
     async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        txn!(self, false, |c, w| ops::jobs::view(c, w, id, now))
+        txn!(self.0, false, |c, w| ops::jobs::view(c, w, id, now))
     }
 
     async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
-        txn!(self, false, |c, w| ops::jobs::list(c, w, &query, now))
+        txn!(self.0, false, |c, w| ops::jobs::list(c, w, &query, now))
     }
 
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
-        txn!(self, false, |c, w| ops::mail::lease(c, w, &req, now))
+        txn!(self.0, false, |c, w| ops::mail::lease(c, w, &req, now))
     }
 
     async fn mark_delivered(
@@ -301,13 +346,13 @@ impl Store for PgStore {
         ids: &[MessageId],
         now: Millis,
     ) -> StoreResult<u64> {
-        txn!(self, false, |c, _w| ops::mail::mark_delivered(
+        txn!(self.0, false, |c, _w| ops::mail::mark_delivered(
             c, session, ids, now
         ))
     }
 
     async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64> {
-        txn!(self, false, |c, _w| ops::mail::ack(c, peer, ids, now))
+        txn!(self.0, false, |c, _w| ops::mail::ack(c, peer, ids, now))
     }
 
     async fn sent(
@@ -316,24 +361,24 @@ impl Store for PgStore {
         query: SentQuery,
         now: Millis,
     ) -> StoreResult<Vec<SentMessage>> {
-        txn!(self, true, |c, _w| ops::mail::sent(c, sender, query, now))
+        txn!(self.0, true, |c, _w| ops::mail::sent(c, sender, query, now))
     }
 
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>> {
-        txn!(self, true, |c, _w| ops::mail::log(c, &query))
+        txn!(self.0, true, |c, _w| ops::mail::log(c, &query))
     }
 
     async fn last_message_id(&self) -> StoreResult<MessageId> {
-        txn!(self, true, |c, _w| ops::mail::last_message_id(c))
+        txn!(self.0, true, |c, _w| ops::mail::last_message_id(c))
     }
 
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
-        txn!(self, false, |c, w| ops::upkeep::gc(c, w, policy, now))
+        txn!(self.0, false, |c, w| ops::upkeep::gc(c, w, policy, now))
     }
 
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
         let backend = self.describe();
-        txn!(self, false, |c, w| async {
+        txn!(self.0, false, |c, w| async {
             ops::peers::reap(c, w, now).await?;
             let version = one(
                 c,

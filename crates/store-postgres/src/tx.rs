@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use deadpool_postgres::Object;
 
+use switchboard_core::Wake;
+use switchboard_core::seam::Statements;
+
+use crate::fault::OpError;
 use crate::ops::Conn;
 
 /// How many times an operation that keeps losing races is run before the error is reported.
@@ -84,3 +88,43 @@ macro_rules! txn {
 }
 
 pub(crate) use txn;
+
+/// A transaction of one room as the seam's [`Statements`] see it: its connection, the wakes to
+/// send at the commit, and this process's liveness key (its sessions are stored with it).
+pub struct PgTx {
+    tx: Tx,
+    wakes: Vec<Wake>,
+    pub(crate) process_key: i64,
+    writable: bool,
+}
+
+impl PgTx {
+    pub fn new(tx: Tx, process_key: i64, writable: bool) -> Self {
+        Self {
+            tx,
+            wakes: Vec::new(),
+            process_key,
+            writable,
+        }
+    }
+
+    pub fn conn(&self) -> &Conn {
+        self.tx.conn()
+    }
+
+    pub fn into_parts(self) -> (Tx, Vec<Wake>) {
+        (self.tx, self.wakes)
+    }
+}
+
+impl Statements for PgTx {
+    type Error = OpError;
+
+    fn wake(&mut self, wake: Wake) {
+        self.wakes.push(wake);
+    }
+
+    fn writable(&self) -> bool {
+        self.writable
+    }
+}

@@ -21,7 +21,7 @@ mod store;
 
 pub use deliveries::DeliveryStatements;
 pub use jobs::JobStatements;
-pub use messages::MessageStatements;
+pub use messages::{MessageRow, MessageStatements};
 pub use peers::PeerStatements;
 pub use questions::QuestionStatements;
 pub use sessions::SessionStatements;

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard_client::RelayClient;
 use switchboard_core::{Exchange, NamePolicy, OpenSession, Outgoing};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
+use switchboard_relay_client::RelayClient;
 use switchboard_store_postgres::scratch::Scratch;
 
 use super::BIN;

@@ -217,7 +217,7 @@ pub struct TokenCreateArgs {
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
-    pub client: crate::clients::Client,
+    pub client: crate::agent_config::AgentClient,
     /// With --relay: connect the client straight to the relay's /mcp (Streamable HTTP) instead
     /// of through a local `switchboard mcp --relay` (not for Claude Desktop)
     #[arg(long)]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use switchboard_client::RelayClient;
 use switchboard_core::{Exchange, Mailbox};
+use switchboard_relay_client::RelayClient;
 use switchboard_store_sqlite::SqliteStore;
 
 pub use args::{Cli, Command};

@@ -4,7 +4,7 @@ use serde_json::json;
 use switchboard_core::Store;
 use switchboard_store_sqlite::SqliteStore;
 
-use crate::clients::{self, Found};
+use crate::agent_config::{self, Found};
 use crate::settings::Settings;
 
 use super::super::{CliError, output};
@@ -46,29 +46,31 @@ pub async fn run(
     }
     checks.push(json!({ "check": "store", "status": store.0, "detail": store.1 }));
 
-    for client in clients::Client::ALL {
-        let targets = clients::targets(client).map_err(|e| CliError::BadInput(e.to_string()))?;
+    for client in agent_config::AgentClient::ALL {
+        let targets =
+            agent_config::targets(client).map_err(|e| CliError::BadInput(e.to_string()))?;
         for target in targets {
             let fix = format!("switchboard setup {} --write", cli_name(client));
-            let (status, detail) = match clients::inspect(&target, &clients::Launch::local(&exe)) {
-                Ok(Found::Configured) => ("ok", "set up".to_owned()),
-                Ok(Found::Different) => (
-                    "stale",
-                    format!("set up for another switchboard binary or version; fix: {fix}"),
-                ),
-                Ok(Found::Missing) => (
-                    "missing",
-                    format!("not set up; if you use {}: {fix}", client.label()),
-                ),
-                Ok(Found::NoFile) => (
-                    "missing",
-                    format!("no such file; if you use {}: {fix}", client.label()),
-                ),
-                Err(e) => {
-                    problems += 1;
-                    ("problem", e.to_string())
-                }
-            };
+            let (status, detail) =
+                match agent_config::inspect(&target, &agent_config::Launch::local(&exe)) {
+                    Ok(Found::Configured) => ("ok", "set up".to_owned()),
+                    Ok(Found::Different) => (
+                        "stale",
+                        format!("set up for another switchboard binary or version; fix: {fix}"),
+                    ),
+                    Ok(Found::Missing) => (
+                        "missing",
+                        format!("not set up; if you use {}: {fix}", client.label()),
+                    ),
+                    Ok(Found::NoFile) => (
+                        "missing",
+                        format!("no such file; if you use {}: {fix}", client.label()),
+                    ),
+                    Err(e) => {
+                        problems += 1;
+                        ("problem", e.to_string())
+                    }
+                };
             checks.push(json!({
                 "check": client.label(),
                 "file": target.path,

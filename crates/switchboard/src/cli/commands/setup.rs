@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::clients::{self, Client, Entry, Launch, RelaySetup, Target};
+use crate::agent_config::{self, AgentClient, Entry, Launch, RelaySetup, Target};
 
 /// The variable every relay configuration reads the token from.
 const TOKEN_ENV: &str = "SWITCHBOARD_TOKEN";
@@ -24,7 +24,7 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
             "--http connects the client straight to a relay: give --relay URL too".into(),
         ));
     }
-    if args.http && args.client == Client::ClaudeDesktop {
+    if args.http && args.client == AgentClient::ClaudeDesktop {
         return Err(CliError::BadInput(
             "Claude Desktop starts stdio servers only; set it up with --relay but without --http"
                 .into(),
@@ -38,10 +38,11 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
             http: args.http,
         }),
     };
-    let targets = clients::targets(args.client).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let targets =
+        agent_config::targets(args.client).map_err(|e| CliError::BadInput(e.to_string()))?;
     let mut report = Vec::new();
     for target in &targets {
-        let applied = clients::apply(target, &launch, args.write)
+        let applied = agent_config::apply(target, &launch, args.write)
             .map_err(|e| CliError::BadInput(e.to_string()))?;
         report.push(json!({
             "path": applied.path,
@@ -60,16 +61,16 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
             args.client.label()
         ))?;
     }
-    if args.client == Client::ClaudeCode && !as_json {
+    if args.client == AgentClient::ClaudeCode && !as_json {
         output::line(format!(
             "\nMail reaches Claude Code through switchboard's hooks (no flag needed): at session\n\
              start, with each prompt, and an idle session is woken when mail comes. To have it\n\
              pushed mid-turn as channel events too (research preview; needs a claude.ai login),\n\
              start Claude Code with this alias:\n  {}",
-            clients::claude_channel_alias()
+            agent_config::claude_channel_alias()
         ))?;
     }
-    if args.client == Client::Codex && !as_json {
+    if args.client == AgentClient::Codex && !as_json {
         let (trusted, approves) = if args.write {
             ("trusted", "lets")
         } else {
@@ -105,7 +106,7 @@ fn show(
     target: &Target,
     launch: &Launch,
     write: bool,
-    applied: &clients::Applied,
+    applied: &agent_config::Applied,
 ) -> Result<(), CliError> {
     let path = target.path.display();
     if write {
@@ -116,7 +117,7 @@ fn show(
         });
     }
     // Only switchboard's own part, as it would stand in an empty file.
-    let snippet = clients::preview(target, launch).unwrap_or_default();
+    let snippet = agent_config::preview(target, launch).unwrap_or_default();
     let what = match target.entry {
         Entry::McpJson { .. } => "the MCP server",
         Entry::ClaudeHooks | Entry::CodexHooks => "the hooks",
@@ -125,11 +126,11 @@ fn show(
     output::line(format!("# {what}, in {path}\n{}", snippet.trim_end()))
 }
 
-pub fn cli_name(client: Client) -> &'static str {
+pub fn cli_name(client: AgentClient) -> &'static str {
     match client {
-        Client::ClaudeCode => "claude-code",
-        Client::Codex => "codex",
-        Client::ClaudeDesktop => "claude-desktop",
-        Client::Cursor => "cursor",
+        AgentClient::ClaudeCode => "claude-code",
+        AgentClient::Codex => "codex",
+        AgentClient::ClaudeDesktop => "claude-desktop",
+        AgentClient::Cursor => "cursor",
     }
 }

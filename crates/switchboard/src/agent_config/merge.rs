@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
-use super::{Client, Entry, Launch};
+use super::{AgentClient, Entry, Launch};
 
 /// The server's name in every client's configuration.
 pub const SERVER: &str = "switchboard";
@@ -35,19 +35,19 @@ pub fn json_has(doc: &Value, entry: Entry, launch: &Launch) -> bool {
 
 /// A client's `mcpServers.switchboard` entry. Each client has its own way to take a secret
 /// from the environment; the token itself is never written.
-fn json_server(client: Client, launch: &Launch) -> Result<Map<String, Value>, String> {
+fn json_server(client: AgentClient, launch: &Launch) -> Result<Map<String, Value>, String> {
     let mut server = Map::new();
     let env_ref = |name: &str| match client {
-        Client::Cursor => format!("${{env:{name}}}"),
+        AgentClient::Cursor => format!("${{env:{name}}}"),
         _ => format!("${{{name}}}"),
     };
     if let (Some(url), Some(relay)) = (launch.http_url(), &launch.relay) {
-        if client == Client::ClaudeDesktop {
+        if client == AgentClient::ClaudeDesktop {
             return Err(
                 "Claude Desktop starts stdio servers only; set it up without --http".into(),
             );
         }
-        if client == Client::ClaudeCode {
+        if client == AgentClient::ClaudeCode {
             server.insert("type".into(), json!("http"));
         }
         server.insert("url".into(), json!(url));
@@ -55,14 +55,14 @@ fn json_server(client: Client, launch: &Launch) -> Result<Map<String, Value>, St
         server.insert("headers".into(), json!({ "Authorization": bearer }));
         return Ok(server);
     }
-    if client == Client::ClaudeCode {
+    if client == AgentClient::ClaudeCode {
         server.insert("type".into(), json!("stdio"));
     }
     server.insert("command".into(), json!(launch.exe));
     server.insert("args".into(), json!(launch.mcp_args()));
     // Claude Desktop expands nothing: its server inherits the token from the environment.
     if let Some(relay) = &launch.relay
-        && client != Client::ClaudeDesktop
+        && client != AgentClient::ClaudeDesktop
     {
         let name = &relay.token_env;
         server.insert("env".into(), json!({ "SWITCHBOARD_TOKEN": env_ref(name) }));
@@ -390,16 +390,20 @@ mod tests {
             "theme": "dark",
             "mcpServers": { "github": { "command": "gh-mcp", "args": [] } }
         });
-        assert!(json(&mut doc, Entry::McpJson(Client::ClaudeCode), &local()).unwrap());
+        assert!(json(&mut doc, Entry::McpJson(AgentClient::ClaudeCode), &local()).unwrap());
         assert_eq!(doc["mcpServers"]["github"]["command"], "gh-mcp");
         assert_eq!(doc["theme"], "dark");
         assert_eq!(doc["mcpServers"]["switchboard"]["command"], EXE);
         assert_eq!(doc["mcpServers"]["switchboard"]["type"], "stdio");
-        assert!(!json(&mut doc, Entry::McpJson(Client::ClaudeCode), &local()).unwrap());
-        assert!(json_has(&doc, Entry::McpJson(Client::ClaudeCode), &local()));
+        assert!(!json(&mut doc, Entry::McpJson(AgentClient::ClaudeCode), &local()).unwrap());
+        assert!(json_has(
+            &doc,
+            Entry::McpJson(AgentClient::ClaudeCode),
+            &local()
+        ));
         assert!(!json_has(
             &doc,
-            Entry::McpJson(Client::ClaudeCode),
+            Entry::McpJson(AgentClient::ClaudeCode),
             &Launch::local("/elsewhere/switchboard")
         ));
     }
@@ -470,9 +474,16 @@ mod tests {
 
     #[test]
     fn a_file_of_the_wrong_shape_is_refused() {
-        assert!(json(&mut json!([1, 2]), Entry::McpJson(Client::Cursor), &local()).is_err());
+        assert!(
+            json(
+                &mut json!([1, 2]),
+                Entry::McpJson(AgentClient::Cursor),
+                &local()
+            )
+            .is_err()
+        );
         let mut bad = json!({ "mcpServers": "nope" });
-        assert!(json(&mut bad, Entry::McpJson(Client::Cursor), &local()).is_err());
+        assert!(json(&mut bad, Entry::McpJson(AgentClient::Cursor), &local()).is_err());
     }
 
     #[test]
@@ -510,7 +521,12 @@ mod tests {
     #[test]
     fn relay_configurations_name_the_token_variable_never_a_token() {
         let mut doc = json!({});
-        json(&mut doc, Entry::McpJson(Client::ClaudeCode), &relay(true)).unwrap();
+        json(
+            &mut doc,
+            Entry::McpJson(AgentClient::ClaudeCode),
+            &relay(true),
+        )
+        .unwrap();
         let server = &doc["mcpServers"]["switchboard"];
         assert_eq!(server["type"], "http");
         assert_eq!(server["url"], "https://relay.example:7700/mcp");
@@ -520,12 +536,17 @@ mod tests {
         );
 
         let mut doc = json!({});
-        json(&mut doc, Entry::McpJson(Client::Cursor), &relay(true)).unwrap();
+        json(&mut doc, Entry::McpJson(AgentClient::Cursor), &relay(true)).unwrap();
         let auth = &doc["mcpServers"]["switchboard"]["headers"]["Authorization"];
         assert_eq!(auth, "Bearer ${env:SWITCHBOARD_TOKEN}");
 
         let mut doc = json!({});
-        json(&mut doc, Entry::McpJson(Client::ClaudeCode), &relay(false)).unwrap();
+        json(
+            &mut doc,
+            Entry::McpJson(AgentClient::ClaudeCode),
+            &relay(false),
+        )
+        .unwrap();
         let server = &doc["mcpServers"]["switchboard"];
         assert_eq!(
             server["args"],
@@ -546,7 +567,7 @@ mod tests {
         let mut doc = json!({});
         let err = json(
             &mut doc,
-            Entry::McpJson(Client::ClaudeDesktop),
+            Entry::McpJson(AgentClient::ClaudeDesktop),
             &relay(true),
         )
         .unwrap_err();

@@ -11,19 +11,19 @@ pub use files::{Applied, FileError, Found, apply, inspect, preview};
 
 /// The clients `setup` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Client {
+pub enum AgentClient {
     ClaudeCode,
     Codex,
     ClaudeDesktop,
     Cursor,
 }
 
-impl Client {
-    pub const ALL: [Client; 4] = [
-        Client::ClaudeCode,
-        Client::Codex,
-        Client::ClaudeDesktop,
-        Client::Cursor,
+impl AgentClient {
+    pub const ALL: [AgentClient; 4] = [
+        AgentClient::ClaudeCode,
+        AgentClient::Codex,
+        AgentClient::ClaudeDesktop,
+        AgentClient::Cursor,
     ];
 
     pub fn label(self) -> &'static str {
@@ -98,7 +98,7 @@ pub struct Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entry {
     /// `mcpServers.switchboard` in a JSON file, in the given client's dialect.
-    McpJson(Client),
+    McpJson(AgentClient),
     /// Claude Code's `hooks` in its settings file.
     ClaudeHooks,
     /// Codex's `hooks` in `$CODEX_HOME/hooks.json`.
@@ -115,21 +115,21 @@ pub enum LocateError {
 }
 
 /// The files a client's registration lives in, on this machine.
-pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
+pub fn targets(client: AgentClient) -> Result<Vec<Target>, LocateError> {
     let base = directories::BaseDirs::new().ok_or(LocateError::NoHome)?;
     let home = base.home_dir();
     Ok(match client {
-        Client::ClaudeCode => vec![
+        AgentClient::ClaudeCode => vec![
             Target {
                 path: home.join(".claude.json"),
-                entry: Entry::McpJson(Client::ClaudeCode),
+                entry: Entry::McpJson(AgentClient::ClaudeCode),
             },
             Target {
                 path: home.join(".claude").join("settings.json"),
                 entry: Entry::ClaudeHooks,
             },
         ],
-        Client::Codex => {
+        AgentClient::Codex => {
             let dir = codex_home(home);
             // The hooks first: the configuration trusts them where they end up.
             vec![
@@ -143,7 +143,7 @@ pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
                 },
             ]
         }
-        Client::ClaudeDesktop => {
+        AgentClient::ClaudeDesktop => {
             let dir = if cfg!(target_os = "macos") {
                 home.join("Library/Application Support/Claude")
             } else {
@@ -151,12 +151,12 @@ pub fn targets(client: Client) -> Result<Vec<Target>, LocateError> {
             };
             vec![Target {
                 path: dir.join("claude_desktop_config.json"),
-                entry: Entry::McpJson(Client::ClaudeDesktop),
+                entry: Entry::McpJson(AgentClient::ClaudeDesktop),
             }]
         }
-        Client::Cursor => vec![Target {
+        AgentClient::Cursor => vec![Target {
             path: home.join(".cursor").join("mcp.json"),
-            entry: Entry::McpJson(Client::Cursor),
+            entry: Entry::McpJson(AgentClient::Cursor),
         }],
     })
 }

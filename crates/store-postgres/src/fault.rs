@@ -24,6 +24,14 @@ impl From<switchboard_core::Rejection> for OpError {
     }
 }
 
+impl From<switchboard_core::seam::ColumnError> for OpError {
+    fn from(e: switchboard_core::seam::ColumnError) -> Self {
+        Self::Store(StoreError::Backend(format!(
+            "a stored row could not be read: {e}"
+        )))
+    }
+}
+
 impl From<StoreError> for OpError {
     fn from(e: StoreError) -> Self {
         Self::Store(e)

@@ -3,7 +3,7 @@
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
 use crate::error::Rejection;
-use crate::seam::{Executor, Step};
+use crate::seam::{Executor, NewPeer, NewSession, Step};
 use crate::store::{NamePolicy, OpenSession, PeerId, PeerRecord, SessionId, SessionRecord};
 use crate::wake::Wake;
 
@@ -54,9 +54,14 @@ pub async fn ensure<X: Executor>(
             by_id(x, p.id).await
         }
         None => {
-            let id = x
-                .insert_peer(&name, kind, &PeerInfo::default(), now)
-                .await?;
+            let info = PeerInfo::default();
+            let new = NewPeer {
+                name: &name,
+                kind,
+                info: &info,
+                now,
+            };
+            let id = x.insert_peer(new).await?;
             x.wake(Wake::Room);
             by_id(x, id).await
         }
@@ -70,7 +75,13 @@ pub async fn open_session<X: Executor>(
 ) -> Step<SessionRecord, X> {
     reap(x, now).await?;
     let peer = claim_name(x, &req, now).await?;
-    let id = x.insert_session(peer, req.client_pid, now).await?;
+    let id = x
+        .insert_session(NewSession {
+            peer,
+            client_pid: req.client_pid,
+            now,
+        })
+        .await?;
     x.wake(Wake::Room);
     Ok(SessionRecord {
         id,
@@ -89,12 +100,19 @@ async fn claim_name<X: Executor>(x: &mut X, req: &OpenSession, now: Millis) -> S
             req.name.with_suffix(n)
         };
         let Some((id, kind)) = x.lock_peer_name(name.as_str()).await? else {
-            return x.insert_peer(&name, req.kind, &req.info, now).await;
+            return x
+                .insert_peer(NewPeer {
+                    name: &name,
+                    kind: req.kind,
+                    info: &req.info,
+                    now,
+                })
+                .await;
         };
         let usable =
             kind == req.kind && (req.policy == NamePolicy::Join || !x.has_live_session(id).await?);
         if usable {
-            x.refresh_peer_info(id, &req.info, now).await?;
+            x.describe_peer(id, &req.info, now).await?;
             return Ok(id);
         }
         if req.policy == NamePolicy::Join {

@@ -11,6 +11,7 @@
 //! A statement method returns a future so one procedure serves both kinds of backend; the
 //! embedded store's statements run synchronously and their futures are ready at once.
 
+pub mod columns;
 mod deliveries;
 mod jobs;
 mod messages;
@@ -19,12 +20,13 @@ mod questions;
 mod sessions;
 mod store;
 
+pub use columns::{Cell, Col, ColumnError, Columns};
 pub use deliveries::DeliveryStatements;
 pub use jobs::JobStatements;
 pub use messages::{MessageRow, MessageStatements};
-pub use peers::PeerStatements;
+pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
 pub use questions::QuestionStatements;
-pub use sessions::SessionStatements;
+pub use sessions::{NewSession, SessionStatements};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +45,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Statements: Send {
     /// The backend's own failure inside a transaction: it keeps the database's error as is, so
     /// the backend can tell a lost race (run the procedure again) from a real fault.
-    type Error: From<Rejection> + From<StoreError> + Send + 'static;
+    type Error: From<Rejection> + From<StoreError> + From<ColumnError> + Send + 'static;
 
     /// Records a wake to send once the transaction commits.
     fn wake(&mut self, wake: Wake);

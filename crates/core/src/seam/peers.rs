@@ -4,8 +4,57 @@ use std::future::Future;
 
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
+use super::columns::{Col, Columns};
 use super::{Statements, Step};
 use crate::store::{PeerId, PeerRecord};
+
+/// The columns [`peer`] decodes, in order, from `peers p` (with its liveness).
+pub const PEER_COLUMNS: &str = "p.id, p.name, p.kind, p.client_kind, p.client_version, p.host,
+    p.cwd, p.git_root, p.git_branch, p.summary, p.created_at, p.last_seen_at,
+    EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)";
+
+/// A peer read with [`PEER_COLUMNS`].
+pub fn peer(r: &dyn Columns) -> Col<PeerRecord> {
+    Ok(PeerRecord {
+        id: r.int(0)?,
+        name: r.text(1)?,
+        kind: r.parsed(2)?,
+        info: PeerInfo {
+            client_kind: r.opt_text(3)?,
+            client_version: r.opt_text(4)?,
+            host: r.opt_text(5)?,
+            cwd: r.opt_text(6)?,
+            git_root: r.opt_text(7)?,
+            git_branch: r.opt_text(8)?,
+        },
+        summary: r.text(9)?,
+        created_at: r.int(10)?,
+        last_seen_at: r.int(11)?,
+        online: r.flag(12)?,
+    })
+}
+
+/// A peer's description as bound to `client_kind, client_version, host, cwd, git_root,
+/// git_branch`, in that order.
+pub fn info_values(info: &PeerInfo) -> [Option<&str>; 6] {
+    [
+        info.client_kind.as_deref(),
+        info.client_version.as_deref(),
+        info.host.as_deref(),
+        info.cwd.as_deref(),
+        info.git_root.as_deref(),
+        info.git_branch.as_deref(),
+    ]
+}
+
+/// A peer to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPeer<'a> {
+    pub name: &'a PeerName,
+    pub kind: PeerKind,
+    pub info: &'a PeerInfo,
+    pub now: Millis,
+}
 
 pub trait PeerStatements: Statements {
     fn peer_by_name(
@@ -30,13 +79,7 @@ pub trait PeerStatements: Statements {
         name: &str,
     ) -> impl Future<Output = Step<Option<(PeerId, PeerKind)>, Self>> + Send;
 
-    fn insert_peer(
-        &mut self,
-        name: &PeerName,
-        kind: PeerKind,
-        info: &PeerInfo,
-        now: Millis,
-    ) -> impl Future<Output = Step<PeerId, Self>> + Send;
+    fn insert_peer(&mut self, p: NewPeer<'_>) -> impl Future<Output = Step<PeerId, Self>> + Send;
 
     /// Moves the peers' last-seen time forward to `now` (never back).
     fn touch_peers(
@@ -45,7 +88,8 @@ pub trait PeerStatements: Statements {
         now: Millis,
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
-    fn refresh_peer_info(
+    /// Takes a new description of the peer, as its newest session gives it.
+    fn describe_peer(
         &mut self,
         id: PeerId,
         info: &PeerInfo,

@@ -7,6 +7,14 @@ use switchboard_proto::Millis;
 use super::{Statements, Step};
 use crate::store::{PeerId, SessionId};
 
+/// A session to start, of `peer`, for the client process `client_pid` (when known).
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession {
+    pub peer: PeerId,
+    pub client_pid: Option<u32>,
+    pub now: Millis,
+}
+
 pub trait SessionStatements: Statements {
     /// Whether the peer has a session that has not ended.
     fn has_live_session(&mut self, id: PeerId) -> impl Future<Output = Step<bool, Self>> + Send;
@@ -14,9 +22,7 @@ pub trait SessionStatements: Statements {
     /// Starts a session owned by this process, whose death will end it.
     fn insert_session(
         &mut self,
-        peer: PeerId,
-        client_pid: Option<u32>,
-        now: Millis,
+        s: NewSession,
     ) -> impl Future<Output = Step<SessionId, Self>> + Send;
 
     /// Ends one session if it has not ended; returns its peer when it did end now.

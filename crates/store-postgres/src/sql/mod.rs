@@ -5,6 +5,7 @@
 //! (`FOR NO KEY UPDATE`) or skips rows another transaction is taking (`SKIP LOCKED`); sets of
 //! ids are bound as one array where SQLite runs one statement per id.
 
+mod columns;
 mod deliveries;
 mod jobs;
 mod messages;

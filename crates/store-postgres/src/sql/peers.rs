@@ -1,56 +1,30 @@
 //! The `peers` table: who is in the room.
 
-use tokio_postgres::Row;
-
-use switchboard_core::seam::PeerStatements;
+use switchboard_core::seam::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
 use switchboard_core::{PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
+use super::columns::read;
 use super::{col, exec, one, opt, parse, rows};
 use crate::fault::OpResult;
 use crate::tx::PgTx;
 
-const SELECT_PEER: &str = "SELECT p.id, p.name, p.kind, p.client_kind, p.client_version, p.host,
-    p.cwd, p.git_root, p.git_branch, p.summary, p.created_at, p.last_seen_at,
-    EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
-    FROM peers p";
-
-fn peer_row(r: &Row) -> OpResult<PeerRecord> {
-    Ok(PeerRecord {
-        id: col(r, 0)?,
-        name: col(r, 1)?,
-        kind: parse(r, 2)?,
-        info: PeerInfo {
-            client_kind: col(r, 3)?,
-            client_version: col(r, 4)?,
-            host: col(r, 5)?,
-            cwd: col(r, 6)?,
-            git_root: col(r, 7)?,
-            git_branch: col(r, 8)?,
-        },
-        summary: col(r, 9)?,
-        created_at: col(r, 10)?,
-        last_seen_at: col(r, 11)?,
-        online: col(r, 12)?,
-    })
-}
-
 impl PeerStatements for PgTx {
     async fn peer_by_name(&mut self, name: &str) -> OpResult<Option<PeerRecord>> {
-        let sql = format!("{SELECT_PEER} WHERE p.name = $1");
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers p WHERE p.name = $1");
         opt(self.conn(), &sql, &[&name])
             .await?
             .as_ref()
-            .map(peer_row)
+            .map(|r| read(r, peer))
             .transpose()
     }
 
     async fn peer_by_id(&mut self, id: PeerId) -> OpResult<Option<PeerRecord>> {
-        let sql = format!("{SELECT_PEER} WHERE p.id = $1");
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers p WHERE p.id = $1");
         opt(self.conn(), &sql, &[&id])
             .await?
             .as_ref()
-            .map(peer_row)
+            .map(|r| read(r, peer))
             .transpose()
     }
 
@@ -60,11 +34,11 @@ impl PeerStatements for PgTx {
     }
 
     async fn all_peers(&mut self) -> OpResult<Vec<PeerRecord>> {
-        let sql = format!("{SELECT_PEER} ORDER BY p.name");
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers p ORDER BY p.name");
         rows(self.conn(), &sql, &[])
             .await?
             .iter()
-            .map(peer_row)
+            .map(|r| read(r, peer))
             .collect()
     }
 
@@ -80,29 +54,16 @@ impl PeerStatements for PgTx {
 
     // Two transactions inserting one name at once: the loser fails on the unique key and is
     // run again, finding the winner's row.
-    async fn insert_peer(
-        &mut self,
-        name: &PeerName,
-        kind: PeerKind,
-        info: &PeerInfo,
-        now: Millis,
-    ) -> OpResult<PeerId> {
+    async fn insert_peer(&mut self, p: NewPeer<'_>) -> OpResult<PeerId> {
+        let [a, b, c, d, e, f] = info_values(p.info);
+        let (name, kind) = (p.name.as_str(), p.kind.as_str());
+        let sql = "INSERT INTO peers (name, kind, client_kind, client_version, host, cwd, git_root,
+                 git_branch, summary, created_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9) RETURNING id";
         let row = one(
             self.conn(),
-            "INSERT INTO peers (name, kind, client_kind, client_version, host, cwd, git_root,
-                 git_branch, summary, created_at, last_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9) RETURNING id",
-            &[
-                &name.as_str(),
-                &kind.as_str(),
-                &info.client_kind,
-                &info.client_version,
-                &info.host,
-                &info.cwd,
-                &info.git_root,
-                &info.git_branch,
-                &now,
-            ],
+            sql,
+            &[&name, &kind, &a, &b, &c, &d, &e, &f, &p.now],
         )
         .await?;
         col(&row, 0)
@@ -114,29 +75,12 @@ impl PeerStatements for PgTx {
         Ok(())
     }
 
-    async fn refresh_peer_info(
-        &mut self,
-        id: PeerId,
-        info: &PeerInfo,
-        now: Millis,
-    ) -> OpResult<()> {
-        exec(
-            self.conn(),
-            "UPDATE peers SET client_kind = $2, client_version = $3, host = $4, cwd = $5,
+    async fn describe_peer(&mut self, id: PeerId, info: &PeerInfo, now: Millis) -> OpResult<()> {
+        let [a, b, c, d, e, f] = info_values(info);
+        let sql = "UPDATE peers SET client_kind = $2, client_version = $3, host = $4, cwd = $5,
                  git_root = $6, git_branch = $7, last_seen_at = $8
-             WHERE id = $1",
-            &[
-                &id,
-                &info.client_kind,
-                &info.client_version,
-                &info.host,
-                &info.cwd,
-                &info.git_root,
-                &info.git_branch,
-                &now,
-            ],
-        )
-        .await?;
+             WHERE id = $1";
+        exec(self.conn(), sql, &[&id, &a, &b, &c, &d, &e, &f, &now]).await?;
         Ok(())
     }
 

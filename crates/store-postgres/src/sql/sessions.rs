@@ -4,7 +4,7 @@
 //! that process holds on its own connection for as long as it lives (see [`crate::holder`]).
 //! Whoever can take that lock knows the owner is gone.
 
-use switchboard_core::seam::SessionStatements;
+use switchboard_core::seam::{NewSession, SessionStatements};
 use switchboard_core::{PeerId, SessionId};
 use switchboard_proto::Millis;
 
@@ -18,18 +18,13 @@ impl SessionStatements for PgTx {
         col(&one(self.conn(), sql, &[&id]).await?, 0)
     }
 
-    async fn insert_session(
-        &mut self,
-        peer: PeerId,
-        client_pid: Option<u32>,
-        now: Millis,
-    ) -> OpResult<SessionId> {
-        let (key, pid) = (self.process_key, client_pid.map(i64::from));
+    async fn insert_session(&mut self, s: NewSession) -> OpResult<SessionId> {
+        let (key, pid) = (self.process_key, s.client_pid.map(i64::from));
         let row = one(
             self.conn(),
             "INSERT INTO sessions (peer_id, process_key, started_at, client_pid)
              VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&peer, &key, &now, &pid],
+            &[&s.peer, &key, &s.now, &pid],
         )
         .await?;
         col(&row, 0)

@@ -1,56 +1,32 @@
 //! The `peers` table: who is in the room.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 
-use switchboard_core::seam::PeerStatements;
+use switchboard_core::seam::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
 use switchboard_core::{PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
+use super::columns::read;
 use super::parse_col;
 use crate::fault::OpResult;
 use crate::tx::LiteTx;
 
-const SELECT_PEER: &str = "SELECT p.id, p.name, p.kind, p.client_kind, p.client_version, p.host,
-    p.cwd, p.git_root, p.git_branch, p.summary, p.created_at, p.last_seen_at,
-    EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
-    FROM peers p";
-
-fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRecord> {
-    Ok(PeerRecord {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        kind: parse_col(r, 2)?,
-        info: PeerInfo {
-            client_kind: r.get(3)?,
-            client_version: r.get(4)?,
-            host: r.get(5)?,
-            cwd: r.get(6)?,
-            git_root: r.get(7)?,
-            git_branch: r.get(8)?,
-        },
-        summary: r.get(9)?,
-        created_at: r.get(10)?,
-        last_seen_at: r.get(11)?,
-        online: r.get(12)?,
-    })
-}
-
 impl PeerStatements for LiteTx {
     async fn peer_by_name(&mut self, name: &str) -> OpResult<Option<PeerRecord>> {
-        let sql = format!("{SELECT_PEER} WHERE p.name = ?1");
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers p WHERE p.name = ?1");
         Ok(self
             .conn
             .prepare_cached(&sql)?
-            .query_row([name], peer_row)
+            .query_row([name], read(peer))
             .optional()?)
     }
 
     async fn peer_by_id(&mut self, id: PeerId) -> OpResult<Option<PeerRecord>> {
-        let sql = format!("{SELECT_PEER} WHERE p.id = ?1");
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers p WHERE p.id = ?1");
         Ok(self
             .conn
             .prepare_cached(&sql)?
-            .query_row([id], peer_row)
+            .query_row([id], read(peer))
             .optional()?)
     }
 
@@ -62,9 +38,9 @@ impl PeerStatements for LiteTx {
     }
 
     async fn all_peers(&mut self) -> OpResult<Vec<PeerRecord>> {
-        let sql = format!("{SELECT_PEER} ORDER BY p.name");
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers p ORDER BY p.name");
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([], peer_row)?;
+        let rows = stmt.query_map([], read(peer))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -77,30 +53,16 @@ impl PeerStatements for LiteTx {
             .optional()?)
     }
 
-    async fn insert_peer(
-        &mut self,
-        name: &PeerName,
-        kind: PeerKind,
-        info: &PeerInfo,
-        now: Millis,
-    ) -> OpResult<PeerId> {
+    async fn insert_peer(&mut self, p: NewPeer<'_>) -> OpResult<PeerId> {
+        let [a, b, c, d, e, f] = info_values(p.info);
+        let (name, kind) = (p.name.as_str(), p.kind.as_str());
         self.conn
             .prepare_cached(
                 "INSERT INTO peers (name, kind, client_kind, client_version, host, cwd, git_root,
                      git_branch, summary, created_at, last_seen_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?9)",
             )?
-            .execute(params![
-                name.as_str(),
-                kind.as_str(),
-                info.client_kind,
-                info.client_version,
-                info.host,
-                info.cwd,
-                info.git_root,
-                info.git_branch,
-                now
-            ])?;
+            .execute(params![name, kind, a, b, c, d, e, f, p.now])?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -115,28 +77,15 @@ impl PeerStatements for LiteTx {
         Ok(())
     }
 
-    async fn refresh_peer_info(
-        &mut self,
-        id: PeerId,
-        info: &PeerInfo,
-        now: Millis,
-    ) -> OpResult<()> {
+    async fn describe_peer(&mut self, id: PeerId, info: &PeerInfo, now: Millis) -> OpResult<()> {
+        let [a, b, c, d, e, f] = info_values(info);
         self.conn
             .prepare_cached(
                 "UPDATE peers SET client_kind = ?2, client_version = ?3, host = ?4, cwd = ?5,
                      git_root = ?6, git_branch = ?7, last_seen_at = ?8
                  WHERE id = ?1",
             )?
-            .execute(params![
-                id,
-                info.client_kind,
-                info.client_version,
-                info.host,
-                info.cwd,
-                info.git_root,
-                info.git_branch,
-                now
-            ])?;
+            .execute(params![id, a, b, c, d, e, f, now])?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use switchboard_core::seam::SessionStatements;
+use switchboard_core::seam::{NewSession, SessionStatements};
 use switchboard_core::{PeerId, SessionId, StoreError};
 use switchboard_proto::Millis;
 
@@ -21,12 +21,7 @@ impl SessionStatements for LiteTx {
 
     // The session is stored under this process's key, whose lock file is taken first: from then
     // on, any process can tell whether this one still lives.
-    async fn insert_session(
-        &mut self,
-        peer: PeerId,
-        client_pid: Option<u32>,
-        now: Millis,
-    ) -> OpResult<SessionId> {
+    async fn insert_session(&mut self, s: NewSession) -> OpResult<SessionId> {
         self.live
             .claim()
             .map_err(|e| OpError::Store(StoreError::Backend(e.to_string())))?;
@@ -35,7 +30,7 @@ impl SessionStatements for LiteTx {
                 "INSERT INTO sessions (peer_id, process_key, started_at, client_pid)
                  VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![peer, self.live.key(), now, client_pid])?;
+            .execute(params![s.peer, self.live.key(), s.now, s.client_pid])?;
         Ok(self.conn.last_insert_rowid())
     }
 

@@ -1,0 +1,93 @@
+//! Reading a row, column by column, the same way in every backend: a backend says only how its
+//! driver hands over one cell ([`Columns::cell`]), and the decoding of each kind of row into a
+//! record is written once, next to the column list it decodes (`PEER_COLUMNS` with
+//! [`peer`](super::peer)).
+
+use std::str::FromStr;
+
+/// A column that could not be read as what the decoder expected: a bug or a corrupt row, never
+/// the caller's input.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("column {index}: {detail}")]
+pub struct ColumnError {
+    pub index: usize,
+    pub detail: String,
+}
+
+pub type Col<T> = Result<T, ColumnError>;
+
+/// One value as stored: the only kinds of value switchboard's tables hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+/// One row of a result, as a backend's driver returned it. Decoders take `&dyn Columns`, so
+/// each is one plain function every backend can pass around.
+pub trait Columns {
+    fn cell(&self, i: usize) -> Col<Cell>;
+}
+
+impl dyn Columns + '_ {
+    fn wrong(i: usize, wanted: &str, found: &Cell) -> ColumnError {
+        ColumnError {
+            index: i,
+            detail: format!("expected {wanted}, found {found:?}"),
+        }
+    }
+
+    pub fn opt_int(&self, i: usize) -> Col<Option<i64>> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::Int(v) => Ok(Some(v)),
+            other => Err(Self::wrong(i, "an integer", &other)),
+        }
+    }
+
+    pub fn int(&self, i: usize) -> Col<i64> {
+        self.opt_int(i)?
+            .ok_or_else(|| Self::wrong(i, "an integer", &Cell::Null))
+    }
+
+    pub fn opt_text(&self, i: usize) -> Col<Option<String>> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::Text(v) => Ok(Some(v)),
+            other => Err(Self::wrong(i, "text", &other)),
+        }
+    }
+
+    pub fn text(&self, i: usize) -> Col<String> {
+        self.opt_text(i)?
+            .ok_or_else(|| Self::wrong(i, "text", &Cell::Null))
+    }
+
+    /// A truth value; SQLite has no boolean type and stores 0 or 1.
+    pub fn flag(&self, i: usize) -> Col<bool> {
+        match self.cell(i)? {
+            Cell::Bool(v) => Ok(v),
+            Cell::Int(v) => Ok(v != 0),
+            other => Err(Self::wrong(i, "a truth value", &other)),
+        }
+    }
+
+    /// A text column read into an enum (a state, a kind); an unknown value is a corrupt row.
+    pub fn parsed<T: FromStr>(&self, i: usize) -> Col<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let raw = self.text(i)?;
+        raw.parse().map_err(|e: T::Err| ColumnError {
+            index: i,
+            detail: format!("unexpected value '{raw}': {e}"),
+        })
+    }
+
+    /// A count or attempt number (stored as a 64-bit integer) in the API's type.
+    pub fn count(&self, i: usize) -> Col<u32> {
+        Ok(u32::try_from(self.int(i)?.max(0)).unwrap_or(u32::MAX))
+    }
+}

@@ -5,6 +5,7 @@
 //! relay client. Storage backends implement [`Store`]; [`wire`] is the relay's JSON vocabulary.
 
 pub mod clock;
+pub mod delivery;
 pub mod error;
 pub mod exchange;
 pub mod failure;
@@ -20,6 +21,7 @@ pub mod wake;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use delivery::{Delivered, DeliveryError};
 pub use error::{Error, Rejection};
 pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
 pub use failure::Failure;

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 
-use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, PeerRecord, Session};
+use switchboard_core::delivery::{self, DeliveryError};
+use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, PeerRecord};
 use switchboard_proto::{InboxItem, MessageId, PeerKind, PeerName};
 
 use crate::framing;
 use crate::identity::Identity;
 use crate::idle;
-use crate::tools::hand_over;
 
 /// Set by the launcher alias that starts Claude Code with the channel flag: the session's
 /// server then offers the initialize-based protocol, on which Claude Code's channels work, and
@@ -112,7 +112,7 @@ pub async fn run<E>(
     emit: E,
 ) -> Result<u8, HookError>
 where
-    E: FnOnce(&Outcome) -> std::io::Result<()>,
+    E: FnMut(&Outcome) -> std::io::Result<()>,
 {
     let input: Input = if input.trim().is_empty() {
         Input::default()
@@ -162,22 +162,8 @@ where
         wait: options.wait,
         missed: missed.as_ref(),
     };
-    let Some((session, items)) = take(mailbox, &peer, &taking).await? else {
-        return Ok(0);
-    };
-    let outcome = outcome(event, &items);
-    let shown = emit(&outcome);
-    let handed = match shown {
-        Ok(()) => hand_over(mailbox, &session, &items).await,
-        Err(_) => Ok(()),
-    };
-    // Closing releases any lease at once, even when the hand-over failed.
-    mailbox.close_session(session.id).await?;
-    handed?;
-    shown.map_err(HookError::Output)?;
-    Ok(outcome.code)
+    deliver(mailbox, &peer, &taking, emit).await
 }
-
 /// What a hook prints for these items, in its client's terms.
 fn outcome(event: Event, items: &[InboxItem]) -> Outcome {
     let block = framing::block(items);
@@ -246,20 +232,30 @@ struct Taking<'a> {
     missed: Option<&'a Transcript>,
 }
 
-/// New mail for the peer, leased to a short session of its own (returned open, for the
-/// hand-over once the mail is shown). Like every automatic path it takes items never handed
-/// to any session. `None` when there is nothing (and no session is left open).
-async fn take(
+/// Delivers new mail to the peer through a short session of its own: `emit` prints the
+/// outcome, and only once that succeeded is the mail recorded as handed over (by
+/// `delivery::deliver`). Like every automatic path it takes items never handed to any session.
+/// Returns the hook's exit code; 0 when there was nothing.
+async fn deliver<E>(
     mailbox: &dyn Exchange,
     peer: &PeerRecord,
     how: &Taking<'_>,
-) -> Result<Option<(Session, Vec<InboxItem>)>, HookError> {
+    mut emit: E,
+) -> Result<u8, HookError>
+where
+    E: FnMut(&Outcome) -> std::io::Result<()>,
+{
     let req = OpenSession {
         name: PeerName::parse(&peer.name).map_err(switchboard_core::Error::from)?,
         kind: PeerKind::Agent,
         info: peer.info.clone(),
         policy: NamePolicy::Join,
         client_pid: None,
+    };
+    let reached = |i: &InboxItem| how.missed.is_some_and(|t| t.shows(i));
+    let request = match how.missed {
+        Some(_) => delivery::Request::recovering(&reached),
+        None => delivery::Request::automatic(),
     };
     let deadline = Instant::now() + how.wait;
     // Mail after this id is new to the waiter (only a waiter waits).
@@ -273,7 +269,7 @@ async fn take(
             // Wait without a session, so a waiter holds nothing of its peer while it waits.
             let left = deadline.saturating_duration_since(Instant::now());
             if how.event != Event::Wait || left.is_zero() {
-                return Ok(None);
+                return Ok(0);
             }
             let query = LogQuery {
                 after,
@@ -282,40 +278,31 @@ async fn take(
             };
             let arrived = mailbox.log_wait(query, left).await?;
             let Some(last) = arrived.last() else {
-                return Ok(None);
+                return Ok(0);
             };
             after = last.id;
         }
         first = false;
         let session = mailbox.open_session(req.clone()).await?;
-        match lease(mailbox, &session, how.missed).await {
-            Ok(items) if !items.is_empty() => return Ok(Some((session, items))),
-            Ok(_) => mailbox.close_session(session.id).await?,
-            Err(e) => {
-                mailbox.close_session(session.id).await?;
-                return Err(e.into());
-            }
+        let mut code = None;
+        let show = |items: Vec<InboxItem>| {
+            let shown = if items.is_empty() {
+                Ok(items)
+            } else {
+                let outcome = outcome(how.event, &items);
+                code = Some(outcome.code);
+                emit(&outcome).map(|()| items).map_err(HookError::Output)
+            };
+            std::future::ready(shown)
+        };
+        let delivered = delivery::deliver(mailbox, &session, &request, show).await;
+        // Closing releases any lease at once, even when the hand-over failed.
+        mailbox.close_session(session.id).await?;
+        delivered.map_err(DeliveryError::into_error::<HookError>)?;
+        if let Some(code) = code {
+            return Ok(code);
         }
     }
-}
-
-async fn lease(
-    mailbox: &dyn Exchange,
-    session: &Session,
-    missed: Option<&Transcript>,
-) -> Result<Vec<InboxItem>, switchboard_core::Error> {
-    if let Some(transcript) = missed {
-        let unseen: Vec<InboxItem> = mailbox
-            .lease(session, 20, true)
-            .await?
-            .into_iter()
-            .filter(|i| !i.seen_before || !transcript.shows(i))
-            .collect();
-        if !unseen.is_empty() {
-            return Ok(unseen);
-        }
-    }
-    mailbox.lease(session, 20, false).await
 }
 
 /// How long a hook waits for its session's server to register: the client starts hooks and

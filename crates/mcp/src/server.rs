@@ -4,6 +4,7 @@
 //! the `inbox` tool — without ever showing the same item twice on an automatic path.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio::sync::broadcast::error::RecvError;
 
+use switchboard_core::delivery::{self, DeliveryError};
 use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, Session};
 use switchboard_proto::{InboxItem, LogEntry, PeerKind, PeerView, QuestionView};
 
@@ -39,8 +41,6 @@ pub const INBOX_URI: &str = "switchboard://inbox";
 pub const PEERS_URI: &str = "switchboard://peers";
 const CHANNEL_METHOD: &str = "notifications/claude/channel";
 const CHANNEL_CAPABILITY: &str = "claude/channel";
-/// Most items one automatic delivery hands over; the rest follow on the next one.
-const AUTO_BATCH: u32 = 20;
 /// How long the watcher sleeps without a wake before looking again (a lease held by a dead
 /// session may have run out meanwhile).
 const RECHECK: Duration = Duration::from_secs(30);
@@ -324,40 +324,40 @@ impl Switchboard {
         }
     }
 
-    /// Items for an automatic path: only ones never handed to any session, leased to this one
-    /// and recorded as handed over once `show` has put them in front of the agent.
+    /// Items for an automatic path (`delivery::Take::Automatic`), recorded as handed over once
+    /// `show` has put them in front of the agent; returns what it showed.
     async fn auto_deliver<F, Fut>(&self, live: &Live, show: F) -> Vec<InboxItem>
     where
         F: FnOnce(Vec<InboxItem>) -> Fut,
         Fut: Future<Output = Vec<InboxItem>>,
     {
         let _gate = self.inner.auto_gate.lock().await;
-        let items = match live.mailbox.lease(&live.session, AUTO_BATCH, false).await {
-            Ok(items) if !items.is_empty() => items,
-            Ok(_) => return Vec::new(),
+        let show = |items| async { Ok::<_, Infallible>(show(items).await) };
+        let request = delivery::Request::automatic();
+        match delivery::deliver(live.mailbox.as_ref(), &live.session, &request, show).await {
+            Ok(delivered) => delivered.items,
+            // A piggyback shows its items after this returns: they go out all the same, and
+            // being still leased to this session they may come once more, never get lost.
+            Err(DeliveryError::HandOver { shown, source }) => {
+                tracing::warn!("cannot record the hand-over: {source}");
+                shown
+            }
             Err(e) => {
                 tracing::warn!("cannot read the inbox: {e}");
-                return Vec::new();
+                Vec::new()
             }
-        };
-        let shown = show(items).await;
-        if let Err(e) = tools::hand_over(live.mailbox.as_ref(), &live.session, &shown).await {
-            tracing::warn!("cannot record the hand-over: {e}");
         }
-        shown
     }
 
     /// An explicit pull (resource, prompt): every unread item, those shown before marked so.
+    /// The items go back in the request's answer, so the hand-over is recorded as they leave.
     async fn pull(&self, live: &Live) -> Result<Vec<InboxItem>, String> {
-        let items = live
-            .mailbox
-            .lease(&live.session, 100, true)
+        let show = |items| async { Ok::<_, Infallible>(items) };
+        let request = delivery::Request::listing();
+        delivery::deliver(live.mailbox.as_ref(), &live.session, &request, show)
             .await
-            .map_err(|e| e.to_string())?;
-        tools::hand_over(live.mailbox.as_ref(), &live.session, &items)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(items)
+            .map(|delivered| delivered.items)
+            .map_err(|e| e.to_string())
     }
 
     /// Waits for mail and puts it in front of the agent by push, by a resource-updated

@@ -2,6 +2,7 @@
 //! against the mailbox. Descriptions are short on purpose: every agent pays for them in every
 //! session (SPEC 9 caps `tools/list` plus instructions at 6 KB).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use switchboard_core::delivery;
 use switchboard_core::{
     Ask, Dispatch, Error, Exchange, JobQuery, Outgoing, QuestionQuery, Reply, SentQuery, Session,
 };
-use switchboard_proto::{Basis, InboxItem, PeerView, Scope, Target};
+use switchboard_proto::{Basis, PeerView, Scope, Target};
 
 /// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
 pub const MAX_WAIT_SECS: u32 = 240;
@@ -393,7 +395,6 @@ async fn send(mailbox: &dyn Exchange, me: &Session, args: SendArgs) -> Outcome {
     serde_json::to_value(sent).map_err(|e| e.to_string())
 }
 
-/// An explicit pull: lists every unread item (marking those shown before), hands them over.
 /// A bounded wait from a tool argument.
 fn wait_secs(wait: Option<u32>) -> Result<Duration, String> {
     let wait = wait.unwrap_or(0);
@@ -403,36 +404,20 @@ fn wait_secs(wait: Option<u32>) -> Result<Duration, String> {
     Ok(Duration::from_secs(wait.into()))
 }
 
+/// An explicit pull: every unread item, those shown before marked so; `ack` first.
 async fn inbox(mailbox: &dyn Exchange, me: &Session, args: InboxArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
-    let limit = args.limit.unwrap_or(50).clamp(1, 200);
     let acked = match &args.ack {
         Some(ids) => mailbox.ack(me.peer.id, ids).await.map_err(explain)?,
         None => 0,
     };
-    let items = mailbox
-        .lease_wait(me, limit, true, wait)
+    // The items go back in this tool's result, so the hand-over is recorded as they leave.
+    let request = delivery::Request::pull(args.limit).waiting(wait);
+    let show = |items| async { Ok::<_, Infallible>(items) };
+    let delivered = delivery::deliver(mailbox, me, &request, show)
         .await
-        .map_err(explain)?;
-    hand_over(mailbox, me, &items).await.map_err(explain)?;
-    Ok(json!({ "acked": acked, "items": items }))
-}
-
-/// Records that items were shown to this session.
-pub async fn hand_over(
-    mailbox: &dyn Exchange,
-    me: &Session,
-    items: &[InboxItem],
-) -> Result<(), Error> {
-    let ids: Vec<i64> = items
-        .iter()
-        .filter(|i| !i.seen_before)
-        .map(|i| i.id)
-        .collect();
-    if !ids.is_empty() {
-        mailbox.mark_delivered(me, &ids).await?;
-    }
-    Ok(())
+        .map_err(|e| explain(e.into_exchange()))?;
+    Ok(json!({ "acked": acked, "items": delivered.items }))
 }
 
 async fn sent(mailbox: &dyn Exchange, me: &Session, args: SentArgs) -> Outcome {

@@ -456,8 +456,8 @@ pub struct InboxArgs {
     /// Wait up to this long for mail when there is none, e.g. 30s
     #[arg(long, value_parser = humantime::parse_duration)]
     pub wait: Option<Duration>,
-    /// Most messages to show
-    #[arg(long, default_value_t = 50)]
+    /// Most messages to show (1 to 200)
+    #[arg(long, default_value_t = switchboard_core::delivery::PULL_DEFAULT)]
     pub limit: u32,
     /// Show without acknowledging (they stay unread and show again, marked as seen)
     #[arg(long)]

@@ -1,5 +1,8 @@
 //! Messages between processes: live watch, crash between lease and ack, idempotent resend.
 
+use std::io::Read;
+use std::process::{ChildStdout, Stdio};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -47,21 +50,33 @@ fn two_processes_exchange_messages_and_watch_prints_each() {
     assert_eq!(home.json("bob", &["inbox"]), Value::Array(vec![]));
 }
 
+/// Mail after the first message: more than a pipe's buffer holds (64 KiB on Linux, at most
+/// that elsewhere), so a receiver whose output is not read cannot finish printing it.
+const FILLERS: usize = 4;
+const FILLER_BYTES: usize = 60_000;
+
 #[test]
 fn receiver_killed_between_lease_and_ack_gets_the_message_again_once() {
     let home = Home::new();
     home.json("bob", &["inbox"]);
     let sent = home.json("alice", &["send", "bob", "do not lose me"]);
     let id = sent["id"].as_i64().unwrap();
+    let filler = "x".repeat(FILLER_BYTES);
+    for _ in 0..FILLERS {
+        home.json("alice", &["send", "bob", &filler]);
+    }
 
+    // The receiver prints to a pipe this test stops reading once the first message is on it:
+    // the rest cannot be written, so the process is held in its show step — the mail leased
+    // and on the screen, neither handed over nor acknowledged — until it is killed there.
     let mut inbox = home.cmd("bob");
     inbox
         .args(["--json", "inbox"])
-        .env("SWITCHBOARD_FAULT", "stall-before-ack");
-    let (mut child, out, err) = spawn(inbox);
-    let shown = out.expect("do not lose me", PATIENCE);
-    assert!(shown.contains(&format!("\"id\":{id}")));
-    err.expect("stalling before the acknowledgement", PATIENCE);
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = inbox.spawn().unwrap();
+    let (shown, _unread) = read_until(child.stdout.take().unwrap(), "do not lose me");
+    assert!(shown.contains(&format!("\"id\":{id}")), "{shown}");
 
     let during = home.json("alice", &["sent", &id.to_string()]);
     assert_eq!(
@@ -73,8 +88,16 @@ fn receiver_killed_between_lease_and_ack_gets_the_message_again_once() {
 
     let again = home.json("bob", &["inbox"]);
     let again = again.as_array().unwrap();
-    assert_eq!(again.len(), 1, "delivered again to the next session");
+    assert_eq!(
+        again.len(),
+        1 + FILLERS,
+        "delivered again to the next session"
+    );
     assert_eq!(again[0]["id"], id);
+    assert_eq!(
+        again[0]["seen_before"], false,
+        "never recorded as handed over"
+    );
     assert_eq!(
         home.json("bob", &["inbox"]),
         Value::Array(vec![]),
@@ -91,6 +114,30 @@ fn receiver_killed_between_lease_and_ack_gets_the_message_again_once() {
         Value::Array(vec![]),
         "the killed session left no ghost"
     );
+}
+
+/// Reads `stream` until `needle` has appeared, then stops reading; returns what was read and
+/// the stream, which is kept open (unread) for as long as the caller holds it.
+fn read_until(mut stream: ChildStdout, needle: &str) -> (String, ChildStdout) {
+    let (tx, rx) = mpsc::channel();
+    let wanted = needle.to_owned();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if text.contains(&wanted) {
+                let _ = tx.send((text, stream));
+                return;
+            }
+        }
+    });
+    rx.recv_timeout(PATIENCE)
+        .unwrap_or_else(|_| panic!("no output containing {needle:?} within {PATIENCE:?}"))
 }
 
 #[test]

@@ -50,7 +50,6 @@ impl Home {
         let mut cmd = Command::new(BIN);
         cmd.env("SWITCHBOARD_HOME", self.path())
             .env("SWITCHBOARD_OPERATOR", who)
-            .env_remove("SWITCHBOARD_FAULT")
             .env_remove("SWITCHBOARD_PENDING_CAP")
             .env_remove("SWITCHBOARD_RATE_LIMIT")
             .stdin(Stdio::null());

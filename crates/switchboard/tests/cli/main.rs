@@ -8,6 +8,7 @@ mod harness;
 mod bad_input;
 mod conformance;
 mod delivery;
+mod delivery_rules;
 mod hooks;
 mod jobs;
 mod jsonrpc;

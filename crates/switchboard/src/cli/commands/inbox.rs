@@ -1,18 +1,16 @@
-//! `switchboard inbox`: lease the operator's unread mail, show it, then record the hand-over
-//! and acknowledge it — in that order, so a crash before the acknowledgement shows the mail
-//! again next time instead of losing it.
+//! `switchboard inbox`: an explicit pull of the operator's unread mail by
+//! `switchboard_core::delivery`, which leases it, has it printed here, then records the
+//! hand-over and acknowledges it — in that order, so a crash before the acknowledgement shows
+//! the mail again next time instead of losing it.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use switchboard_core::Session;
+use switchboard_core::delivery::{self, DeliveryError, Request};
 use switchboard_proto::InboxItem;
 
 use super::super::args::InboxArgs;
 use super::super::{CliError, Context, output};
-
-/// Test-only fault injection: with this set to `stall-before-ack`, `inbox` stops after showing
-/// the mail and before acknowledging it, so a test can kill it exactly there.
-const FAULT_ENV: &str = "SWITCHBOARD_FAULT";
 
 pub async fn run(ctx: &Context, args: InboxArgs) -> Result<(), CliError> {
     let session = super::operator_session(ctx).await?;
@@ -25,39 +23,39 @@ pub async fn run(ctx: &Context, args: InboxArgs) -> Result<(), CliError> {
 }
 
 async fn take(ctx: &Context, session: &Session, args: &InboxArgs) -> Result<(), CliError> {
-    let items = tokio::select! {
-        items = fetch(ctx, session, args.limit, args.wait) => items?,
-        stop = super::shutdown_signal() => return stop.outcome(),
-    };
-    show(ctx, &items)?;
-    if std::env::var(FAULT_ENV).is_ok_and(|v| v == "stall-before-ack") {
-        eprintln!("fault injected: stalling before the acknowledgement");
-        std::future::pending::<()>().await;
+    let mut request = Request::pull(Some(args.limit));
+    if let Some(wait) = args.wait {
+        request = request.waiting(wait);
     }
-    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    ctx.mailbox.mark_delivered(session, &ids).await?;
     if !args.no_ack {
-        ctx.mailbox.ack(session.peer.id, &ids).await?;
+        request = request.acking();
     }
-    Ok(())
+    let shown = AtomicBool::new(false);
+    let show = |items: Vec<InboxItem>| {
+        let printed = print(ctx, &items).map(|()| items);
+        shown.store(true, Ordering::SeqCst);
+        std::future::ready(printed)
+    };
+    let stop = super::shutdown_signal();
+    // Ctrl-C ends a wait for mail; once the mail is on the screen the hand-over and the
+    // acknowledgement run to the end, so what the human saw is not shown again.
+    let stop = async {
+        let stop = stop.await;
+        if shown.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        stop
+    };
+    tokio::select! {
+        delivered = delivery::deliver(ctx.mailbox.as_ref(), session, &request, show) => {
+            delivered.map_err(DeliveryError::into_error::<CliError>)?;
+            Ok(())
+        }
+        stop = stop => stop.outcome(),
+    }
 }
 
-async fn fetch(
-    ctx: &Context,
-    session: &Session,
-    limit: u32,
-    wait: Option<Duration>,
-) -> Result<Vec<InboxItem>, CliError> {
-    Ok(match wait {
-        Some(wait) => ctx.mailbox.lease_wait(session, limit, true, wait).await?,
-        None => ctx.mailbox.lease(session, limit, true).await?,
-    })
-}
-
-fn show(ctx: &Context, items: &[InboxItem]) -> Result<(), CliError> {
+fn print(ctx: &Context, items: &[InboxItem]) -> Result<(), CliError> {
     if ctx.json {
         return output::json(items);
     }

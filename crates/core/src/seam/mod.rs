@@ -19,11 +19,11 @@ mod questions;
 mod sessions;
 mod store;
 
-pub use deliveries::DeliveryStatements;
+pub use deliveries::{DeliveryStatements, LeaseCandidate};
 pub use jobs::JobStatements;
-pub use messages::{MessageRow, MessageStatements};
+pub use messages::{MessageRow, MessageStatements, RecentSends};
 pub use peers::PeerStatements;
-pub use questions::QuestionStatements;
+pub use questions::{ExpiringQuestion, QuestionRow, QuestionStatements};
 pub use sessions::SessionStatements;
 
 use std::future::Future;

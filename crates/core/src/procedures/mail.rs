@@ -1,11 +1,340 @@
 //! Messages and delivery records: send, lease, hand-over, acknowledgement, and the views of
 //! sender, recipient and observer.
 
-use switchboard_proto::{ItemKind, MessageId, Millis};
+use switchboard_proto::{
+    DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, SentMessage, Target,
+};
 
-use crate::seam::{Executor, MessageRow, Step};
-use crate::store::PeerId;
+use super::{peers, questions};
+use crate::error::Rejection;
+use crate::rules::{BroadcastPlace, LeaseStep, fresh_sent};
+use crate::seam::{Executor, LeaseCandidate, MessageRow, Step};
+use crate::store::{
+    Admission, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, SentQuery, SessionId,
+};
 use crate::wake::Wake;
+
+/// Sends a message (see [`submit`]).
+pub async fn send<X: Executor>(
+    x: &mut X,
+    msg: NewMessage,
+    adm: Admission,
+    now: Millis,
+) -> Step<SentMessage, X> {
+    submit(x, &msg, adm, now).await
+}
+
+/// Stores a message with a queued delivery per recipient and wakes them. The checks run in
+/// this order, and the first that fails decides the refusal:
+///
+/// 1. idempotency: a key the sender already used returns that message, checking nothing else
+///    (a retry must not be refused for limits its first try passed);
+/// 2. the parties: the recipients are resolved (a broadcast's from the sender's place), then
+///    the sender and recipients must exist, the sender named first. They are locked, in id
+///    order, so the limits below count every send committed before this one;
+/// 3. the sender's rate;
+/// 4. each recipient's pending cap, in id order;
+/// 5. `reply_to`: a message the sender got or sent, which the reply marks read.
+pub(crate) async fn submit<X: Executor>(
+    x: &mut X,
+    msg: &NewMessage,
+    adm: Admission,
+    now: Millis,
+) -> Step<SentMessage, X> {
+    if let Some(key) = &msg.idempotency_key
+        && let Some(id) = x.message_by_key(msg.sender, key).await?
+    {
+        let mut sent = load_sent(x, id, now).await?;
+        sent.duplicate = true;
+        return Ok(sent);
+    }
+    let ids = recipients(x, msg, now).await?;
+    let recipients = lock_parties(x, msg.sender, &ids).await?;
+    check_rate(x, msg.sender, adm, now).await?;
+    for (id, name) in &recipients {
+        check_pending(x, *id, name, adm.pending_cap).await?;
+    }
+    if let Some(parent) = msg.reply_to {
+        answer(x, msg.sender, parent, now).await?;
+    }
+    let (recipient, scope, to) = match msg.target {
+        NewTarget::Peer(p) => (Some(p), None, Target::Peer(recipients[0].1.clone())),
+        NewTarget::Broadcast(s) => (None, Some(s.as_str()), Target::Broadcast(s)),
+    };
+    let id = x
+        .insert_message(MessageRow {
+            kind: msg.kind,
+            sender: msg.sender,
+            recipient,
+            scope,
+            body: &msg.text,
+            reply_to: msg.reply_to,
+            idempotency_key: msg.idempotency_key.as_deref(),
+            created_at: now,
+            expires_at: msg.expires_at,
+        })
+        .await?;
+    x.insert_deliveries(id, &ids).await?;
+    for r in &ids {
+        x.wake(Wake::Inbox(*r));
+    }
+    let names = recipients.into_iter().map(|(_, name)| name).collect();
+    Ok(fresh_sent(id, to, msg, now, names))
+}
+
+/// Who receives a message: the named peer, or every live peer in the broadcast's place (after
+/// ending the sessions of dead processes, which no longer count as live).
+async fn recipients<X: Executor>(x: &mut X, msg: &NewMessage, now: Millis) -> Step<Vec<PeerId>, X> {
+    match msg.target {
+        NewTarget::Peer(p) => Ok(vec![p]),
+        NewTarget::Broadcast(scope) => {
+            peers::reap(x, now).await?;
+            let sender = peers::by_id(x, msg.sender).await?;
+            let place = BroadcastPlace::of(scope, &sender.info)?;
+            x.broadcast_recipients(msg.sender, &place).await
+        }
+    }
+}
+
+/// Locks the sender and the recipients and reads the recipients' names, in the order given.
+/// Both parties must exist: ids come from callers, and the recipient, resolved by name before
+/// this transaction, may have been removed by `gc` since.
+async fn lock_parties<X: Executor>(
+    x: &mut X,
+    sender: PeerId,
+    recipients: &[PeerId],
+) -> Step<Vec<(PeerId, String)>, X> {
+    let mut ids = recipients.to_vec();
+    ids.push(sender);
+    ids.sort_unstable();
+    ids.dedup();
+    let found = x.lock_parties(&ids).await?;
+    let name = |id: PeerId| found.iter().find(|(f, _)| *f == id).map(|(_, n)| n.clone());
+    if name(sender).is_none() {
+        return Err(Rejection::UnknownPeerId { id: sender }.into());
+    }
+    recipients
+        .iter()
+        .map(|&id| match name(id) {
+            Some(n) => Ok((id, n)),
+            None => Err(Rejection::UnknownPeerId { id }.into()),
+        })
+        .collect()
+}
+
+async fn check_rate<X: Executor>(
+    x: &mut X,
+    sender: PeerId,
+    adm: Admission,
+    now: Millis,
+) -> Step<(), X> {
+    let recent = x
+        .recent_sends(
+            sender,
+            now.saturating_sub(adm.rate_window_ms),
+            adm.rate_limit,
+        )
+        .await?;
+    if recent.count < adm.rate_limit {
+        return Ok(());
+    }
+    // The window frees a slot when its oldest message ages out.
+    let oldest = recent.oldest.unwrap_or(now);
+    Err(Rejection::RateLimited {
+        limit: adm.rate_limit,
+        window_secs: u64::try_from(adm.rate_window_ms / 1000).unwrap_or(0),
+        retry_after_ms: (oldest + adm.rate_window_ms - now).max(1),
+    }
+    .into())
+}
+
+async fn check_pending<X: Executor>(
+    x: &mut X,
+    recipient: PeerId,
+    name: &str,
+    cap: u32,
+) -> Step<(), X> {
+    if x.queued_count(recipient, cap).await? < cap {
+        return Ok(());
+    }
+    Err(Rejection::InboxFull {
+        peer: name.to_owned(),
+        cap,
+    }
+    .into())
+}
+
+/// A reply counts as reading what it answers; the parent must be a message the replier got or
+/// sent.
+async fn answer<X: Executor>(
+    x: &mut X,
+    replier: PeerId,
+    parent: MessageId,
+    now: Millis,
+) -> Step<(), X> {
+    if !x.knows_message(replier, parent).await? {
+        return Err(Rejection::UnknownReplyTo { id: parent }.into());
+    }
+    x.mark_read(replier, &[parent], now).await?;
+    Ok(())
+}
+
+/// Hands the peer's session what is in its inbox: queued items it may lease (each under the
+/// rule of attempts, [`LeaseStep`]), and with `include_seen` those handed over before and not
+/// acknowledged. The peer's own questions that expired unanswered become notices first, so
+/// this lease carries them.
+pub async fn lease<X: Executor>(
+    x: &mut X,
+    req: LeaseRequest,
+    now: Millis,
+) -> Step<Vec<InboxItem>, X> {
+    questions::expire_asked_by(x, req.peer, now).await?;
+    let mut found = x
+        .lease_candidates(req.peer, req.session, now, req.limit)
+        .await?;
+    if req.include_seen {
+        found.extend(x.seen_deliveries(req.peer, req.limit).await?);
+        found.sort_by_key(|c| c.item.id);
+        found.truncate(req.limit as usize);
+    }
+    let buried = take_leases(x, &req, &found, now).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for c in found {
+        if c.state == DeliveryState::Queued && buried.contains(&c.item.id) {
+            continue;
+        }
+        out.push(inbox_item(x, c).await?);
+    }
+    if out.is_empty() {
+        // Nothing to lease, or no such peer: only an empty answer costs the lookup.
+        peers::require(x, req.peer).await?;
+    }
+    Ok(out)
+}
+
+/// Applies the rule of attempts to the queued candidates, one statement per kind of step:
+/// renewals by the session already holding them, burials of those that used up their
+/// attempts, and new leases. Returns the ids buried.
+async fn take_leases<X: Executor>(
+    x: &mut X,
+    req: &LeaseRequest,
+    found: &[LeaseCandidate],
+    now: Millis,
+) -> Step<Vec<MessageId>, X> {
+    let (mut buried, mut renewed, mut leased) = (Vec::new(), Vec::new(), Vec::new());
+    for c in found.iter().filter(|c| c.state == DeliveryState::Queued) {
+        match LeaseStep::of(c.attempts, c.lease, req.session, req.max_attempts, now) {
+            LeaseStep::Bury => buried.push(c.item.id),
+            LeaseStep::Renew => renewed.push(c.item.id),
+            LeaseStep::Take => leased.push(c.item.id),
+        }
+    }
+    let until = now.saturating_add(req.lease_ms);
+    if !renewed.is_empty() {
+        x.renew_leases(req.peer, &renewed, until).await?;
+    }
+    if !buried.is_empty() {
+        x.bury_deliveries(req.peer, &buried).await?;
+    }
+    if !leased.is_empty() {
+        x.take_leases(req.peer, &leased, req.session, until).await?;
+    }
+    Ok(buried)
+}
+
+/// The item as its recipient sees it: whether it was handed over before, and an answer's
+/// basis with its sources.
+async fn inbox_item<X: Executor>(x: &mut X, c: LeaseCandidate) -> Step<InboxItem, X> {
+    let mut item = c.item;
+    item.seen_before = c.state == DeliveryState::Delivered;
+    item.grounding = match c.basis {
+        Some(basis) if item.kind == ItemKind::Answer => Some(Grounding {
+            basis,
+            sources: x.answer_sources(item.id).await?,
+        }),
+        _ => None,
+    };
+    Ok(item)
+}
+
+pub async fn mark_delivered<X: Executor>(
+    x: &mut X,
+    session: SessionId,
+    ids: Vec<MessageId>,
+    now: Millis,
+) -> Step<u64, X> {
+    x.mark_delivered(session, &ids, now).await
+}
+
+/// Marks the messages read; every one must be in the peer's inbox, or nothing changes.
+pub async fn ack<X: Executor>(
+    x: &mut X,
+    peer: PeerId,
+    ids: Vec<MessageId>,
+    now: Millis,
+) -> Step<u64, X> {
+    let missing = x.missing_deliveries(peer, &ids).await?;
+    if !missing.is_empty() {
+        peers::require(x, peer).await?;
+        return Err(Rejection::NotInInbox { ids: missing }.into());
+    }
+    x.mark_read(peer, &ids, now).await
+}
+
+pub async fn sent<X: Executor>(
+    x: &mut X,
+    sender: PeerId,
+    query: SentQuery,
+    now: Millis,
+) -> Step<Vec<SentMessage>, X> {
+    let ids = match query {
+        SentQuery::One(id) => {
+            if !x.sent_by(id, sender).await? {
+                peers::require(x, sender).await?;
+                return Err(Rejection::UnknownMessage { id }.into());
+            }
+            vec![id]
+        }
+        SentQuery::Recent(n) => x.recent_sent(sender, n).await?,
+    };
+    if ids.is_empty() {
+        peers::require(x, sender).await?;
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(load_sent(x, id, now).await?);
+    }
+    Ok(out)
+}
+
+/// The sender's view of one message. A queued copy past its TTL reads as expired even before
+/// `gc` records it, so the sender never sees a hopeful state that cannot come true.
+async fn load_sent<X: Executor>(x: &mut X, id: MessageId, now: Millis) -> Step<SentMessage, X> {
+    let mut sent = x.sent_message(id).await?;
+    let expired = sent.expires_at <= now;
+    sent.recipients = x.recipient_states(id).await?;
+    for r in &mut sent.recipients {
+        if expired && r.state == DeliveryState::Queued {
+            r.state = DeliveryState::Expired;
+        }
+    }
+    Ok(sent)
+}
+
+pub async fn log<X: Executor>(x: &mut X, q: LogQuery) -> Step<Vec<LogEntry>, X> {
+    let Some(peer) = q.peer else {
+        return x.log(q.after, q.limit).await;
+    };
+    let entries = x.log_to(peer, q.after, q.limit).await?;
+    if entries.is_empty() {
+        peers::require(x, peer).await?;
+    }
+    Ok(entries)
+}
+
+pub async fn last_message_id<X: Executor>(x: &mut X) -> Step<MessageId, X> {
+    x.last_message_id().await
+}
 
 /// A message the store itself writes on a peer's behalf (an expiry or job notice): no limits
 /// apply, since refusing it would leave someone waiting for news that never comes.

@@ -4,3 +4,4 @@
 
 pub mod mail;
 pub mod peers;
+pub mod questions;

@@ -21,11 +21,11 @@ mod sessions;
 mod store;
 
 pub use columns::{Cell, Col, ColumnError, Columns};
-pub use deliveries::DeliveryStatements;
+pub use deliveries::{DeliveryStatements, LeaseCandidate};
 pub use jobs::JobStatements;
-pub use messages::{MessageRow, MessageStatements};
+pub use messages::{MessageRow, MessageStatements, RecentSends};
 pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
-pub use questions::QuestionStatements;
+pub use questions::{ExpiringQuestion, QuestionRow, QuestionStatements};
 pub use sessions::{NewSession, SessionStatements};
 
 use std::future::Future;

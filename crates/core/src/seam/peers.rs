@@ -6,6 +6,7 @@ use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
 use super::columns::{Col, Columns};
 use super::{Statements, Step};
+use crate::rules::BroadcastPlace;
 use crate::store::{PeerId, PeerRecord};
 
 /// The columns [`peer`] decodes, in order, from `peers p` (with its liveness).
@@ -110,4 +111,20 @@ pub trait PeerStatements: Statements {
         summary: &str,
         now: Millis,
     ) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// The parties of a send, with their names, in id order; an id with no peer is left out.
+    /// Keeps other sends to or from them waiting until the commit, so the limits a send checks
+    /// count every send committed before it.
+    fn lock_parties(
+        &mut self,
+        ids: &[PeerId],
+    ) -> impl Future<Output = Step<Vec<(PeerId, String)>, Self>> + Send;
+
+    /// The peers a broadcast from `sender` reaches: every other peer with a live session in
+    /// the place, in id order.
+    fn broadcast_recipients(
+        &mut self,
+        sender: PeerId,
+        place: &BroadcastPlace,
+    ) -> impl Future<Output = Step<Vec<PeerId>, Self>> + Send;
 }

@@ -10,7 +10,7 @@ use switchboard_proto::{
 };
 
 use super::{Access, Backend};
-use crate::procedures::peers;
+use crate::procedures::{mail, peers, questions};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
     NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
@@ -102,7 +102,7 @@ impl<B: Backend> Store for B {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<SentMessage> {
-        self.legacy().send(msg, admission, now).await
+        run!(self, Write, mail::send, msg, admission, now)
     }
 
     async fn ask(
@@ -111,7 +111,7 @@ impl<B: Backend> Store for B {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        self.legacy().ask(q, admission, now).await
+        run!(self, Write, questions::ask, q, admission, now)
     }
 
     async fn reply(
@@ -123,9 +123,17 @@ impl<B: Backend> Store for B {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        self.legacy()
-            .reply(question, by, reply, expires_at, admission, now)
-            .await
+        run!(
+            self,
+            Write,
+            questions::reply,
+            question,
+            by,
+            reply,
+            expires_at,
+            admission,
+            now
+        )
     }
 
     async fn questions(
@@ -134,7 +142,7 @@ impl<B: Backend> Store for B {
         query: QuestionQuery,
         now: Millis,
     ) -> StoreResult<Vec<QuestionView>> {
-        self.legacy().questions(peer, query, now).await
+        run!(self, Read, questions::list, peer, query, now)
     }
 
     async fn question(
@@ -143,7 +151,7 @@ impl<B: Backend> Store for B {
         id: MessageId,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        self.legacy().question(peer, id, now).await
+        run!(self, Read, questions::load_for, peer, id, now)
     }
 
     async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
@@ -199,7 +207,7 @@ impl<B: Backend> Store for B {
     }
 
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
-        self.legacy().lease(req, now).await
+        run!(self, Write, mail::lease, req, now)
     }
 
     async fn mark_delivered(
@@ -208,11 +216,13 @@ impl<B: Backend> Store for B {
         ids: &[MessageId],
         now: Millis,
     ) -> StoreResult<u64> {
-        self.legacy().mark_delivered(session, ids, now).await
+        let ids = ids.to_vec();
+        run!(self, Write, mail::mark_delivered, session, ids, now)
     }
 
     async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64> {
-        self.legacy().ack(peer, ids, now).await
+        let ids = ids.to_vec();
+        run!(self, Write, mail::ack, peer, ids, now)
     }
 
     async fn sent(
@@ -221,15 +231,15 @@ impl<B: Backend> Store for B {
         query: SentQuery,
         now: Millis,
     ) -> StoreResult<Vec<SentMessage>> {
-        self.legacy().sent(sender, query, now).await
+        run!(self, Read, mail::sent, sender, query, now)
     }
 
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>> {
-        self.legacy().log(query).await
+        run!(self, Read, mail::log, query)
     }
 
     async fn last_message_id(&self) -> StoreResult<MessageId> {
-        self.legacy().last_message_id().await
+        run!(self, Read, mail::last_message_id)
     }
 
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {

@@ -19,6 +19,8 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
+use switchboard_proto::Target;
+
 use crate::fault::{OpError, OpResult};
 
 /// A pooled connection, with its per-connection cache of prepared statements.
@@ -71,4 +73,13 @@ pub fn small(v: i64) -> u32 {
 
 pub fn big(v: u32) -> i64 {
     i64::from(v)
+}
+
+/// Where a message went: the recipient's name in column `name_idx`, or else (a broadcast) the
+/// scope in `scope_idx`.
+pub fn target(r: &Row, name_idx: usize, scope_idx: usize) -> OpResult<Target> {
+    match col::<Option<String>>(r, name_idx)? {
+        Some(name) => Ok(Target::Peer(name)),
+        None => Ok(Target::Broadcast(parse(r, scope_idx)?)),
+    }
 }

@@ -1,7 +1,7 @@
 //! The `peers` table: who is in the room.
 
 use switchboard_core::seam::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
-use switchboard_core::{PeerId, PeerRecord};
+use switchboard_core::{BroadcastPlace, PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
 use super::columns::read;
@@ -93,5 +93,37 @@ impl PeerStatements for PgTx {
     async fn set_peer_summary(&mut self, id: PeerId, summary: &str, now: Millis) -> OpResult<u64> {
         let sql = "UPDATE peers SET summary = $2, last_seen_at = $3 WHERE id = $1";
         exec(self.conn(), sql, &[&id, &summary, &now]).await
+    }
+
+    // Serialises the sends that share a sender or a recipient, so the limits a send checks
+    // count what every earlier send committed. Rows are locked in id order, so two sends never
+    // deadlock.
+    async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<(PeerId, String)>> {
+        let sql = "SELECT id, name FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+        rows(self.conn(), sql, &[&ids])
+            .await?
+            .iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+            .collect()
+    }
+
+    async fn broadcast_recipients(
+        &mut self,
+        sender: PeerId,
+        place: &BroadcastPlace,
+    ) -> OpResult<Vec<PeerId>> {
+        // The column is one of the rule's fixed names, never the caller's text.
+        let sql = format!(
+            "SELECT p.id FROM peers p WHERE p.id <> $1
+               AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
+               AND ($2::text IS NULL OR p.{column} = $2)
+             ORDER BY p.id",
+            column = place.column
+        );
+        rows(self.conn(), &sql, &[&sender, &place.value])
+            .await?
+            .iter()
+            .map(|r| col(r, 0))
+            .collect()
     }
 }

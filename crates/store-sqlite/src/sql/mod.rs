@@ -18,6 +18,8 @@ use std::str::FromStr;
 use rusqlite::Row;
 use rusqlite::types::Type;
 
+use switchboard_proto::Target;
+
 /// Reads a text column into an enum, failing the row (not the process) on an unknown value.
 fn parse_col<T: FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
 where
@@ -26,4 +28,13 @@ where
     let raw: String = row.get(idx)?;
     raw.parse()
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+/// Where a message went: the recipient's name in column `name_idx`, or else (a broadcast) the
+/// scope in `scope_idx`.
+fn target(r: &Row<'_>, name_idx: usize, scope_idx: usize) -> rusqlite::Result<Target> {
+    match r.get::<_, Option<String>>(name_idx)? {
+        Some(name) => Ok(Target::Peer(name)),
+        None => Ok(Target::Broadcast(parse_col(r, scope_idx)?)),
+    }
 }

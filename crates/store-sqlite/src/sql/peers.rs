@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use switchboard_core::seam::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
-use switchboard_core::{PeerId, PeerRecord};
+use switchboard_core::{BroadcastPlace, PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
 use super::columns::read;
@@ -101,5 +101,40 @@ impl PeerStatements for LiteTx {
             .conn
             .prepare_cached("UPDATE peers SET summary = ?2, last_seen_at = ?3 WHERE id = ?1")?
             .execute(params![id, summary, now])? as u64)
+    }
+
+    // No lock: the one writer thread serialises every send, so the limits counted after this
+    // read stay true until the commit. Only the names are read, one peer at a time.
+    async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<(PeerId, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM peers WHERE id = ?1")?;
+        let mut found = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(name) = stmt.query_row([id], |r| r.get(0)).optional()? {
+                found.push((id, name));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn broadcast_recipients(
+        &mut self,
+        sender: PeerId,
+        place: &BroadcastPlace,
+    ) -> OpResult<Vec<PeerId>> {
+        // The column is one of the rule's fixed names, never the caller's text.
+        let sql = format!(
+            "SELECT p.id FROM peers p WHERE p.id <> ?1
+               AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
+               AND (?2 IS NULL OR p.{column} = ?2)
+             ORDER BY p.id",
+            column = place.column
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params![sender, place.value], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
     }
 }

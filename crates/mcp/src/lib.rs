@@ -3,8 +3,9 @@
 //!
 //! - [`server`]: the handler — session registration, tools, push, piggyback, resources, prompts;
 //! - [`tools`]: tool definitions and their execution;
-//! - [`fixtures`]: the official conformance suite's fixtures, served beside the product's own
-//!   only by `serve --conformance-fixtures`;
+//! - `fixtures`: the official conformance suite's fixtures, served beside the product's own
+//!   only by `serve --conformance-fixtures`; test equipment, built only with the `fixtures`
+//!   feature (tests turn it on; release builds don't);
 //! - [`framing`]: how peer content is shown to a model (untrusted, with ids to act on);
 //! - [`identity`]: the peer name and the declared location facts;
 //! - [`notify`]: opt-in desktop notifications for sessions that cannot be pushed to;
@@ -14,6 +15,7 @@
 //!   who hands mail to an idle session);
 //! - [`stdio`]: running one session over stdin/stdout until the client goes away.
 
+#[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod framing;
 pub mod hooks;

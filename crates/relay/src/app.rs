@@ -8,8 +8,8 @@
 //! - `/mcp`: Streamable HTTP MCP, both protocol generations, through the same guard.
 //! - `GET /healthz` (any token), `GET /metrics` (admin token).
 //!
-//! With the hidden conformance mode on, `/mcp` also serves the official suite's fixtures and
-//! admits token-less requests; see [`crate::fixtures`].
+//! With the hidden conformance mode on (built only with the `fixtures` feature), `/mcp` also
+//! serves the official suite's fixtures and admits token-less requests; see `crate::fixtures`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_core::wire::{Call, Failure, WireError};
 use switchboard_core::{Error, Exchange, Grant};
+#[cfg(feature = "fixtures")]
 use switchboard_mcp::fixtures::{FixtureState, WithFixtures};
 use switchboard_mcp::{
     Config as McpConfig, Connection, Identity, OpenContext, Opener, PushMode, Switchboard,
@@ -37,6 +38,7 @@ use switchboard_mcp::{
 
 use crate::auth::{AuthError, Caller, Verifier};
 use crate::events;
+#[cfg(feature = "fixtures")]
 use crate::fixtures;
 use crate::guard::Guard;
 use crate::mcp_sessions::{self, McpSessions};
@@ -55,7 +57,8 @@ pub struct AppConfig {
     /// Largest request body, in bytes.
     pub body_limit: usize,
     /// The hidden conformance mode: `/mcp` also serves the official suite's fixtures and
-    /// admits token-less requests ([`crate::fixtures`]). Loopback only.
+    /// admits token-less requests (`crate::fixtures`). Loopback only.
+    #[cfg(feature = "fixtures")]
     pub conformance_fixtures: bool,
 }
 
@@ -65,6 +68,7 @@ impl Default for AppConfig {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             body_limit: 1024 * 1024,
+            #[cfg(feature = "fixtures")]
             conformance_fixtures: false,
         }
     }
@@ -141,6 +145,7 @@ impl App {
             .route("/v1/{op}", post(call))
             .fallback(no_route)
             .method_not_allowed_fallback(wrong_method);
+        #[cfg(feature = "fixtures")]
         let routes = if self.config.conformance_fixtures {
             let state = FixtureState::new(fixtures::state_key().unwrap_or_else(|e| {
                 // Without the OS generator nothing else of the relay would work either; the
@@ -155,6 +160,8 @@ impl App {
         } else {
             routes.nest_service("/mcp", self.gated(self.mcp_service(|s| s)))
         };
+        #[cfg(not(feature = "fixtures"))]
+        let routes = routes.nest_service("/mcp", self.gated(self.mcp_service(|s| s)));
         routes
             .layer(middleware::from_fn_with_state(self.clone(), authenticate))
             .layer(middleware::from_fn_with_state(self.clone(), check_origin))
@@ -231,6 +238,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    #[cfg(feature = "fixtures")]
     if !req.headers().contains_key(header::AUTHORIZATION)
         && fixtures::admits_without_token(app.config.conformance_fixtures, req.uri().path())
     {

@@ -6,11 +6,13 @@
 //! keeps one store per room; [`sessions`] tracks the sessions remote callers hold over `/v1`
 //! and [`mcp_sessions`] the MCP sessions (bound to their token, reaped when abandoned);
 //! [`revocation`] ends what a revoked token holds open;
-//! [`fixtures`] is the hidden conformance mode (the official MCP suite's fixtures on `/mcp`).
+//! `fixtures` is the hidden conformance mode (the official MCP suite's fixtures on `/mcp`),
+//! test equipment built only with the `fixtures` feature (tests turn it on; release builds don't).
 
 pub mod app;
 pub mod auth;
 mod events;
+#[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod guard;
 pub mod mcp_sessions;

@@ -14,6 +14,8 @@ mod fault;
 mod holder;
 pub mod migrate;
 mod ops;
+// Test databases: equipment for tests and benchmarks, so only with the `scratch` feature.
+#[cfg(feature = "scratch")]
 pub mod scratch;
 mod sql;
 mod store;

@@ -180,7 +180,9 @@ pub struct ServeArgs {
     pub db_timeout: Duration,
     /// Test only: `/mcp` also serves the fixtures of the official MCP conformance suite and
     /// admits requests without a token (room `conformance`); loopback addresses only. Hidden:
-    /// it is for the conformance test, not for anyone running a relay.
+    /// it is for the conformance test, not for anyone running a relay. Test equipment: only
+    /// in builds with the `fixtures` feature, which tests turn on and release builds don't.
+    #[cfg(feature = "fixtures")]
     #[arg(long, hide = true)]
     pub conformance_fixtures: bool,
 }

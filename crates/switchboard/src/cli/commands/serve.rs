@@ -27,6 +27,7 @@ pub async fn run(
     let data = RelayData::open(&settings.home, choice).await?;
     let tokens = data.tokens()?;
     refuse_open_bind(&args.listen, tokens.as_ref()).await?;
+    #[cfg(feature = "fixtures")]
     if args.conformance_fixtures && !args.listen.ip().is_loopback() {
         return Err(CliError::BadInput(format!(
             "--conformance-fixtures lets requests in without a token, so it listens on loopback \
@@ -44,10 +45,13 @@ pub async fn run(
         .await
         .map_err(|e| CliError::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr()?;
+    let config = app_config(&args);
+    #[cfg(feature = "fixtures")]
+    let config = conformance_mode(config, &args, local);
     let app = App::new(AppState::new(
         Rooms::new(data.opener(), settings.limits.clone()),
         Verifier::new(tokens),
-        app_config(&args, local),
+        config,
     ));
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The address on stdout (tests and scripts read it when the port was 0); the rest on stderr.
@@ -70,21 +74,12 @@ pub async fn run(
     stopped.await.map_or(Ok(()), super::Stop::outcome)
 }
 
-fn app_config(args: &ServeArgs, local: SocketAddr) -> AppConfig {
+fn app_config(args: &ServeArgs) -> AppConfig {
     let mut config = AppConfig {
         body_limit: args.body_limit,
         allowed_origins: args.allowed_origins.clone(),
-        conformance_fixtures: args.conformance_fixtures,
         ..AppConfig::default()
     };
-    if args.conformance_fixtures {
-        // The suite's DNS-rebinding check sends the relay's own loopback origin and wants it
-        // accepted, as a page the relay served itself would be; foreign origins stay refused.
-        let port = local.port();
-        for host in ["127.0.0.1", "localhost", "[::1]"] {
-            config.allowed_origins.push(format!("http://{host}:{port}"));
-        }
-    }
     config
         .allowed_hosts
         .extend(args.allowed_hosts.iter().cloned());
@@ -92,6 +87,21 @@ fn app_config(args: &ServeArgs, local: SocketAddr) -> AppConfig {
     let ip = args.listen.ip();
     if !ip.is_unspecified() && !ip.is_loopback() {
         config.allowed_hosts.push(ip.to_string());
+    }
+    config
+}
+
+/// The hidden conformance mode (`--conformance-fixtures`), when asked for, on top of `config`.
+#[cfg(feature = "fixtures")]
+fn conformance_mode(mut config: AppConfig, args: &ServeArgs, local: SocketAddr) -> AppConfig {
+    config.conformance_fixtures = args.conformance_fixtures;
+    if args.conformance_fixtures {
+        // The suite's DNS-rebinding check sends the relay's own loopback origin and wants it
+        // accepted, as a page the relay served itself would be; foreign origins stay refused.
+        let port = local.port();
+        for host in ["127.0.0.1", "localhost", "[::1]"] {
+            config.allowed_origins.push(format!("http://{host}:{port}"));
+        }
     }
     config
 }

@@ -1,0 +1,99 @@
+//! Wake-ups and the room log: how a waiter, in this process or another, learns of a change.
+
+use std::time::Duration;
+
+use switchboard_core::{Exchange, LogQuery, Outgoing, Wake};
+
+use super::world;
+use crate::{Backend, roomy_limits};
+
+pub async fn wake_crosses_handles(b: &dyn Backend) {
+    let w1 = world(b, roomy_limits()).await;
+    let alice = w1.agent("alice").await;
+    let bob = w1.agent("bob").await;
+    let other = b.open().await;
+    let mut wakes = other.subscribe();
+    // Give the listener a moment to bind, as a real waiter has long before mail arrives.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    w1.mailbox
+        .send(alice.peer.id, Outgoing::to_peer("bob", "ring"))
+        .await
+        .unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match wakes.recv().await {
+                Ok(w) if w.concerns(bob.peer.id) => return w,
+                Ok(_) => continue,
+                Err(e) => panic!("wake channel failed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a wake reaches the other handle");
+    assert!(matches!(woke, Wake::Inbox(_) | Wake::Room));
+}
+
+pub async fn log_follows_a_cursor_and_a_peer(b: &dyn Backend) {
+    let w = world(b, roomy_limits()).await;
+    let alice = w.agent("alice").await;
+    w.agent("bob").await;
+    w.agent("carol").await;
+    let m1 = w
+        .mailbox
+        .send(alice.peer.id, Outgoing::to_peer("bob", "1"))
+        .await
+        .unwrap();
+    let m2 = w
+        .mailbox
+        .send(alice.peer.id, Outgoing::to_peer("carol", "2"))
+        .await
+        .unwrap();
+    assert_eq!(w.mailbox.last_message_id().await.unwrap(), m2.id);
+    let all = w
+        .mailbox
+        .log(LogQuery {
+            after: 0,
+            peer: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![m1.id, m2.id]
+    );
+    let after = w
+        .mailbox
+        .log(LogQuery {
+            after: m1.id,
+            peer: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    let bob = w.store.find_peer("bob").await.unwrap().unwrap();
+    let bobs = w
+        .mailbox
+        .log(LogQuery {
+            after: 0,
+            peer: Some(bob.id),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(bobs.iter().map(|e| e.id).collect::<Vec<_>>(), vec![m1.id]);
+}
+
+/// This area's stories, expanded by [`conformance_suite!`](crate::conformance_suite). A new
+/// story is a `pub async fn` above and one line in this list.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_events {
+    ($backend:expr) => {
+        $crate::conformance_stories!($backend; events;
+            wake_crosses_handles,
+            log_follows_a_cursor_and_a_peer,
+        );
+    };
+}

@@ -31,5 +31,5 @@ pub use identity::Identity;
 pub use notify::Notifier;
 pub use presence::Presence;
 pub use server::{
-    Config, Connection, Era, INSTRUCTIONS, OpenContext, Opener, PushMode, Switchboard,
+    Config, Connection, Era, INSTRUCTIONS, McpHandler, OpenContext, Opener, PushMode,
 };

@@ -131,8 +131,10 @@ pub struct Config {
     pub run_dir: Option<std::path::PathBuf>,
 }
 
+/// The MCP handler of one agent session: what rmcp calls for every request and notification of
+/// that session.
 #[derive(Clone)]
-pub struct Switchboard {
+pub struct McpHandler {
     inner: Arc<Inner>,
 }
 
@@ -182,7 +184,7 @@ struct Live {
     started_after: i64,
 }
 
-impl Switchboard {
+impl McpHandler {
     pub fn new(config: Config, opener: Opener) -> Self {
         let era = match config.connection {
             Connection::Stdio => Era::for_push(config.push, crate::hooks::channels_enabled()),
@@ -601,7 +603,7 @@ fn capabilities() -> ServerCapabilities {
         .build()
 }
 
-impl ServerHandler for Switchboard {
+impl ServerHandler for McpHandler {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(capabilities())
             .with_server_info(Implementation::new(

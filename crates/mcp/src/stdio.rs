@@ -3,7 +3,7 @@
 
 use rmcp::ServiceExt;
 
-use crate::server::Switchboard;
+use crate::server::McpHandler;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
@@ -12,7 +12,7 @@ pub enum StdioError {
 }
 
 /// Serves `server` on this process's stdin and stdout. stdout carries only JSON-RPC.
-pub async fn run(server: Switchboard) -> Result<(), StdioError> {
+pub async fn run(server: McpHandler) -> Result<(), StdioError> {
     // Listen for signals before anything else: a client may stop us right after the
     // handshake, and an unhandled SIGTERM would end the process without ending the session.
     let terminated = terminated();

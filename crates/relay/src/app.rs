@@ -33,7 +33,7 @@ use switchboard_core::{Error, Exchange, Grant};
 #[cfg(feature = "fixtures")]
 use switchboard_mcp::fixtures::{FixtureState, WithFixtures};
 use switchboard_mcp::{
-    Config as McpConfig, Connection, Identity, OpenContext, Opener, PushMode, Switchboard,
+    Config as McpConfig, Connection, Identity, McpHandler, OpenContext, Opener, PushMode,
 };
 
 use crate::auth::{AuthError, Caller, Verifier};
@@ -192,7 +192,7 @@ impl App {
     fn mcp_service<H, W>(&self, wrap: W) -> StreamableHttpService<H, LocalSessionManager>
     where
         H: ServerHandler,
-        W: Fn(Switchboard) -> H + Send + Sync + 'static,
+        W: Fn(McpHandler) -> H + Send + Sync + 'static,
     {
         let app = self.clone();
         let opener: Opener = Arc::new(move |ctx: OpenContext| {
@@ -223,7 +223,7 @@ impl App {
             http.with_allowed_hosts(self.config.allowed_hosts.clone())
         };
         StreamableHttpService::new(
-            move || Ok(wrap(Switchboard::new(config.clone(), Arc::clone(&opener)))),
+            move || Ok(wrap(McpHandler::new(config.clone(), Arc::clone(&opener)))),
             self.mcp_sessions.manager(),
             http,
         )

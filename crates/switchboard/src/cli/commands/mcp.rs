@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use switchboard_core::{Exchange, Mailbox};
-use switchboard_mcp::{Config, Connection, Identity, Notifier, Opener, PushMode, Switchboard};
+use switchboard_mcp::{Config, Connection, Identity, McpHandler, Notifier, Opener, PushMode};
 use switchboard_store_sqlite::SqliteStore;
 
 use super::super::args::McpArgs;
@@ -52,7 +52,7 @@ pub async fn run(settings: Settings, args: McpArgs, relay: Option<Relay>) -> Res
         connection: Connection::Stdio,
         run_dir: Some(run_dir),
     };
-    let server = Switchboard::new(config, opener);
+    let server = McpHandler::new(config, opener);
     switchboard_mcp::stdio::run(server)
         .await
         .map_err(|e| CliError::BadInput(e.to_string()))

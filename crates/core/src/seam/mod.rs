@@ -20,7 +20,7 @@ mod sessions;
 mod store;
 
 pub use deliveries::DeliveryStatements;
-pub use jobs::JobStatements;
+pub use jobs::{JobRow, JobStatements, RunOutcome, Settled};
 pub use messages::{MessageRow, MessageStatements};
 pub use peers::PeerStatements;
 pub use questions::QuestionStatements;

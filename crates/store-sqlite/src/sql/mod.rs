@@ -14,8 +14,11 @@ mod sessions;
 
 use std::str::FromStr;
 
-use rusqlite::Row;
 use rusqlite::types::Type;
+use rusqlite::{Params, Row};
+
+use crate::fault::OpResult;
+use crate::tx::LiteTx;
 
 /// Reads a text column into an enum, failing the row (not the process) on an unknown value.
 fn parse_col<T: FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
@@ -25,4 +28,11 @@ where
     let raw: String = row.get(idx)?;
     raw.parse()
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+impl LiteTx {
+    /// Runs one statement that returns no rows; returns how many rows it changed.
+    fn exec(&self, sql: &str, params: impl Params) -> OpResult<u64> {
+        Ok(self.conn.prepare_cached(sql)?.execute(params)? as u64)
+    }
 }

@@ -37,13 +37,13 @@ async fn held<X: Executor>(x: &mut X, id: JobId, fence: i64) -> Step<JobView, X>
     Ok(row.job)
 }
 
-fn refuse<X: Executor>(job: &JobView, action: &'static str) -> X::Error {
+/// The refusal of an action the job's state does not allow.
+fn refuse(job: &JobView, action: &'static str) -> Rejection {
     Rejection::JobState {
         id: job.id,
         state: job.state.to_string(),
         action: action.into(),
     }
-    .into()
 }
 
 /// Whether a worker holds the job (claimed, or running).
@@ -104,7 +104,7 @@ pub async fn claim<X: Executor>(
 pub async fn start<X: Executor>(x: &mut X, id: JobId, fence: i64, now: Millis) -> Step<(), X> {
     let job = held(x, id, fence).await?;
     if job.state != JobState::Claimed {
-        return Err(refuse::<X>(&job, "started"));
+        return Err(refuse(&job, "started").into());
     }
     x.mark_job_running(id, now).await?;
     x.wake(Wake::Jobs);
@@ -137,7 +137,7 @@ pub async fn finish<X: Executor>(
 ) -> Step<JobView, X> {
     let job = held(x, id, fence).await?;
     if !is_live(job.state) {
-        return Err(refuse::<X>(&job, "finished"));
+        return Err(refuse(&job, "finished").into());
     }
     let (state, result, error, branch) = match &outcome {
         JobOutcome::Completed { result, branch } => (
@@ -162,7 +162,7 @@ pub async fn finish<X: Executor>(
 pub async fn release<X: Executor>(x: &mut X, id: JobId, fence: i64, now: Millis) -> Step<(), X> {
     let job = held(x, id, fence).await?;
     if !is_live(job.state) {
-        return Err(refuse::<X>(&job, "released"));
+        return Err(refuse(&job, "released").into());
     }
     x.return_job(id, now).await?;
     x.wake(Wake::Jobs);
@@ -173,7 +173,7 @@ pub async fn cancel<X: Executor>(x: &mut X, id: JobId, now: Millis) -> Step<JobV
     sweep(x, now).await?;
     let job = lock(x, id).await?.job;
     if job.state.is_final() {
-        return Err(refuse::<X>(&job, "cancelled"));
+        return Err(refuse(&job, "cancelled").into());
     }
     settle(x, id, JobState::Cancelled, now).await?;
     Ok(load(x, id).await?.job)
@@ -184,7 +184,7 @@ pub async fn requeue<X: Executor>(x: &mut X, id: JobId, now: Millis) -> Step<Job
     sweep(x, now).await?;
     let job = lock(x, id).await?.job;
     if !job.state.is_final() || job.state == JobState::Completed {
-        return Err(refuse::<X>(&job, "queued again"));
+        return Err(refuse(&job, "queued again").into());
     }
     x.restart_job(id, now).await?;
     x.wake(Wake::Jobs);

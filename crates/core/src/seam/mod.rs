@@ -3,10 +3,11 @@
 //! The rules of the store — what a send checks and in which order, how a lease takes an item,
 //! when a job is buried — live once, in [`crate::procedures`], written against the statement
 //! traits of this module. A backend (embedded SQLite, Postgres) implements the statements with
-//! its own SQL, one file per table (one trait per table here), and [`Backend::transact`]: how it runs one procedure as one
-//! transaction (SQLite on its writer thread with group commit, Postgres on a pooled connection
-//! with retries of lost races). The [`Store`](crate::Store) every caller uses is then written
-//! once, for every backend, in [`store`].
+//! its own SQL, one file per table (one trait per table here, and one for the housekeeping
+//! that spans them), and [`Backend::transact`]: how it runs one procedure as one transaction
+//! (SQLite on its writer thread with group commit, Postgres on a pooled connection with
+//! retries of lost races). The [`Store`](crate::Store) every caller uses is then written once,
+//! for every backend, in [`store`].
 //!
 //! A statement method returns a future so one procedure serves both kinds of backend; the
 //! embedded store's statements run synchronously and their futures are ready at once.
@@ -18,6 +19,7 @@ mod peers;
 mod questions;
 mod sessions;
 mod store;
+mod upkeep;
 
 pub use deliveries::DeliveryStatements;
 pub use jobs::{JobRow, JobStatements, RunOutcome, Settled};
@@ -25,6 +27,7 @@ pub use messages::{MessageRow, MessageStatements};
 pub use peers::PeerStatements;
 pub use questions::QuestionStatements;
 pub use sessions::SessionStatements;
+pub use upkeep::{Counts, UpkeepStatements};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +63,7 @@ pub trait Executor:
     + DeliveryStatements
     + QuestionStatements
     + JobStatements
+    + UpkeepStatements
 {
 }
 
@@ -70,6 +74,7 @@ impl<X> Executor for X where
         + DeliveryStatements
         + QuestionStatements
         + JobStatements
+        + UpkeepStatements
 {
 }
 

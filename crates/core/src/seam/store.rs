@@ -10,7 +10,7 @@ use switchboard_proto::{
 };
 
 use super::{Access, Backend};
-use crate::procedures::{jobs, peers};
+use crate::procedures::{jobs, peers, upkeep};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
     NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
@@ -235,10 +235,15 @@ impl<B: Backend> Store for B {
     }
 
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
-        self.legacy().gc(policy, now).await
+        run!(self, Write, upkeep::gc, policy, now)
     }
 
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
-        self.legacy().stats(now).await
+        let stats = run!(self, Tidy, upkeep::stats, now)?;
+        // Where the data lives is for the backend to say: it is not recorded in the data.
+        Ok(StoreStats {
+            backend: Backend::describe(self),
+            ..stats
+        })
     }
 }

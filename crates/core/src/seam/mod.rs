@@ -3,10 +3,11 @@
 //! The rules of the store — what a send checks and in which order, how a lease takes an item,
 //! when a job is buried — live once, in [`crate::procedures`], written against the statement
 //! traits of this module. A backend (embedded SQLite, Postgres) implements the statements with
-//! its own SQL, one file per table (one trait per table here), and [`Backend::transact`]: how it runs one procedure as one
-//! transaction (SQLite on its writer thread with group commit, Postgres on a pooled connection
-//! with retries of lost races). The [`Store`](crate::Store) every caller uses is then written
-//! once, for every backend, in [`store`].
+//! its own SQL, one file per table (one trait per table here, and one for the housekeeping
+//! that spans them), and [`Backend::transact`]: how it runs one procedure as one transaction
+//! (SQLite on its writer thread with group commit, Postgres on a pooled connection with
+//! retries of lost races). The [`Store`](crate::Store) every caller uses is then written once,
+//! for every backend, in [`store`].
 //!
 //! A statement method returns a future so one procedure serves both kinds of backend; the
 //! embedded store's statements run synchronously and their futures are ready at once.
@@ -19,14 +20,16 @@ mod peers;
 mod questions;
 mod sessions;
 mod store;
+mod upkeep;
 
 pub use columns::{Cell, Col, ColumnError, Columns};
 pub use deliveries::{DeliveryStatements, LeaseCandidate};
-pub use jobs::JobStatements;
+pub use jobs::{JobRow, JobStatements, RunOutcome, Settled};
 pub use messages::{MessageRow, MessageStatements, RecentSends};
 pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
 pub use questions::{ExpiringQuestion, QuestionRow, QuestionStatements};
 pub use sessions::{NewSession, SessionStatements};
+pub use upkeep::{Counts, UpkeepStatements};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,6 +65,7 @@ pub trait Executor:
     + DeliveryStatements
     + QuestionStatements
     + JobStatements
+    + UpkeepStatements
 {
 }
 
@@ -72,6 +76,7 @@ impl<X> Executor for X where
         + DeliveryStatements
         + QuestionStatements
         + JobStatements
+        + UpkeepStatements
 {
 }
 

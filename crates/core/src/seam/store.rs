@@ -10,7 +10,7 @@ use switchboard_proto::{
 };
 
 use super::{Access, Backend};
-use crate::procedures::{mail, peers, questions};
+use crate::procedures::{jobs, mail, peers, questions, upkeep};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
     NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
@@ -155,15 +155,15 @@ impl<B: Backend> Store for B {
     }
 
     async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
-        self.legacy().dispatch(job, now).await
+        run!(self, Write, jobs::dispatch, job, now)
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>> {
-        self.legacy().claim(req, now).await
+        run!(self, Write, jobs::claim, req, now)
     }
 
     async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        self.legacy().start_job(id, fence, now).await
+        run!(self, Write, jobs::start, id, fence, now)
     }
 
     async fn heartbeat(
@@ -173,7 +173,7 @@ impl<B: Backend> Store for B {
         lease_ms: i64,
         now: Millis,
     ) -> StoreResult<JobState> {
-        self.legacy().heartbeat(id, fence, lease_ms, now).await
+        run!(self, Write, jobs::heartbeat, id, fence, lease_ms, now)
     }
 
     async fn finish_job(
@@ -183,27 +183,29 @@ impl<B: Backend> Store for B {
         outcome: JobOutcome,
         now: Millis,
     ) -> StoreResult<JobView> {
-        self.legacy().finish_job(id, fence, outcome, now).await
+        run!(self, Write, jobs::finish, id, fence, outcome, now)
     }
 
     async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        self.legacy().release_job(id, fence, now).await
+        run!(self, Write, jobs::release, id, fence, now)
     }
 
     async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.legacy().cancel_job(id, now).await
+        run!(self, Write, jobs::cancel, id, now)
     }
 
     async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.legacy().requeue_job(id, now).await
+        run!(self, Write, jobs::requeue, id, now)
     }
 
     async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.legacy().job(id, now).await
+        // A write: reading a job first applies the sweep (lapsed leases, passed TTLs).
+        run!(self, Write, jobs::view, id, now)
     }
 
     async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
-        self.legacy().jobs(query, now).await
+        // A write, as `job` is: the sweep runs first.
+        run!(self, Write, jobs::list, query, now)
     }
 
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
@@ -243,10 +245,15 @@ impl<B: Backend> Store for B {
     }
 
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
-        self.legacy().gc(policy, now).await
+        run!(self, Write, upkeep::gc, policy, now)
     }
 
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
-        self.legacy().stats(now).await
+        let stats = run!(self, Tidy, upkeep::stats, now)?;
+        // Where the data lives is for the backend to say: it is not recorded in the data.
+        Ok(StoreStats {
+            backend: Backend::describe(self),
+            ..stats
+        })
     }
 }

@@ -12,6 +12,7 @@ mod messages;
 mod peers;
 mod questions;
 mod sessions;
+mod upkeep;
 
 use std::str::FromStr;
 

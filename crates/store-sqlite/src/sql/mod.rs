@@ -12,11 +12,15 @@ mod messages;
 mod peers;
 mod questions;
 mod sessions;
+mod upkeep;
 
 use std::str::FromStr;
 
-use rusqlite::Row;
 use rusqlite::types::Type;
+use rusqlite::{Params, Row};
+
+use crate::fault::OpResult;
+use crate::tx::LiteTx;
 
 use switchboard_proto::Target;
 
@@ -36,5 +40,12 @@ fn target(r: &Row<'_>, name_idx: usize, scope_idx: usize) -> rusqlite::Result<Ta
     match r.get::<_, Option<String>>(name_idx)? {
         Some(name) => Ok(Target::Peer(name)),
         None => Ok(Target::Broadcast(parse_col(r, scope_idx)?)),
+    }
+}
+
+impl LiteTx {
+    /// Runs one statement that returns no rows; returns how many rows it changed.
+    fn exec(&self, sql: &str, params: impl Params) -> OpResult<u64> {
+        Ok(self.conn.prepare_cached(sql)?.execute(params)? as u64)
     }
 }

@@ -1,0 +1,72 @@
+//! The housekeeping statements that span tables: expiry and retention for `gc`, and the counts
+//! `status` shows. Each deletion is one statement, so the procedure decides their order
+//! (children before the rows they point at).
+
+use std::future::Future;
+
+use switchboard_proto::Millis;
+
+use super::{Statements, Step};
+
+/// The rows `status` counts in one read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub peers: u64,
+    /// Peers with a session that has not ended.
+    pub peers_online: u64,
+    pub messages: u64,
+}
+
+pub trait UpkeepStatements: Statements {
+    /// Expires the queued deliveries of messages past their TTL; returns how many.
+    fn expire_deliveries(&mut self, now: Millis) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// Deletes the sources cited by answers created before `before`.
+    fn delete_old_answer_sources(
+        &mut self,
+        before: Millis,
+    ) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// Deletes the question records whose question or reply was created before `before`.
+    fn delete_old_questions(
+        &mut self,
+        before: Millis,
+    ) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// Deletes the deliveries of messages created before `before`.
+    fn delete_old_deliveries(
+        &mut self,
+        before: Millis,
+    ) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// Deletes the messages created before `before`; returns how many.
+    fn delete_old_messages(
+        &mut self,
+        before: Millis,
+    ) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// Deletes jobs in a final state last changed before `before`, their request ids with them.
+    fn delete_finished_jobs(
+        &mut self,
+        before: Millis,
+    ) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// Deletes the sessions that ended before `before`; returns how many.
+    fn delete_ended_sessions(
+        &mut self,
+        before: Millis,
+    ) -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// Deletes the peers unseen since `before` that nothing refers to any more (no session,
+    /// message, delivery or job); returns how many.
+    fn delete_idle_peers(&mut self, before: Millis)
+    -> impl Future<Output = Step<u64, Self>> + Send;
+
+    /// The schema version the store is at.
+    fn schema_version(&mut self) -> impl Future<Output = Step<u32, Self>> + Send;
+
+    fn count_rows(&mut self) -> impl Future<Output = Step<Counts, Self>> + Send;
+
+    /// How many deliveries are in each state, as stored.
+    fn count_deliveries(&mut self) -> impl Future<Output = Step<Vec<(String, u64)>, Self>> + Send;
+}

@@ -13,7 +13,6 @@ mod db;
 mod fault;
 mod holder;
 pub mod migrate;
-mod ops;
 // Test databases: equipment for tests and benchmarks, so only with the `scratch` feature.
 #[cfg(feature = "scratch")]
 pub mod scratch;

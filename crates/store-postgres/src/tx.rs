@@ -9,7 +9,7 @@ use switchboard_core::Wake;
 use switchboard_core::seam::Statements;
 
 use crate::fault::OpError;
-use crate::ops::Conn;
+use crate::sql::Conn;
 
 /// How many times an operation that keeps losing races is run before the error is reported.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -61,33 +61,6 @@ pub async fn backoff(attempt: u32) {
     let jitter = u64::from(std::process::id() % 3);
     tokio::time::sleep(Duration::from_millis((1u64 << attempt.min(6)) + jitter)).await;
 }
-
-/// Runs `$body` (an expression producing a future of `OpResult<T>`, with `$c: &Conn` and
-/// `$w: &mut Vec<Wake>` in scope) as one transaction of the store `$store`, retrying races.
-/// A macro rather than a function taking a closure: the body's future must stay `Send` for
-/// `async_trait`, which a generic async closure cannot promise on stable Rust.
-macro_rules! txn {
-    ($store:expr, $read_only:expr, |$c:ident, $w:ident| $body:expr) => {{
-        let store: &$crate::store::PgStore = &$store;
-        let mut attempt: u32 = 0;
-        loop {
-            let tx = store.begin($read_only).await?;
-            let mut wakes: Vec<switchboard_core::Wake> = Vec::new();
-            let out = {
-                let $c: &$crate::ops::Conn = tx.conn();
-                let $w: &mut Vec<switchboard_core::Wake> = &mut wakes;
-                $body.await
-            };
-            match store.end(tx, out, wakes, attempt).await {
-                Ok(Some(v)) => break Ok(v),
-                Ok(None) => attempt += 1,
-                Err(e) => break Err(e),
-            }
-        }
-    }};
-}
-
-pub(crate) use txn;
 
 /// A transaction of one room as the seam's [`Statements`] see it: its connection, the wakes to
 /// send at the commit, and this process's liveness key (its sessions are stored with it).

@@ -13,7 +13,6 @@ mod fault;
 mod home;
 mod liveness;
 pub mod migrate;
-mod ops;
 mod poller;
 mod sql;
 mod tokens;
@@ -26,21 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use switchboard_core::seam::{Access, Backend, BoxFuture, Step};
-use switchboard_core::{
-    Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
-    NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
-    SentQuery, SessionId, SessionRecord, Store, StoreError, StoreResult, StoreStats, Wake,
-};
-use switchboard_proto::{
-    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, PeerKind, PeerName,
-    QuestionView, SentMessage,
-};
+use switchboard_core::{StoreError, StoreResult, Wake};
 
 use crate::doorbell::Doorbell;
 use crate::fault::{OpResult, classify};
@@ -189,25 +179,6 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
     }
 
-    /// During the move to the seam: a write of an operation not moved yet.
-    async fn write_old<T, F>(&self, op: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, &mut Vec<Wake>, &Liveness) -> OpResult<T> + Send + 'static,
-    {
-        self.write(move |tx| op(&tx.conn, &mut tx.wakes, &tx.live))
-            .await
-    }
-
-    /// During the move to the seam: a read of an operation not moved yet.
-    async fn read_old<T, F>(&self, op: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> OpResult<T> + Send + 'static,
-    {
-        self.read(move |tx| op(&tx.conn)).await
-    }
-
     /// Starts hearing other processes' commits, once per store.
     fn ensure_listener(&self) {
         let Ok(mut slot) = self.inner.listener.lock() else {
@@ -308,10 +279,6 @@ impl Backend for SqliteStore {
         rx
     }
 
-    fn legacy(&self) -> Arc<dyn Store> {
-        Arc::new(Legacy(self.clone()))
-    }
-
     async fn transact<T, P>(&self, access: Access, procedure: P) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -327,306 +294,5 @@ impl Backend for SqliteStore {
         } else {
             self.read(move |tx| tx.run(&procedure)).await
         }
-    }
-}
-
-/// During the move to the seam: the operations not moved yet, as they were.
-struct Legacy(SqliteStore);
-
-#[async_trait]
-impl Store for Legacy {
-    fn describe(&self) -> String {
-        format!("sqlite {}", self.0.inner.shown)
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Wake> {
-        let rx = self.0.inner.wakes.subscribe();
-        self.0.ensure_listener();
-        rx
-    }
-
-    async fn ensure_peer(
-        &self,
-        name: &PeerName,
-        kind: PeerKind,
-        now: Millis,
-    ) -> StoreResult<PeerRecord> {
-        let name = name.clone();
-        self.0
-            .write_old(move |c, w, _| ops::peers::ensure(c, w, &name, kind, now))
-            .await
-    }
-
-    async fn open_session(&self, req: OpenSession, now: Millis) -> StoreResult<SessionRecord> {
-        self.0
-            .write_old(move |c, w, live| ops::peers::open_session(c, w, live, &req, now))
-            .await
-    }
-
-    async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()> {
-        self.0
-            .write_old(move |c, w, _| ops::peers::close_session(c, w, session, now))
-            .await
-    }
-
-    async fn rename_peer(
-        &self,
-        peer: PeerId,
-        name: &PeerName,
-        now: Millis,
-    ) -> StoreResult<PeerRecord> {
-        let name = name.clone();
-        self.0
-            .write_old(move |c, w, _| ops::peers::rename(c, w, peer, &name, now))
-            .await
-    }
-
-    async fn set_summary(
-        &self,
-        peer: PeerId,
-        summary: &str,
-        now: Millis,
-    ) -> StoreResult<PeerRecord> {
-        let summary = summary.to_owned();
-        self.0
-            .write_old(move |c, w, _| ops::peers::set_summary(c, w, peer, &summary, now))
-            .await
-    }
-
-    async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>> {
-        if self.0.inner.read_only {
-            return self.0.read_old(ops::peers::all).await;
-        }
-        self.0
-            .write_old(move |c, w, live| {
-                ops::peers::reap(c, w, live, now)?;
-                ops::peers::all(c)
-            })
-            .await
-    }
-
-    async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>> {
-        let name = name.to_owned();
-        self.0
-            .read_old(move |c| ops::peers::by_name(c, &name))
-            .await
-    }
-
-    async fn peer_by_client_pid(
-        &self,
-        pids: &[u32],
-        now: Millis,
-    ) -> StoreResult<Option<PeerRecord>> {
-        let pids = pids.to_vec();
-        self.0
-            .write_old(move |c, w, live| ops::peers::by_client_pid(c, w, live, &pids, now))
-            .await
-    }
-
-    async fn send(
-        &self,
-        msg: NewMessage,
-        admission: Admission,
-        now: Millis,
-    ) -> StoreResult<SentMessage> {
-        self.0
-            .write_old(move |c, w, live| ops::mail::send(c, w, live, &msg, admission, now))
-            .await
-    }
-
-    async fn ask(
-        &self,
-        q: NewQuestion,
-        admission: Admission,
-        now: Millis,
-    ) -> StoreResult<QuestionView> {
-        self.0
-            .write_old(move |c, w, live| ops::questions::ask(c, w, live, &q, admission, now))
-            .await
-    }
-
-    async fn reply(
-        &self,
-        question: MessageId,
-        by: PeerId,
-        reply: Reply,
-        expires_at: Millis,
-        admission: Admission,
-        now: Millis,
-    ) -> StoreResult<QuestionView> {
-        self.0
-            .write_old(move |c, w, live| {
-                ops::questions::reply(c, w, live, question, by, &reply, expires_at, admission, now)
-            })
-            .await
-    }
-
-    async fn questions(
-        &self,
-        peer: PeerId,
-        query: QuestionQuery,
-        now: Millis,
-    ) -> StoreResult<Vec<QuestionView>> {
-        self.0
-            .read_old(move |c| ops::questions::list(c, peer, query, now))
-            .await
-    }
-
-    async fn question(
-        &self,
-        peer: PeerId,
-        id: MessageId,
-        now: Millis,
-    ) -> StoreResult<QuestionView> {
-        self.0
-            .read_old(move |c| ops::questions::load_for(c, id, peer, now))
-            .await
-    }
-
-    async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::dispatch(c, w, &job, now))
-            .await
-    }
-
-    async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::claim(c, w, &req, now))
-            .await
-    }
-
-    async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::start(c, w, id, fence, now))
-            .await
-    }
-
-    async fn heartbeat(
-        &self,
-        id: JobId,
-        fence: i64,
-        lease_ms: i64,
-        now: Millis,
-    ) -> StoreResult<JobState> {
-        self.0
-            .write_old(move |c, _, _| ops::jobs::heartbeat(c, id, fence, lease_ms, now))
-            .await
-    }
-
-    async fn finish_job(
-        &self,
-        id: JobId,
-        fence: i64,
-        outcome: JobOutcome,
-        now: Millis,
-    ) -> StoreResult<JobView> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::finish(c, w, id, fence, &outcome, now))
-            .await
-    }
-
-    async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::release(c, w, id, fence, now))
-            .await
-    }
-
-    async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::cancel(c, w, id, now))
-            .await
-    }
-
-    async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::requeue(c, w, id, now))
-            .await
-    }
-
-    async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::view(c, w, id, now))
-            .await
-    }
-
-    async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
-        self.0
-            .write_old(move |c, w, _| ops::jobs::list(c, w, &query, now))
-            .await
-    }
-
-    async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
-        self.0
-            .write_old(move |c, w, _| ops::mail::lease(c, w, &req, now))
-            .await
-    }
-
-    async fn mark_delivered(
-        &self,
-        session: SessionId,
-        ids: &[MessageId],
-        now: Millis,
-    ) -> StoreResult<u64> {
-        let ids = ids.to_vec();
-        self.0
-            .write_old(move |c, _, _| ops::mail::mark_delivered(c, session, &ids, now))
-            .await
-    }
-
-    async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64> {
-        let ids = ids.to_vec();
-        self.0
-            .write_old(move |c, _, _| ops::mail::ack(c, peer, &ids, now))
-            .await
-    }
-
-    async fn sent(
-        &self,
-        sender: PeerId,
-        query: SentQuery,
-        now: Millis,
-    ) -> StoreResult<Vec<SentMessage>> {
-        self.0
-            .read_old(move |c| ops::mail::sent(c, sender, query, now))
-            .await
-    }
-
-    async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>> {
-        self.0.read_old(move |c| ops::mail::log(c, &query)).await
-    }
-
-    async fn last_message_id(&self) -> StoreResult<MessageId> {
-        self.0
-            .read_old(|c| {
-                Ok(
-                    c.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
-                        r.get(0)
-                    })?,
-                )
-            })
-            .await
-    }
-
-    async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
-        self.0
-            .write_old(move |c, w, live| ops::upkeep::gc(c, w, live, policy, now))
-            .await
-    }
-
-    async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
-        let backend = self.describe();
-        if self.0.inner.read_only {
-            // Nothing can be reaped without writing; report what is recorded.
-            return self
-                .0
-                .read_old(move |c| ops::upkeep::counts(c, backend))
-                .await;
-        }
-        self.0
-            .write_old(move |c, w, live| {
-                ops::peers::reap(c, w, live, now)?;
-                ops::upkeep::counts(c, backend)
-            })
-            .await
     }
 }

@@ -105,10 +105,6 @@ pub trait Backend: Send + Sync + 'static {
     /// Wakes for changes committed by this process or any other process sharing the store.
     fn subscribe(&self) -> broadcast::Receiver<Wake>;
 
-    /// During the move to the statement seam: the backend's former `Store`, which still runs the
-    /// operations not moved yet.
-    fn legacy(&self) -> std::sync::Arc<dyn crate::store::Store>;
-
     /// Runs `procedure` as one transaction that commits whole or changes nothing, and returns
     /// only once the commit is durable. A backend may run it more than once (a lost race rolls
     /// back and runs again), so it must not act outside the transaction.

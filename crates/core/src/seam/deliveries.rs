@@ -4,8 +4,64 @@ use std::future::Future;
 
 use switchboard_proto::{Basis, DeliveryState, InboxItem, MessageId, Millis, RecipientState};
 
+use super::columns::{Col, Columns};
+use super::messages::target;
 use super::{Statements, Step};
 use crate::store::{PeerId, SessionId};
+
+/// The columns [`candidate`] decodes, in order, from `deliveries d` joined by
+/// [`CANDIDATE_JOINS`].
+pub const CANDIDATE_COLUMNS: &str = "m.id, s.name, r.name, m.scope, m.body, m.reply_to,
+    m.created_at, d.state, d.attempts, m.kind, q.context_hint, a.basis, d.lease_session,
+    d.lease_until";
+
+/// What [`CANDIDATE_COLUMNS`] reads besides `deliveries d`: the message, its sender and
+/// recipient, the question it asks and the question it answers.
+pub const CANDIDATE_JOINS: &str = "JOIN messages m ON m.id = d.message_id
+    JOIN peers s ON s.id = m.sender_id
+    LEFT JOIN peers r ON r.id = m.recipient_id
+    LEFT JOIN questions q ON q.message_id = m.id
+    LEFT JOIN questions a ON a.reply_id = m.id";
+
+/// A delivery read with [`CANDIDATE_COLUMNS`].
+pub fn candidate(r: &dyn Columns) -> Col<LeaseCandidate> {
+    Ok(LeaseCandidate {
+        item: InboxItem {
+            id: r.int(0)?,
+            kind: r.parsed(9)?,
+            from: r.text(1)?,
+            to: target(r, 2, 3)?,
+            text: r.text(4)?,
+            reply_to: r.opt_int(5)?,
+            created_at: r.int(6)?,
+            seen_before: false,
+            context_hint: r.opt_text(10)?,
+            grounding: None,
+        },
+        state: r.parsed(7)?,
+        attempts: r.count(8)?,
+        lease: match (r.opt_int(12)?, r.opt_int(13)?) {
+            (Some(session), Some(until)) => Some((session, until)),
+            _ => None,
+        },
+        basis: r.opt_parsed(11)?,
+    })
+}
+
+/// The columns [`recipient_state`] decodes, in order, from `deliveries d` joined with its
+/// recipient `peers p`.
+pub const RECIPIENT_COLUMNS: &str = "p.name, d.state, d.attempts, d.delivered_at, d.read_at";
+
+/// A recipient's delivery read with [`RECIPIENT_COLUMNS`].
+pub fn recipient_state(r: &dyn Columns) -> Col<RecipientState> {
+    Ok(RecipientState {
+        peer: r.text(0)?,
+        state: r.parsed(1)?,
+        attempts: r.count(2)?,
+        delivered_at: r.opt_int(3)?,
+        read_at: r.opt_int(4)?,
+    })
+}
 
 /// A delivery a lease may hand over, as read: the item without what the rules decide
 /// (`seen_before`, `grounding` are left empty), with the delivery's state and lease.

@@ -76,6 +76,26 @@ pub struct LeaseCandidate {
     pub basis: Option<Basis>,
 }
 
+/// One lease of a peer's inbox by a session, as its statements read and write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leasing {
+    pub peer: PeerId,
+    pub session: SessionId,
+    pub now: Millis,
+    /// When the leases it takes or renews run out.
+    pub until: Millis,
+    /// How many items it hands over at the most.
+    pub limit: u32,
+}
+
+/// The deliveries `ids` a session leased, handed over at `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct Handover<'a> {
+    pub session: SessionId,
+    pub ids: &'a [MessageId],
+    pub now: Millis,
+}
+
 pub trait DeliveryStatements: Statements {
     /// One queued delivery of the message per recipient.
     fn insert_deliveries(
@@ -106,14 +126,12 @@ pub trait DeliveryStatements: Statements {
         now: Millis,
     ) -> impl Future<Output = Step<u64, Self>> + Send;
 
-    /// The peer's queued, unexpired deliveries that `session` may lease now (not leased, lease
-    /// lapsed, or its own), oldest first; the lease decides their fate in this transaction.
+    /// The peer's queued, unexpired deliveries that the session may lease now (not leased,
+    /// lease lapsed, or its own), oldest first, up to the limit; the lease decides their fate
+    /// in this transaction.
     fn lease_candidates(
         &mut self,
-        peer: PeerId,
-        session: SessionId,
-        now: Millis,
-        limit: u32,
+        lease: &Leasing,
     ) -> impl Future<Output = Step<Vec<LeaseCandidate>, Self>> + Send;
 
     /// The peer's deliveries handed over but not acknowledged, oldest first.
@@ -123,21 +141,18 @@ pub trait DeliveryStatements: Statements {
         limit: u32,
     ) -> impl Future<Output = Step<Vec<LeaseCandidate>, Self>> + Send;
 
-    /// Extends the leases the session already holds on these deliveries.
+    /// Extends the leases the session already holds on the peer's deliveries `ids`.
     fn renew_leases(
         &mut self,
-        peer: PeerId,
+        lease: &Leasing,
         ids: &[MessageId],
-        until: Millis,
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
-    /// Leases the deliveries to `session`, counting one more attempt each.
+    /// Leases the peer's deliveries `ids` to the session, counting one more attempt each.
     fn take_leases(
         &mut self,
-        peer: PeerId,
+        lease: &Leasing,
         ids: &[MessageId],
-        session: SessionId,
-        until: Millis,
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
     /// Declares the deliveries dead (their attempts are used up).
@@ -151,9 +166,7 @@ pub trait DeliveryStatements: Statements {
     /// changed.
     fn mark_delivered(
         &mut self,
-        session: SessionId,
-        ids: &[MessageId],
-        now: Millis,
+        handover: Handover<'_>,
     ) -> impl Future<Output = Step<u64, Self>> + Send;
 
     /// Those of `ids` the peer has no delivery of, in the order given.

@@ -24,8 +24,8 @@ mod upkeep;
 
 pub use columns::{Cell, Col, ColumnError, Columns, Decode};
 pub use deliveries::{
-    CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements, LeaseCandidate, RECIPIENT_COLUMNS,
-    candidate, recipient_state,
+    CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements, Handover, LeaseCandidate, Leasing,
+    RECIPIENT_COLUMNS, candidate, recipient_state,
 };
 pub use jobs::{
     JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome, SETTLED_COLUMNS, Settled, job,
@@ -37,7 +37,7 @@ pub use messages::{
 };
 pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values, peer};
 pub use questions::{
-    EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS, QUESTION_FROM,
+    Closing, EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS, QUESTION_FROM,
     QuestionRow, QuestionStatements, expiring, question,
 };
 pub use sessions::{NewSession, SessionStatements};

@@ -89,6 +89,16 @@ pub struct ExpiringQuestion {
     pub ttl: Millis,
 }
 
+/// How a question closes: in `state` (as stored), by the reply message, with the basis an
+/// answer gives.
+#[derive(Debug, Clone, Copy)]
+pub struct Closing<'a> {
+    pub state: &'a str,
+    pub reply: MessageId,
+    pub basis: Option<&'a str>,
+    pub now: Millis,
+}
+
 pub trait QuestionStatements: Statements {
     fn insert_question(
         &mut self,
@@ -103,14 +113,11 @@ pub trait QuestionStatements: Statements {
         id: MessageId,
     ) -> impl Future<Output = Step<Option<(PeerId, PeerId)>, Self>> + Send;
 
-    /// Closes the question in `state` (as stored) by the reply message.
+    /// Closes the question as `closing` says.
     fn close_question(
         &mut self,
         id: MessageId,
-        state: &str,
-        reply: MessageId,
-        basis: Option<&str>,
-        now: Millis,
+        closing: Closing<'_>,
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
     /// Stores an answer's sources in the order given.

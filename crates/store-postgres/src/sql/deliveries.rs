@@ -3,10 +3,9 @@
 //! A statement on a set of messages binds them as one array (`ANY($2)`).
 
 use switchboard_core::seam::columns::int;
-use switchboard_core::seam::{
-    CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements, LeaseCandidate, RECIPIENT_COLUMNS,
-    candidate, recipient_state,
-};
+use switchboard_core::seam::{CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements};
+use switchboard_core::seam::{Handover, recipient_state};
+use switchboard_core::seam::{LeaseCandidate, Leasing, RECIPIENT_COLUMNS, candidate};
 use switchboard_core::{PeerId, SessionId};
 use switchboard_proto::{MessageId, Millis, RecipientState};
 
@@ -15,14 +14,10 @@ use crate::fault::OpResult;
 use crate::tx::PgTx;
 
 impl DeliveryStatements for PgTx {
-    async fn insert_deliveries(
-        &mut self,
-        message: MessageId,
-        recipients: &[PeerId],
-    ) -> OpResult<()> {
+    async fn insert_deliveries(&mut self, id: MessageId, to: &[PeerId]) -> OpResult<()> {
         let sql = "INSERT INTO deliveries (message_id, recipient_id, state)
              SELECT $1, r, 'queued' FROM unnest($2::bigint[]) AS r";
-        self.exec(sql, &[&message, &recipients]).await?;
+        self.exec(sql, &[&id, &to]).await?;
         Ok(())
     }
 
@@ -49,21 +44,15 @@ impl DeliveryStatements for PgTx {
 
     // Takes the rows it returns, skipping those another session's lease is taking right now:
     // two leases at once never hand out one item twice, and neither waits for the other.
-    async fn lease_candidates(
-        &mut self,
-        peer: PeerId,
-        session: SessionId,
-        now: Millis,
-        limit: u32,
-    ) -> OpResult<Vec<LeaseCandidate>> {
+    async fn lease_candidates(&mut self, l: &Leasing) -> OpResult<Vec<LeaseCandidate>> {
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS} FROM deliveries d {CANDIDATE_JOINS}
              WHERE d.recipient_id = $1 AND d.state = 'queued' AND m.expires_at > $2
                AND (d.lease_until IS NULL OR d.lease_until <= $2 OR d.lease_session = $3)
              ORDER BY d.message_id LIMIT $4 FOR UPDATE OF d SKIP LOCKED"
         );
-        let limit = big(limit);
-        self.all(&sql, &[&peer, &now, &session, &limit], candidate)
+        let limit = big(l.limit);
+        self.all(&sql, &[&l.peer, &l.now, &l.session, &limit], candidate)
             .await
     }
 
@@ -76,29 +65,19 @@ impl DeliveryStatements for PgTx {
         self.all(&sql, &[&peer, &big(limit)], candidate).await
     }
 
-    async fn renew_leases(
-        &mut self,
-        peer: PeerId,
-        ids: &[MessageId],
-        until: Millis,
-    ) -> OpResult<()> {
+    async fn renew_leases(&mut self, l: &Leasing, ids: &[MessageId]) -> OpResult<()> {
         let sql = "UPDATE deliveries SET lease_until = $3
              WHERE recipient_id = $1 AND message_id = ANY($2)";
-        self.exec(sql, &[&peer, &ids, &until]).await?;
+        self.exec(sql, &[&l.peer, &ids, &l.until]).await?;
         Ok(())
     }
 
-    async fn take_leases(
-        &mut self,
-        peer: PeerId,
-        ids: &[MessageId],
-        session: SessionId,
-        until: Millis,
-    ) -> OpResult<()> {
+    async fn take_leases(&mut self, l: &Leasing, ids: &[MessageId]) -> OpResult<()> {
         let sql = "UPDATE deliveries SET attempts = attempts + 1, lease_session = $3,
                  lease_until = $4
              WHERE recipient_id = $1 AND message_id = ANY($2)";
-        self.exec(sql, &[&peer, &ids, &session, &until]).await?;
+        self.exec(sql, &[&l.peer, &ids, &l.session, &l.until])
+            .await?;
         Ok(())
     }
 
@@ -109,16 +88,11 @@ impl DeliveryStatements for PgTx {
         Ok(())
     }
 
-    async fn mark_delivered(
-        &mut self,
-        session: SessionId,
-        ids: &[MessageId],
-        now: Millis,
-    ) -> OpResult<u64> {
+    async fn mark_delivered(&mut self, h: Handover<'_>) -> OpResult<u64> {
         let sql = "UPDATE deliveries SET state = 'delivered', delivered_at = $3,
                  lease_session = NULL, lease_until = NULL
              WHERE lease_session = $1 AND message_id = ANY($2) AND state = 'queued'";
-        self.exec(sql, &[&session, &ids, &now]).await
+        self.exec(sql, &[&h.session, &h.ids, &h.now]).await
     }
 
     async fn missing_deliveries(

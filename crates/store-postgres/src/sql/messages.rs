@@ -2,10 +2,9 @@
 
 use switchboard_core::PeerId;
 use switchboard_core::seam::columns::{flag, int};
-use switchboard_core::seam::{
-    LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements, RECENT_SENDS_COLUMNS, RecentSends,
-    SENT_COLUMNS, log_entry, recent_sends, sent_message,
-};
+use switchboard_core::seam::{LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements};
+use switchboard_core::seam::{RECENT_SENDS_COLUMNS, RecentSends, SENT_COLUMNS, log_entry};
+use switchboard_core::seam::{recent_sends, sent_message};
 use switchboard_proto::{LogEntry, MessageId, Millis, SentMessage};
 
 use super::big;
@@ -45,20 +44,14 @@ impl MessageStatements for PgTx {
         self.opt(sql, &[&sender, &key], int).await
     }
 
-    async fn recent_sends(
-        &mut self,
-        sender: PeerId,
-        since: Millis,
-        limit: u32,
-    ) -> OpResult<RecentSends> {
+    async fn recent_sends(&mut self, s: PeerId, since: Millis, cap: u32) -> OpResult<RecentSends> {
         // Postgres names every subquery in FROM.
         let sql = format!(
             "SELECT {RECENT_SENDS_COLUMNS} FROM (SELECT created_at FROM messages
                  WHERE sender_id = $1 AND created_at > $2 ORDER BY created_at LIMIT $3) t"
         );
-        let limit = big(limit);
-        self.one(&sql, &[&sender, &since, &limit], recent_sends)
-            .await
+        let cap = big(cap);
+        self.one(&sql, &[&s, &since, &cap], recent_sends).await
     }
 
     async fn knows_message(&mut self, peer: PeerId, id: MessageId) -> OpResult<bool> {
@@ -91,19 +84,13 @@ impl MessageStatements for PgTx {
         self.all(&sql, &[&after, &big(limit)], log_entry).await
     }
 
-    async fn log_to(
-        &mut self,
-        peer: PeerId,
-        after: MessageId,
-        limit: u32,
-    ) -> OpResult<Vec<LogEntry>> {
+    async fn log_to(&mut self, to: PeerId, after: MessageId, n: u32) -> OpResult<Vec<LogEntry>> {
         let sql = format!(
             "SELECT {LOG_COLUMNS} {LOG_FROM} JOIN deliveries d ON d.message_id = m.id
              WHERE d.recipient_id = $1 AND d.message_id > $2
              ORDER BY d.message_id LIMIT $3"
         );
-        let limit = big(limit);
-        self.all(&sql, &[&peer, &after, &limit], log_entry).await
+        self.all(&sql, &[&to, &after, &big(n)], log_entry).await
     }
 
     async fn last_message_id(&mut self) -> OpResult<MessageId> {

@@ -1,10 +1,11 @@
 //! The `peers` table: who is in the room.
 
 use switchboard_core::seam::columns::{flag, int};
+use switchboard_core::seam::peer;
 use switchboard_core::seam::{
-    NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values, peer,
+    NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values,
 };
-use switchboard_core::{BroadcastPlace, PeerId, PeerRecord};
+use switchboard_core::{BroadcastPlace as Place, PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
 use super::Params;
@@ -85,19 +86,15 @@ impl PeerStatements for PgTx {
         self.all(sql, &[&ids], id_name).await
     }
 
-    async fn broadcast_recipients(
-        &mut self,
-        sender: PeerId,
-        place: &BroadcastPlace,
-    ) -> OpResult<Vec<PeerId>> {
+    async fn broadcast_recipients(&mut self, from: PeerId, to: &Place) -> OpResult<Vec<PeerId>> {
         // The column is one of the rule's fixed names, never the caller's text.
         let sql = format!(
             "SELECT p.id FROM peers p WHERE p.id <> $1
                AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
                AND ($2::text IS NULL OR p.{column} = $2)
              ORDER BY p.id",
-            column = place.column
+            column = to.column
         );
-        self.all(&sql, &[&sender, &place.value], int).await
+        self.all(&sql, &[&from, &to.value], int).await
     }
 }

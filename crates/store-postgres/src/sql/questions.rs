@@ -1,11 +1,10 @@
 //! The `questions` and `answer_sources` tables. A reply and an expiry lock the question's row,
 //! so a question is closed exactly once.
 
+use switchboard_core::seam::Closing;
 use switchboard_core::seam::columns::{int_pair, text};
-use switchboard_core::seam::{
-    EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS, QUESTION_FROM,
-    QuestionRow, QuestionStatements, expiring, question,
-};
+use switchboard_core::seam::{EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS};
+use switchboard_core::seam::{QUESTION_FROM, QuestionRow, QuestionStatements, expiring, question};
 use switchboard_core::{PeerId, QuestionQuery};
 use switchboard_proto::{MessageId, Millis};
 
@@ -14,13 +13,9 @@ use crate::fault::OpResult;
 use crate::tx::PgTx;
 
 impl QuestionStatements for PgTx {
-    async fn insert_question(
-        &mut self,
-        message: MessageId,
-        context_hint: Option<&str>,
-    ) -> OpResult<()> {
+    async fn insert_question(&mut self, id: MessageId, hint: Option<&str>) -> OpResult<()> {
         let sql = "INSERT INTO questions (message_id, context_hint, state) VALUES ($1, $2, 'open')";
-        self.exec(sql, &[&message, &context_hint]).await?;
+        self.exec(sql, &[&id, &hint]).await?;
         Ok(())
     }
 
@@ -31,29 +26,19 @@ impl QuestionStatements for PgTx {
         self.opt(sql, &[&id], int_pair).await
     }
 
-    async fn close_question(
-        &mut self,
-        id: MessageId,
-        state: &str,
-        reply: MessageId,
-        basis: Option<&str>,
-        now: Millis,
-    ) -> OpResult<()> {
+    async fn close_question(&mut self, id: MessageId, c: Closing<'_>) -> OpResult<()> {
         let sql = "UPDATE questions SET state = $2, reply_id = $3, basis = $4, closed_at = $5
              WHERE message_id = $1";
-        self.exec(sql, &[&id, &state, &reply, &basis, &now]).await?;
+        self.exec(sql, &[&id, &c.state, &c.reply, &c.basis, &c.now])
+            .await?;
         Ok(())
     }
 
-    async fn insert_answer_sources(
-        &mut self,
-        answer: MessageId,
-        sources: &[String],
-    ) -> OpResult<()> {
+    async fn insert_answer_sources(&mut self, id: MessageId, sources: &[String]) -> OpResult<()> {
         let positions: Vec<i64> = (0_i64..).take(sources.len()).collect();
         let sql = "INSERT INTO answer_sources (answer_id, position, source)
              SELECT $1, p, s FROM unnest($2::bigint[], $3::text[]) AS t(p, s)";
-        self.exec(sql, &[&answer, &positions, &sources]).await?;
+        self.exec(sql, &[&id, &positions, &sources]).await?;
         Ok(())
     }
 

@@ -1,9 +1,8 @@
 //! The housekeeping statements that span tables: expiry and retention for `gc`, and the counts
 //! `status` shows.
 
-use switchboard_core::seam::{
-    COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version,
-};
+use switchboard_core::seam::version;
+use switchboard_core::seam::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count};
 use switchboard_proto::Millis;
 
 use crate::fault::OpResult;

@@ -6,10 +6,9 @@
 use rusqlite::params;
 
 use switchboard_core::seam::columns::flag;
-use switchboard_core::seam::{
-    CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements, LeaseCandidate, RECIPIENT_COLUMNS,
-    candidate, recipient_state,
-};
+use switchboard_core::seam::{CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements};
+use switchboard_core::seam::{Handover, recipient_state};
+use switchboard_core::seam::{LeaseCandidate, Leasing, RECIPIENT_COLUMNS, candidate};
 use switchboard_core::{PeerId, SessionId};
 use switchboard_proto::{MessageId, Millis, RecipientState};
 
@@ -18,16 +17,12 @@ use crate::fault::OpResult;
 use crate::tx::LiteTx;
 
 impl DeliveryStatements for LiteTx {
-    async fn insert_deliveries(
-        &mut self,
-        message: MessageId,
-        recipients: &[PeerId],
-    ) -> OpResult<()> {
+    async fn insert_deliveries(&mut self, id: MessageId, to: &[PeerId]) -> OpResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
         )?;
-        for r in recipients {
-            stmt.execute(params![message, r])?;
+        for r in to {
+            stmt.execute(params![id, r])?;
         }
         Ok(())
     }
@@ -67,13 +62,7 @@ impl DeliveryStatements for LiteTx {
     // history past every read item to find the unread ones: `INDEXED BY` names the
     // (recipient, state, message) index so a lease costs what is unread, however much mail the
     // peer ever had.
-    async fn lease_candidates(
-        &mut self,
-        peer: PeerId,
-        session: SessionId,
-        now: Millis,
-        limit: u32,
-    ) -> OpResult<Vec<LeaseCandidate>> {
+    async fn lease_candidates(&mut self, l: &Leasing) -> OpResult<Vec<LeaseCandidate>> {
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS}
              FROM deliveries d INDEXED BY deliveries_by_state {CANDIDATE_JOINS}
@@ -81,7 +70,7 @@ impl DeliveryStatements for LiteTx {
                AND (d.lease_until IS NULL OR d.lease_until <= ?2 OR d.lease_session = ?3)
              ORDER BY d.message_id LIMIT ?4"
         );
-        self.all(&sql, params![peer, now, session, limit], candidate)
+        self.all(&sql, params![l.peer, l.now, l.session, l.limit], candidate)
     }
 
     async fn seen_deliveries(&mut self, peer: PeerId, limit: u32) -> OpResult<Vec<LeaseCandidate>> {
@@ -94,34 +83,23 @@ impl DeliveryStatements for LiteTx {
         self.all(&sql, params![peer, limit], candidate)
     }
 
-    async fn renew_leases(
-        &mut self,
-        peer: PeerId,
-        ids: &[MessageId],
-        until: Millis,
-    ) -> OpResult<()> {
+    async fn renew_leases(&mut self, l: &Leasing, ids: &[MessageId]) -> OpResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE deliveries SET lease_until = ?3 WHERE recipient_id = ?1 AND message_id = ?2",
         )?;
         for id in ids {
-            stmt.execute(params![peer, id, until])?;
+            stmt.execute(params![l.peer, id, l.until])?;
         }
         Ok(())
     }
 
-    async fn take_leases(
-        &mut self,
-        peer: PeerId,
-        ids: &[MessageId],
-        session: SessionId,
-        until: Millis,
-    ) -> OpResult<()> {
+    async fn take_leases(&mut self, l: &Leasing, ids: &[MessageId]) -> OpResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE deliveries SET attempts = attempts + 1, lease_session = ?3, lease_until = ?4
              WHERE recipient_id = ?1 AND message_id = ?2",
         )?;
         for id in ids {
-            stmt.execute(params![peer, id, session, until])?;
+            stmt.execute(params![l.peer, id, l.session, l.until])?;
         }
         Ok(())
     }
@@ -137,20 +115,15 @@ impl DeliveryStatements for LiteTx {
         Ok(())
     }
 
-    async fn mark_delivered(
-        &mut self,
-        session: SessionId,
-        ids: &[MessageId],
-        now: Millis,
-    ) -> OpResult<u64> {
+    async fn mark_delivered(&mut self, h: Handover<'_>) -> OpResult<u64> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE deliveries SET state = 'delivered', delivered_at = ?3,
                  lease_session = NULL, lease_until = NULL
              WHERE lease_session = ?1 AND message_id = ?2 AND state = 'queued'",
         )?;
         let mut changed = 0;
-        for id in ids {
-            changed += stmt.execute(params![session, id, now])? as u64;
+        for id in h.ids {
+            changed += stmt.execute(params![h.session, id, h.now])? as u64;
         }
         Ok(changed)
     }

@@ -6,10 +6,9 @@
 use rusqlite::params;
 
 use switchboard_core::seam::columns::int;
-use switchboard_core::seam::{
-    JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome, SETTLED_COLUMNS, Settled, job,
-    job_view, lapsed_job, queued_job, settled,
-};
+use switchboard_core::seam::settled;
+use switchboard_core::seam::{JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome};
+use switchboard_core::seam::{SETTLED_COLUMNS, Settled, job, job_view, lapsed_job, queued_job};
 use switchboard_core::{ClaimRequest, JobQuery, NewJob, PeerId};
 use switchboard_proto::{JobId, JobState, JobView, Millis};
 

@@ -4,10 +4,9 @@ use rusqlite::params;
 
 use switchboard_core::PeerId;
 use switchboard_core::seam::columns::{flag, int};
-use switchboard_core::seam::{
-    LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements, RECENT_SENDS_COLUMNS, RecentSends,
-    SENT_COLUMNS, log_entry, recent_sends, sent_message,
-};
+use switchboard_core::seam::{LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements};
+use switchboard_core::seam::{RECENT_SENDS_COLUMNS, RecentSends, SENT_COLUMNS, log_entry};
+use switchboard_core::seam::{recent_sends, sent_message};
 use switchboard_proto::{LogEntry, MessageId, Millis, SentMessage};
 
 use crate::fault::OpResult;
@@ -40,17 +39,12 @@ impl MessageStatements for LiteTx {
         self.opt(sql, params![sender, key], int)
     }
 
-    async fn recent_sends(
-        &mut self,
-        sender: PeerId,
-        since: Millis,
-        limit: u32,
-    ) -> OpResult<RecentSends> {
+    async fn recent_sends(&mut self, s: PeerId, since: Millis, cap: u32) -> OpResult<RecentSends> {
         let sql = format!(
             "SELECT {RECENT_SENDS_COLUMNS} FROM (SELECT created_at FROM messages
                  WHERE sender_id = ?1 AND created_at > ?2 ORDER BY created_at LIMIT ?3)"
         );
-        self.one(&sql, params![sender, since, limit], recent_sends)
+        self.one(&sql, params![s, since, cap], recent_sends)
     }
 
     async fn knows_message(&mut self, peer: PeerId, id: MessageId) -> OpResult<bool> {
@@ -83,18 +77,13 @@ impl MessageStatements for LiteTx {
         self.all(&sql, params![after, limit], log_entry)
     }
 
-    async fn log_to(
-        &mut self,
-        peer: PeerId,
-        after: MessageId,
-        limit: u32,
-    ) -> OpResult<Vec<LogEntry>> {
+    async fn log_to(&mut self, to: PeerId, after: MessageId, n: u32) -> OpResult<Vec<LogEntry>> {
         let sql = format!(
             "SELECT {LOG_COLUMNS} {LOG_FROM} JOIN deliveries d ON d.message_id = m.id
              WHERE d.recipient_id = ?1 AND d.message_id > ?2
              ORDER BY d.message_id LIMIT ?3"
         );
-        self.all(&sql, params![peer, after, limit], log_entry)
+        self.all(&sql, params![to, after, n], log_entry)
     }
 
     async fn last_message_id(&mut self) -> OpResult<MessageId> {

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use switchboard_core::seam::columns::{flag, int, text};
 use switchboard_core::seam::{NewPeer, PEER_COLUMNS, PeerStatements, id_kind, info_values, peer};
-use switchboard_core::{BroadcastPlace, PeerId, PeerRecord};
+use switchboard_core::{BroadcastPlace as Place, PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
 use super::columns::read;
@@ -99,19 +99,15 @@ impl PeerStatements for LiteTx {
         Ok(found)
     }
 
-    async fn broadcast_recipients(
-        &mut self,
-        sender: PeerId,
-        place: &BroadcastPlace,
-    ) -> OpResult<Vec<PeerId>> {
+    async fn broadcast_recipients(&mut self, from: PeerId, to: &Place) -> OpResult<Vec<PeerId>> {
         // The column is one of the rule's fixed names, never the caller's text.
         let sql = format!(
             "SELECT p.id FROM peers p WHERE p.id <> ?1
                AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
                AND (?2 IS NULL OR p.{column} = ?2)
              ORDER BY p.id",
-            column = place.column
+            column = to.column
         );
-        self.all(&sql, params![sender, place.value], int)
+        self.all(&sql, params![from, to.value], int)
     }
 }

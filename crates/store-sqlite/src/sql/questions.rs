@@ -2,11 +2,10 @@
 
 use rusqlite::params;
 
+use switchboard_core::seam::Closing;
 use switchboard_core::seam::columns::{int_pair, text};
-use switchboard_core::seam::{
-    EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS, QUESTION_FROM,
-    QuestionRow, QuestionStatements, expiring, question,
-};
+use switchboard_core::seam::{EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS};
+use switchboard_core::seam::{QUESTION_FROM, QuestionRow, QuestionStatements, expiring, question};
 use switchboard_core::{PeerId, QuestionQuery};
 use switchboard_proto::{MessageId, Millis};
 
@@ -14,13 +13,9 @@ use crate::fault::OpResult;
 use crate::tx::LiteTx;
 
 impl QuestionStatements for LiteTx {
-    async fn insert_question(
-        &mut self,
-        message: MessageId,
-        context_hint: Option<&str>,
-    ) -> OpResult<()> {
+    async fn insert_question(&mut self, id: MessageId, hint: Option<&str>) -> OpResult<()> {
         let sql = "INSERT INTO questions (message_id, context_hint, state) VALUES (?1, ?2, 'open')";
-        self.exec(sql, params![message, context_hint])?;
+        self.exec(sql, params![id, hint])?;
         Ok(())
     }
 
@@ -31,30 +26,19 @@ impl QuestionStatements for LiteTx {
         self.opt(sql, [id], int_pair)
     }
 
-    async fn close_question(
-        &mut self,
-        id: MessageId,
-        state: &str,
-        reply: MessageId,
-        basis: Option<&str>,
-        now: Millis,
-    ) -> OpResult<()> {
+    async fn close_question(&mut self, id: MessageId, c: Closing<'_>) -> OpResult<()> {
         let sql = "UPDATE questions SET state = ?2, reply_id = ?3, basis = ?4, closed_at = ?5
              WHERE message_id = ?1";
-        self.exec(sql, params![id, state, reply, basis, now])?;
+        self.exec(sql, params![id, c.state, c.reply, c.basis, c.now])?;
         Ok(())
     }
 
-    async fn insert_answer_sources(
-        &mut self,
-        answer: MessageId,
-        sources: &[String],
-    ) -> OpResult<()> {
+    async fn insert_answer_sources(&mut self, id: MessageId, sources: &[String]) -> OpResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO answer_sources (answer_id, position, source) VALUES (?1, ?2, ?3)",
         )?;
         for (position, source) in (0_i64..).zip(sources) {
-            stmt.execute(params![answer, position, source])?;
+            stmt.execute(params![id, position, source])?;
         }
         Ok(())
     }

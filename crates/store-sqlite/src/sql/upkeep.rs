@@ -4,9 +4,8 @@
 //! They run rarely, so they are not kept in the connection's cache of prepared statements,
 //! where they would push out the ones every send and claim uses.
 
-use switchboard_core::seam::{
-    COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version,
-};
+use switchboard_core::seam::version;
+use switchboard_core::seam::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count};
 use switchboard_proto::Millis;
 
 use super::columns::read;

@@ -8,7 +8,7 @@ use switchboard_proto::{
 use super::{peers, questions};
 use crate::error::Rejection;
 use crate::rules::{BroadcastPlace, LeaseStep, fresh_sent};
-use crate::seam::{Executor, LeaseCandidate, MessageRow, Step};
+use crate::seam::{Executor, Handover, LeaseCandidate, Leasing, MessageRow, Step};
 use crate::store::{
     Admission, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, SentQuery, SessionId,
 };
@@ -189,15 +189,20 @@ pub async fn lease<X: Executor>(
     now: Millis,
 ) -> Step<Vec<InboxItem>, X> {
     questions::expire_asked_by(x, req.peer, now).await?;
-    let mut found = x
-        .lease_candidates(req.peer, req.session, now, req.limit)
-        .await?;
+    let lease = Leasing {
+        peer: req.peer,
+        session: req.session,
+        now,
+        until: now.saturating_add(req.lease_ms),
+        limit: req.limit,
+    };
+    let mut found = x.lease_candidates(&lease).await?;
     if req.include_seen {
         found.extend(x.seen_deliveries(req.peer, req.limit).await?);
         found.sort_by_key(|c| c.item.id);
         found.truncate(req.limit as usize);
     }
-    let buried = take_leases(x, &req, &found, now).await?;
+    let buried = take_leases(x, &req, &lease, &found).await?;
     let mut out = Vec::with_capacity(found.len());
     for c in found {
         if c.state == DeliveryState::Queued && buried.contains(&c.item.id) {
@@ -218,26 +223,31 @@ pub async fn lease<X: Executor>(
 async fn take_leases<X: Executor>(
     x: &mut X,
     req: &LeaseRequest,
+    lease: &Leasing,
     found: &[LeaseCandidate],
-    now: Millis,
 ) -> Step<Vec<MessageId>, X> {
     let (mut buried, mut renewed, mut leased) = (Vec::new(), Vec::new(), Vec::new());
     for c in found.iter().filter(|c| c.state == DeliveryState::Queued) {
-        match LeaseStep::of(c.attempts, c.lease, req.session, req.max_attempts, now) {
+        match LeaseStep::of(
+            c.attempts,
+            c.lease,
+            req.session,
+            req.max_attempts,
+            lease.now,
+        ) {
             LeaseStep::Bury => buried.push(c.item.id),
             LeaseStep::Renew => renewed.push(c.item.id),
             LeaseStep::Take => leased.push(c.item.id),
         }
     }
-    let until = now.saturating_add(req.lease_ms);
     if !renewed.is_empty() {
-        x.renew_leases(req.peer, &renewed, until).await?;
+        x.renew_leases(lease, &renewed).await?;
     }
     if !buried.is_empty() {
         x.bury_deliveries(req.peer, &buried).await?;
     }
     if !leased.is_empty() {
-        x.take_leases(req.peer, &leased, req.session, until).await?;
+        x.take_leases(lease, &leased).await?;
     }
     Ok(buried)
 }
@@ -263,7 +273,8 @@ pub async fn mark_delivered<X: Executor>(
     ids: Vec<MessageId>,
     now: Millis,
 ) -> Step<u64, X> {
-    x.mark_delivered(session, &ids, now).await
+    let ids = &ids;
+    x.mark_delivered(Handover { session, ids, now }).await
 }
 
 /// Marks the messages read; every one must be in the peer's inbox, or nothing changes.

@@ -10,7 +10,7 @@ use super::peers;
 use crate::error::Rejection;
 use crate::notice::question_expired;
 use crate::rules::{ReplyRecord, may_reply};
-use crate::seam::{Executor, QuestionRow, Step};
+use crate::seam::{Closing, Executor, QuestionRow, Step};
 use crate::store::{Admission, NewMessage, NewQuestion, NewTarget, PeerId, QuestionQuery, Reply};
 
 /// Sends the question as a message to the peer asked (under every check of a send) and opens
@@ -59,8 +59,13 @@ pub async fn reply<X: Executor>(
     }
     let record = ReplyRecord::new(&reply, question, by, asker, expires_at);
     let sent = mail::submit(x, &record.message, adm, now).await?;
-    x.close_question(question, record.state, sent.id, record.basis, now)
-        .await?;
+    let closing = Closing {
+        state: record.state,
+        reply: sent.id,
+        basis: record.basis,
+        now,
+    };
+    x.close_question(question, closing).await?;
     if let Reply::Answer { sources, .. } = &reply {
         x.insert_answer_sources(sent.id, sources).await?;
     }
@@ -86,7 +91,13 @@ pub async fn expire_asked_by<X: Executor>(x: &mut X, asker: PeerId, now: Millis)
             now,
         )
         .await?;
-        x.close_question(q.id, "expired", notice, None, now).await?;
+        let closing = Closing {
+            state: "expired",
+            reply: notice,
+            basis: None,
+            now,
+        };
+        x.close_question(q.id, closing).await?;
     }
     Ok(())
 }

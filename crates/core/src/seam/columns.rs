@@ -25,6 +25,9 @@ pub enum Cell {
     Bool(bool),
 }
 
+/// A shared decoder: one row, read into a record.
+pub type Decode<T> = fn(&dyn Columns) -> Col<T>;
+
 /// One row of a result, as a backend's driver returned it. Decoders take `&dyn Columns`, so
 /// each is one plain function every backend can pass around.
 pub trait Columns {
@@ -86,8 +89,51 @@ impl dyn Columns + '_ {
         })
     }
 
+    /// A text column read into an enum when it is not NULL.
+    pub fn opt_parsed<T: FromStr>(&self, i: usize) -> Col<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.opt_text(i)? {
+            Some(_) => self.parsed(i).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// A count or attempt number (stored as a 64-bit integer) in the API's type.
     pub fn count(&self, i: usize) -> Col<u32> {
         Ok(u32::try_from(self.int(i)?.max(0)).unwrap_or(u32::MAX))
     }
+
+    /// A row count in the API's type (a count is never negative).
+    pub fn total(&self, i: usize) -> Col<u64> {
+        Ok(u64::try_from(self.int(i)?).unwrap_or(0))
+    }
+}
+
+// The decoders of a statement that reads one or two plain values (an id, a truth, a name).
+
+/// The first column, an integer (an id, a count).
+pub fn int(r: &dyn Columns) -> Col<i64> {
+    r.int(0)
+}
+
+/// The first column, an integer that may be NULL.
+pub fn opt_int(r: &dyn Columns) -> Col<Option<i64>> {
+    r.opt_int(0)
+}
+
+/// The first column, a truth value (an `EXISTS`).
+pub fn flag(r: &dyn Columns) -> Col<bool> {
+    r.flag(0)
+}
+
+/// The first column, text.
+pub fn text(r: &dyn Columns) -> Col<String> {
+    r.text(0)
+}
+
+/// The first two columns, integers (two ids).
+pub fn int_pair(r: &dyn Columns) -> Col<(i64, i64)> {
+    Ok((r.int(0)?, r.int(1)?))
 }

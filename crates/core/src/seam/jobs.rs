@@ -5,8 +5,70 @@ use std::future::Future;
 
 use switchboard_proto::{JobId, JobState, JobView, Millis};
 
+use super::columns::{Col, Columns};
 use super::{Statements, Step};
 use crate::store::{ClaimRequest, JobQuery, NewJob, PeerId};
+
+/// The columns [`job`] decodes, in order, from [`JOB_FROM`].
+pub const JOB_COLUMNS: &str = "j.id, j.agent, p.name, j.prompt, j.model, j.write_access,
+    j.request_id, j.state, j.attempts, j.created_at, j.updated_at, j.expires_at, j.result,
+    j.error, j.branch, j.fence";
+
+/// A job with its dispatcher `p`.
+pub const JOB_FROM: &str = "FROM jobs j JOIN peers p ON p.id = j.dispatcher_id";
+
+/// A job read with [`JOB_COLUMNS`].
+pub fn job(r: &dyn Columns) -> Col<JobRow> {
+    let job = JobView {
+        id: r.int(0)?,
+        agent: r.text(1)?,
+        dispatcher: r.text(2)?,
+        prompt: r.text(3)?,
+        model: r.opt_text(4)?,
+        write: r.flag(5)?,
+        request_id: r.opt_text(6)?,
+        state: r.parsed(7)?,
+        attempts: r.count(8)?,
+        created_at: r.int(9)?,
+        updated_at: r.int(10)?,
+        expires_at: r.int(11)?,
+        result: r.opt_text(12)?,
+        error: r.opt_text(13)?,
+        branch: r.opt_text(14)?,
+        duplicate: false,
+    };
+    Ok(JobRow {
+        job,
+        fence: r.int(15)?,
+    })
+}
+
+/// A job's view alone, read with [`JOB_COLUMNS`].
+pub fn job_view(r: &dyn Columns) -> Col<JobView> {
+    job(r).map(|row| row.job)
+}
+
+/// A job a claim may take: `id, attempts`.
+pub fn queued_job(r: &dyn Columns) -> Col<(JobId, u32)> {
+    Ok((r.int(0)?, r.count(1)?))
+}
+
+/// A lapsed job: `id, write_access`.
+pub fn lapsed_job(r: &dyn Columns) -> Col<(JobId, bool)> {
+    Ok((r.int(0)?, r.flag(1)?))
+}
+
+/// The columns [`settled`] decodes, in order, from `jobs` (a `RETURNING` list).
+pub const SETTLED_COLUMNS: &str = "dispatcher_id, agent, expires_at - created_at";
+
+/// A settled job read with [`SETTLED_COLUMNS`].
+pub fn settled(r: &dyn Columns) -> Col<Settled> {
+    Ok(Settled {
+        dispatcher: r.int(0)?,
+        agent: r.text(1)?,
+        ttl: r.int(2)?,
+    })
+}
 
 /// A job as read for a change, with the fencing token of its current claim: a worker's change
 /// is refused unless it names this token.

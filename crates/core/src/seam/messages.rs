@@ -2,10 +2,74 @@
 
 use std::future::Future;
 
-use switchboard_proto::{ItemKind, LogEntry, MessageId, Millis, SentMessage};
+use switchboard_proto::{ItemKind, LogEntry, MessageId, Millis, SentMessage, Target};
 
+use super::columns::{Col, Columns};
 use super::{Statements, Step};
 use crate::store::PeerId;
+
+/// Where a message went: the recipient's name in column `name`, or else (a broadcast) the
+/// scope in `scope`.
+pub(super) fn target(r: &dyn Columns, name: usize, scope: usize) -> Col<Target> {
+    match r.opt_text(name)? {
+        Some(name) => Ok(Target::Peer(name)),
+        None => Ok(Target::Broadcast(r.parsed(scope)?)),
+    }
+}
+
+/// The columns [`log_entry`] decodes, in order, from [`LOG_FROM`].
+pub const LOG_COLUMNS: &str =
+    "m.id, s.name, r.name, m.scope, m.body, m.reply_to, m.created_at, m.kind";
+
+/// A message with its sender `s` and recipient `r` (none for a broadcast).
+pub const LOG_FROM: &str = "FROM messages m
+    JOIN peers s ON s.id = m.sender_id
+    LEFT JOIN peers r ON r.id = m.recipient_id";
+
+/// A message read with [`LOG_COLUMNS`].
+pub fn log_entry(r: &dyn Columns) -> Col<LogEntry> {
+    Ok(LogEntry {
+        id: r.int(0)?,
+        kind: r.parsed(7)?,
+        from: r.text(1)?,
+        to: target(r, 2, 3)?,
+        text: r.text(4)?,
+        reply_to: r.opt_int(5)?,
+        created_at: r.int(6)?,
+    })
+}
+
+/// The columns [`sent_message`] decodes, in order, from `messages m` with its recipient
+/// `peers r` (none for a broadcast).
+pub const SENT_COLUMNS: &str =
+    "m.id, r.name, m.scope, m.body, m.reply_to, m.idempotency_key, m.created_at, m.expires_at";
+
+/// A sent message read with [`SENT_COLUMNS`], without its recipients.
+pub fn sent_message(r: &dyn Columns) -> Col<SentMessage> {
+    Ok(SentMessage {
+        id: r.int(0)?,
+        to: target(r, 1, 2)?,
+        text: r.text(3)?,
+        reply_to: r.opt_int(4)?,
+        idempotency_key: r.opt_text(5)?,
+        created_at: r.int(6)?,
+        expires_at: r.int(7)?,
+        recipients: Vec::new(),
+        duplicate: false,
+    })
+}
+
+/// The sends counted from a window of the sender's messages (`created_at`): how many, and
+/// the oldest.
+pub const RECENT_SENDS_COLUMNS: &str = "COUNT(*), MIN(created_at)";
+
+/// The sends read with [`RECENT_SENDS_COLUMNS`].
+pub fn recent_sends(r: &dyn Columns) -> Col<RecentSends> {
+    Ok(RecentSends {
+        count: r.count(0)?,
+        oldest: r.opt_int(1)?,
+    })
+}
 
 /// A message row to insert. A direct message names its recipient, a broadcast its scope.
 #[derive(Debug, Clone, Copy)]

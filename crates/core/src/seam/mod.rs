@@ -22,14 +22,26 @@ mod sessions;
 mod store;
 mod upkeep;
 
-pub use columns::{Cell, Col, ColumnError, Columns};
-pub use deliveries::{DeliveryStatements, LeaseCandidate};
-pub use jobs::{JobRow, JobStatements, RunOutcome, Settled};
-pub use messages::{MessageRow, MessageStatements, RecentSends};
-pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
-pub use questions::{ExpiringQuestion, QuestionRow, QuestionStatements};
+pub use columns::{Cell, Col, ColumnError, Columns, Decode};
+pub use deliveries::{
+    CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements, Handover, LeaseCandidate, Leasing,
+    RECIPIENT_COLUMNS, candidate, recipient_state,
+};
+pub use jobs::{
+    JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome, SETTLED_COLUMNS, Settled, job,
+    job_view, lapsed_job, queued_job, settled,
+};
+pub use messages::{
+    LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements, RECENT_SENDS_COLUMNS, RecentSends,
+    SENT_COLUMNS, log_entry, recent_sends, sent_message,
+};
+pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values, peer};
+pub use questions::{
+    Closing, EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS, QUESTION_FROM,
+    QuestionRow, QuestionStatements, expiring, question,
+};
 pub use sessions::{NewSession, SessionStatements};
-pub use upkeep::{Counts, UpkeepStatements};
+pub use upkeep::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -35,6 +35,16 @@ pub fn peer(r: &dyn Columns) -> Col<PeerRecord> {
     })
 }
 
+/// A peer's id and kind: `id, kind`.
+pub fn id_kind(r: &dyn Columns) -> Col<(PeerId, PeerKind)> {
+    Ok((r.int(0)?, r.parsed(1)?))
+}
+
+/// A peer's id and name: `id, name`.
+pub fn id_name(r: &dyn Columns) -> Col<(PeerId, String)> {
+    Ok((r.int(0)?, r.text(1)?))
+}
+
 /// A peer's description as bound to `client_kind, client_version, host, cwd, git_root,
 /// git_branch`, in that order.
 pub fn info_values(info: &PeerInfo) -> [Option<&str>; 6] {

@@ -5,8 +5,65 @@ use std::future::Future;
 
 use switchboard_proto::{Basis, MessageId, Millis, QuestionView};
 
+use super::columns::{Col, Columns};
 use super::{Statements, Step};
 use crate::store::{PeerId, QuestionQuery};
+
+/// The columns [`question`] decodes, in order, from [`QUESTION_FROM`].
+pub const QUESTION_COLUMNS: &str = "m.id, a.name, r.name, m.body, q.context_hint, q.state,
+    m.created_at, m.expires_at, q.reply_id, q.basis, q.closed_at, rm.body, m.sender_id,
+    m.recipient_id";
+
+/// A question with its message `m`, asker `a`, the peer asked `r` and its reply `rm`.
+pub const QUESTION_FROM: &str = "FROM questions q
+    JOIN messages m ON m.id = q.message_id
+    JOIN peers a ON a.id = m.sender_id
+    JOIN peers r ON r.id = m.recipient_id
+    LEFT JOIN messages rm ON rm.id = q.reply_id";
+
+/// A question read with [`QUESTION_COLUMNS`]. An unknown basis reads as none: the question
+/// is still shown.
+pub fn question(r: &dyn Columns) -> Col<QuestionRow> {
+    Ok(QuestionRow {
+        view: QuestionView {
+            id: r.int(0)?,
+            from: r.text(1)?,
+            to: r.text(2)?,
+            question: r.text(3)?,
+            context_hint: r.opt_text(4)?,
+            state: r.parsed(5)?,
+            asked_at: r.int(6)?,
+            expires_at: r.int(7)?,
+            answer: None,
+            decline_reason: None,
+        },
+        asker: r.int(12)?,
+        asked: r.int(13)?,
+        reply_id: r.opt_int(8)?,
+        basis: r.opt_text(9)?.and_then(|b| b.parse().ok()),
+        reply_text: r.opt_text(11)?,
+        closed_at: r.opt_int(10)?,
+    })
+}
+
+/// The columns [`expiring`] decodes, in order, from [`EXPIRING_FROM`].
+pub const EXPIRING_COLUMNS: &str =
+    "q.message_id, m.recipient_id, r.name, m.expires_at - m.created_at";
+
+/// A question with its message `m` and the peer asked `r`.
+pub const EXPIRING_FROM: &str = "FROM questions q
+    JOIN messages m ON m.id = q.message_id
+    JOIN peers r ON r.id = m.recipient_id";
+
+/// A question due to expire, read with [`EXPIRING_COLUMNS`].
+pub fn expiring(r: &dyn Columns) -> Col<ExpiringQuestion> {
+    Ok(ExpiringQuestion {
+        id: r.int(0)?,
+        asked: r.int(1)?,
+        asked_name: r.text(2)?,
+        ttl: r.int(3)?,
+    })
+}
 
 /// A question as read, before its answer's sources are: the view with `answer` and
 /// `decline_reason` left empty and its state as stored, and what completes them.
@@ -32,6 +89,16 @@ pub struct ExpiringQuestion {
     pub ttl: Millis,
 }
 
+/// How a question closes: in `state` (as stored), by the reply message, with the basis an
+/// answer gives.
+#[derive(Debug, Clone, Copy)]
+pub struct Closing<'a> {
+    pub state: &'a str,
+    pub reply: MessageId,
+    pub basis: Option<&'a str>,
+    pub now: Millis,
+}
+
 pub trait QuestionStatements: Statements {
     fn insert_question(
         &mut self,
@@ -46,14 +113,11 @@ pub trait QuestionStatements: Statements {
         id: MessageId,
     ) -> impl Future<Output = Step<Option<(PeerId, PeerId)>, Self>> + Send;
 
-    /// Closes the question in `state` (as stored) by the reply message.
+    /// Closes the question as `closing` says.
     fn close_question(
         &mut self,
         id: MessageId,
-        state: &str,
-        reply: MessageId,
-        basis: Option<&str>,
-        now: Millis,
+        closing: Closing<'_>,
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
     /// Stores an answer's sources in the order given.

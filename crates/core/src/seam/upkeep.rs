@@ -6,7 +6,32 @@ use std::future::Future;
 
 use switchboard_proto::Millis;
 
+use super::columns::{Col, Columns};
 use super::{Statements, Step};
+
+/// The counts [`counts`] decodes, in order (a `SELECT` of subqueries, from no table).
+pub const COUNTS_COLUMNS: &str = "(SELECT COUNT(*) FROM peers),
+    (SELECT COUNT(DISTINCT peer_id) FROM sessions WHERE ended_at IS NULL),
+    (SELECT COUNT(*) FROM messages)";
+
+/// The counts read with [`COUNTS_COLUMNS`].
+pub fn counts(r: &dyn Columns) -> Col<Counts> {
+    Ok(Counts {
+        peers: r.total(0)?,
+        peers_online: r.total(1)?,
+        messages: r.total(2)?,
+    })
+}
+
+/// A state and how many deliveries are in it: `state, COUNT(*)`.
+pub fn state_count(r: &dyn Columns) -> Col<(String, u64)> {
+    Ok((r.text(0)?, r.total(1)?))
+}
+
+/// The schema version (`MAX(version)`, 0 when none).
+pub fn version(r: &dyn Columns) -> Col<u32> {
+    r.count(0)
+}
 
 /// The rows `status` counts in one read.
 #[derive(Debug, Clone, Copy, Default)]

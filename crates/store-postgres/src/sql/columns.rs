@@ -3,7 +3,7 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use switchboard_core::seam::{Cell, Col, ColumnError, Columns};
+use switchboard_core::seam::{Cell, Col, ColumnError, Columns, Decode};
 
 use crate::fault::OpResult;
 
@@ -50,6 +50,6 @@ impl Columns for Cols<'_> {
 }
 
 /// One row through a shared decoder.
-pub fn read<T>(row: &Row, decode: fn(&dyn Columns) -> Col<T>) -> OpResult<T> {
+pub fn read<T>(row: &Row, decode: Decode<T>) -> OpResult<T> {
     Ok(decode(&Cols(row))?)
 }

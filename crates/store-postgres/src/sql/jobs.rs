@@ -4,79 +4,38 @@
 //! workers never wait on, or both take, one job; a worker-side change locks the job's row
 //! before its fence is checked, and the sweeps leave rows another transaction holds to it.
 
-use tokio_postgres::Row;
-
-use switchboard_core::seam::{JobRow, JobStatements, RunOutcome, Settled};
+use switchboard_core::seam::columns::int;
+use switchboard_core::seam::settled;
+use switchboard_core::seam::{JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome};
+use switchboard_core::seam::{SETTLED_COLUMNS, Settled, job, job_view, lapsed_job, queued_job};
 use switchboard_core::{ClaimRequest, JobQuery, NewJob, PeerId};
 use switchboard_proto::{JobId, JobState, JobView, Millis};
 
-use super::{Params, big, col, exec, one, opt, parse, rows, small};
+use super::{Params, big};
 use crate::fault::OpResult;
 use crate::tx::PgTx;
-
-const SELECT_JOB: &str = "SELECT j.id, j.agent, p.name, j.prompt, j.model, j.write_access,
-        j.request_id, j.state, j.attempts, j.created_at, j.updated_at, j.expires_at, j.result,
-        j.error, j.branch, j.fence
-    FROM jobs j JOIN peers p ON p.id = j.dispatcher_id";
-
-fn job_row(r: &Row) -> OpResult<JobRow> {
-    let job = JobView {
-        id: col(r, 0)?,
-        agent: col(r, 1)?,
-        dispatcher: col(r, 2)?,
-        prompt: col(r, 3)?,
-        model: col(r, 4)?,
-        write: col(r, 5)?,
-        request_id: col(r, 6)?,
-        state: parse(r, 7)?,
-        attempts: small(col(r, 8)?),
-        created_at: col(r, 9)?,
-        updated_at: col(r, 10)?,
-        expires_at: col(r, 11)?,
-        result: col(r, 12)?,
-        error: col(r, 13)?,
-        branch: col(r, 14)?,
-        duplicate: false,
-    };
-    Ok(JobRow {
-        job,
-        fence: col(r, 15)?,
-    })
-}
-
-impl PgTx {
-    /// The job a statement reading one job by id (`$1`) finds.
-    async fn one_job(&self, sql: &str, id: JobId) -> OpResult<Option<JobRow>> {
-        let row = opt(self.conn(), sql, &[&id]).await?;
-        row.as_ref().map(job_row).transpose()
-    }
-}
 
 impl JobStatements for PgTx {
     async fn job_by_request(&mut self, from: PeerId, request: &str) -> OpResult<Option<JobId>> {
         // `request_id IS NOT NULL` is the condition of the partial index `jobs_by_request`.
         let sql = "SELECT id FROM jobs
              WHERE dispatcher_id = $1 AND request_id = $2 AND request_id IS NOT NULL";
-        match opt(self.conn(), sql, &[&from, &request]).await? {
-            Some(row) => Ok(Some(col(&row, 0)?)),
-            None => Ok(None),
-        }
+        self.opt(sql, &[&from, &request], int).await
     }
 
     async fn job_by_id(&mut self, id: JobId) -> OpResult<Option<JobRow>> {
-        let sql = format!("{SELECT_JOB} WHERE j.id = $1");
-        self.one_job(&sql, id).await
+        let sql = format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = $1");
+        self.opt(&sql, &[&id], job).await
     }
 
     // Only the job's row is locked, not its dispatcher's.
     async fn lock_job(&mut self, id: JobId) -> OpResult<Option<JobRow>> {
-        let sql = format!("{SELECT_JOB} WHERE j.id = $1 FOR UPDATE OF j");
-        self.one_job(&sql, id).await
+        let sql = format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = $1 FOR UPDATE OF j");
+        self.opt(&sql, &[&id], job).await
     }
 
     async fn insert_job(&mut self, job: &NewJob, now: Millis) -> OpResult<JobId> {
-        let row = one(
-            self.conn(),
+        self.one(
             "INSERT INTO jobs (dispatcher_id, agent, prompt, model, write_access, request_id,
                  state, created_at, updated_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8) RETURNING id",
@@ -90,9 +49,9 @@ impl JobStatements for PgTx {
                 &now,
                 &job.expires_at,
             ],
+            int,
         )
-        .await?;
-        col(&row, 0)
+        .await
     }
 
     // SKIP LOCKED: a job another worker is claiming right now is passed over, not waited on.
@@ -100,36 +59,35 @@ impl JobStatements for PgTx {
         let sql = "SELECT id, attempts FROM jobs
              WHERE agent = $1 AND state = 'queued' AND (NOT write_access OR $2)
              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
-        match opt(self.conn(), sql, &[&claim.agent, &claim.allow_writes]).await? {
-            Some(row) => Ok(Some((col(&row, 0)?, small(col(&row, 1)?)))),
-            None => Ok(None),
-        }
+        let params: Params = &[&claim.agent, &claim.allow_writes];
+        self.opt(sql, params, queued_job).await
     }
 
     async fn claim_job(&mut self, id: JobId, by: &str, until: Millis, now: Millis) -> OpResult<()> {
         let sql = "UPDATE jobs SET state = 'claimed', attempts = attempts + 1, fence = fence + 1,
                  worker = $2, lease_until = $3, updated_at = $4
              WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &by, &until, &now]).await?;
+        self.exec(sql, &[&id, &by, &until, &now]).await?;
         Ok(())
     }
 
     async fn mark_job_running(&mut self, id: JobId, now: Millis) -> OpResult<()> {
         let sql = "UPDATE jobs SET state = 'running', updated_at = $2 WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &now]).await?;
+        self.exec(sql, &[&id, &now]).await?;
         Ok(())
     }
 
     async fn extend_job_lease(&mut self, id: JobId, until: Millis, now: Millis) -> OpResult<()> {
         let sql = "UPDATE jobs SET lease_until = $2, updated_at = $3 WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &until, &now]).await?;
+        self.exec(sql, &[&id, &until, &now]).await?;
         Ok(())
     }
 
     async fn record_job_outcome(&mut self, id: JobId, o: RunOutcome<'_>) -> OpResult<()> {
         let sql = "UPDATE jobs SET result = $2, error = $3, branch = $4, lease_until = NULL
              WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &o.result, &o.error, &o.branch]).await?;
+        self.exec(sql, &[&id, &o.result, &o.error, &o.branch])
+            .await?;
         Ok(())
     }
 
@@ -138,7 +96,7 @@ impl JobStatements for PgTx {
         let sql = "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0),
                  worker = NULL, lease_until = NULL, updated_at = $2
              WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &now]).await?;
+        self.exec(sql, &[&id, &now]).await?;
         Ok(())
     }
 
@@ -146,7 +104,7 @@ impl JobStatements for PgTx {
         let sql = "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL,
                  updated_at = $2
              WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &now]).await?;
+        self.exec(sql, &[&id, &now]).await?;
         Ok(())
     }
 
@@ -155,56 +113,41 @@ impl JobStatements for PgTx {
                  lease_until = NULL, result = NULL, error = NULL, updated_at = $2,
                  expires_at = GREATEST(expires_at, $2 + (expires_at - created_at))
              WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &now]).await?;
+        self.exec(sql, &[&id, &now]).await?;
         Ok(())
     }
 
     async fn settle_job(&mut self, id: JobId, state: JobState, now: Millis) -> OpResult<Settled> {
-        let sql = "UPDATE jobs SET state = $2, lease_until = NULL, updated_at = $3 WHERE id = $1
-             RETURNING dispatcher_id, agent, expires_at - created_at";
-        let row = one(self.conn(), sql, &[&id, &state.as_str(), &now]).await?;
-        Ok(Settled {
-            dispatcher: col(&row, 0)?,
-            agent: col(&row, 1)?,
-            ttl: col(&row, 2)?,
-        })
+        let sql = format!(
+            "UPDATE jobs SET state = $2, lease_until = NULL, updated_at = $3 WHERE id = $1
+             RETURNING {SETTLED_COLUMNS}"
+        );
+        self.one(&sql, &[&id, &state.as_str(), &now], settled).await
     }
 
     async fn lapsed_jobs(&mut self, now: Millis) -> OpResult<Vec<(JobId, bool)>> {
         let sql = "SELECT id, write_access FROM jobs
              WHERE state IN ('claimed', 'running') AND lease_until <= $1
              FOR UPDATE SKIP LOCKED";
-        rows(self.conn(), sql, &[&now])
-            .await?
-            .iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-            .collect()
+        self.all(sql, &[&now], lapsed_job).await
     }
 
     async fn expired_jobs(&mut self, now: Millis) -> OpResult<Vec<JobId>> {
         let sql = "SELECT id FROM jobs WHERE state = 'queued' AND expires_at <= $1
              FOR UPDATE SKIP LOCKED";
-        rows(self.conn(), sql, &[&now])
-            .await?
-            .iter()
-            .map(|r| col(r, 0))
-            .collect()
+        self.all(sql, &[&now], int).await
     }
 
     // Postgres must be told the type of a parameter that is only compared with NULL.
     async fn list_jobs(&mut self, q: &JobQuery) -> OpResult<Vec<JobView>> {
         let sql = format!(
-            "{SELECT_JOB}
+            "SELECT {JOB_COLUMNS} {JOB_FROM}
              WHERE ($1::bigint IS NULL OR j.dispatcher_id = $1)
                AND ($2::text IS NULL OR j.agent = $2)
                AND (NOT $3 OR j.state IN ('queued', 'claimed', 'running'))
              ORDER BY j.id DESC LIMIT $4"
         );
         let params: Params = &[&q.dispatcher, &q.agent, &q.active_only, &big(q.limit)];
-        let found = rows(self.conn(), &sql, params).await?;
-        found
-            .iter()
-            .map(|r| job_row(r).map(|row| row.job))
-            .collect()
+        self.all(&sql, params, job_view).await
     }
 }

@@ -1,55 +1,43 @@
 //! The `peers` table: who is in the room.
 
-use switchboard_core::seam::{NewPeer, PEER_COLUMNS, PeerStatements, info_values, peer};
-use switchboard_core::{BroadcastPlace, PeerId, PeerRecord};
+use switchboard_core::seam::columns::{flag, int};
+use switchboard_core::seam::peer;
+use switchboard_core::seam::{
+    NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values,
+};
+use switchboard_core::{BroadcastPlace as Place, PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
-use super::columns::read;
-use super::{col, exec, one, opt, parse, rows};
+use super::Params;
 use crate::fault::OpResult;
 use crate::tx::PgTx;
 
 impl PeerStatements for PgTx {
     async fn peer_by_name(&mut self, name: &str) -> OpResult<Option<PeerRecord>> {
         let sql = format!("SELECT {PEER_COLUMNS} FROM peers p WHERE p.name = $1");
-        opt(self.conn(), &sql, &[&name])
-            .await?
-            .as_ref()
-            .map(|r| read(r, peer))
-            .transpose()
+        self.opt(&sql, &[&name], peer).await
     }
 
     async fn peer_by_id(&mut self, id: PeerId) -> OpResult<Option<PeerRecord>> {
         let sql = format!("SELECT {PEER_COLUMNS} FROM peers p WHERE p.id = $1");
-        opt(self.conn(), &sql, &[&id])
-            .await?
-            .as_ref()
-            .map(|r| read(r, peer))
-            .transpose()
+        self.opt(&sql, &[&id], peer).await
     }
 
     async fn peer_exists(&mut self, id: PeerId) -> OpResult<bool> {
         let sql = "SELECT EXISTS(SELECT 1 FROM peers WHERE id = $1)";
-        col(&one(self.conn(), sql, &[&id]).await?, 0)
+        self.one(sql, &[&id], flag).await
     }
 
     async fn all_peers(&mut self) -> OpResult<Vec<PeerRecord>> {
         let sql = format!("SELECT {PEER_COLUMNS} FROM peers p ORDER BY p.name");
-        rows(self.conn(), &sql, &[])
-            .await?
-            .iter()
-            .map(|r| read(r, peer))
-            .collect()
+        self.all(&sql, &[], peer).await
     }
 
     // The row lock keeps a second session from taking the same offline name before this
     // transaction commits; its liveness is read after the lock is held.
     async fn lock_peer_name(&mut self, name: &str) -> OpResult<Option<(PeerId, PeerKind)>> {
         let sql = "SELECT id, kind FROM peers WHERE name = $1 FOR NO KEY UPDATE";
-        match opt(self.conn(), sql, &[&name]).await? {
-            Some(row) => Ok(Some((col(&row, 0)?, parse(&row, 1)?))),
-            None => Ok(None),
-        }
+        self.opt(sql, &[&name], id_kind).await
     }
 
     // Two transactions inserting one name at once: the loser fails on the unique key and is
@@ -60,18 +48,13 @@ impl PeerStatements for PgTx {
         let sql = "INSERT INTO peers (name, kind, client_kind, client_version, host, cwd, git_root,
                  git_branch, summary, created_at, last_seen_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9) RETURNING id";
-        let row = one(
-            self.conn(),
-            sql,
-            &[&name, &kind, &a, &b, &c, &d, &e, &f, &p.now],
-        )
-        .await?;
-        col(&row, 0)
+        let params: Params = &[&name, &kind, &a, &b, &c, &d, &e, &f, &p.now];
+        self.one(sql, params, int).await
     }
 
     async fn touch_peers(&mut self, ids: &[PeerId], now: Millis) -> OpResult<()> {
         let sql = "UPDATE peers SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = ANY($1)";
-        exec(self.conn(), sql, &[&ids, &now]).await?;
+        self.exec(sql, &[&ids, &now]).await?;
         Ok(())
     }
 
@@ -80,19 +63,19 @@ impl PeerStatements for PgTx {
         let sql = "UPDATE peers SET client_kind = $2, client_version = $3, host = $4, cwd = $5,
                  git_root = $6, git_branch = $7, last_seen_at = $8
              WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &a, &b, &c, &d, &e, &f, &now]).await?;
+        self.exec(sql, &[&id, &a, &b, &c, &d, &e, &f, &now]).await?;
         Ok(())
     }
 
     async fn rename_peer(&mut self, id: PeerId, name: &PeerName, now: Millis) -> OpResult<()> {
         let sql = "UPDATE peers SET name = $2, last_seen_at = $3 WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &name.as_str(), &now]).await?;
+        self.exec(sql, &[&id, &name.as_str(), &now]).await?;
         Ok(())
     }
 
     async fn set_peer_summary(&mut self, id: PeerId, summary: &str, now: Millis) -> OpResult<u64> {
         let sql = "UPDATE peers SET summary = $2, last_seen_at = $3 WHERE id = $1";
-        exec(self.conn(), sql, &[&id, &summary, &now]).await
+        self.exec(sql, &[&id, &summary, &now]).await
     }
 
     // Serialises the sends that share a sender or a recipient, so the limits a send checks
@@ -100,30 +83,18 @@ impl PeerStatements for PgTx {
     // deadlock.
     async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<(PeerId, String)>> {
         let sql = "SELECT id, name FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
-        rows(self.conn(), sql, &[&ids])
-            .await?
-            .iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-            .collect()
+        self.all(sql, &[&ids], id_name).await
     }
 
-    async fn broadcast_recipients(
-        &mut self,
-        sender: PeerId,
-        place: &BroadcastPlace,
-    ) -> OpResult<Vec<PeerId>> {
+    async fn broadcast_recipients(&mut self, from: PeerId, to: &Place) -> OpResult<Vec<PeerId>> {
         // The column is one of the rule's fixed names, never the caller's text.
         let sql = format!(
             "SELECT p.id FROM peers p WHERE p.id <> $1
                AND EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id AND s.ended_at IS NULL)
                AND ($2::text IS NULL OR p.{column} = $2)
              ORDER BY p.id",
-            column = place.column
+            column = to.column
         );
-        rows(self.conn(), &sql, &[&sender, &place.value])
-            .await?
-            .iter()
-            .map(|r| col(r, 0))
-            .collect()
+        self.all(&sql, &[&from, &to.value], int).await
     }
 }

@@ -8,35 +8,28 @@ use switchboard_core::seam::{NewSession, SessionStatements};
 use switchboard_core::{PeerId, SessionId};
 use switchboard_proto::Millis;
 
-use super::{col, one, opt, rows};
+use switchboard_core::seam::columns::{flag, int, int_pair};
+
 use crate::fault::OpResult;
 use crate::tx::PgTx;
 
 impl SessionStatements for PgTx {
     async fn has_live_session(&mut self, id: PeerId) -> OpResult<bool> {
         let sql = "SELECT EXISTS(SELECT 1 FROM sessions WHERE peer_id = $1 AND ended_at IS NULL)";
-        col(&one(self.conn(), sql, &[&id]).await?, 0)
+        self.one(sql, &[&id], flag).await
     }
 
     async fn insert_session(&mut self, s: NewSession) -> OpResult<SessionId> {
         let (key, pid) = (self.process_key, s.client_pid.map(i64::from));
-        let row = one(
-            self.conn(),
-            "INSERT INTO sessions (peer_id, process_key, started_at, client_pid)
-             VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&s.peer, &key, &s.now, &pid],
-        )
-        .await?;
-        col(&row, 0)
+        let sql = "INSERT INTO sessions (peer_id, process_key, started_at, client_pid)
+             VALUES ($1, $2, $3, $4) RETURNING id";
+        self.one(sql, &[&s.peer, &key, &s.now, &pid], int).await
     }
 
     async fn end_session(&mut self, id: SessionId, now: Millis) -> OpResult<Option<PeerId>> {
         let sql = "UPDATE sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL
              RETURNING peer_id";
-        match opt(self.conn(), sql, &[&id, &now]).await? {
-            Some(row) => Ok(Some(col(&row, 0)?)),
-            None => Ok(None),
-        }
+        self.opt(sql, &[&id, &now], int).await
     }
 
     // The lock is taken for this transaction only: it is given back at once at the commit.
@@ -44,19 +37,12 @@ impl SessionStatements for PgTx {
         let sql = "UPDATE sessions SET ended_at = $1
              WHERE ended_at IS NULL AND pg_try_advisory_xact_lock(process_key)
              RETURNING id, peer_id";
-        rows(self.conn(), sql, &[&now])
-            .await?
-            .iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-            .collect()
+        self.all(sql, &[&now], int_pair).await
     }
 
     async fn live_peer_of_client(&mut self, pid: u32) -> OpResult<Option<PeerId>> {
         let sql = "SELECT peer_id FROM sessions WHERE client_pid = $1 AND ended_at IS NULL
              ORDER BY id DESC LIMIT 1";
-        match opt(self.conn(), sql, &[&i64::from(pid)]).await? {
-            Some(row) => Ok(Some(col(&row, 0)?)),
-            None => Ok(None),
-        }
+        self.opt(sql, &[&i64::from(pid)], int).await
     }
 }

@@ -1,17 +1,12 @@
 //! The housekeeping statements that span tables: expiry and retention for `gc`, and the counts
 //! `status` shows.
 
-use switchboard_core::seam::{Counts, UpkeepStatements};
+use switchboard_core::seam::version;
+use switchboard_core::seam::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count};
 use switchboard_proto::Millis;
 
-use super::{col, exec, one, rows};
 use crate::fault::OpResult;
 use crate::tx::PgTx;
-
-/// A stored count in the API's type.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
 
 impl UpkeepStatements for PgTx {
     async fn expire_deliveries(&mut self, now: Millis) -> OpResult<u64> {
@@ -19,42 +14,42 @@ impl UpkeepStatements for PgTx {
             "UPDATE deliveries SET state = 'expired', lease_session = NULL, lease_until = NULL
              WHERE state = 'queued'
                AND message_id IN (SELECT id FROM messages WHERE expires_at <= $1)";
-        exec(self.conn(), sql, &[&now]).await
+        self.exec(sql, &[&now]).await
     }
 
     async fn delete_old_answer_sources(&mut self, before: Millis) -> OpResult<u64> {
         let sql = "DELETE FROM answer_sources
              WHERE answer_id IN (SELECT id FROM messages WHERE created_at < $1)";
-        exec(self.conn(), sql, &[&before]).await
+        self.exec(sql, &[&before]).await
     }
 
     async fn delete_old_questions(&mut self, before: Millis) -> OpResult<u64> {
         let sql = "DELETE FROM questions
              WHERE message_id IN (SELECT id FROM messages WHERE created_at < $1)
                 OR reply_id IN (SELECT id FROM messages WHERE created_at < $1)";
-        exec(self.conn(), sql, &[&before]).await
+        self.exec(sql, &[&before]).await
     }
 
     async fn delete_old_deliveries(&mut self, before: Millis) -> OpResult<u64> {
         let sql = "DELETE FROM deliveries
              WHERE message_id IN (SELECT id FROM messages WHERE created_at < $1)";
-        exec(self.conn(), sql, &[&before]).await
+        self.exec(sql, &[&before]).await
     }
 
     async fn delete_old_messages(&mut self, before: Millis) -> OpResult<u64> {
         let sql = "DELETE FROM messages WHERE created_at < $1";
-        exec(self.conn(), sql, &[&before]).await
+        self.exec(sql, &[&before]).await
     }
 
     async fn delete_finished_jobs(&mut self, before: Millis) -> OpResult<u64> {
         let sql = "DELETE FROM jobs
              WHERE updated_at < $1 AND state NOT IN ('queued', 'claimed', 'running')";
-        exec(self.conn(), sql, &[&before]).await
+        self.exec(sql, &[&before]).await
     }
 
     async fn delete_ended_sessions(&mut self, before: Millis) -> OpResult<u64> {
         let sql = "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < $1";
-        exec(self.conn(), sql, &[&before]).await
+        self.exec(sql, &[&before]).await
     }
 
     async fn delete_idle_peers(&mut self, before: Millis) -> OpResult<u64> {
@@ -64,35 +59,23 @@ impl UpkeepStatements for PgTx {
                AND NOT EXISTS(SELECT 1 FROM messages m WHERE m.sender_id = p.id OR m.recipient_id = p.id)
                AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.recipient_id = p.id)
                AND NOT EXISTS(SELECT 1 FROM jobs j WHERE j.dispatcher_id = p.id)";
-        exec(self.conn(), sql, &[&before]).await
+        self.exec(sql, &[&before]).await
     }
 
     // The version table lives in the room's schema, on the transaction's search path; `version`
     // is an INT there.
     async fn schema_version(&mut self) -> OpResult<u32> {
         let sql = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
-        let version: i32 = col(&one(self.conn(), sql, &[]).await?, 0)?;
-        Ok(u32::try_from(version).unwrap_or(0))
+        self.one(sql, &[], version).await
     }
 
     async fn count_rows(&mut self) -> OpResult<Counts> {
-        let sql = "SELECT (SELECT COUNT(*) FROM peers),
-                (SELECT COUNT(DISTINCT peer_id) FROM sessions WHERE ended_at IS NULL),
-                (SELECT COUNT(*) FROM messages)";
-        let row = one(self.conn(), sql, &[]).await?;
-        Ok(Counts {
-            peers: count(col(&row, 0)?),
-            peers_online: count(col(&row, 1)?),
-            messages: count(col(&row, 2)?),
-        })
+        self.one(&format!("SELECT {COUNTS_COLUMNS}"), &[], counts)
+            .await
     }
 
     async fn count_deliveries(&mut self) -> OpResult<Vec<(String, u64)>> {
         let sql = "SELECT state, COUNT(*) FROM deliveries GROUP BY state";
-        rows(self.conn(), sql, &[])
-            .await?
-            .iter()
-            .map(|r| Ok((col(r, 0)?, count(col(r, 1)?))))
-            .collect()
+        self.all(sql, &[], state_count).await
     }
 }

@@ -3,7 +3,7 @@
 use rusqlite::Row;
 use rusqlite::types::{Type, ValueRef};
 
-use switchboard_core::seam::{Cell, Col, ColumnError, Columns};
+use switchboard_core::seam::{Cell, Col, ColumnError, Columns, Decode};
 
 /// A SQLite row seen as [`Columns`].
 struct Cols<'a, 'r>(&'a Row<'r>);
@@ -29,7 +29,7 @@ impl Columns for Cols<'_, '_> {
 }
 
 /// A row mapper for rusqlite's `query_row`/`query_map` from a shared decoder.
-pub fn read<T>(decode: fn(&dyn Columns) -> Col<T>) -> impl Fn(&Row<'_>) -> rusqlite::Result<T> {
+pub fn read<T>(decode: Decode<T>) -> impl Fn(&Row<'_>) -> rusqlite::Result<T> {
     move |r| {
         decode(&Cols(r)).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(e.index, Type::Null, Box::new(e))

@@ -1,6 +1,7 @@
 //! The embedded store's side of the seam: each statement of
 //! [`switchboard_core::seam`] in SQLite's SQL, one file per table. Statements run inside the
-//! transaction the caller opened (the writer's savepoint, or a reader's connection).
+//! transaction the caller opened (the writer's savepoint, or a reader's connection). Rows are
+//! read by the shared decoders of the seam, through [`columns`].
 //!
 //! Where SQLite's single writer makes a lock needless, the statement says so; the Postgres
 //! store takes a row lock in the same place.
@@ -14,38 +15,40 @@ mod questions;
 mod sessions;
 mod upkeep;
 
-use std::str::FromStr;
+use rusqlite::{OptionalExtension, Params};
 
-use rusqlite::types::Type;
-use rusqlite::{Params, Row};
+use switchboard_core::seam::Decode;
 
+use self::columns::read;
 use crate::fault::OpResult;
 use crate::tx::LiteTx;
 
-use switchboard_proto::Target;
-
-/// Reads a text column into an enum, failing the row (not the process) on an unknown value.
-fn parse_col<T: FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let raw: String = row.get(idx)?;
-    raw.parse()
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
-}
-
-/// Where a message went: the recipient's name in column `name_idx`, or else (a broadcast) the
-/// scope in `scope_idx`.
-fn target(r: &Row<'_>, name_idx: usize, scope_idx: usize) -> rusqlite::Result<Target> {
-    match r.get::<_, Option<String>>(name_idx)? {
-        Some(name) => Ok(Target::Peer(name)),
-        None => Ok(Target::Broadcast(parse_col(r, scope_idx)?)),
-    }
-}
-
+// Every statement goes through the connection's cache of prepared statements, except the
+// housekeeping ones (see `upkeep`).
 impl LiteTx {
     /// Runs one statement that returns no rows; returns how many rows it changed.
     fn exec(&self, sql: &str, params: impl Params) -> OpResult<u64> {
         Ok(self.conn.prepare_cached(sql)?.execute(params)? as u64)
+    }
+
+    /// The one row a statement returns, through a shared decoder.
+    fn one<T>(&self, sql: &str, params: impl Params, decode: Decode<T>) -> OpResult<T> {
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params, read(decode))?)
+    }
+
+    /// The row a statement returns, if any, through a shared decoder.
+    fn opt<T>(&self, sql: &str, params: impl Params, decode: Decode<T>) -> OpResult<Option<T>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        Ok(stmt.query_row(params, read(decode)).optional()?)
+    }
+
+    /// Every row a statement returns, through a shared decoder.
+    fn all<T>(&self, sql: &str, params: impl Params, decode: Decode<T>) -> OpResult<Vec<T>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, read(decode))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -4,16 +4,13 @@
 //! They run rarely, so they are not kept in the connection's cache of prepared statements,
 //! where they would push out the ones every send and claim uses.
 
-use switchboard_core::seam::{Counts, UpkeepStatements};
+use switchboard_core::seam::version;
+use switchboard_core::seam::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count};
 use switchboard_proto::Millis;
 
+use super::columns::read;
 use crate::fault::OpResult;
 use crate::tx::LiteTx;
-
-/// A stored count in the API's type.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
 
 impl LiteTx {
     /// Runs one housekeeping statement, uncached, with the cut-off as `?1`; returns how many
@@ -80,27 +77,19 @@ impl UpkeepStatements for LiteTx {
     // table is there.
     async fn schema_version(&mut self) -> OpResult<u32> {
         let sql = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
-        Ok(self.conn.query_row(sql, [], |r| r.get(0))?)
+        Ok(self.conn.query_row(sql, [], read(version))?)
     }
 
     async fn count_rows(&mut self) -> OpResult<Counts> {
-        let sql = "SELECT (SELECT COUNT(*) FROM peers),
-                (SELECT COUNT(DISTINCT peer_id) FROM sessions WHERE ended_at IS NULL),
-                (SELECT COUNT(*) FROM messages)";
-        Ok(self.conn.query_row(sql, [], |r| {
-            Ok(Counts {
-                peers: count(r.get(0)?),
-                peers_online: count(r.get(1)?),
-                messages: count(r.get(2)?),
-            })
-        })?)
+        let sql = format!("SELECT {COUNTS_COLUMNS}");
+        Ok(self.conn.query_row(&sql, [], read(counts))?)
     }
 
     async fn count_deliveries(&mut self) -> OpResult<Vec<(String, u64)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, count(r.get(1)?))))?;
+        let rows = stmt.query_map([], read(state_count))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -10,7 +10,7 @@ use super::peers;
 use crate::error::Rejection;
 use crate::notice::question_expired;
 use crate::rules::{ReplyRecord, may_reply};
-use crate::seam::{Closing, Executor, QuestionRow, Step};
+use crate::seam::{Closing, Executor, QuestionList, QuestionRow, Step};
 use crate::store::{Admission, NewMessage, NewQuestion, NewTarget, PeerId, QuestionQuery, Reply};
 
 /// Sends the question as a message to the peer asked (under every check of a send) and opens
@@ -109,7 +109,7 @@ pub async fn list<X: Executor>(
     query: QuestionQuery,
     now: Millis,
 ) -> Step<Vec<QuestionView>, X> {
-    let rows = x.list_questions(peer, query, now).await?;
+    let rows = x.list_questions(QuestionList { peer, query, now }).await?;
     if rows.is_empty() {
         peers::require(x, peer).await?;
     }

@@ -37,8 +37,8 @@ pub use messages::{
 };
 pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values, peer};
 pub use questions::{
-    Closing, EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS, QUESTION_FROM,
-    QuestionRow, QuestionStatements, expiring, question,
+    Closing, EXPIRING_COLUMNS, EXPIRING_FROM, Expiring, QUESTION_COLUMNS, QUESTION_FROM,
+    QuestionList, QuestionRow, QuestionStatements, expiring, question,
 };
 pub use sessions::{NewSession, SessionStatements};
 pub use upkeep::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version};

@@ -56,8 +56,8 @@ pub const EXPIRING_FROM: &str = "FROM questions q
     JOIN peers r ON r.id = m.recipient_id";
 
 /// A question due to expire, read with [`EXPIRING_COLUMNS`].
-pub fn expiring(r: &dyn Columns) -> Col<ExpiringQuestion> {
-    Ok(ExpiringQuestion {
+pub fn expiring(r: &dyn Columns) -> Col<Expiring> {
+    Ok(Expiring {
         id: r.int(0)?,
         asked: r.int(1)?,
         asked_name: r.text(2)?,
@@ -81,7 +81,7 @@ pub struct QuestionRow {
 
 /// An open question past its TTL, due to become an expiry notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpiringQuestion {
+pub struct Expiring {
     pub id: MessageId,
     pub asked: PeerId,
     pub asked_name: String,
@@ -96,6 +96,14 @@ pub struct Closing<'a> {
     pub state: &'a str,
     pub reply: MessageId,
     pub basis: Option<&'a str>,
+    pub now: Millis,
+}
+
+/// Which questions of `peer` to list, as they stand at `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct QuestionList {
+    pub peer: PeerId,
+    pub query: QuestionQuery,
     pub now: Millis,
 }
 
@@ -137,9 +145,9 @@ pub trait QuestionStatements: Statements {
     /// transaction is replying to is left to that reply.
     fn expiring_questions(
         &mut self,
-        asker: PeerId,
+        by: PeerId,
         now: Millis,
-    ) -> impl Future<Output = Step<Vec<ExpiringQuestion>, Self>> + Send;
+    ) -> impl Future<Output = Step<Vec<Expiring>, Self>> + Send;
 
     fn question_by_id(
         &mut self,
@@ -149,8 +157,6 @@ pub trait QuestionStatements: Statements {
     /// The peer's questions (asked, received or both; open only or all), newest first.
     fn list_questions(
         &mut self,
-        peer: PeerId,
-        query: QuestionQuery,
-        now: Millis,
+        list: QuestionList,
     ) -> impl Future<Output = Step<Vec<QuestionRow>, Self>> + Send;
 }

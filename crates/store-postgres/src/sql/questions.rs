@@ -1,11 +1,13 @@
 //! The `questions` and `answer_sources` tables. A reply and an expiry lock the question's row,
 //! so a question is closed exactly once.
 
+use switchboard_core::PeerId;
 use switchboard_core::seam::Closing;
 use switchboard_core::seam::columns::{int_pair, text};
-use switchboard_core::seam::{EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS};
-use switchboard_core::seam::{QUESTION_FROM, QuestionRow, QuestionStatements, expiring, question};
-use switchboard_core::{PeerId, QuestionQuery};
+use switchboard_core::seam::{EXPIRING_COLUMNS, EXPIRING_FROM, Expiring, QUESTION_COLUMNS};
+use switchboard_core::seam::{
+    QUESTION_FROM, QuestionList, QuestionRow, QuestionStatements, expiring, question,
+};
 use switchboard_proto::{MessageId, Millis};
 
 use super::{Params, big};
@@ -49,17 +51,13 @@ impl QuestionStatements for PgTx {
 
     // A question whose reply is being written right now is locked by that reply: skipped here,
     // it is left to the reply to decide.
-    async fn expiring_questions(
-        &mut self,
-        asker: PeerId,
-        now: Millis,
-    ) -> OpResult<Vec<ExpiringQuestion>> {
+    async fn expiring_questions(&mut self, by: PeerId, now: Millis) -> OpResult<Vec<Expiring>> {
         let sql = format!(
             "SELECT {EXPIRING_COLUMNS} {EXPIRING_FROM}
              WHERE q.state = 'open' AND m.sender_id = $1 AND m.expires_at <= $2
              FOR UPDATE OF q SKIP LOCKED"
         );
-        self.all(&sql, &[&asker, &now], expiring).await
+        self.all(&sql, &[&by, &now], expiring).await
     }
 
     async fn question_by_id(&mut self, id: MessageId) -> OpResult<Option<QuestionRow>> {
@@ -67,12 +65,8 @@ impl QuestionStatements for PgTx {
         self.opt(&sql, &[&id], question).await
     }
 
-    async fn list_questions(
-        &mut self,
-        peer: PeerId,
-        q: QuestionQuery,
-        now: Millis,
-    ) -> OpResult<Vec<QuestionRow>> {
+    async fn list_questions(&mut self, l: QuestionList) -> OpResult<Vec<QuestionRow>> {
+        let (peer, q, now) = (l.peer, l.query, l.now);
         let sql = format!(
             "SELECT {QUESTION_COLUMNS} {QUESTION_FROM}
              WHERE (($2 AND m.sender_id = $1) OR ($3 AND m.recipient_id = $1))

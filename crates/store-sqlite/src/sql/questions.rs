@@ -2,11 +2,13 @@
 
 use rusqlite::params;
 
+use switchboard_core::PeerId;
 use switchboard_core::seam::Closing;
 use switchboard_core::seam::columns::{int_pair, text};
-use switchboard_core::seam::{EXPIRING_COLUMNS, EXPIRING_FROM, ExpiringQuestion, QUESTION_COLUMNS};
-use switchboard_core::seam::{QUESTION_FROM, QuestionRow, QuestionStatements, expiring, question};
-use switchboard_core::{PeerId, QuestionQuery};
+use switchboard_core::seam::{EXPIRING_COLUMNS, EXPIRING_FROM, Expiring, QUESTION_COLUMNS};
+use switchboard_core::seam::{
+    QUESTION_FROM, QuestionList, QuestionRow, QuestionStatements, expiring, question,
+};
 use switchboard_proto::{MessageId, Millis};
 
 use crate::fault::OpResult;
@@ -48,16 +50,12 @@ impl QuestionStatements for LiteTx {
         self.all(sql, [answer], text)
     }
 
-    async fn expiring_questions(
-        &mut self,
-        asker: PeerId,
-        now: Millis,
-    ) -> OpResult<Vec<ExpiringQuestion>> {
+    async fn expiring_questions(&mut self, by: PeerId, now: Millis) -> OpResult<Vec<Expiring>> {
         let sql = format!(
             "SELECT {EXPIRING_COLUMNS} {EXPIRING_FROM}
              WHERE q.state = 'open' AND m.sender_id = ?1 AND m.expires_at <= ?2"
         );
-        self.all(&sql, params![asker, now], expiring)
+        self.all(&sql, params![by, now], expiring)
     }
 
     async fn question_by_id(&mut self, id: MessageId) -> OpResult<Option<QuestionRow>> {
@@ -65,12 +63,8 @@ impl QuestionStatements for LiteTx {
         self.opt(&sql, [id], question)
     }
 
-    async fn list_questions(
-        &mut self,
-        peer: PeerId,
-        q: QuestionQuery,
-        now: Millis,
-    ) -> OpResult<Vec<QuestionRow>> {
+    async fn list_questions(&mut self, l: QuestionList) -> OpResult<Vec<QuestionRow>> {
+        let (peer, q, now) = (l.peer, l.query, l.now);
         let sql = format!(
             "SELECT {QUESTION_COLUMNS} {QUESTION_FROM}
              WHERE ((?2 AND m.sender_id = ?1) OR (?3 AND m.recipient_id = ?1))

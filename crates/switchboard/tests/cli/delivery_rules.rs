@@ -6,9 +6,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use switchboard_core::delivery::{self, DeliveryError, Request};
-use switchboard_core::{Exchange, Limits, Mailbox, NamePolicy, OpenSession, Outgoing, SentQuery};
-use switchboard_proto::{DeliveryState, InboxItem, MessageId, PeerInfo, PeerKind, PeerName};
+use switchboard_core::{Exchange, Limits, Mailbox, Outgoing, SentQuery};
+use switchboard_proto::{DeliveryState, InboxItem, MessageId};
 use switchboard_store_sqlite::SqliteStore;
+
+use crate::harness::agent;
 
 struct Room {
     mailbox: Mailbox,
@@ -50,16 +52,6 @@ impl Room {
             .unwrap();
         let copy = &sent[0].recipients[0];
         (copy.state, copy.attempts)
-    }
-}
-
-fn agent(name: &str) -> OpenSession {
-    OpenSession {
-        name: PeerName::parse(name).unwrap(),
-        kind: PeerKind::Agent,
-        info: PeerInfo::default(),
-        policy: NamePolicy::Join,
-        client_pid: None,
     }
 }
 

@@ -175,3 +175,20 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A session of the agent `name` (in `/work/<name>`), joining the peer if it exists: what the
+/// in-process tests open through a store or a relay.
+pub fn agent(name: &str) -> switchboard_core::OpenSession {
+    use switchboard_proto::{PeerInfo, PeerKind, PeerName};
+    switchboard_core::OpenSession {
+        name: PeerName::parse(name).unwrap(),
+        kind: PeerKind::Agent,
+        info: PeerInfo {
+            client_kind: Some("test".into()),
+            cwd: Some(format!("/work/{name}")),
+            ..PeerInfo::default()
+        },
+        policy: switchboard_core::NamePolicy::Join,
+        client_pid: None,
+    }
+}

@@ -14,16 +14,18 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_core::wire::Call;
 use switchboard_core::{
-    Ask, Clock, Dispatch, Grant, JobOutcome, JobQuery, Limits, LogQuery, NamePolicy, OpenSession,
-    Outgoing, QuestionQuery, Reply, SentQuery, Store, StoreError, SystemClock, TokenStore,
+    Ask, Clock, Dispatch, Grant, JobOutcome, JobQuery, Limits, LogQuery, Outgoing, QuestionQuery,
+    Reply, SentQuery, Store, StoreError, SystemClock, TokenStore,
 };
-use switchboard_proto::{Basis, PeerInfo, PeerKind, PeerName};
+use switchboard_proto::Basis;
 use switchboard_relay::{
     App, AppConfig, AppState, RoomOpener, Rooms, ServeOptions, Verifier, mint,
 };
 use switchboard_store_postgres::scratch::Scratch;
 use switchboard_store_postgres::{Database, PgOptions};
 use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+
+use crate::harness::agent;
 
 const ROOM: &str = "lab";
 
@@ -203,20 +205,6 @@ impl InProc {
 impl Drop for InProc {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-fn agent(name: &str) -> OpenSession {
-    OpenSession {
-        name: PeerName::parse(name).unwrap(),
-        kind: PeerKind::Agent,
-        info: PeerInfo {
-            client_kind: Some("test".into()),
-            cwd: Some(format!("/work/{name}")),
-            ..PeerInfo::default()
-        },
-        policy: NamePolicy::Join,
-        client_pid: None,
     }
 }
 

@@ -550,6 +550,21 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
     let (_, me) = relay
         .v1(&bob.secret, "operator", json!({"name": "bob"}))
         .await;
+    // The session registers its peer in the background after `initialize`; mail is sent to
+    // alice once she exists (sent sooner, it is refused as addressed to nobody).
+    let b = bob.secret.clone();
+    relay
+        .until("alice's session has registered her", || {
+            let fut = relay.v1(&b, "peers", json!({}));
+            async move {
+                let (_, peers) = fut.await;
+                peers.as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == "alice" && p["online"] == json!(true))
+                })
+            }
+        })
+        .await;
     let (status, sent) = relay
         .v1(&bob.secret,
             "send",
@@ -558,7 +573,6 @@ async fn an_abandoned_http_session_ends_and_hands_its_mail_to_the_next_regressio
         .await;
     assert_eq!(status, StatusCode::OK, "{sent}");
     let id = sent["id"].clone();
-    let b = bob.secret.clone();
     relay
         .until("the abandoned session ends and alice goes offline", || {
             let fut = relay.v1(&b, "peers", json!({}));

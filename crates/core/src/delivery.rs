@@ -29,7 +29,8 @@ use std::time::Duration;
 use switchboard_proto::{InboxItem, MessageId};
 
 use crate::error::Error;
-use crate::exchange::{Exchange, Session};
+use crate::exchange::{Exchange, Run, Session};
+use crate::op;
 
 /// Most items one automatic delivery (push, piggyback, a hook) takes; the rest follow on the
 /// next one. Small, because they land in an agent's context unasked.
@@ -247,8 +248,14 @@ pub async fn lease(
         Take::Recovering(reached) => {
             // Listing the seen-before items also leases the fresh ones among them; those are
             // kept, so nothing is leased and then left out.
+            let all = op::Lease {
+                session: session.clone(),
+                limit: AUTOMATIC,
+                include_seen: true,
+                wait: Duration::ZERO,
+            };
             let missed: Vec<InboxItem> = exchange
-                .lease(session, AUTOMATIC, true)
+                .run(all)
                 .await?
                 .into_iter()
                 .filter(|i| !i.seen_before || !reached(i))
@@ -259,13 +266,14 @@ pub async fn lease(
             (AUTOMATIC, false)
         }
     };
-    if request.wait.is_zero() {
-        exchange.lease(session, limit, include_seen).await
-    } else {
-        exchange
-            .lease_wait(session, limit, include_seen, request.wait)
-            .await
-    }
+    exchange
+        .run(op::Lease {
+            session: session.clone(),
+            limit,
+            include_seen,
+            wait: request.wait,
+        })
+        .await
 }
 
 /// Records that `shown` reached the reader of `session`. Returns how many items changed to

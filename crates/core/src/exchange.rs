@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
-    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionView, SentMessage,
-    Target,
+    JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionView, SentMessage, Target,
 };
 
 use crate::error::Error;
+use crate::op::{self, Answer, Call, Op};
 use crate::policy::Limits;
 use crate::store::{
     GcReport, JobOutcome, JobQuery, LogQuery, OpenSession, PeerId, PeerRecord, QuestionQuery,
@@ -23,7 +23,7 @@ use crate::wake::Wake;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A live session of a peer, as handed out by [`Mailbox::open_session`].
+/// A live session of a peer, as handed out by [`crate::Exchange::open_session`].
 pub type Session = SessionRecord;
 
 /// A message a peer wants to send.
@@ -77,7 +77,9 @@ pub struct Dispatch {
     pub ttl: Option<Duration>,
 }
 
-/// See the module docs. Every method that writes returns only once the change is durable.
+/// See the module docs. An exchange answers [`Exchange::call`]; every other method is a typed
+/// convenience written once here on top of it. Every operation that writes answers only once
+/// the change is durable.
 #[async_trait]
 pub trait Exchange: Send + Sync + 'static {
     /// Where the data lives, for humans: a store path or a relay URL.
@@ -89,117 +91,168 @@ pub trait Exchange: Send + Sync + 'static {
     /// Wakes for changes that may concern this exchange's callers; hints, never data.
     fn subscribe(&self) -> broadcast::Receiver<Wake>;
 
+    /// Runs one operation; the answer is that operation's (see [`op`]).
+    async fn call(&self, call: Call) -> Result<Answer>;
+
     /// The human's peer, created on first use.
-    async fn operator(&self, name: &str) -> Result<PeerRecord>;
+    async fn operator(&self, name: &str) -> Result<PeerRecord> {
+        let name = name.to_owned();
+        self.run(op::Operator { name }).await
+    }
 
-    async fn open_session(&self, req: OpenSession) -> Result<Session>;
+    async fn open_session(&self, session: OpenSession) -> Result<Session> {
+        self.run(op::OpenSession { session }).await
+    }
 
-    async fn close_session(&self, session: SessionId) -> Result<()>;
+    async fn close_session(&self, session: SessionId) -> Result<()> {
+        self.run(op::CloseSession { session }).await
+    }
 
-    async fn peers(&self) -> Result<Vec<PeerRecord>>;
-
-    /// The peer whose live session was spawned by one of these processes (nearest first).
-    async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>>;
-
-    async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord>;
-
-    async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord>;
-
-    /// Validates and stores a message; returns once it is durable.
-    async fn send(&self, from: PeerId, out: Outgoing) -> Result<SentMessage>;
-
-    /// Validates and stores a question to one peer; returns once it is durable.
-    async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView>;
-
-    /// Answers or declines a question asked to `by`, once.
-    async fn reply(&self, by: PeerId, question: MessageId, reply: Reply) -> Result<QuestionView>;
-
-    async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>>;
-
-    async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView>;
-
-    /// The question once it is no longer open, or as it stands after `wait`.
-    async fn question_wait(
-        &self,
-        peer: PeerId,
-        id: MessageId,
-        wait: Duration,
-    ) -> Result<QuestionView>;
-
-    /// Validates and stores a job; returns once it is durable.
-    async fn dispatch(&self, from: PeerId, d: Dispatch) -> Result<JobView>;
-
-    /// The next job for a worker of `agent`, if any.
-    async fn claim(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-    ) -> Result<Option<JobClaim>>;
-
-    /// Like [`Self::claim`], waiting up to `wait` for a job to be dispatched.
-    async fn claim_wait(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-        wait: Duration,
-    ) -> Result<Option<JobClaim>>;
-
-    async fn start_job(&self, claim: &JobClaim) -> Result<()>;
-
-    async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState>;
-
-    async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView>;
-
-    async fn release_job(&self, claim: &JobClaim) -> Result<()>;
-
-    async fn cancel_job(&self, id: JobId) -> Result<JobView>;
-
-    async fn requeue_job(&self, id: JobId) -> Result<JobView>;
-
-    async fn job(&self, id: JobId) -> Result<JobView>;
-
-    /// The job once it reaches a final state, or as it stands after `wait`.
-    async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView>;
-
-    async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>>;
+    async fn peers(&self) -> Result<Vec<PeerRecord>> {
+        self.run(op::Peers {}).await
+    }
 
     /// The peer with this name, or an error listing the peers there are.
-    async fn peer(&self, name: &str) -> Result<PeerRecord>;
+    async fn peer(&self, name: &str) -> Result<PeerRecord> {
+        let name = name.to_owned();
+        self.run(op::Peer { name }).await
+    }
 
-    /// Leases up to `limit` unread items to the session. With `include_seen`, items handed over
-    /// before but never acknowledged are listed again (an explicit pull).
-    async fn lease(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-    ) -> Result<Vec<InboxItem>>;
+    /// The peer whose live session was spawned by one of these processes (nearest first).
+    async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>> {
+        let pids = pids.to_vec();
+        self.run(op::PeerOfClient { pids }).await
+    }
 
-    /// Like [`Self::lease`], but waits up to `wait` for something to arrive.
-    async fn lease_wait(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-        wait: Duration,
-    ) -> Result<Vec<InboxItem>>;
+    async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
+        let (peer, name) = (Some(peer), name.to_owned());
+        self.run(op::Rename { peer, name }).await
+    }
 
-    async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64>;
+    async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord> {
+        let (peer, summary) = (Some(peer), summary.to_owned());
+        self.run(op::SetSummary { peer, summary }).await
+    }
 
-    async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64>;
+    /// Validates and stores a message; returns once it is durable.
+    async fn send(&self, from: PeerId, message: Outgoing) -> Result<SentMessage> {
+        let from = Some(from);
+        self.run(op::Send { from, message }).await
+    }
 
-    async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>>;
+    /// Validates and stores a question to one peer; returns once it is durable.
+    async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView> {
+        let from = Some(from);
+        self.run(op::Ask { from, ask }).await
+    }
 
-    async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>>;
+    /// Answers or declines a question asked to `by`, once.
+    async fn reply(&self, by: PeerId, question: MessageId, reply: Reply) -> Result<QuestionView> {
+        let by = Some(by);
+        let call = op::Reply {
+            by,
+            question,
+            reply,
+        };
+        self.run(call).await
+    }
 
-    async fn last_message_id(&self) -> Result<MessageId>;
+    async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>> {
+        let peer = Some(peer);
+        self.run(op::Questions { peer, query }).await
+    }
 
-    /// The log after `query.after`, waiting up to `wait` for the first entry.
-    async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>>;
+    /// One question the peer asked or received, as it stands (to wait, run [`op::Question`]).
+    async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
+        let (peer, wait) = (Some(peer), Duration::ZERO);
+        self.run(op::Question { peer, id, wait }).await
+    }
 
-    async fn gc(&self) -> Result<GcReport>;
+    /// Validates and stores a job; returns once it is durable.
+    async fn dispatch(&self, from: PeerId, job: Dispatch) -> Result<JobView> {
+        let from = Some(from);
+        self.run(op::Dispatch { from, job }).await
+    }
 
-    async fn stats(&self) -> Result<StoreStats>;
+    async fn start_job(&self, claim: &JobClaim) -> Result<()> {
+        let claim = claim.clone();
+        self.run(op::StartJob { claim }).await
+    }
+
+    async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState> {
+        let claim = claim.clone();
+        self.run(op::Heartbeat { claim }).await
+    }
+
+    async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
+        let claim = claim.clone();
+        self.run(op::FinishJob { claim, outcome }).await
+    }
+
+    async fn release_job(&self, claim: &JobClaim) -> Result<()> {
+        let claim = claim.clone();
+        self.run(op::ReleaseJob { claim }).await
+    }
+
+    async fn cancel_job(&self, id: JobId) -> Result<JobView> {
+        self.run(op::CancelJob { id }).await
+    }
+
+    async fn requeue_job(&self, id: JobId) -> Result<JobView> {
+        self.run(op::RequeueJob { id }).await
+    }
+
+    /// The job as it stands (to wait for it to end, run [`op::Job`]).
+    async fn job(&self, id: JobId) -> Result<JobView> {
+        let wait = Duration::ZERO;
+        self.run(op::Job { id, wait }).await
+    }
+
+    async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
+        self.run(op::Jobs { query }).await
+    }
+
+    async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
+        let (session, ids) = (session.clone(), ids.to_vec());
+        self.run(op::MarkDelivered { session, ids }).await
+    }
+
+    async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64> {
+        let (peer, ids) = (Some(peer), ids.to_vec());
+        self.run(op::Ack { peer, ids }).await
+    }
+
+    async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>> {
+        let sender = Some(sender);
+        self.run(op::Sent { sender, query }).await
+    }
+
+    /// The room's log after `query.after` as it stands (to wait for an entry, run [`op::Log`]).
+    async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
+        let wait = Duration::ZERO;
+        self.run(op::Log { query, wait }).await
+    }
+
+    async fn last_message_id(&self) -> Result<MessageId> {
+        self.run(op::LastMessageId {}).await
+    }
+
+    async fn gc(&self) -> Result<GcReport> {
+        self.run(op::Gc {}).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        self.run(op::Stats {}).await
+    }
 }
+
+/// Runs any operation with its typed answer: `exchange.run(op::Lease { .. })`. For the
+/// operations that take a wait or a flag, this is the way in.
+#[async_trait]
+pub trait Run: Exchange {
+    async fn run<O: Op>(&self, op: O) -> Result<O::Answer> {
+        O::answer(self.call(op.into()).await?)
+    }
+}
+
+impl<E: Exchange + ?Sized> Run for E {}

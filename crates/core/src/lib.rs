@@ -2,7 +2,8 @@
 //! and 5, written against the [`Store`] trait and nothing else.
 //!
 //! Front ends (CLI, MCP, HTTP) talk to an [`Exchange`]: a [`Mailbox`] over a local store, or a
-//! relay client. Storage backends implement [`Store`]; [`wire`] is the relay's JSON vocabulary.
+//! relay client. Every operation is listed once in [`op`]; [`wire`] frames them as the relay's JSON.
+//! Storage backends implement [`Store`].
 
 pub mod clock;
 pub mod delivery;
@@ -11,6 +12,7 @@ pub mod exchange;
 pub mod failure;
 pub mod mailbox;
 pub mod notice;
+pub mod op;
 pub mod policy;
 pub mod procedures;
 pub mod rules;
@@ -23,9 +25,10 @@ pub mod wire;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Delivered, DeliveryError};
 pub use error::{Error, Rejection};
-pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
+pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Run, Session};
 pub use failure::Failure;
 pub use mailbox::Mailbox;
+pub use op::{Answer, Call};
 pub use policy::Limits;
 pub use rules::BroadcastPlace;
 pub use store::*;

@@ -8,20 +8,20 @@ use async_trait::async_trait;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use switchboard_proto::{
-    InboxItem, ItemKind, JobClaim, JobId, JobState, JobView, LogEntry, MAX_CONTEXT_HINT_BYTES,
+    InboxItem, ItemKind, JobClaim, JobState, JobView, LogEntry, MAX_CONTEXT_HINT_BYTES,
     MAX_DECLINE_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JOB_FIELD_BYTES, MAX_PROMPT_BYTES,
-    MAX_RESULT_BYTES, MAX_SOURCE_BYTES, MAX_SOURCES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES, MessageId,
-    Millis, PeerKind, PeerName, QuestionState, QuestionView, SentMessage, Target,
+    MAX_RESULT_BYTES, MAX_SOURCE_BYTES, MAX_SOURCES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES, Millis,
+    PeerKind, PeerName, QuestionState, QuestionView, SentMessage, Target,
 };
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Rejection};
-use crate::exchange::{Ask, Dispatch, Exchange, Outgoing, Result, Session};
+use crate::exchange::{Exchange, Result, Session};
+use crate::op::{self, Answer, Call};
 use crate::policy::{Limits, ms};
 use crate::store::{
-    Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
-    NewJob, NewMessage, NewQuestion, NewTarget, OpenSession, PeerId, PeerRecord, QuestionQuery,
-    Reply, SentQuery, SessionId, Store, StoreStats,
+    Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, LeaseRequest, NewJob, NewMessage,
+    NewQuestion, NewTarget, PeerId, PeerRecord, Reply, Store,
 };
 use crate::wake::Wake;
 
@@ -81,6 +81,10 @@ impl Mailbox {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        if wait.is_zero() {
+            // Nothing to wait for: one look, without joining the wake channel.
+            return look().await;
+        }
         let mut wakes = self.store.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -133,15 +137,57 @@ impl Exchange for Mailbox {
         self.store.subscribe()
     }
 
-    /// The human's peer, created on first use.
-    async fn operator(&self, name: &str) -> Result<PeerRecord> {
-        let name = PeerName::parse(name)?;
+    async fn call(&self, call: Call) -> Result<Answer> {
+        Ok(match call {
+            Call::Operator(o) => Answer::Operator(self.operator(o).await?),
+            Call::OpenSession(o) => Answer::OpenSession(self.open_session(o).await?),
+            Call::CloseSession(o) => Answer::CloseSession(self.close_session(o).await?),
+            Call::Peers(_) => Answer::Peers(self.store.list_peers(self.now()).await?),
+            Call::Peer(o) => Answer::Peer(self.resolve(&o.name, None).await?),
+            Call::PeerOfClient(o) => Answer::PeerOfClient(self.peer_of_client(o).await?),
+            Call::Rename(o) => Answer::Rename(self.rename(o).await?),
+            Call::SetSummary(o) => Answer::SetSummary(self.set_summary(o).await?),
+            Call::Send(o) => Answer::Send(self.send(o).await?),
+            Call::Ask(o) => Answer::Ask(self.ask(o).await?),
+            Call::Reply(o) => Answer::Reply(self.reply(o).await?),
+            Call::Questions(o) => Answer::Questions(self.questions(o).await?),
+            Call::Question(o) => Answer::Question(self.question(o).await?),
+            Call::Dispatch(o) => Answer::Dispatch(self.dispatch(o).await?),
+            Call::Claim(o) => Answer::Claim(self.claim(o).await?),
+            Call::StartJob(o) => Answer::StartJob(self.start_job(o).await?),
+            Call::Heartbeat(o) => Answer::Heartbeat(self.heartbeat(o).await?),
+            Call::FinishJob(o) => Answer::FinishJob(self.finish_job(o).await?),
+            Call::ReleaseJob(o) => Answer::ReleaseJob(self.release_job(o).await?),
+            Call::CancelJob(o) => Answer::CancelJob(self.store.cancel_job(o.id, self.now()).await?),
+            Call::RequeueJob(o) => {
+                Answer::RequeueJob(self.store.requeue_job(o.id, self.now()).await?)
+            }
+            Call::Job(o) => Answer::Job(self.job(o).await?),
+            Call::Jobs(o) => Answer::Jobs(self.jobs(o).await?),
+            Call::Lease(o) => Answer::Lease(self.lease(o).await?),
+            Call::MarkDelivered(o) => Answer::MarkDelivered(self.mark_delivered(o).await?),
+            Call::Ack(o) => Answer::Ack(self.ack(o).await?),
+            Call::Sent(o) => Answer::Sent(self.sent(o).await?),
+            Call::Log(o) => Answer::Log(self.log(o).await?),
+            Call::LastMessageId(_) => Answer::LastMessageId(self.store.last_message_id().await?),
+            Call::Gc(_) => Answer::Gc(self.gc().await?),
+            Call::Stats(_) => Answer::Stats(self.store.stats(self.now()).await?),
+        })
+    }
+}
+
+/// How the mailbox answers each operation (see [`crate::op`] for what each one is).
+impl Mailbox {
+    async fn operator(&self, o: op::Operator) -> Result<PeerRecord> {
+        let name = PeerName::parse(&o.name)?;
         Ok(self
             .store
             .ensure_peer(&name, PeerKind::Operator, self.now())
             .await?)
     }
-    async fn open_session(&self, req: OpenSession) -> Result<Session> {
+
+    async fn open_session(&self, o: op::OpenSession) -> Result<Session> {
+        let req = o.session;
         for (field, value) in [
             ("client kind", &req.info.client_kind),
             ("client version", &req.info.client_version),
@@ -156,26 +202,29 @@ impl Exchange for Mailbox {
         }
         Ok(self.store.open_session(req, self.now()).await?)
     }
-    async fn close_session(&self, session: SessionId) -> Result<()> {
-        Ok(self.store.close_session(session, self.now()).await?)
+
+    async fn close_session(&self, o: op::CloseSession) -> Result<()> {
+        Ok(self.store.close_session(o.session, self.now()).await?)
     }
-    async fn peers(&self) -> Result<Vec<PeerRecord>> {
-        Ok(self.store.list_peers(self.now()).await?)
+
+    async fn peer_of_client(&self, o: op::PeerOfClient) -> Result<Option<PeerRecord>> {
+        Ok(self.store.peer_by_client_pid(&o.pids, self.now()).await?)
     }
-    /// The peer whose live session was spawned by one of these processes (nearest first).
-    async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>> {
-        Ok(self.store.peer_by_client_pid(pids, self.now()).await?)
-    }
-    async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
-        let name = PeerName::parse(name)?;
+
+    async fn rename(&self, o: op::Rename) -> Result<PeerRecord> {
+        let peer = given(o.peer, "peer")?;
+        let name = PeerName::parse(&o.name)?;
         Ok(self.store.rename_peer(peer, &name, self.now()).await?)
     }
-    async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord> {
-        check_len("summary", summary, MAX_SUMMARY_BYTES)?;
-        Ok(self.store.set_summary(peer, summary, self.now()).await?)
+
+    async fn set_summary(&self, o: op::SetSummary) -> Result<PeerRecord> {
+        let peer = given(o.peer, "peer")?;
+        check_len("summary", &o.summary, MAX_SUMMARY_BYTES)?;
+        Ok(self.store.set_summary(peer, &o.summary, self.now()).await?)
     }
-    /// Validates and stores a message; returns once it is durable.
-    async fn send(&self, from: PeerId, out: Outgoing) -> Result<SentMessage> {
+
+    async fn send(&self, o: op::Send) -> Result<SentMessage> {
+        let (from, out) = (given(o.from, "from")?, o.message);
         non_empty("message text", &out.text)?;
         check_len("message text", &out.text, MAX_TEXT_BYTES)?;
         if let Some(key) = &out.idempotency_key {
@@ -197,8 +246,9 @@ impl Exchange for Mailbox {
         };
         Ok(self.store.send(msg, self.admission(), self.now()).await?)
     }
-    /// Validates and stores a question to one peer; returns once it is durable.
-    async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView> {
+
+    async fn ask(&self, o: op::Ask) -> Result<QuestionView> {
+        let (from, ask) = (given(o.from, "from")?, o.ask);
         non_empty("question", &ask.question)?;
         check_len("question", &ask.question, MAX_TEXT_BYTES)?;
         if let Some(hint) = &ask.context_hint {
@@ -215,9 +265,10 @@ impl Exchange for Mailbox {
         };
         Ok(self.store.ask(q, self.admission(), self.now()).await?)
     }
-    /// Answers or declines a question asked to `by`, once.
-    async fn reply(&self, by: PeerId, question: MessageId, reply: Reply) -> Result<QuestionView> {
-        match &reply {
+
+    async fn reply(&self, o: op::Reply) -> Result<QuestionView> {
+        let by = given(o.by, "by")?;
+        match &o.reply {
             Reply::Answer { text, sources, .. } => {
                 non_empty("answer", text)?;
                 check_len("answer", text, MAX_TEXT_BYTES)?;
@@ -239,41 +290,27 @@ impl Exchange for Mailbox {
             }
         }
         let expires_at = self.expiry(None)?;
+        let (admission, now) = (self.admission(), self.now());
         Ok(self
             .store
-            .reply(
-                question,
-                by,
-                reply,
-                expires_at,
-                self.admission(),
-                self.now(),
-            )
+            .reply(o.question, by, o.reply, expires_at, admission, now)
             .await?)
     }
-    async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>> {
-        Ok(self.store.questions(peer, query, self.now()).await?)
+
+    async fn questions(&self, o: op::Questions) -> Result<Vec<QuestionView>> {
+        let peer = given(o.peer, "peer")?;
+        Ok(self.store.questions(peer, o.query, self.now()).await?)
     }
-    async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
-        Ok(self.store.question(peer, id, self.now()).await?)
+
+    async fn question(&self, o: op::Question) -> Result<QuestionView> {
+        let peer = given(o.peer, "peer")?;
+        let look = || async { Ok(self.store.question(peer, o.id, self.now()).await?) };
+        let closed = |q: &QuestionView| q.state != QuestionState::Open;
+        self.until(Some(peer), o.wait, look, closed).await
     }
-    /// The question once it is no longer open, or as it stands after `wait`.
-    async fn question_wait(
-        &self,
-        peer: PeerId,
-        id: MessageId,
-        wait: Duration,
-    ) -> Result<QuestionView> {
-        self.until(
-            Some(peer),
-            wait,
-            || self.question(peer, id),
-            |q| q.state != QuestionState::Open,
-        )
-        .await
-    }
-    /// Validates and stores a job; returns once it is durable.
-    async fn dispatch(&self, from: PeerId, d: Dispatch) -> Result<JobView> {
+
+    async fn dispatch(&self, o: op::Dispatch) -> Result<JobView> {
+        let (from, d) = (given(o.from, "from")?, o.job);
         PeerName::parse(&d.agent)?;
         non_empty("prompt", &d.prompt)?;
         check_len("prompt", &d.prompt, MAX_PROMPT_BYTES)?;
@@ -295,55 +332,35 @@ impl Exchange for Mailbox {
         };
         Ok(self.store.dispatch(job, self.now()).await?)
     }
-    /// The next job for a worker of `agent`, if any.
-    async fn claim(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-    ) -> Result<Option<JobClaim>> {
-        PeerName::parse(agent)?;
-        check_len("worker", worker, switchboard_proto::MAX_FIELD_BYTES)?;
+
+    async fn claim(&self, o: op::Claim) -> Result<Option<JobClaim>> {
+        PeerName::parse(&o.agent)?;
+        check_len("worker", &o.worker, switchboard_proto::MAX_FIELD_BYTES)?;
         let req = ClaimRequest {
-            agent: agent.to_owned(),
-            worker: worker.to_owned(),
-            allow_writes,
+            agent: o.agent,
+            worker: o.worker,
+            allow_writes: o.allow_writes,
             lease_ms: ms(self.limits.job_lease),
             max_attempts: self.limits.job_max_attempts,
         };
-        Ok(self.store.claim(req, self.now()).await?)
+        let look = || async { Ok(self.store.claim(req.clone(), self.now()).await?) };
+        self.until(None, o.wait, look, Option::is_some).await
     }
-    /// Like [`Self::claim`], waiting up to `wait` for a job to be dispatched.
-    async fn claim_wait(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-        wait: Duration,
-    ) -> Result<Option<JobClaim>> {
-        self.until(
-            None,
-            wait,
-            || self.claim(agent, worker, allow_writes),
-            Option::is_some,
-        )
-        .await
+
+    async fn start_job(&self, o: op::StartJob) -> Result<()> {
+        let (id, fence) = (o.claim.job.id, o.claim.fence);
+        Ok(self.store.start_job(id, fence, self.now()).await?)
     }
-    async fn start_job(&self, claim: &JobClaim) -> Result<()> {
-        Ok(self
-            .store
-            .start_job(claim.job.id, claim.fence, self.now())
-            .await?)
-    }
-    async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState> {
+
+    async fn heartbeat(&self, o: op::Heartbeat) -> Result<JobState> {
+        let (id, fence) = (o.claim.job.id, o.claim.fence);
         let lease = ms(self.limits.job_lease);
-        Ok(self
-            .store
-            .heartbeat(claim.job.id, claim.fence, lease, self.now())
-            .await?)
+        Ok(self.store.heartbeat(id, fence, lease, self.now()).await?)
     }
-    async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
-        let outcome = match outcome {
+
+    async fn finish_job(&self, o: op::FinishJob) -> Result<JobView> {
+        let (id, fence) = (o.claim.job.id, o.claim.fence);
+        let outcome = match o.outcome {
             JobOutcome::Completed { result, branch } => JobOutcome::Completed {
                 result: clip(storable(result), MAX_RESULT_BYTES),
                 branch: branch.map(storable),
@@ -354,100 +371,69 @@ impl Exchange for Mailbox {
         };
         Ok(self
             .store
-            .finish_job(claim.job.id, claim.fence, outcome, self.now())
+            .finish_job(id, fence, outcome, self.now())
             .await?)
     }
-    async fn release_job(&self, claim: &JobClaim) -> Result<()> {
-        Ok(self
-            .store
-            .release_job(claim.job.id, claim.fence, self.now())
-            .await?)
+
+    async fn release_job(&self, o: op::ReleaseJob) -> Result<()> {
+        let (id, fence) = (o.claim.job.id, o.claim.fence);
+        Ok(self.store.release_job(id, fence, self.now()).await?)
     }
-    async fn cancel_job(&self, id: JobId) -> Result<JobView> {
-        Ok(self.store.cancel_job(id, self.now()).await?)
+
+    async fn job(&self, o: op::Job) -> Result<JobView> {
+        let look = || async { Ok(self.store.job(o.id, self.now()).await?) };
+        let ended = |j: &JobView| j.state.is_final();
+        self.until(None, o.wait, look, ended).await
     }
-    async fn requeue_job(&self, id: JobId) -> Result<JobView> {
-        Ok(self.store.requeue_job(id, self.now()).await?)
-    }
-    async fn job(&self, id: JobId) -> Result<JobView> {
-        Ok(self.store.job(id, self.now()).await?)
-    }
-    /// The job once it reaches a final state, or as it stands after `wait`.
-    async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView> {
-        self.until(None, wait, || self.job(id), |j| j.state.is_final())
-            .await
-    }
-    async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
-        if let Some(agent) = &query.agent {
+
+    async fn jobs(&self, o: op::Jobs) -> Result<Vec<JobView>> {
+        if let Some(agent) = &o.query.agent {
             PeerName::parse(agent)?;
         }
-        Ok(self.store.jobs(query, self.now()).await?)
+        Ok(self.store.jobs(o.query, self.now()).await?)
     }
-    /// The peer with this name, or an error listing the peers there are.
-    async fn peer(&self, name: &str) -> Result<PeerRecord> {
-        self.resolve(name, None).await
-    }
-    /// Leases up to `limit` unread items to the session. With `include_seen`, items handed over
-    /// before but never acknowledged are listed again (an explicit pull).
-    async fn lease(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-    ) -> Result<Vec<InboxItem>> {
+
+    async fn lease(&self, o: op::Lease) -> Result<Vec<InboxItem>> {
         let req = LeaseRequest {
-            peer: session.peer.id,
-            session: session.id,
-            limit,
+            peer: o.session.peer.id,
+            session: o.session.id,
+            limit: o.limit,
             lease_ms: ms(self.limits.lease),
-            include_seen,
+            include_seen: o.include_seen,
             max_attempts: self.limits.max_attempts,
         };
-        Ok(self.store.lease(req, self.now()).await?)
+        let look = || async { Ok(self.store.lease(req, self.now()).await?) };
+        let found = |items: &Vec<InboxItem>| !items.is_empty();
+        self.until(Some(req.peer), o.wait, look, found).await
     }
-    /// Like [`Self::lease`], but waits up to `wait` for something to arrive.
-    async fn lease_wait(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-        wait: Duration,
-    ) -> Result<Vec<InboxItem>> {
-        let peer = Some(session.peer.id);
-        self.until(
-            peer,
-            wait,
-            || self.lease(session, limit, include_seen),
-            |items| !items.is_empty(),
-        )
-        .await
-    }
-    async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
+
+    async fn mark_delivered(&self, o: op::MarkDelivered) -> Result<u64> {
+        let session = o.session.id;
         Ok(self
             .store
-            .mark_delivered(session.id, ids, self.now())
+            .mark_delivered(session, &o.ids, self.now())
             .await?)
     }
-    async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64> {
-        if ids.is_empty() {
+
+    async fn ack(&self, o: op::Ack) -> Result<u64> {
+        let peer = given(o.peer, "peer")?;
+        if o.ids.is_empty() {
             return Err(Error::NoIds);
         }
-        Ok(self.store.ack(peer, ids, self.now()).await?)
+        Ok(self.store.ack(peer, &o.ids, self.now()).await?)
     }
-    async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>> {
-        Ok(self.store.sent(sender, query, self.now()).await?)
+
+    async fn sent(&self, o: op::Sent) -> Result<Vec<SentMessage>> {
+        let sender = given(o.sender, "sender")?;
+        Ok(self.store.sent(sender, o.query, self.now()).await?)
     }
-    async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
-        Ok(self.store.log(query).await?)
+
+    async fn log(&self, o: op::Log) -> Result<Vec<LogEntry>> {
+        let look = || async { Ok(self.store.log(o.query).await?) };
+        let found = |entries: &Vec<LogEntry>| !entries.is_empty();
+        self.until(o.query.peer, o.wait, look, found).await
     }
-    async fn last_message_id(&self) -> Result<MessageId> {
-        Ok(self.store.last_message_id().await?)
-    }
-    /// The log after `query.after`, waiting up to `wait` for the first entry.
-    async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>> {
-        self.until(query.peer, wait, || self.log(query), |e| !e.is_empty())
-            .await
-    }
+
     async fn gc(&self) -> Result<GcReport> {
         let now = self.now();
         let policy = GcPolicy {
@@ -455,9 +441,11 @@ impl Exchange for Mailbox {
         };
         Ok(self.store.gc(policy, now).await?)
     }
-    async fn stats(&self) -> Result<StoreStats> {
-        Ok(self.store.stats(self.now()).await?)
-    }
+}
+
+/// A peer argument, which only a relay may fill in (from the caller's token).
+fn given(peer: Option<PeerId>, field: &'static str) -> Result<PeerId> {
+    peer.ok_or(Error::Missing { field })
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, keeping its end: the tail of a

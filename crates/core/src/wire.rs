@@ -1,155 +1,19 @@
-//! The relay's JSON vocabulary: one [`Call`] per [`Exchange`] operation and the [`WireError`]
-//! that carries a failure back. Both the relay (`POST /v1/<op>`) and its client use these types,
-//! so the two cannot drift apart. No I/O here.
+//! The relay's JSON framing of the operations in [`crate::op`]: how a [`Call`] splits into a
+//! path and a body and back, and the [`WireError`] that carries a failure back. Both the relay
+//! (`POST /v1/<op>`) and its client use these, so the two cannot drift apart. No I/O here.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use switchboard_proto::{JobClaim, JobId, MessageId};
-
 use crate::error::{Error, Rejection};
-use crate::exchange::{Ask, Dispatch, Exchange, Outgoing, Session};
-use crate::store::{
-    JobOutcome, JobQuery, LogQuery, OpenSession, PeerId, QuestionQuery, Reply, SentQuery,
-    SessionId, StoreError,
-};
+use crate::store::StoreError;
+
+pub use crate::op::{Answer, Call};
 
 /// The longest any call may wait server-side, below every MCP client's tool timeout.
 pub const MAX_WAIT: Duration = Duration::from_secs(240);
-
-/// One operation with its arguments. Serialized with its name in `op`; over HTTP the name is
-/// the last path segment (`POST /v1/send`) and the rest is the body. Peer arguments may be left
-/// out when the caller's token names its peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Call {
-    Operator {
-        name: String,
-    },
-    OpenSession {
-        session: OpenSession,
-    },
-    CloseSession {
-        session: SessionId,
-    },
-    Peers,
-    Peer {
-        name: String,
-    },
-    PeerOfClient {
-        pids: Vec<u32>,
-    },
-    Rename {
-        #[serde(default)]
-        peer: Option<PeerId>,
-        name: String,
-    },
-    SetSummary {
-        #[serde(default)]
-        peer: Option<PeerId>,
-        summary: String,
-    },
-    Send {
-        #[serde(default)]
-        from: Option<PeerId>,
-        message: Outgoing,
-    },
-    Ask {
-        #[serde(default)]
-        from: Option<PeerId>,
-        ask: Ask,
-    },
-    Reply {
-        #[serde(default)]
-        by: Option<PeerId>,
-        question: MessageId,
-        reply: Reply,
-    },
-    Questions {
-        #[serde(default)]
-        peer: Option<PeerId>,
-        query: QuestionQuery,
-    },
-    Question {
-        #[serde(default)]
-        peer: Option<PeerId>,
-        id: MessageId,
-        #[serde(default, rename = "wait_secs", with = "secs")]
-        wait: Option<Duration>,
-    },
-    Dispatch {
-        #[serde(default)]
-        from: Option<PeerId>,
-        job: Dispatch,
-    },
-    Claim {
-        agent: String,
-        worker: String,
-        #[serde(default)]
-        allow_writes: bool,
-        #[serde(default, rename = "wait_secs", with = "secs")]
-        wait: Option<Duration>,
-    },
-    StartJob {
-        claim: JobClaim,
-    },
-    Heartbeat {
-        claim: JobClaim,
-    },
-    FinishJob {
-        claim: JobClaim,
-        outcome: JobOutcome,
-    },
-    ReleaseJob {
-        claim: JobClaim,
-    },
-    CancelJob {
-        id: JobId,
-    },
-    RequeueJob {
-        id: JobId,
-    },
-    Job {
-        id: JobId,
-        #[serde(default, rename = "wait_secs", with = "secs")]
-        wait: Option<Duration>,
-    },
-    Jobs {
-        query: JobQuery,
-    },
-    Lease {
-        session: Session,
-        limit: u32,
-        #[serde(default)]
-        include_seen: bool,
-        #[serde(default, rename = "wait_secs", with = "secs")]
-        wait: Option<Duration>,
-    },
-    MarkDelivered {
-        session: Session,
-        ids: Vec<MessageId>,
-    },
-    Ack {
-        #[serde(default)]
-        peer: Option<PeerId>,
-        ids: Vec<MessageId>,
-    },
-    Sent {
-        #[serde(default)]
-        sender: Option<PeerId>,
-        query: SentQuery,
-    },
-    Log {
-        query: LogQuery,
-        #[serde(default, rename = "wait_secs", with = "secs")]
-        wait: Option<Duration>,
-    },
-    LastMessageId,
-    Gc,
-    Stats,
-}
 
 impl Call {
     /// Splits the call into its operation's name (`POST /v1/<name>`) and its JSON body.
@@ -181,80 +45,6 @@ impl Call {
         serde_json::from_value(Value::Object(map))
             .map_err(|e| Error::Invalid(format!("bad arguments for '{op}': {e}")))
     }
-
-    /// Runs the call against `ex`; `me` stands in for a peer argument left out.
-    pub async fn run(self, ex: &dyn Exchange, me: Option<PeerId>) -> Result<Value, Error> {
-        let who = |given: Option<PeerId>, field: &'static str| {
-            given.or(me).ok_or(Error::Missing { field })
-        };
-        let wait = |w: Option<Duration>| w.unwrap_or_default().min(MAX_WAIT);
-        match self {
-            Call::Operator { name } => json(ex.operator(&name).await?),
-            Call::OpenSession { session } => json(ex.open_session(session).await?),
-            Call::CloseSession { session } => json(ex.close_session(session).await?),
-            Call::Peers => json(ex.peers().await?),
-            Call::Peer { name } => json(ex.peer(&name).await?),
-            Call::PeerOfClient { pids } => json(ex.peer_of_client(&pids).await?),
-            Call::Rename { peer, name } => json(ex.rename(who(peer, "peer")?, &name).await?),
-            Call::SetSummary { peer, summary } => {
-                json(ex.set_summary(who(peer, "peer")?, &summary).await?)
-            }
-            Call::Send { from, message } => json(ex.send(who(from, "from")?, message).await?),
-            Call::Ask { from, ask } => json(ex.ask(who(from, "from")?, ask).await?),
-            Call::Reply {
-                by,
-                question,
-                reply,
-            } => json(ex.reply(who(by, "by")?, question, reply).await?),
-            Call::Questions { peer, query } => json(ex.questions(who(peer, "peer")?, query).await?),
-            Call::Question { peer, id, wait: w } => {
-                let peer = who(peer, "peer")?;
-                json(ex.question_wait(peer, id, wait(w)).await?)
-            }
-            Call::Dispatch { from, job } => json(ex.dispatch(who(from, "from")?, job).await?),
-            Call::Claim {
-                agent,
-                worker,
-                allow_writes,
-                wait: w,
-            } => json(
-                ex.claim_wait(&agent, &worker, allow_writes, wait(w))
-                    .await?,
-            ),
-            Call::StartJob { claim } => json(ex.start_job(&claim).await?),
-            Call::Heartbeat { claim } => json(ex.heartbeat(&claim).await?),
-            Call::FinishJob { claim, outcome } => json(ex.finish_job(&claim, outcome).await?),
-            Call::ReleaseJob { claim } => json(ex.release_job(&claim).await?),
-            Call::CancelJob { id } => json(ex.cancel_job(id).await?),
-            Call::RequeueJob { id } => json(ex.requeue_job(id).await?),
-            Call::Job { id, wait: w } => json(ex.job_wait(id, wait(w)).await?),
-            Call::Jobs { query } => json(ex.jobs(query).await?),
-            Call::Lease {
-                session,
-                limit,
-                include_seen,
-                wait: w,
-            } => json(
-                ex.lease_wait(&session, limit, include_seen, wait(w))
-                    .await?,
-            ),
-            Call::MarkDelivered { session, ids } => json(ex.mark_delivered(&session, &ids).await?),
-            Call::Ack { peer, ids } => json(ex.ack(who(peer, "peer")?, &ids).await?),
-            Call::Sent { sender, query } => json(ex.sent(who(sender, "sender")?, query).await?),
-            Call::Log { query, wait: w } => json(ex.log_wait(query, wait(w)).await?),
-            Call::LastMessageId => json(ex.last_message_id().await?),
-            Call::Gc => json(ex.gc().await?),
-            Call::Stats => json(ex.stats().await?),
-        }
-    }
-}
-
-fn json<T: Serialize>(value: T) -> Result<Value, Error> {
-    // Every answer is plain data; failing to encode one is a bug, not a passing outage.
-    serde_json::to_value(value).map_err(|e| Error::Reported {
-        failure: Failure::Internal,
-        message: format!("cannot encode the answer: {e}"),
-    })
 }
 
 /// A failure as it crosses the wire. `code` is stable and machine-readable; a refusal by a rule
@@ -369,19 +159,35 @@ pub mod secs {
     }
 }
 
+/// A wait in JSON: seconds (fractions allowed); left out or `null` means not to wait.
+pub mod wait {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(super::secs::deserialize(d)?.unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::Outgoing;
 
     #[test]
     fn a_call_survives_its_http_split() {
-        let call = Call::Send {
+        let call = Call::Send(crate::op::Send {
             from: Some(3),
             message: Outgoing {
                 ttl: Some(Duration::from_millis(1500)),
                 ..Outgoing::to_peer("bob", "hi")
             },
-        };
+        });
         let (op, body) = call.into_parts().unwrap();
         assert_eq!(op, "send");
         assert!(body.get("op").is_none(), "the op travels in the path");

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use switchboard_core::delivery::{self, DeliveryError};
-use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, PeerRecord};
+use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, PeerRecord, Run, op};
 use switchboard_proto::{InboxItem, MessageId, PeerKind, PeerName};
 
 use crate::framing;
@@ -276,7 +276,7 @@ where
                 peer: Some(peer.id),
                 limit: 50,
             };
-            let arrived = mailbox.log_wait(query, left).await?;
+            let arrived = mailbox.run(op::Log { query, wait: left }).await?;
             let Some(last) = arrived.last() else {
                 return Ok(0);
             };

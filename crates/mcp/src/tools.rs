@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use switchboard_core::delivery;
 use switchboard_core::{
-    Ask, Dispatch, Error, Exchange, JobQuery, Outgoing, QuestionQuery, Reply, SentQuery, Session,
+    Ask, Dispatch, Error, Exchange, JobQuery, Outgoing, QuestionQuery, Reply, Run, SentQuery,
+    Session, op,
 };
 use switchboard_proto::{Basis, PeerView, Scope, Target};
 
@@ -439,8 +440,9 @@ async fn ask(mailbox: &dyn Exchange, me: &Session, args: AskArgs) -> Outcome {
     };
     let mut q = mailbox.ask(me.peer.id, ask).await.map_err(explain)?;
     if !wait.is_zero() {
+        let (peer, id) = (Some(me.peer.id), q.id);
         q = mailbox
-            .question_wait(me.peer.id, q.id, wait)
+            .run(op::Question { peer, id, wait })
             .await
             .map_err(explain)?;
     }
@@ -485,11 +487,8 @@ async fn answer(mailbox: &dyn Exchange, me: &Session, args: AnswerArgs) -> Outco
 async fn questions(mailbox: &dyn Exchange, me: &Session, args: QuestionsArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     if let Some(id) = args.id {
-        let q = if wait.is_zero() {
-            mailbox.question(me.peer.id, id).await
-        } else {
-            mailbox.question_wait(me.peer.id, id, wait).await
-        };
+        let peer = Some(me.peer.id);
+        let q = mailbox.run(op::Question { peer, id, wait }).await;
         return Ok(json!({ "questions": [q.map_err(explain)?] }));
     }
     if !wait.is_zero() {
@@ -520,7 +519,8 @@ async fn dispatch(mailbox: &dyn Exchange, me: &Session, args: DispatchArgs) -> O
     };
     let mut job = mailbox.dispatch(me.peer.id, d).await.map_err(explain)?;
     if !wait.is_zero() {
-        job = mailbox.job_wait(job.id, wait).await.map_err(explain)?;
+        let id = job.id;
+        job = mailbox.run(op::Job { id, wait }).await.map_err(explain)?;
     }
     serde_json::to_value(job).map_err(|e| e.to_string())
 }
@@ -542,10 +542,8 @@ async fn job(mailbox: &dyn Exchange, me: &Session, args: JobArgs) -> Outcome {
     };
     let view = if args.cancel == Some(true) {
         mailbox.cancel_job(id).await
-    } else if wait.is_zero() {
-        mailbox.job(id).await
     } else {
-        mailbox.job_wait(id, wait).await
+        mailbox.run(op::Job { id, wait }).await
     };
     serde_json::to_value(view.map_err(explain)?).map_err(|e| e.to_string())
 }

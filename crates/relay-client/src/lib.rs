@@ -14,19 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use switchboard_core::exchange::Result;
-use switchboard_core::wire::{Call, WireError};
-use switchboard_core::{
-    Ask, Dispatch, Error, Exchange, GcReport, JobOutcome, JobQuery, Limits, LogQuery, OpenSession,
-    Outgoing, PeerId, PeerRecord, QuestionQuery, Reply, SentQuery, Session, SessionId, StoreStats,
-    Wake,
-};
-use switchboard_proto::{
-    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionView, SentMessage,
-};
+use switchboard_core::op::{self, Op};
+use switchboard_core::wire::{Answer, Call, WireError};
+use switchboard_core::{Error, Exchange, Limits, OpenSession, Session, SessionId, Wake};
 
 /// How the failure to read an answer that had begun is worded (and recognised).
 const BROKE_OFF: &str = "the relay's answer broke off";
@@ -167,7 +160,7 @@ impl RelayClient {
             lifetime,
             outage: Mutex::new(None),
         };
-        inner.hello = inner.get("/v1/hello").await?;
+        inner.hello = inner.hello().await?;
         Ok(Self {
             inner: Arc::new(inner),
             events: Mutex::new(None),
@@ -176,10 +169,6 @@ impl RelayClient {
 
     pub fn hello(&self) -> &Hello {
         &self.inner.hello
-    }
-
-    async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
-        self.inner.call(call).await
     }
 
     /// The session as the relay knows it now.
@@ -191,17 +180,54 @@ impl RelayClient {
     }
 
     /// Runs a call on a session, reopening the session once if the relay forgot it.
-    async fn on_session<T: DeserializeOwned>(
+    async fn on_session(
         &self,
         session: &Session,
         make: impl Fn(Session) -> Call,
-    ) -> Result<T> {
-        match self.call(make(self.current(session))).await {
+    ) -> Result<Answer> {
+        match self.inner.call(make(self.current(session))).await {
             Err(Error::UnknownSession) => {
                 let fresh = self.inner.reopen(session.id).await?;
-                self.call(make(fresh)).await
+                self.inner.call(make(fresh)).await
             }
             other => other,
+        }
+    }
+
+    /// Opens a session and remembers how, so it can be opened again after a relay restart.
+    async fn open_session(&self, request: OpenSession) -> Result<Session> {
+        let session = self
+            .inner
+            .run(op::OpenSession {
+                session: request.clone(),
+            })
+            .await?;
+        if self.inner.cursor.load(Ordering::SeqCst) < 0 {
+            // The stream starts at the session's start: older mail is leased, not streamed.
+            let last = self.inner.run(op::LastMessageId {}).await?;
+            self.inner.cursor.store(last, Ordering::SeqCst);
+        }
+        let reopen = Reopen {
+            request,
+            current: session.clone(),
+        };
+        self.inner.sessions().insert(session.id, reopen);
+        Ok(session)
+    }
+
+    /// Ends a session without waiting for a relay that is down (often the process is
+    /// exiting): the relay ends sessions nobody holds by itself.
+    async fn close_session(&self, session: SessionId) -> Result<()> {
+        let current = self
+            .inner
+            .sessions()
+            .remove(&session)
+            .map_or(session, |r| r.current.id);
+        let call = op::CloseSession { session: current }.into();
+        match self.inner.call_within(call, Duration::ZERO).await {
+            // Already gone on the relay: closed is closed.
+            Err(Error::UnknownSession) => Ok(()),
+            other => op::CloseSession::answer(other?),
         }
     }
 
@@ -223,8 +249,8 @@ impl Inner {
             .get(&original)
             .map(|r| r.request.clone())
             .ok_or(Error::UnknownSession)?;
-        let fresh: Session = self
-            .call(Call::OpenSession {
+        let fresh = self
+            .run(op::OpenSession {
                 session: request.clone(),
             })
             .await?;
@@ -248,16 +274,22 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let url = format!("{}{path}", self.base);
-        self.exchange(Resend::Safe, self.patience(None), || {
+    async fn hello(&self) -> Result<Hello> {
+        let url = format!("{}/v1/hello", self.base);
+        let read = |json: &[u8]| serde_json::from_slice(json);
+        self.exchange(Resend::Safe, self.patience(None), read, || {
             self.http.get(&url).bearer_auth(&self.token).send()
         })
         .await
     }
 
-    async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
-        let patience = self.patience(call_wait(&call));
+    async fn run<O: Op>(&self, op: O) -> Result<O::Answer> {
+        O::answer(self.call(op.into()).await?)
+    }
+
+    /// The one POST: every operation goes to `/v1/<op>` with its arguments as the body.
+    async fn call(&self, mut call: Call) -> Result<Answer> {
+        let patience = self.patience(call.wait_mut().map(|wait| *wait));
         self.call_within(call, patience).await
     }
 
@@ -271,11 +303,12 @@ impl Inner {
     }
 
     /// A call that keeps trying for at most `patience` (zero: one attempt).
-    async fn call_within<T: DeserializeOwned>(&self, call: Call, patience: Duration) -> Result<T> {
+    async fn call_within(&self, call: Call, patience: Duration) -> Result<Answer> {
         let resend = resend(&call);
         let (op, body) = call.into_parts()?;
         let url = format!("{}/v1/{op}", self.base);
-        self.exchange(resend, patience, || {
+        let read = |json: &[u8]| call.read_answer(json);
+        self.exchange(resend, patience, read, || {
             self.http
                 .post(&url)
                 .bearer_auth(&self.token)
@@ -290,9 +323,14 @@ impl Inner {
     /// cannot be reached — and, for a call that is safe to send twice ([`resend`]), also when
     /// the connection broke mid-request or the relay said it is briefly unavailable. The first
     /// failure of an outage is said once on stderr, and so is the recovery.
-    async fn exchange<T, F, Fut>(&self, resend: Resend, patience: Duration, send: F) -> Result<T>
+    async fn exchange<T, F, Fut>(
+        &self,
+        resend: Resend,
+        patience: Duration,
+        read: impl Fn(&[u8]) -> serde_json::Result<T>,
+        send: F,
+    ) -> Result<T>
     where
-        T: DeserializeOwned,
         F: Fn() -> Fut,
         Fut: Future<Output = reqwest::Result<reqwest::Response>>,
     {
@@ -300,12 +338,12 @@ impl Inner {
         let mut pause = BACKOFF_MIN;
         loop {
             let failure = match send().await {
-                Ok(response) => match answer(response, resend).await {
-                    Answer::Done(result) => {
+                Ok(response) => match answer(response, resend, &read).await {
+                    Reading::Done(result) => {
                         self.recovered();
                         return result;
                     }
-                    Answer::Again(why) => why,
+                    Reading::Again(why) => why,
                 },
                 Err(e) if unreachable(&e) || (resend == Resend::Safe && broke(&e)) => chain(&e),
                 Err(e) => {
@@ -395,24 +433,12 @@ enum Resend {
 /// already answered, which would hide the first's success).
 fn resend(call: &Call) -> Resend {
     match call {
-        Call::Claim { .. } | Call::Ask { .. } | Call::Reply { .. } => Resend::Never,
+        Call::Claim(_) | Call::Ask(_) | Call::Reply(_) => Resend::Never,
         _ => Resend::Safe,
     }
 }
 
-/// The server-side wait a call asks for, if any.
-fn call_wait(call: &Call) -> Option<Duration> {
-    match call {
-        Call::Question { wait, .. }
-        | Call::Claim { wait, .. }
-        | Call::Job { wait, .. }
-        | Call::Lease { wait, .. }
-        | Call::Log { wait, .. } => *wait,
-        _ => None,
-    }
-}
-
-enum Answer<T> {
+enum Reading<T> {
     Done(Result<T>),
     /// Worth another try: why this one failed.
     Again(String),
@@ -420,7 +446,11 @@ enum Answer<T> {
 
 /// Reads the relay's answer; a 503 that says when to retry, a gateway's 502/504 (a replica
 /// died behind a load balancer) and an answer that broke off are tried again when safe.
-async fn answer<T: DeserializeOwned>(response: reqwest::Response, resend: Resend) -> Answer<T> {
+async fn answer<T>(
+    response: reqwest::Response,
+    resend: Resend,
+    read: impl Fn(&[u8]) -> serde_json::Result<T>,
+) -> Reading<T> {
     let status = response.status().as_u16();
     let passing = (status == 503
         && response
@@ -429,13 +459,13 @@ async fn answer<T: DeserializeOwned>(response: reqwest::Response, resend: Resend
         || status == 502
         || status == 504;
     if resend == Resend::Safe && passing {
-        return Answer::Again(format!("it answered {status}"));
+        return Reading::Again(format!("it answered {status}"));
     }
-    match decode(response).await {
+    match decode(response, read).await {
         Err(Error::Unavailable(why)) if resend == Resend::Safe && why.starts_with(BROKE_OFF) => {
-            Answer::Again(why)
+            Reading::Again(why)
         }
-        other => Answer::Done(other),
+        other => Reading::Done(other),
     }
 }
 
@@ -503,14 +533,17 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+async fn decode<T>(
+    response: reqwest::Response,
+    read: impl Fn(&[u8]) -> serde_json::Result<T>,
+) -> Result<T> {
     let status = response.status();
     let bytes = response
         .bytes()
         .await
         .map_err(|e| Error::Unavailable(format!("{BROKE_OFF}: {e}")))?;
     if status.is_success() {
-        return serde_json::from_slice(&bytes)
+        return read(&bytes)
             .map_err(|e| Error::Unavailable(format!("the relay's answer is not understood: {e}")));
     }
     #[derive(Deserialize)]
@@ -624,297 +657,43 @@ impl Exchange for RelayClient {
         rx
     }
 
-    async fn operator(&self, name: &str) -> Result<PeerRecord> {
-        self.call(Call::Operator {
-            name: name.to_owned(),
-        })
-        .await
-    }
-
-    async fn open_session(&self, req: OpenSession) -> Result<Session> {
-        let session: Session = self
-            .call(Call::OpenSession {
-                session: req.clone(),
-            })
-            .await?;
-        if self.inner.cursor.load(Ordering::SeqCst) < 0 {
-            // The stream starts at the session's start: older mail is leased, not streamed.
-            let last: MessageId = self.call(Call::LastMessageId).await?;
-            self.inner.cursor.store(last, Ordering::SeqCst);
+    /// Posts the call; a few are prepared first so that a relay restart or a lost answer costs
+    /// nothing: sessions are remembered (and reopened when the relay forgot them), and a send
+    /// or a dispatch carries a key, so the store answers a resent copy with the first.
+    async fn call(&self, call: Call) -> Result<Answer> {
+        match call {
+            Call::OpenSession(o) => self.open_session(o.session).await.map(Answer::OpenSession),
+            Call::CloseSession(o) => self
+                .close_session(o.session)
+                .await
+                .map(Answer::CloseSession),
+            Call::Lease(o) => {
+                let make = |session| {
+                    Call::Lease(op::Lease {
+                        session,
+                        ..o.clone()
+                    })
+                };
+                self.on_session(&o.session, make).await
+            }
+            Call::MarkDelivered(o) => {
+                let make = |session| {
+                    Call::MarkDelivered(op::MarkDelivered {
+                        session,
+                        ..o.clone()
+                    })
+                };
+                self.on_session(&o.session, make).await
+            }
+            Call::Send(mut o) => {
+                o.message.idempotency_key.get_or_insert_with(auto_key);
+                self.inner.call(o.into()).await
+            }
+            Call::Dispatch(mut o) => {
+                o.job.request_id.get_or_insert_with(auto_key);
+                self.inner.call(o.into()).await
+            }
+            call => self.inner.call(call).await,
         }
-        self.inner.sessions().insert(
-            session.id,
-            Reopen {
-                request: req,
-                current: session.clone(),
-            },
-        );
-        Ok(session)
-    }
-
-    async fn close_session(&self, session: SessionId) -> Result<()> {
-        let current = self
-            .inner
-            .sessions()
-            .remove(&session)
-            .map_or(session, |r| r.current.id);
-        // A session ending (often the process exiting) does not wait for a relay that is down:
-        // the relay ends sessions nobody holds by itself.
-        let call = Call::CloseSession { session: current };
-        match self.inner.call_within(call, Duration::ZERO).await {
-            // Already gone on the relay: closed is closed.
-            Err(Error::UnknownSession) => Ok(()),
-            other => other,
-        }
-    }
-
-    async fn peers(&self) -> Result<Vec<PeerRecord>> {
-        self.call(Call::Peers).await
-    }
-
-    async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>> {
-        self.call(Call::PeerOfClient {
-            pids: pids.to_vec(),
-        })
-        .await
-    }
-
-    async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
-        self.call(Call::Rename {
-            peer: Some(peer),
-            name: name.to_owned(),
-        })
-        .await
-    }
-
-    async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord> {
-        self.call(Call::SetSummary {
-            peer: Some(peer),
-            summary: summary.to_owned(),
-        })
-        .await
-    }
-
-    async fn send(&self, from: PeerId, mut message: Outgoing) -> Result<SentMessage> {
-        // With a key, a send resent after a lost answer is stored once ([`resend`]).
-        message.idempotency_key.get_or_insert_with(auto_key);
-        self.call(Call::Send {
-            from: Some(from),
-            message,
-        })
-        .await
-    }
-
-    async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView> {
-        self.call(Call::Ask {
-            from: Some(from),
-            ask,
-        })
-        .await
-    }
-
-    async fn reply(&self, by: PeerId, question: MessageId, reply: Reply) -> Result<QuestionView> {
-        self.call(Call::Reply {
-            by: Some(by),
-            question,
-            reply,
-        })
-        .await
-    }
-
-    async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>> {
-        self.call(Call::Questions {
-            peer: Some(peer),
-            query,
-        })
-        .await
-    }
-
-    async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
-        self.question_wait(peer, id, Duration::ZERO).await
-    }
-
-    async fn question_wait(
-        &self,
-        peer: PeerId,
-        id: MessageId,
-        wait: Duration,
-    ) -> Result<QuestionView> {
-        self.call(Call::Question {
-            peer: Some(peer),
-            id,
-            wait: Some(wait),
-        })
-        .await
-    }
-
-    async fn dispatch(&self, from: PeerId, mut job: Dispatch) -> Result<JobView> {
-        // With a request id, a dispatch resent after a lost answer queues one job.
-        job.request_id.get_or_insert_with(auto_key);
-        self.call(Call::Dispatch {
-            from: Some(from),
-            job,
-        })
-        .await
-    }
-
-    async fn claim(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-    ) -> Result<Option<JobClaim>> {
-        self.claim_wait(agent, worker, allow_writes, Duration::ZERO)
-            .await
-    }
-
-    async fn claim_wait(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-        wait: Duration,
-    ) -> Result<Option<JobClaim>> {
-        self.call(Call::Claim {
-            agent: agent.to_owned(),
-            worker: worker.to_owned(),
-            allow_writes,
-            wait: Some(wait),
-        })
-        .await
-    }
-
-    async fn start_job(&self, claim: &JobClaim) -> Result<()> {
-        self.call(Call::StartJob {
-            claim: claim.clone(),
-        })
-        .await
-    }
-
-    async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState> {
-        self.call(Call::Heartbeat {
-            claim: claim.clone(),
-        })
-        .await
-    }
-
-    async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
-        self.call(Call::FinishJob {
-            claim: claim.clone(),
-            outcome,
-        })
-        .await
-    }
-
-    async fn release_job(&self, claim: &JobClaim) -> Result<()> {
-        self.call(Call::ReleaseJob {
-            claim: claim.clone(),
-        })
-        .await
-    }
-
-    async fn cancel_job(&self, id: JobId) -> Result<JobView> {
-        self.call(Call::CancelJob { id }).await
-    }
-
-    async fn requeue_job(&self, id: JobId) -> Result<JobView> {
-        self.call(Call::RequeueJob { id }).await
-    }
-
-    async fn job(&self, id: JobId) -> Result<JobView> {
-        self.job_wait(id, Duration::ZERO).await
-    }
-
-    async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView> {
-        self.call(Call::Job {
-            id,
-            wait: Some(wait),
-        })
-        .await
-    }
-
-    async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
-        self.call(Call::Jobs { query }).await
-    }
-
-    async fn peer(&self, name: &str) -> Result<PeerRecord> {
-        self.call(Call::Peer {
-            name: name.to_owned(),
-        })
-        .await
-    }
-
-    async fn lease(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-    ) -> Result<Vec<InboxItem>> {
-        self.lease_wait(session, limit, include_seen, Duration::ZERO)
-            .await
-    }
-
-    async fn lease_wait(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-        wait: Duration,
-    ) -> Result<Vec<InboxItem>> {
-        self.on_session(session, |session| Call::Lease {
-            session,
-            limit,
-            include_seen,
-            wait: Some(wait),
-        })
-        .await
-    }
-
-    async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
-        self.on_session(session, |session| Call::MarkDelivered {
-            session,
-            ids: ids.to_vec(),
-        })
-        .await
-    }
-
-    async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64> {
-        self.call(Call::Ack {
-            peer: Some(peer),
-            ids: ids.to_vec(),
-        })
-        .await
-    }
-
-    async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>> {
-        self.call(Call::Sent {
-            sender: Some(sender),
-            query,
-        })
-        .await
-    }
-
-    async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
-        self.log_wait(query, Duration::ZERO).await
-    }
-
-    async fn last_message_id(&self) -> Result<MessageId> {
-        self.call(Call::LastMessageId).await
-    }
-
-    async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>> {
-        self.call(Call::Log {
-            query,
-            wait: Some(wait),
-        })
-        .await
-    }
-
-    async fn gc(&self) -> Result<GcReport> {
-        self.call(Call::Gc).await
-    }
-
-    async fn stats(&self) -> Result<StoreStats> {
-        self.call(Call::Stats).await
     }
 }

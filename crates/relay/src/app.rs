@@ -28,7 +28,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_core::wire::{Call, Failure, WireError};
+use switchboard_core::wire::{Answer, Call, Failure, MAX_WAIT, WireError};
 use switchboard_core::{Error, Exchange, Grant};
 #[cfg(feature = "fixtures")]
 use switchboard_mcp::fixtures::{FixtureState, WithFixtures};
@@ -409,23 +409,21 @@ async fn run_call(
     caller: &Caller,
     op: &str,
     body: &[u8],
-) -> (bool, Result<Value, Error>) {
+) -> (bool, Result<Answer, Error>) {
     let parsed = if body.is_empty() {
         Ok(Value::Null)
     } else {
         serde_json::from_slice(body)
             .map_err(|e| Error::Invalid(format!("the request body is not JSON: {e}")))
     };
-    let call = match parsed.and_then(|body| Call::from_parts(op, body)) {
+    let mut call = match parsed.and_then(|body| Call::from_parts(op, body)) {
         Ok(call) => call,
         Err(e) => return (false, Err(e)),
     };
-    let result = async {
-        let guard = app.guard(caller).await?;
-        let me = guard.me().await?;
-        call.run(&guard, me).await
+    if let Some(wait) = call.wait_mut() {
+        *wait = (*wait).min(MAX_WAIT);
     }
-    .await;
+    let result = async { app.guard(caller).await?.call(call).await }.await;
     (true, result)
 }
 

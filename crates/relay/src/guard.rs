@@ -5,21 +5,16 @@
 //! through it, so the two cannot differ in what they allow.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use switchboard_core::exchange::Result;
 use switchboard_core::{
-    Ask, Dispatch, Error, Exchange, GcReport, JobOutcome, JobQuery, Limits, LogQuery, Mailbox,
-    NamePolicy, OpenSession, Outgoing, PeerId, PeerRecord, QuestionQuery, Rejection, Reply,
-    SentQuery, Session, SessionId, StoreStats, Wake,
+    Answer, Call, Error, Exchange, Limits, Mailbox, NamePolicy, PeerId, Rejection, Session, Wake,
+    op,
 };
-use switchboard_proto::{
-    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, PeerName, QuestionView,
-    SentMessage,
-};
+use switchboard_proto::{JobClaim, JobId, JobView, PeerName};
 
 use crate::auth::Caller;
 use crate::sessions::{Attachment, Sessions};
@@ -154,271 +149,146 @@ impl Exchange for Guard {
         self.mailbox.subscribe()
     }
 
-    async fn operator(&self, name: &str) -> Result<PeerRecord> {
-        self.check_name(name)?;
-        // A human holding a peer token acts as that peer, whatever kind it was minted as.
-        if self.caller.grant.peer().is_some()
-            && let Ok(peer) = self.mailbox.peer(name).await
-        {
-            return Ok(peer);
+    /// Checks the call against the token, then lets the room's mailbox answer it.
+    async fn call(&self, mut call: Call) -> Result<Answer> {
+        if let Some(answered) = self.authorize(&mut call).await? {
+            return Ok(answered);
         }
-        self.mailbox.operator(name).await
-    }
-
-    async fn open_session(&self, mut req: OpenSession) -> Result<Session> {
-        if let Some(me) = self.caller.grant.peer() {
-            // A peer token's identity is its name and its kind, whatever the client proposed:
-            // a human using an agent's token (`switchboard inbox`) joins that agent.
-            req.name = PeerName::parse(me)?;
-            req.policy = NamePolicy::Join;
-            if let Ok(peer) = self.mailbox.peer(me).await {
-                req.kind = peer.kind;
-            }
-        }
-        let session = self.mailbox.open_session(req).await?;
-        self.sessions
-            .insert(&self.room, session.clone(), &self.caller.token_id);
-        if let Some(held) = &self.held
-            && let Some((a, _)) =
-                self.sessions
-                    .attach(&self.room, session.id, &self.caller.token_id)
-            && let Ok(mut held) = held.lock()
-        {
-            held.push(a);
-        }
-        Ok(session)
-    }
-
-    async fn close_session(&self, session: SessionId) -> Result<()> {
-        if self
-            .sessions
-            .get(&self.room, session, &self.caller.token_id)
-            .is_none()
-        {
-            return Err(Error::UnknownSession);
-        }
-        self.sessions.remove(&self.room, session);
-        self.mailbox.close_session(session).await
-    }
-
-    async fn peers(&self) -> Result<Vec<PeerRecord>> {
-        self.mailbox.peers().await
-    }
-
-    async fn peer_of_client(&self, pids: &[u32]) -> Result<Option<PeerRecord>> {
-        match self.caller.grant.peer() {
-            Some(me) => Ok(self.mailbox.peer(me).await.ok()),
-            None => self.mailbox.peer_of_client(pids).await,
-        }
-    }
-
-    async fn rename(&self, peer: PeerId, name: &str) -> Result<PeerRecord> {
-        if self.caller.grant.peer().is_some() {
-            return Err(Error::Denied(
-                "a peer token's name is fixed; mint a token for the new name instead".into(),
-            ));
-        }
-        self.mailbox.rename(peer, name).await
-    }
-
-    async fn set_summary(&self, peer: PeerId, summary: &str) -> Result<PeerRecord> {
-        self.own(peer).await?;
-        self.mailbox.set_summary(peer, summary).await
-    }
-
-    async fn send(&self, from: PeerId, out: Outgoing) -> Result<SentMessage> {
-        self.own(from).await?;
-        self.mailbox.send(from, out).await
-    }
-
-    async fn ask(&self, from: PeerId, ask: Ask) -> Result<QuestionView> {
-        self.own(from).await?;
-        self.mailbox.ask(from, ask).await
-    }
-
-    async fn reply(&self, by: PeerId, question: MessageId, reply: Reply) -> Result<QuestionView> {
-        self.own(by).await?;
-        self.mailbox.reply(by, question, reply).await
-    }
-
-    async fn questions(&self, peer: PeerId, query: QuestionQuery) -> Result<Vec<QuestionView>> {
-        self.own(peer).await?;
-        self.mailbox.questions(peer, query).await
-    }
-
-    async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
-        self.own(peer).await?;
-        self.mailbox.question(peer, id).await
-    }
-
-    async fn question_wait(
-        &self,
-        peer: PeerId,
-        id: MessageId,
-        wait: Duration,
-    ) -> Result<QuestionView> {
-        self.own(peer).await?;
-        self.mailbox.question_wait(peer, id, wait).await
-    }
-
-    async fn dispatch(&self, from: PeerId, d: Dispatch) -> Result<JobView> {
-        self.own(from).await?;
-        self.mailbox.dispatch(from, d).await
-    }
-
-    async fn claim(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-    ) -> Result<Option<JobClaim>> {
-        self.check_agent(agent)?;
-        self.mailbox.claim(agent, worker, allow_writes).await
-    }
-
-    async fn claim_wait(
-        &self,
-        agent: &str,
-        worker: &str,
-        allow_writes: bool,
-        wait: Duration,
-    ) -> Result<Option<JobClaim>> {
-        self.check_agent(agent)?;
-        self.mailbox
-            .claim_wait(agent, worker, allow_writes, wait)
-            .await
-    }
-
-    async fn start_job(&self, claim: &JobClaim) -> Result<()> {
-        self.check_claim(claim).await?;
-        self.mailbox.start_job(claim).await
-    }
-
-    async fn heartbeat(&self, claim: &JobClaim) -> Result<JobState> {
-        self.check_claim(claim).await?;
-        self.mailbox.heartbeat(claim).await
-    }
-
-    async fn finish_job(&self, claim: &JobClaim, outcome: JobOutcome) -> Result<JobView> {
-        self.check_claim(claim).await?;
-        self.mailbox.finish_job(claim, outcome).await
-    }
-
-    async fn release_job(&self, claim: &JobClaim) -> Result<()> {
-        self.check_claim(claim).await?;
-        self.mailbox.release_job(claim).await
-    }
-
-    async fn cancel_job(&self, id: JobId) -> Result<JobView> {
-        self.visible_job(id).await?;
-        self.mailbox.cancel_job(id).await
-    }
-
-    async fn requeue_job(&self, id: JobId) -> Result<JobView> {
-        self.visible_job(id).await?;
-        self.mailbox.requeue_job(id).await
-    }
-
-    async fn job(&self, id: JobId) -> Result<JobView> {
-        self.visible_job(id).await
-    }
-
-    async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView> {
-        self.visible_job(id).await?;
-        self.mailbox.job_wait(id, wait).await
-    }
-
-    async fn jobs(&self, query: JobQuery) -> Result<Vec<JobView>> {
-        let mut jobs = self.mailbox.jobs(query).await?;
-        jobs.retain(|j| self.may_see(j));
-        Ok(jobs)
-    }
-
-    async fn peer(&self, name: &str) -> Result<PeerRecord> {
-        self.mailbox.peer(name).await
-    }
-
-    async fn lease(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-    ) -> Result<Vec<InboxItem>> {
-        let session = self.session(session)?;
-        self.mailbox.lease(&session, limit, include_seen).await
-    }
-
-    async fn lease_wait(
-        &self,
-        session: &Session,
-        limit: u32,
-        include_seen: bool,
-        wait: Duration,
-    ) -> Result<Vec<InboxItem>> {
-        let session = self.session(session)?;
-        self.mailbox
-            .lease_wait(&session, limit, include_seen, wait)
-            .await
-    }
-
-    async fn mark_delivered(&self, session: &Session, ids: &[MessageId]) -> Result<u64> {
-        let session = self.session(session)?;
-        self.mailbox.mark_delivered(&session, ids).await
-    }
-
-    async fn ack(&self, peer: PeerId, ids: &[MessageId]) -> Result<u64> {
-        self.own(peer).await?;
-        self.mailbox.ack(peer, ids).await
-    }
-
-    async fn sent(&self, sender: PeerId, query: SentQuery) -> Result<Vec<SentMessage>> {
-        self.own(sender).await?;
-        self.mailbox.sent(sender, query).await
-    }
-
-    async fn log(&self, query: LogQuery) -> Result<Vec<LogEntry>> {
-        let query = self.scoped(query).await?;
-        self.mailbox.log(query).await
-    }
-
-    async fn last_message_id(&self) -> Result<MessageId> {
-        self.mailbox.last_message_id().await
-    }
-
-    async fn log_wait(&self, query: LogQuery, wait: Duration) -> Result<Vec<LogEntry>> {
-        let query = self.scoped(query).await?;
-        self.mailbox.log_wait(query, wait).await
-    }
-
-    async fn gc(&self) -> Result<GcReport> {
-        if self.caller.grant.peer().is_some() {
-            return Err(Error::Denied(
-                "garbage collection needs the room token; the relay also runs it itself".into(),
-            ));
-        }
-        self.mailbox.gc().await
-    }
-
-    async fn stats(&self) -> Result<StoreStats> {
-        let mut stats = self.mailbox.stats().await?;
-        // Where the relay keeps its files is the relay's business.
-        let kind = stats
-            .backend
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        stats.backend = format!("room '{}' on a relay ({kind})", self.room);
-        Ok(stats)
+        let answer = self.mailbox.call(call).await?;
+        Ok(self.shown(answer))
     }
 }
 
 impl Guard {
-    /// A peer token reads only its own part of the room's log.
-    async fn scoped(&self, mut query: LogQuery) -> Result<LogQuery> {
-        if self.caller.grant.peer().is_some() {
-            query.peer = Some(self.me().await?.ok_or_else(|| self.denied())?);
+    /// The one authorization match: refuses what the token may not do, fills in and checks the
+    /// peer it acts as, and puts the relay's own copy of a session in place of the caller's.
+    /// A few calls a peer token makes are answered here (`Some`), from its own peer.
+    async fn authorize(&self, call: &mut Call) -> Result<Option<Answer>> {
+        let peer_token = self.caller.grant.peer();
+        match call {
+            Call::Operator(o) => {
+                self.check_name(&o.name)?;
+                // A human holding a peer token acts as that peer, whatever kind it was minted
+                // as.
+                if peer_token.is_some()
+                    && let Ok(peer) = self.mailbox.peer(&o.name).await
+                {
+                    return Ok(Some(Answer::Operator(peer)));
+                }
+            }
+            Call::OpenSession(o) => {
+                if let Some(me) = peer_token {
+                    // A peer token's identity is its name and its kind, whatever the client
+                    // proposed: a human using an agent's token (`switchboard inbox`) joins
+                    // that agent.
+                    o.session.name = PeerName::parse(me)?;
+                    o.session.policy = NamePolicy::Join;
+                    if let Ok(peer) = self.mailbox.peer(me).await {
+                        o.session.kind = peer.kind;
+                    }
+                }
+            }
+            Call::CloseSession(o) => {
+                self.sessions
+                    .get(&self.room, o.session, &self.caller.token_id)
+                    .ok_or(Error::UnknownSession)?;
+                self.sessions.remove(&self.room, o.session);
+            }
+            Call::Peers(_) | Call::Peer(_) | Call::LastMessageId(_) | Call::Stats(_) => {}
+            Call::PeerOfClient(_) => {
+                if let Some(me) = peer_token {
+                    return Ok(Some(Answer::PeerOfClient(self.mailbox.peer(me).await.ok())));
+                }
+            }
+            Call::Rename(_) if peer_token.is_some() => {
+                return Err(Error::Denied(
+                    "a peer token's name is fixed; mint a token for the new name instead".into(),
+                ));
+            }
+            Call::Rename(o) => o.peer = Some(self.acting(o.peer, "peer").await?),
+            Call::SetSummary(o) => o.peer = Some(self.acting(o.peer, "peer").await?),
+            Call::Send(o) => o.from = Some(self.acting(o.from, "from").await?),
+            Call::Ask(o) => o.from = Some(self.acting(o.from, "from").await?),
+            Call::Reply(o) => o.by = Some(self.acting(o.by, "by").await?),
+            Call::Questions(o) => o.peer = Some(self.acting(o.peer, "peer").await?),
+            Call::Question(o) => o.peer = Some(self.acting(o.peer, "peer").await?),
+            Call::Dispatch(o) => o.from = Some(self.acting(o.from, "from").await?),
+            Call::Ack(o) => o.peer = Some(self.acting(o.peer, "peer").await?),
+            Call::Sent(o) => o.sender = Some(self.acting(o.sender, "sender").await?),
+            Call::Claim(o) => self.check_agent(&o.agent)?,
+            Call::StartJob(op::StartJob { claim })
+            | Call::Heartbeat(op::Heartbeat { claim })
+            | Call::FinishJob(op::FinishJob { claim, .. })
+            | Call::ReleaseJob(op::ReleaseJob { claim }) => self.check_claim(claim).await?,
+            Call::CancelJob(op::CancelJob { id })
+            | Call::RequeueJob(op::RequeueJob { id })
+            | Call::Job(op::Job { id, .. }) => {
+                self.visible_job(*id).await?;
+            }
+            // Filtered by what the token may see, in [`Self::shown`].
+            Call::Jobs(_) => {}
+            Call::Lease(op::Lease { session, .. })
+            | Call::MarkDelivered(op::MarkDelivered { session, .. }) => {
+                *session = self.session(session)?;
+            }
+            // A peer token reads only its own part of the room's log.
+            Call::Log(o) if peer_token.is_some() => {
+                o.query.peer = Some(self.me().await?.ok_or_else(|| self.denied())?);
+            }
+            Call::Log(_) => {}
+            Call::Gc(_) if peer_token.is_some() => {
+                return Err(Error::Denied(
+                    "garbage collection needs the room token; the relay also runs it itself".into(),
+                ));
+            }
+            Call::Gc(_) => {}
         }
-        Ok(query)
+        Ok(None)
+    }
+
+    /// The answer as this caller sees it: a session it opened is its own from now on, jobs it
+    /// may not see are left out, and where the relay keeps its files is the relay's business.
+    fn shown(&self, answer: Answer) -> Answer {
+        match answer {
+            Answer::OpenSession(session) => {
+                self.sessions
+                    .insert(&self.room, session.clone(), &self.caller.token_id);
+                if let Some(held) = &self.held
+                    && let Some((a, _)) =
+                        self.sessions
+                            .attach(&self.room, session.id, &self.caller.token_id)
+                    && let Ok(mut held) = held.lock()
+                {
+                    held.push(a);
+                }
+                Answer::OpenSession(session)
+            }
+            Answer::Jobs(mut jobs) => {
+                jobs.retain(|j| self.may_see(j));
+                Answer::Jobs(jobs)
+            }
+            Answer::Stats(mut stats) => {
+                let kind = stats
+                    .backend
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                stats.backend = format!("room '{}' on a relay ({kind})", self.room);
+                Answer::Stats(stats)
+            }
+            other => other,
+        }
+    }
+
+    /// The peer a call acts as: the one it names, which the caller must be allowed to act as,
+    /// or else the token's own.
+    async fn acting(&self, given: Option<PeerId>, field: &'static str) -> Result<PeerId> {
+        let peer = match given {
+            Some(peer) => peer,
+            None => self.me().await?.ok_or(Error::Missing { field })?,
+        };
+        self.own(peer).await?;
+        Ok(peer)
     }
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use switchboard_conformance::{World, roomy_limits};
-use switchboard_core::{Clock, Exchange, NamePolicy, Outgoing, SentQuery, Session, Store};
+use switchboard_core::{
+    Clock, Exchange, NamePolicy, Outgoing, Run as _, SentQuery, Session, Store, op,
+};
 use switchboard_proto::{DeliveryState, PeerKind};
 use switchboard_store_sqlite::SqliteStore;
 
@@ -76,7 +78,10 @@ impl Run {
                 let items = self
                     .w
                     .mailbox
-                    .lease(&self.sessions[session], 5, seen)
+                    .run(op::Lease {
+                        include_seen: seen,
+                        ..op::Lease::new(&self.sessions[session], 5)
+                    })
                     .await
                     .unwrap();
                 let other = 1 - session;
@@ -195,7 +200,7 @@ proptest! {
             }
             run.w.clock.advance_ms(60_000);
             let fresh = Run::bob(&run.w).await;
-            let pulled: Vec<i64> = run.w.mailbox.lease(&fresh, 1000, true).await.unwrap().iter().map(|i| i.id).collect();
+            let pulled: Vec<i64> = run.w.mailbox.run(op::Lease { include_seen: true, ..op::Lease::new(&fresh, 1000) }).await.unwrap().iter().map(|i| i.id).collect();
             let all = run.w.mailbox.sent(run.sender, SentQuery::Recent(1000)).await.unwrap();
             for m in all {
                 let open = !m.recipients[0].state.is_terminal();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_core::{Error, Exchange, Limits, Rejection};
+use switchboard_core::{Error, Exchange, Limits, Rejection, Run, op};
 
 use super::world;
 use crate::{Backend, World, roomy_limits};
@@ -36,7 +36,7 @@ pub async fn a_job_runs_once_and_its_dispatcher_gets_only_id_and_state(b: &dyn B
     assert_eq!(d.state, JobState::Queued);
     let claim = w
         .mailbox
-        .claim("codex", "w1", false)
+        .run(op::Claim::new("codex", "w1"))
         .await
         .unwrap()
         .expect("a job");
@@ -44,7 +44,7 @@ pub async fn a_job_runs_once_and_its_dispatcher_gets_only_id_and_state(b: &dyn B
     assert_eq!(claim.job.prompt, "review the diff");
     assert!(
         w.mailbox
-            .claim("codex", "w2", false)
+            .run(op::Claim::new("codex", "w2"))
             .await
             .unwrap()
             .is_none(),
@@ -68,7 +68,7 @@ pub async fn a_job_runs_once_and_its_dispatcher_gets_only_id_and_state(b: &dyn B
         .unwrap();
     assert_eq!(done.state, JobState::Completed);
     assert_eq!(done.result.as_deref(), Some("LGTM, 2 nits"));
-    let notices = w.mailbox.lease(&alice, 10, false).await.unwrap();
+    let notices = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].kind, ItemKind::Job);
     assert!(
@@ -108,7 +108,7 @@ pub async fn a_lapsed_read_only_job_is_requeued_and_a_stale_worker_is_fenced_off
         .unwrap();
     let stale = w
         .mailbox
-        .claim("codex", "w1", false)
+        .run(op::Claim::new("codex", "w1"))
         .await
         .unwrap()
         .unwrap();
@@ -116,7 +116,7 @@ pub async fn a_lapsed_read_only_job_is_requeued_and_a_stale_worker_is_fenced_off
     lapse(&w);
     let fresh = w
         .mailbox
-        .claim("codex", "w2", false)
+        .run(op::Claim::new("codex", "w2"))
         .await
         .unwrap()
         .expect("requeued");
@@ -164,11 +164,21 @@ pub async fn a_lapsed_write_job_waits_for_recovery(b: &dyn Backend) {
     let mut d = job("codex", "edit files");
     d.write = true;
     let d = w.mailbox.dispatch(alice.peer.id, d).await.unwrap();
-    w.mailbox.claim("codex", "w1", true).await.unwrap().unwrap();
+    w.mailbox
+        .run(op::Claim {
+            allow_writes: true,
+            ..op::Claim::new("codex", "w1")
+        })
+        .await
+        .unwrap()
+        .unwrap();
     lapse(&w);
     assert!(
         w.mailbox
-            .claim("codex", "w2", true)
+            .run(op::Claim {
+                allow_writes: true,
+                ..op::Claim::new("codex", "w2")
+            })
             .await
             .unwrap()
             .is_none(),
@@ -182,7 +192,10 @@ pub async fn a_lapsed_write_job_waits_for_recovery(b: &dyn Backend) {
     assert_eq!(requeued.state, JobState::Queued);
     assert!(
         w.mailbox
-            .claim("codex", "w2", true)
+            .run(op::Claim {
+                allow_writes: true,
+                ..op::Claim::new("codex", "w2")
+            })
             .await
             .unwrap()
             .is_some()
@@ -197,14 +210,17 @@ pub async fn write_jobs_go_only_to_workers_that_allow_writes(b: &dyn Backend) {
     w.mailbox.dispatch(alice.peer.id, d).await.unwrap();
     assert!(
         w.mailbox
-            .claim("codex", "ro", false)
+            .run(op::Claim::new("codex", "ro"))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         w.mailbox
-            .claim("codex", "rw", true)
+            .run(op::Claim {
+                allow_writes: true,
+                ..op::Claim::new("codex", "rw")
+            })
             .await
             .unwrap()
             .is_some()
@@ -228,12 +244,16 @@ pub async fn a_job_that_keeps_losing_its_worker_dies(b: &dyn Backend) {
         .await
         .unwrap();
     for _ in 0..2 {
-        w.mailbox.claim("codex", "w", false).await.unwrap().unwrap();
+        w.mailbox
+            .run(op::Claim::new("codex", "w"))
+            .await
+            .unwrap()
+            .unwrap();
         lapse(&w);
     }
     assert!(
         w.mailbox
-            .claim("codex", "w", false)
+            .run(op::Claim::new("codex", "w"))
             .await
             .unwrap()
             .is_none()
@@ -251,13 +271,13 @@ pub async fn an_unclaimed_job_expires(b: &dyn Backend) {
     w.clock.advance_ms(61_000);
     assert!(
         w.mailbox
-            .claim("codex", "w", false)
+            .run(op::Claim::new("codex", "w"))
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(w.mailbox.job(d.id).await.unwrap().state, JobState::Expired);
-    let told = w.mailbox.lease(&alice, 10, false).await.unwrap();
+    let told = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
     assert!(told.iter().any(|i| i.text.contains("expired")), "{told:?}");
 }
 
@@ -271,7 +291,12 @@ pub async fn a_cancel_reaches_the_running_worker(b: &dyn Backend) {
         .dispatch(alice.peer.id, job("codex", "long"))
         .await
         .unwrap();
-    let claim = w.mailbox.claim("codex", "w", false).await.unwrap().unwrap();
+    let claim = w
+        .mailbox
+        .run(op::Claim::new("codex", "w"))
+        .await
+        .unwrap()
+        .unwrap();
     w.mailbox.start_job(&claim).await.unwrap();
     assert_eq!(
         w.mailbox.cancel_job(d.id).await.unwrap().state,
@@ -311,7 +336,12 @@ pub async fn a_released_claim_does_not_count_as_an_attempt(b: &dyn Backend) {
         .dispatch(alice.peer.id, job("codex", "later"))
         .await
         .unwrap();
-    let claim = w.mailbox.claim("codex", "w", false).await.unwrap().unwrap();
+    let claim = w
+        .mailbox
+        .run(op::Claim::new("codex", "w"))
+        .await
+        .unwrap()
+        .unwrap();
     w.mailbox.release_job(&claim).await.unwrap();
     let view = w.mailbox.job(d.id).await.unwrap();
     assert_eq!((view.state, view.attempts), (JobState::Queued, 0));
@@ -374,7 +404,7 @@ pub async fn concurrent_workers_never_share_a_job(b: &dyn Backend) {
         tasks.spawn(async move {
             let mut done = Vec::new();
             while let Some(claim) = mailbox
-                .claim("codex", &format!("w{worker}"), false)
+                .run(op::Claim::new("codex", format!("w{worker}")))
                 .await
                 .unwrap()
             {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use switchboard_core::{Error, Exchange, Limits, NamePolicy, Outgoing, Rejection, SentQuery};
+use switchboard_core::{
+    Error, Exchange, Limits, NamePolicy, Outgoing, Rejection, Run, SentQuery, op,
+};
 use switchboard_proto::{DeliveryState, PeerKind, Scope, Target};
 
 use super::{only_sent, state_of, world};
@@ -20,7 +22,7 @@ pub async fn send_lease_deliver_ack(b: &dyn Backend) {
     assert!(!sent.duplicate);
     assert_eq!(state_of(&sent, "bob"), DeliveryState::Queued);
 
-    let items = w.mailbox.lease(&bob, 10, false).await.unwrap();
+    let items = w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].text, "hello bob");
     assert_eq!(items[0].from, "alice");
@@ -41,7 +43,16 @@ pub async fn send_lease_deliver_ack(b: &dyn Backend) {
     let after = only_sent(&w, alice.peer.id, sent.id).await;
     assert_eq!(state_of(&after, "bob"), DeliveryState::Read);
     assert!(after.recipients[0].read_at.is_some());
-    assert!(w.mailbox.lease(&bob, 10, true).await.unwrap().is_empty());
+    assert!(
+        w.mailbox
+            .run(op::Lease {
+                include_seen: true,
+                ..op::Lease::new(&bob, 10)
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn unknown_peer_is_rejected_and_writes_nothing(b: &dyn Backend) {
@@ -166,11 +177,24 @@ pub async fn lease_hides_an_item_from_other_sessions_until_it_expires(b: &dyn Ba
         .send(op.peer.id, Outgoing::to_peer("bob", "x"))
         .await
         .unwrap();
-    assert_eq!(w.mailbox.lease(&bob_a, 10, false).await.unwrap().len(), 1);
-    assert!(w.mailbox.lease(&bob_b, 10, false).await.unwrap().is_empty());
+    assert_eq!(
+        w.mailbox
+            .run(op::Lease::new(&bob_a, 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        w.mailbox
+            .run(op::Lease::new(&bob_b, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     w.clock
         .advance_ms(switchboard_core::policy::ms(w.mailbox.limits().lease) + 1);
-    let again = w.mailbox.lease(&bob_b, 10, false).await.unwrap();
+    let again = w.mailbox.run(op::Lease::new(&bob_b, 10)).await.unwrap();
     assert_eq!(again.len(), 1);
     // The first session's hand-over is fenced off: it no longer holds the lease.
     assert_eq!(
@@ -263,10 +287,19 @@ pub async fn unacked_leases_end_dead_after_max_attempts(b: &dyn Backend) {
         .unwrap();
     let lease_ms = switchboard_core::policy::ms(w.mailbox.limits().lease);
     for _ in 0..2 {
-        assert_eq!(w.mailbox.lease(&bob, 10, false).await.unwrap().len(), 1);
+        assert_eq!(
+            w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
+            1
+        );
         w.clock.advance_ms(lease_ms + 1);
     }
-    assert!(w.mailbox.lease(&bob, 10, false).await.unwrap().is_empty());
+    assert!(
+        w.mailbox
+            .run(op::Lease::new(&bob, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let view = only_sent(&w, alice.peer.id, sent.id).await;
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
     assert_eq!(
@@ -312,10 +345,23 @@ pub async fn seen_items_return_only_on_explicit_pull(b: &dyn Backend) {
         .send(alice.peer.id, Outgoing::to_peer("bob", "pushed once"))
         .await
         .unwrap();
-    w.mailbox.lease(&bob, 10, false).await.unwrap();
+    w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap();
     w.mailbox.mark_delivered(&bob, &[sent.id]).await.unwrap();
-    assert!(w.mailbox.lease(&bob, 10, false).await.unwrap().is_empty());
-    let pulled = w.mailbox.lease(&bob, 10, true).await.unwrap();
+    assert!(
+        w.mailbox
+            .run(op::Lease::new(&bob, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pulled = w
+        .mailbox
+        .run(op::Lease {
+            include_seen: true,
+            ..op::Lease::new(&bob, 10)
+        })
+        .await
+        .unwrap();
     assert_eq!(pulled.len(), 1);
     assert!(pulled[0].seen_before);
 }
@@ -355,7 +401,10 @@ pub async fn lease_wait_returns_when_mail_lands(b: &dyn Backend) {
         let bob = bob.clone();
         tokio::spawn(async move {
             mailbox
-                .lease_wait(&bob, 10, false, Duration::from_secs(30))
+                .run(op::Lease {
+                    wait: Duration::from_secs(30),
+                    ..op::Lease::new(&bob, 10)
+                })
                 .await
         })
     };
@@ -399,21 +448,36 @@ pub async fn a_session_leasing_again_spends_no_attempt(b: &dyn Backend) {
     // The holder's hand-overs keep failing (a 503 on the way back, say) and it leases again,
     // many more times than the limit: one attempt, the item alive.
     for _ in 0..5 {
-        assert_eq!(w.mailbox.lease(&bob, 10, false).await.unwrap().len(), 1);
+        assert_eq!(
+            w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
+            1
+        );
     }
     assert_eq!(attempts(&w).await, (DeliveryState::Queued, 1));
     // A lapse is an attempt lost, even for the same session; renewing after it is free again.
     let lease_ms = switchboard_core::policy::ms(w.mailbox.limits().lease);
     w.clock.advance_ms(lease_ms + 1);
-    assert_eq!(w.mailbox.lease(&bob, 10, false).await.unwrap().len(), 1);
+    assert_eq!(
+        w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
+        1
+    );
     w.clock.advance_ms(lease_ms * 3 / 4);
-    assert_eq!(w.mailbox.lease(&bob, 10, false).await.unwrap().len(), 1);
+    assert_eq!(
+        w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
+        1
+    );
     assert_eq!(attempts(&w).await, (DeliveryState::Queued, 2));
     // The renewal extended the lease past where the first one ended: another session of the
     // peer still cannot take the item.
     let bob2 = w.session("bob", PeerKind::Agent, NamePolicy::Join).await;
     w.clock.advance_ms(lease_ms / 2);
-    assert!(w.mailbox.lease(&bob2, 10, false).await.unwrap().is_empty());
+    assert!(
+        w.mailbox
+            .run(op::Lease::new(&bob2, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The hand-over works at last.
     assert_eq!(w.mailbox.mark_delivered(&bob, &[sent.id]).await.unwrap(), 1);
     assert_eq!(attempts(&w).await, (DeliveryState::Delivered, 2));
@@ -425,10 +489,23 @@ pub async fn a_session_leasing_again_spends_no_attempt(b: &dyn Backend) {
         .await
         .unwrap();
     for _ in 0..2 {
-        assert_eq!(w.mailbox.lease(&bob2, 10, false).await.unwrap().len(), 1);
+        assert_eq!(
+            w.mailbox
+                .run(op::Lease::new(&bob2, 10))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         w.clock.advance_ms(lease_ms + 1);
     }
-    assert!(w.mailbox.lease(&bob2, 10, false).await.unwrap().is_empty());
+    assert!(
+        w.mailbox
+            .run(op::Lease::new(&bob2, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let view = only_sent(&w, alice.peer.id, doomed.id).await;
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
 }

@@ -1,6 +1,6 @@
 //! Refusals that cut across areas: unknown ids are refused as unknown by every operation.
 
-use switchboard_core::{Error, Exchange, LogQuery, Outgoing, Rejection, SentQuery};
+use switchboard_core::{Error, Exchange, LogQuery, Outgoing, Rejection, Run, SentQuery, op};
 use switchboard_proto::{Scope, Target};
 
 use super::jobs::job;
@@ -96,7 +96,15 @@ pub async fn unknown_ids_are_refused_as_unknown_by_every_operation(b: &dyn Backe
     unknown_peer_id(m.rename(ghost, "phantom").await, ghost, "rename");
     let mut ghost_session = bob.clone();
     ghost_session.peer.id = ghost;
-    unknown_peer_id(m.lease(&ghost_session, 10, true).await, ghost, "lease");
+    unknown_peer_id(
+        m.run(op::Lease {
+            include_seen: true,
+            ..op::Lease::new(&ghost_session, 10)
+        })
+        .await,
+        ghost,
+        "lease",
+    );
     let log = LogQuery {
         after: 0,
         peer: Some(ghost),

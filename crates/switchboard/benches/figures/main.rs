@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use switchboard_core::{
-    Exchange, Limits, Mailbox, NamePolicy, OpenSession, Outgoing, PeerRecord, Session,
+    Exchange, Limits, Mailbox, NamePolicy, OpenSession, Outgoing, PeerRecord, Run, Session, op,
 };
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 use switchboard_store_sqlite::SqliteStore;
@@ -232,7 +232,13 @@ async fn drain(mailbox: &Mailbox, peer: &PeerRecord) {
     };
     let session = mailbox.open_session(req).await.expect("session");
     loop {
-        let items = mailbox.lease(&session, 500, true).await.expect("lease");
+        let items = mailbox
+            .run(op::Lease {
+                include_seen: true,
+                ..op::Lease::new(&session, 500)
+            })
+            .await
+            .expect("lease");
         if items.is_empty() {
             break;
         }
@@ -279,7 +285,10 @@ async fn deliver_and_ack(mailbox: &Mailbox, recipients: &[Session]) -> f64 {
         tasks.spawn(async move {
             let mut done = 0usize;
             loop {
-                let items = mailbox.lease(&session, 100, false).await.expect("lease");
+                let items = mailbox
+                    .run(op::Lease::new(&session, 100))
+                    .await
+                    .expect("lease");
                 if items.is_empty() {
                     return done;
                 }
@@ -390,7 +399,11 @@ async fn jobs_per_second(mailbox: &Mailbox, from: &PeerRecord, n: usize) -> f64 
             let worker = format!("bench-{w}");
             let mut idle = 0;
             while idle < 3 {
-                match mailbox.claim("bench", &worker, false).await.expect("claim") {
+                match mailbox
+                    .run(op::Claim::new("bench", &worker))
+                    .await
+                    .expect("claim")
+                {
                     Some(claim) => {
                         idle = 0;
                         let ok = JobOutcome::Completed {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard_core::{Exchange, NamePolicy, OpenSession, Outgoing};
+use switchboard_core::{Exchange, NamePolicy, OpenSession, Outgoing, Run, op};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 use switchboard_relay_client::RelayClient;
 use switchboard_store_postgres::scratch::Scratch;
@@ -180,7 +180,10 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> f64 {
         tasks.push(tokio::spawn(async move {
             while acked.load(Ordering::Relaxed) < target {
                 let items = client
-                    .lease_wait(&session, 500, false, Duration::from_millis(200))
+                    .run(op::Lease {
+                        wait: Duration::from_millis(200),
+                        ..op::Lease::new(&session, 500)
+                    })
                     .await
                     .expect("lease");
                 if items.is_empty() {

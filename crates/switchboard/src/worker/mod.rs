@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use std::sync::Arc;
 
-use switchboard_core::Exchange;
+use switchboard_core::{Exchange, Run, op};
 
 pub use command::{CommandSpec, Preset};
 
@@ -74,7 +74,11 @@ async fn serve(
     let mut outage = Outage::default();
     while !*stop.borrow() {
         let claim = tokio::select! {
-            claim = mailbox.claim_wait(&config.agent, &name, config.allow_writes, CLAIM_WAIT) => claim,
+            claim = mailbox.run(op::Claim {
+                allow_writes: config.allow_writes,
+                wait: CLAIM_WAIT,
+                ..op::Claim::new(&config.agent, &name)
+            }) => claim,
             _ = stop.changed() => return Ok(()),
         };
         // A claim whose answer was lost on the way is not lost work: its lease lapses and the

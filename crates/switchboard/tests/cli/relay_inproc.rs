@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use switchboard_core::wire::Call;
 use switchboard_core::{
     Ask, Clock, Dispatch, Grant, JobOutcome, JobQuery, Limits, LogQuery, Outgoing, QuestionQuery,
-    Reply, SentQuery, Store, StoreError, SystemClock, TokenStore,
+    Reply, SentQuery, Store, StoreError, SystemClock, TokenStore, op,
 };
 use switchboard_proto::Basis;
 use switchboard_relay::{
@@ -231,15 +231,18 @@ struct Setup {
 
 async fn setup(r: &InProc) -> Setup {
     let t = &r.room_token;
-    let ops = r.call(t, &Call::Operator { name: "ops".into() }).await.ok()["id"]
+    let ops = r
+        .call(t, &Call::Operator(op::Operator { name: "ops".into() }))
+        .await
+        .ok()["id"]
         .as_i64()
         .unwrap();
     let bob_session = r
         .call(
             t,
-            &Call::OpenSession {
+            &Call::OpenSession(op::OpenSession {
                 session: agent("bob"),
-            },
+            }),
         )
         .await
         .ok();
@@ -247,9 +250,9 @@ async fn setup(r: &InProc) -> Setup {
     let alice_session = r
         .call(
             &r.peer_token,
-            &Call::OpenSession {
+            &Call::OpenSession(op::OpenSession {
                 session: agent("alice"),
-            },
+            }),
         )
         .await
         .ok();
@@ -257,17 +260,17 @@ async fn setup(r: &InProc) -> Setup {
     let sent = r
         .call(
             t,
-            &Call::Send {
+            &Call::Send(op::Send {
                 from: Some(ops),
                 message: Outgoing::to_peer("bob", "hello bob"),
-            },
+            }),
         )
         .await
         .ok();
     let asked = r
         .call(
             t,
-            &Call::Ask {
+            &Call::Ask(op::Ask {
                 from: Some(ops),
                 ask: Ask {
                     to: "alice".into(),
@@ -275,14 +278,14 @@ async fn setup(r: &InProc) -> Setup {
                     context_hint: None,
                     ttl: None,
                 },
-            },
+            }),
         )
         .await
         .ok();
     let job = r
         .call(
             t,
-            &Call::Dispatch {
+            &Call::Dispatch(op::Dispatch {
                 from: Some(ops),
                 job: Dispatch {
                     agent: "alice".into(),
@@ -292,19 +295,19 @@ async fn setup(r: &InProc) -> Setup {
                     request_id: None,
                     ttl: None,
                 },
-            },
+            }),
         )
         .await
         .ok();
     let claim = r
         .call(
             &r.peer_token,
-            &Call::Claim {
+            &Call::Claim(op::Claim {
                 agent: "alice".into(),
                 worker: "w1".into(),
                 allow_writes: false,
-                wait: Some(Duration::ZERO),
-            },
+                wait: Duration::ZERO,
+            }),
         )
         .await
         .ok();
@@ -468,7 +471,7 @@ async fn unknown_ids_are_404_on_every_route(r: &InProc) {
             "unknown_session",
         ),
     ];
-    let before = r.call(t, &Call::Stats).await.ok();
+    let before = r.call(t, &Call::Stats(op::Stats {})).await.ok();
     for (op, body, code) in table {
         let a = r.post(t, op, body.clone()).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{op} {body}: {a:?}");
@@ -479,7 +482,7 @@ async fn unknown_ids_are_404_on_every_route(r: &InProc) {
             .unwrap();
         assert!(message.len() > 20, "{op}: says what to do: {message}");
     }
-    let after = r.call(t, &Call::Stats).await.ok();
+    let after = r.call(t, &Call::Stats(op::Stats {})).await.ok();
     assert_eq!(before["messages"], after["messages"], "nothing was written");
     // A peer token naming another peer is refused as forbidden, not unknown: a peer token
     // learns nothing of other ids.
@@ -574,7 +577,7 @@ async fn bad_input_is_400_and_changes_nothing(r: &InProc) {
         ("peer", json!({"name": nul})),
         ("drop_tables", json!({})),
     ];
-    let before = r.call(t, &Call::Stats).await.ok();
+    let before = r.call(t, &Call::Stats(op::Stats {})).await.ok();
     for (op, body) in table {
         let a = r.post(t, op, body.clone()).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{op} {body}: {a:?}");
@@ -590,7 +593,7 @@ async fn bad_input_is_400_and_changes_nothing(r: &InProc) {
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{raw:?}: {a:?}");
         assert_eq!(a.code(), Some("bad_input"), "{a:?}");
     }
-    let after = r.call(t, &Call::Stats).await.ok();
+    let after = r.call(t, &Call::Stats(op::Stats {})).await.ok();
     assert_eq!(before["messages"], after["messages"], "nothing was written");
     // A worker's output may hold any byte: a NUL in a result is kept as U+FFFD, not refused.
     let done = r
@@ -703,7 +706,7 @@ fn templates(s: &Setup) -> Vec<Call> {
     let session: switchboard_core::Session = serde_json::from_value(s.bob_session.clone()).unwrap();
     let claim: switchboard_proto::JobClaim = serde_json::from_value(s.claim.clone()).unwrap();
     let job = claim.job.id;
-    let zero = Some(Duration::ZERO);
+    let zero = Duration::ZERO;
     let queries = QuestionQuery {
         asked: true,
         received: true,
@@ -711,29 +714,29 @@ fn templates(s: &Setup) -> Vec<Call> {
         limit: 10,
     };
     vec![
-        Call::Operator { name: "ops".into() },
-        Call::OpenSession {
+        Call::Operator(op::Operator { name: "ops".into() }),
+        Call::OpenSession(op::OpenSession {
             session: agent("carol"),
-        },
-        Call::CloseSession {
+        }),
+        Call::CloseSession(op::CloseSession {
             session: session.id,
-        },
-        Call::Peers,
-        Call::Peer { name: "bob".into() },
-        Call::PeerOfClient { pids: vec![1, 2] },
-        Call::Rename {
+        }),
+        Call::Peers(op::Peers {}),
+        Call::Peer(op::Peer { name: "bob".into() }),
+        Call::PeerOfClient(op::PeerOfClient { pids: vec![1, 2] }),
+        Call::Rename(op::Rename {
             peer: Some(s.ops),
             name: "ops".into(),
-        },
-        Call::SetSummary {
+        }),
+        Call::SetSummary(op::SetSummary {
             peer: Some(s.alice),
             summary: "reviews diffs".into(),
-        },
-        Call::Send {
+        }),
+        Call::Send(op::Send {
             from: Some(s.ops),
             message: Outgoing::to_peer("alice", "hi"),
-        },
-        Call::Ask {
+        }),
+        Call::Ask(op::Ask {
             from: Some(s.alice),
             ask: Ask {
                 to: "bob".into(),
@@ -741,22 +744,22 @@ fn templates(s: &Setup) -> Vec<Call> {
                 context_hint: Some("the build".into()),
                 ttl: Some(Duration::from_secs(60)),
             },
-        },
-        Call::Reply {
+        }),
+        Call::Reply(op::Reply {
             by: Some(s.alice),
             question: s.question,
             reply: answer(),
-        },
-        Call::Questions {
+        }),
+        Call::Questions(op::Questions {
             peer: Some(s.alice),
             query: queries,
-        },
-        Call::Question {
+        }),
+        Call::Question(op::Question {
             peer: Some(s.alice),
             id: s.question,
             wait: zero,
-        },
-        Call::Dispatch {
+        }),
+        Call::Dispatch(op::Dispatch {
             from: Some(s.alice),
             job: Dispatch {
                 agent: "alice".into(),
@@ -766,70 +769,70 @@ fn templates(s: &Setup) -> Vec<Call> {
                 request_id: Some("r1".into()),
                 ttl: None,
             },
-        },
-        Call::Claim {
+        }),
+        Call::Claim(op::Claim {
             agent: "alice".into(),
             worker: "w2".into(),
             allow_writes: true,
             wait: zero,
-        },
-        Call::StartJob {
+        }),
+        Call::StartJob(op::StartJob {
             claim: claim.clone(),
-        },
-        Call::Heartbeat {
+        }),
+        Call::Heartbeat(op::Heartbeat {
             claim: claim.clone(),
-        },
-        Call::FinishJob {
+        }),
+        Call::FinishJob(op::FinishJob {
             claim: claim.clone(),
             outcome: JobOutcome::Completed {
                 result: "ok".into(),
                 branch: Some("main".into()),
             },
-        },
-        Call::ReleaseJob { claim },
-        Call::CancelJob { id: job },
-        Call::RequeueJob { id: job },
-        Call::Job {
+        }),
+        Call::ReleaseJob(op::ReleaseJob { claim }),
+        Call::CancelJob(op::CancelJob { id: job }),
+        Call::RequeueJob(op::RequeueJob { id: job }),
+        Call::Job(op::Job {
             id: job,
             wait: zero,
-        },
-        Call::Jobs {
+        }),
+        Call::Jobs(op::Jobs {
             query: JobQuery {
                 dispatcher: Some(s.ops),
                 agent: Some("alice".into()),
                 active_only: false,
                 limit: 10,
             },
-        },
-        Call::Lease {
+        }),
+        Call::Lease(op::Lease {
             session: session.clone(),
             limit: 10,
             include_seen: true,
             wait: zero,
-        },
-        Call::MarkDelivered {
+        }),
+        Call::MarkDelivered(op::MarkDelivered {
             session,
             ids: vec![s.message],
-        },
-        Call::Ack {
+        }),
+        Call::Ack(op::Ack {
             peer: Some(s.bob),
             ids: vec![s.message],
-        },
-        Call::Sent {
+        }),
+        Call::Sent(op::Sent {
             sender: Some(s.ops),
             query: SentQuery::Recent(5),
-        },
-        Call::Log {
+        }),
+        Call::Log(op::Log {
             query: LogQuery {
                 after: 0,
                 peer: Some(s.alice),
                 limit: 10,
             },
             wait: zero,
-        },
-        Call::LastMessageId,
-        Call::Gc,
-        Call::Stats,
+        }),
+        Call::LastMessageId(op::LastMessageId {}),
+        Call::Gc(op::Gc {}),
+        Call::Stats(op::Stats {}),
     ]
 }
 
@@ -1113,9 +1116,9 @@ async fn still_answers(r: &InProc, tag: usize) {
     let from = r
         .call(
             t,
-            &Call::Operator {
+            &Call::Operator(op::Operator {
                 name: format!("after-{tag}"),
-            },
+            }),
         )
         .await
         .ok()["id"]
@@ -1123,24 +1126,24 @@ async fn still_answers(r: &InProc, tag: usize) {
         .unwrap();
     r.call(
         t,
-        &Call::Operator {
+        &Call::Operator(op::Operator {
             name: format!("check-{tag}"),
-        },
+        }),
     )
     .await
     .ok();
     let sent = r
         .call(
             t,
-            &Call::Send {
+            &Call::Send(op::Send {
                 from: Some(from),
                 message: Outgoing::to_peer(format!("check-{tag}"), "still here"),
-            },
+            }),
         )
         .await
         .ok();
     assert_eq!(sent["text"], "still here");
-    r.call(t, &Call::Peers).await.ok();
+    r.call(t, &Call::Peers(op::Peers {})).await.ok();
 }
 
 async fn fuzz(r: &InProc, cases: usize, seed: u64) {

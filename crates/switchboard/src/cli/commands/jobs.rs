@@ -1,6 +1,6 @@
 //! `switchboard worker` and `switchboard jobs …`
 
-use switchboard_core::{Dispatch, JobQuery};
+use switchboard_core::{Dispatch, JobQuery, Run, op};
 use switchboard_proto::{JobState, JobView};
 use tokio::sync::watch;
 
@@ -79,7 +79,10 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             };
             let job = m.dispatch(me.id, d).await?;
             match wait {
-                Some(wait) => return waited(ctx, m.job_wait(job.id, wait).await?, wait),
+                Some(wait) => {
+                    let id = job.id;
+                    return waited(ctx, m.run(op::Job { id, wait }).await?, wait);
+                }
                 None => job,
             }
         }
@@ -93,7 +96,7 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             return list(ctx, &m.jobs(query).await?);
         }
         JobsAction::Show { id, wait } => match wait {
-            Some(wait) => return waited(ctx, m.job_wait(id, wait).await?, wait),
+            Some(wait) => return waited(ctx, m.run(op::Job { id, wait }).await?, wait),
             None => m.job(id).await?,
         },
         JobsAction::Cancel { id } => m.cancel_job(id).await?,

@@ -1,6 +1,6 @@
 //! `switchboard ask`, `answer` and `questions`: the human's side of grounded Q&A.
 
-use switchboard_core::{Ask, QuestionQuery, Reply};
+use switchboard_core::{Ask, QuestionQuery, Reply, Run, op};
 use switchboard_mcp::framing;
 use switchboard_proto::{Basis, QuestionView};
 
@@ -18,7 +18,8 @@ pub async fn ask(ctx: &Context, args: AskArgs) -> Result<(), CliError> {
     };
     let mut q = ctx.mailbox.ask(me.id, ask).await?;
     if let Some(wait) = args.wait {
-        q = ctx.mailbox.question_wait(me.id, q.id, wait).await?;
+        let (peer, id) = (Some(me.id), q.id);
+        q = ctx.mailbox.run(op::Question { peer, id, wait }).await?;
     }
     show_one(ctx, &q)
 }
@@ -47,8 +48,10 @@ pub async fn answer(ctx: &Context, args: AnswerArgs) -> Result<(), CliError> {
 pub async fn list(ctx: &Context, args: QuestionsArgs) -> Result<(), CliError> {
     let me = super::operator(ctx).await?;
     let found = match (args.id, args.wait) {
-        (Some(id), Some(wait)) => vec![ctx.mailbox.question_wait(me.id, id, wait).await?],
-        (Some(id), None) => vec![ctx.mailbox.question(me.id, id).await?],
+        (Some(id), wait) => {
+            let (peer, wait) = (Some(me.id), wait.unwrap_or_default());
+            vec![ctx.mailbox.run(op::Question { peer, id, wait }).await?]
+        }
         (None, _) => {
             let query = QuestionQuery {
                 asked: true,

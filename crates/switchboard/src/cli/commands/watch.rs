@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_core::LogQuery;
+use switchboard_core::{LogQuery, Run, op};
 
 use super::super::args::WatchArgs;
 use super::super::{CliError, Context, output};
@@ -40,7 +40,7 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<(), CliError> {
             limit: PAGE,
         };
         let entries = tokio::select! {
-            entries = ctx.mailbox.log_wait(query, ROUND) => entries?,
+            entries = ctx.mailbox.run(op::Log { query, wait: ROUND }) => entries?,
             stop = &mut stopping => return stop.outcome(),
         };
         for entry in &entries {

@@ -1,0 +1,459 @@
+//! The operations: the one list of everything a front end can ask of switchboard, each as a
+//! request struct with a typed answer. [`Call`] holds any one of them and [`Answer`] any one
+//! answer; both are generated from the table at the bottom of this file, so the list is written
+//! once. The relay speaks them as JSON (`POST /v1/<op>` with the struct as the body, see
+//! [`crate::wire`]), the mailbox answers them from a store, the relay's guard authorizes them.
+//!
+//! Adding an operation: its struct and its line in the table here (and a convenience method on
+//! [`crate::Exchange`] when front ends call it often), how the mailbox answers it
+//! (`mailbox.rs`), and what a token may do with it (the relay's `guard.rs`).
+//!
+//! A peer argument (`from`, `by`, `peer`, `sender`) may be left out over the relay: the caller's
+//! token names its peer. Everywhere else it is given.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use switchboard_proto::{
+    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionView, SentMessage,
+};
+
+use crate::error::Error;
+use crate::exchange::{Outgoing, Session};
+use crate::store::{
+    GcReport, JobOutcome, JobQuery, LogQuery, PeerId, PeerRecord, QuestionQuery, SentQuery,
+    SessionId, StoreStats,
+};
+
+/// One operation: what it is called on the wire comes from [`Call`], what it answers is typed.
+pub trait Op: Into<Call> + std::marker::Send + 'static {
+    type Answer: std::marker::Send + 'static;
+
+    /// Takes this operation's answer out of an [`Answer`].
+    fn answer(answer: Answer) -> Result<Self::Answer, Error>;
+}
+
+/// The human's peer, created on first use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operator {
+    pub name: String,
+}
+
+/// Starts a session for a peer (see [`crate::store::Store::open_session`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSession {
+    pub session: crate::store::OpenSession,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseSession {
+    pub session: SessionId,
+}
+
+/// Every peer with its liveness.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peers {}
+
+/// The peer with this name, or an error listing the peers there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub name: String,
+}
+
+/// The peer whose live session was spawned by one of these processes (nearest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerOfClient {
+    pub pids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSummary {
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    pub summary: String,
+}
+
+/// Validates and stores a message; answers once it is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Send {
+    #[serde(default)]
+    pub from: Option<PeerId>,
+    pub message: Outgoing,
+}
+
+/// Validates and stores a question to one peer; answers once it is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ask {
+    #[serde(default)]
+    pub from: Option<PeerId>,
+    pub ask: crate::exchange::Ask,
+}
+
+/// Answers or declines a question asked to `by`, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    #[serde(default)]
+    pub by: Option<PeerId>,
+    pub question: MessageId,
+    pub reply: crate::store::Reply,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Questions {
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    pub query: QuestionQuery,
+}
+
+/// One question the peer asked or received: once it is no longer open, or as it stands after
+/// `wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    pub id: MessageId,
+    #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
+    pub wait: Duration,
+}
+
+/// Validates and stores a job; answers once it is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispatch {
+    #[serde(default)]
+    pub from: Option<PeerId>,
+    pub job: crate::exchange::Dispatch,
+}
+
+/// The next job for a worker of `agent`, waiting up to `wait` for one to be dispatched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub agent: String,
+    /// Who claims, for humans reading `jobs show` (host and pid).
+    pub worker: String,
+    /// Whether this worker takes jobs that may write to the repository.
+    #[serde(default)]
+    pub allow_writes: bool,
+    #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartJob {
+    pub claim: JobClaim,
+}
+
+/// Extends a claim's lease; answers the job's state, so a worker learns of a cancel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub claim: JobClaim,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishJob {
+    pub claim: JobClaim,
+    pub outcome: JobOutcome,
+}
+
+/// Gives a claim back unrun: the job is queued again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseJob {
+    pub claim: JobClaim,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelJob {
+    pub id: JobId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequeueJob {
+    pub id: JobId,
+}
+
+/// The job once it reaches a final state, or as it stands after `wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub id: JobId,
+    #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jobs {
+    pub query: JobQuery,
+}
+
+/// Leases up to `limit` unread items to the session, waiting up to `wait` for one to arrive.
+/// With `include_seen`, items handed over before but never acknowledged are listed again (an
+/// explicit pull). [`crate::delivery`] is the one user that shows what it leases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    pub session: Session,
+    pub limit: u32,
+    #[serde(default)]
+    pub include_seen: bool,
+    #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
+    pub wait: Duration,
+}
+
+/// Records that leased items were handed to the session; answers how many changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkDelivered {
+    pub session: Session,
+    pub ids: Vec<MessageId>,
+}
+
+/// Marks items of the peer's inbox read; answers how many changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    pub ids: Vec<MessageId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sent {
+    #[serde(default)]
+    pub sender: Option<PeerId>,
+    pub query: SentQuery,
+}
+
+/// The room's log after `query.after`, waiting up to `wait` for the first entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub query: LogQuery,
+    #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
+    pub wait: Duration,
+}
+
+/// The newest message id in the room (0 when there is none): where a live tail starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastMessageId {}
+
+/// Expires what outlived its TTL and deletes what outlived retention.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gc {}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {}
+
+impl Claim {
+    /// A claim by `worker` for a job of `agent` that writes nothing, answered at once.
+    pub fn new(agent: impl Into<String>, worker: impl Into<String>) -> Self {
+        Self {
+            agent: agent.into(),
+            worker: worker.into(),
+            allow_writes: false,
+            wait: Duration::ZERO,
+        }
+    }
+}
+
+impl Lease {
+    /// A lease of up to `limit` unread items, answered at once.
+    pub fn new(session: &Session, limit: u32) -> Self {
+        Self {
+            session: session.clone(),
+            limit,
+            include_seen: false,
+            wait: Duration::ZERO,
+        }
+    }
+}
+
+/// Builds [`Call`], [`Answer`] and each operation's [`Op`] from one table of
+/// `Operation => its answer`.
+macro_rules! operations {
+    ($($op:ident => $answer:ty,)*) => {
+        /// Any one operation. Serialized with its name in `op` (snake case); over HTTP the name
+        /// is the last path segment and the rest is the body.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        pub enum Call {
+            $($op($op),)*
+        }
+
+        /// The answer to any one operation. Serialized as the bare answer, as the relay
+        /// sends it.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Answer {
+            $($op($answer),)*
+        }
+
+        $(
+            impl From<$op> for Call {
+                fn from(op: $op) -> Self {
+                    Call::$op(op)
+                }
+            }
+
+            impl Op for $op {
+                type Answer = $answer;
+
+                fn answer(answer: Answer) -> Result<$answer, Error> {
+                    match answer {
+                        Answer::$op(answer) => Ok(answer),
+                        other => Err(mismatch(stringify!($op), &other)),
+                    }
+                }
+            }
+        )*
+
+        impl Call {
+            /// Reads this call's answer from the JSON the relay sent back.
+            pub fn read_answer(&self, json: &[u8]) -> serde_json::Result<Answer> {
+                match self {
+                    $(Call::$op(_) => serde_json::from_slice(json).map(Answer::$op),)*
+                }
+            }
+        }
+
+        impl Serialize for Answer {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Answer::$op(answer) => answer.serialize(s),)*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    Operator => PeerRecord,
+    OpenSession => Session,
+    CloseSession => (),
+    Peers => Vec<PeerRecord>,
+    Peer => PeerRecord,
+    PeerOfClient => Option<PeerRecord>,
+    Rename => PeerRecord,
+    SetSummary => PeerRecord,
+    Send => SentMessage,
+    Ask => QuestionView,
+    Reply => QuestionView,
+    Questions => Vec<QuestionView>,
+    Question => QuestionView,
+    Dispatch => JobView,
+    Claim => Option<JobClaim>,
+    StartJob => (),
+    Heartbeat => JobState,
+    FinishJob => JobView,
+    ReleaseJob => (),
+    CancelJob => JobView,
+    RequeueJob => JobView,
+    Job => JobView,
+    Jobs => Vec<JobView>,
+    Lease => Vec<InboxItem>,
+    MarkDelivered => u64,
+    Ack => u64,
+    Sent => Vec<SentMessage>,
+    Log => Vec<LogEntry>,
+    LastMessageId => MessageId,
+    Gc => GcReport,
+    Stats => StoreStats,
+}
+
+impl Call {
+    /// How long the call may wait for something to happen before it answers, if it waits.
+    pub fn wait_mut(&mut self) -> Option<&mut Duration> {
+        match self {
+            Call::Question(Question { wait, .. })
+            | Call::Claim(Claim { wait, .. })
+            | Call::Job(Job { wait, .. })
+            | Call::Lease(Lease { wait, .. })
+            | Call::Log(Log { wait, .. }) => Some(wait),
+            _ => None,
+        }
+    }
+}
+
+/// An answer of another operation than the one asked: an exchange's bug, never the caller's.
+fn mismatch(asked: &str, got: &Answer) -> Error {
+    let got = format!("{got:?}");
+    let got = got.split('(').next().unwrap_or_default();
+    Error::Reported {
+        failure: crate::Failure::Internal,
+        message: format!("asked {asked} and was answered for {got}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_left_out_or_null_is_no_wait() {
+        for body in [
+            serde_json::json!({"id": 3}),
+            serde_json::json!({"id": 3, "wait_secs": null}),
+        ] {
+            let call = Call::from_parts("job", body).unwrap();
+            assert_eq!(
+                call,
+                Call::Job(Job {
+                    id: 3,
+                    wait: Duration::ZERO
+                })
+            );
+        }
+        let call = Call::from_parts("job", serde_json::json!({"id": 3, "wait_secs": 1.5}));
+        assert_eq!(
+            call.unwrap().wait_mut(),
+            Some(&mut Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn an_answer_travels_bare_and_is_read_as_its_operations() {
+        let call = Call::from(LastMessageId {});
+        let json = serde_json::to_vec(&Answer::LastMessageId(41)).unwrap();
+        assert_eq!(json, b"41");
+        let back = call.read_answer(&json).unwrap();
+        assert_eq!(LastMessageId::answer(back).unwrap(), 41);
+    }
+
+    #[test]
+    fn another_operations_answer_is_an_internal_error_not_a_panic() {
+        let err = Peers::answer(Answer::Gc(GcReport::default())).unwrap_err();
+        assert_eq!(err.failure(), crate::Failure::Internal);
+        assert!(err.to_string().contains("Peers"), "{err}");
+    }
+}

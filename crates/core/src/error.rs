@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use switchboard_proto::{MessageId, NameError, Scope};
+use switchboard_proto::{JobId, MessageId, NameError, PeerId, QuestionId, Scope};
 
 use crate::store::StoreError;
 
@@ -18,7 +18,7 @@ pub enum Rejection {
     #[error(
         "no peer has id {id} in this room (never created here, or removed by gc); take an id from `peers` or `operator`, or leave the peer out when your token names one"
     )]
-    UnknownPeerId { id: i64 },
+    UnknownPeerId { id: PeerId },
     #[error(
         "peer '{peer}' already has {cap} unread messages waiting (the pending cap, limits.pending_cap); wait until it reads some"
     )]
@@ -38,20 +38,20 @@ pub enum Rejection {
     #[error("reply_to {id} names no message this peer received or sent")]
     UnknownReplyTo { id: MessageId },
     #[error("no question {id}; see `questions` for the ones you asked or received")]
-    UnknownQuestion { id: MessageId },
+    UnknownQuestion { id: QuestionId },
     #[error("question {id} was asked to '{asked}', not to you; only '{asked}' can answer it")]
-    NotYourQuestion { id: MessageId, asked: String },
+    NotYourQuestion { id: QuestionId, asked: String },
     #[error("question {id} is already {state}; a question is answered or declined once")]
-    QuestionClosed { id: MessageId, state: String },
+    QuestionClosed { id: QuestionId, state: String },
     #[error("no job {id}; see `jobs` for the ones there are")]
-    UnknownJob { id: i64 },
+    UnknownJob { id: JobId },
     #[error(
         "your claim on job {id} is no longer current (another claim or a person replaced it); stop working on it"
     )]
-    StaleClaim { id: i64 },
+    StaleClaim { id: JobId },
     #[error("job {id} is {state}; it cannot be {action}")]
     JobState {
-        id: i64,
+        id: JobId,
         state: String,
         action: Cow<'static, str>,
     },

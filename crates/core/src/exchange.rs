@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
-    JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionView, SentMessage, Target,
+    JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionId, QuestionView, SentMessage,
+    Target,
 };
 
 use crate::error::Error;
@@ -147,7 +148,7 @@ pub trait Exchange: Send + Sync + 'static {
     }
 
     /// Answers or declines a question asked to `by`, once.
-    async fn reply(&self, by: PeerId, question: MessageId, reply: Reply) -> Result<QuestionView> {
+    async fn reply(&self, by: PeerId, question: QuestionId, reply: Reply) -> Result<QuestionView> {
         let by = Some(by);
         let call = op::Reply {
             by,
@@ -163,7 +164,7 @@ pub trait Exchange: Send + Sync + 'static {
     }
 
     /// One question the peer asked or received, as it stands (to wait, run [`op::Question`]).
-    async fn question(&self, peer: PeerId, id: MessageId) -> Result<QuestionView> {
+    async fn question(&self, peer: PeerId, id: QuestionId) -> Result<QuestionView> {
         let (peer, wait) = (Some(peer), Duration::ZERO);
         self.run(op::Question { peer, id, wait }).await
     }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use switchboard_proto::{
-    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionView, SentMessage,
+    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionId, QuestionView,
+    SentMessage,
 };
 
 use crate::error::Error;
@@ -113,7 +114,7 @@ pub struct Ask {
 pub struct Reply {
     #[serde(default)]
     pub by: Option<PeerId>,
-    pub question: MessageId,
+    pub question: QuestionId,
     pub reply: crate::store::Reply,
 }
 
@@ -132,7 +133,7 @@ pub struct Questions {
 pub struct Question {
     #[serde(default)]
     pub peer: Option<PeerId>,
-    pub id: MessageId,
+    pub id: QuestionId,
     #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
     pub wait: Duration,
 }
@@ -429,7 +430,7 @@ mod tests {
             assert_eq!(
                 call,
                 Call::Job(Job {
-                    id: 3,
+                    id: JobId(3),
                     wait: Duration::ZERO
                 })
             );
@@ -444,10 +445,10 @@ mod tests {
     #[test]
     fn an_answer_travels_bare_and_is_read_as_its_operations() {
         let call = Call::from(LastMessageId {});
-        let json = serde_json::to_vec(&Answer::LastMessageId(41)).unwrap();
+        let json = serde_json::to_vec(&Answer::LastMessageId(MessageId(41))).unwrap();
         assert_eq!(json, b"41");
         let back = call.read_answer(&json).unwrap();
-        assert_eq!(LastMessageId::answer(back).unwrap(), 41);
+        assert_eq!(LastMessageId::answer(back).unwrap(), MessageId(41));
     }
 
     #[test]

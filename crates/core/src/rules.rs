@@ -2,7 +2,7 @@
 //! need no database, kept here so the embedded and the Postgres stores cannot drift apart.
 
 use switchboard_proto::{
-    DeliveryState, ItemKind, MessageId, Millis, PeerInfo, QuestionState, QuestionView,
+    DeliveryState, ItemKind, MessageId, Millis, PeerInfo, QuestionId, QuestionState, QuestionView,
     RecipientState, Scope, SentMessage, Target,
 };
 
@@ -73,7 +73,7 @@ pub struct ReplyRecord {
 impl ReplyRecord {
     pub fn new(
         reply: &Reply,
-        question: MessageId,
+        question: QuestionId,
         by: PeerId,
         asker: PeerId,
         expires_at: Millis,
@@ -90,7 +90,7 @@ impl ReplyRecord {
                 sender: by,
                 target: NewTarget::Peer(asker),
                 text: text.clone(),
-                reply_to: Some(question),
+                reply_to: Some(question.into()),
                 idempotency_key: None,
                 expires_at,
             },
@@ -169,17 +169,27 @@ impl LeaseStep {
 #[cfg(test)]
 mod tests {
     use super::LeaseStep;
+    use switchboard_proto::SessionId;
+
+    const S3: SessionId = SessionId(3);
+    const S7: SessionId = SessionId(7);
 
     #[test]
     fn the_holder_renews_without_spending_an_attempt() {
         // Held by session 7 until 100: session 7 renews even at the attempt limit.
-        assert_eq!(LeaseStep::of(5, Some((7, 100)), 7, 5, 50), LeaseStep::Renew);
+        assert_eq!(
+            LeaseStep::of(5, Some((S7, 100)), S7, 5, 50),
+            LeaseStep::Renew
+        );
         // Lapsed: a new attempt, even for the same session.
-        assert_eq!(LeaseStep::of(1, Some((7, 100)), 7, 5, 100), LeaseStep::Take);
+        assert_eq!(
+            LeaseStep::of(1, Some((S7, 100)), S7, 5, 100),
+            LeaseStep::Take
+        );
         // Never leased, or released by a session that ended.
-        assert_eq!(LeaseStep::of(0, None, 7, 5, 0), LeaseStep::Take);
+        assert_eq!(LeaseStep::of(0, None, S7, 5, 0), LeaseStep::Take);
         // Another session after a lapse, with the attempts used up.
-        assert_eq!(LeaseStep::of(5, Some((3, 10)), 7, 5, 50), LeaseStep::Bury);
-        assert_eq!(LeaseStep::of(5, None, 7, 5, 50), LeaseStep::Bury);
+        assert_eq!(LeaseStep::of(5, Some((S3, 10)), S7, 5, 50), LeaseStep::Bury);
+        assert_eq!(LeaseStep::of(5, None, S7, 5, 50), LeaseStep::Bury);
     }
 }

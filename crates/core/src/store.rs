@@ -12,14 +12,13 @@ use tokio::sync::broadcast;
 
 use switchboard_proto::{
     Basis, InboxItem, ItemKind, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis,
-    PeerInfo, PeerKind, PeerName, PeerView, QuestionView, Scope, SentMessage,
+    PeerInfo, PeerKind, PeerName, PeerView, QuestionId, QuestionView, Scope, SentMessage,
 };
 
 use crate::error::Rejection;
 use crate::wake::Wake;
 
-pub type PeerId = i64;
-pub type SessionId = i64;
+pub use switchboard_proto::{PeerId, SessionId};
 
 /// A peer as stored, with its liveness at the time of reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,7 +363,7 @@ pub trait Store: Send + Sync + 'static {
     /// from another peer is rejected and changes nothing.
     async fn reply(
         &self,
-        question: MessageId,
+        question: QuestionId,
         by: PeerId,
         reply: Reply,
         expires_at: Millis,
@@ -381,8 +380,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<QuestionView>>;
 
     /// One question the peer asked or received.
-    async fn question(&self, peer: PeerId, id: MessageId, now: Millis)
-    -> StoreResult<QuestionView>;
+    async fn question(
+        &self,
+        peer: PeerId,
+        id: QuestionId,
+        now: Millis,
+    ) -> StoreResult<QuestionView>;
 
     /// Stores a job, or returns the original with `duplicate: true` when the dispatcher reuses
     /// a request id within the retention window.

@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn room_wins_over_inboxes() {
-        assert_eq!(Wake::encode(&[Wake::Inbox(1), Wake::Room]), "r");
+        assert_eq!(Wake::encode(&[Wake::Inbox(PeerId(1)), Wake::Room]), "r");
         assert_eq!(Wake::decode(b"r"), vec![Wake::Room]);
         assert_eq!(Wake::decode(b"i1,x"), vec![Wake::Room]);
         assert_eq!(Wake::decode(b""), vec![Wake::Room]);
@@ -84,15 +84,15 @@ mod tests {
 
     #[test]
     fn job_wakes_travel_beside_inbox_wakes() {
-        let wakes = [Wake::Jobs, Wake::Inbox(3)];
+        let wakes = [Wake::Jobs, Wake::Inbox(PeerId(3))];
         assert_eq!(Wake::decode(Wake::encode(&wakes).as_bytes()), wakes);
-        assert!(!Wake::Jobs.concerns(3), "a job change is not mail");
+        assert!(!Wake::Jobs.concerns(PeerId(3)), "a job change is not mail");
     }
 
     proptest! {
         #[test]
         fn inbox_wakes_round_trip(ids in proptest::collection::vec(0i64..i64::MAX, 1..MAX_WAKES_PER_RING)) {
-            let wakes: Vec<Wake> = ids.into_iter().map(Wake::Inbox).collect();
+            let wakes: Vec<Wake> = ids.into_iter().map(|id| Wake::Inbox(PeerId(id))).collect();
             prop_assert_eq!(Wake::decode(Wake::encode(&wakes).as_bytes()), wakes);
         }
 

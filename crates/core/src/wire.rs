@@ -178,11 +178,12 @@ pub mod wait {
 mod tests {
     use super::*;
     use crate::exchange::Outgoing;
+    use switchboard_proto::{JobId, PeerId};
 
     #[test]
     fn a_call_survives_its_http_split() {
         let call = Call::Send(crate::op::Send {
-            from: Some(3),
+            from: Some(PeerId(3)),
             message: Outgoing {
                 ttl: Some(Duration::from_millis(1500)),
                 ..Outgoing::to_peer("bob", "hi")
@@ -226,7 +227,7 @@ mod tests {
     fn every_failure_comes_back_in_its_class() {
         let errors = [
             Error::Empty { field: "text" },
-            Error::Rejected(Rejection::UnknownPeerId { id: 999 }),
+            Error::Rejected(Rejection::UnknownPeerId { id: PeerId(999) }),
             Error::Rejected(Rejection::InboxFull {
                 peer: "bob".into(),
                 cap: 1,
@@ -235,7 +236,7 @@ mod tests {
                 path: "/x".into(),
                 remedy: "free space".into(),
             }),
-            Error::Rejected(Rejection::StaleClaim { id: 1 }),
+            Error::Rejected(Rejection::StaleClaim { id: JobId(1) }),
             Error::Denied("no".into()),
             Error::Store(StoreError::Busy { path: "/x".into() }),
             Error::UnknownSession,

@@ -28,7 +28,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use switchboard_core::delivery::{self, DeliveryError};
 use switchboard_core::{Exchange, LogQuery, NamePolicy, OpenSession, Session};
-use switchboard_proto::{InboxItem, LogEntry, PeerKind, PeerView, QuestionView};
+use switchboard_proto::{InboxItem, LogEntry, MessageId, PeerKind, PeerView, QuestionView};
 
 use crate::framing;
 use crate::identity::Identity;
@@ -181,7 +181,7 @@ struct Live {
     mailbox: Arc<dyn Exchange>,
     session: Session,
     /// The newest message when the session started: notifications cover what comes after.
-    started_after: i64,
+    started_after: MessageId,
 }
 
 impl McpHandler {
@@ -414,7 +414,7 @@ impl McpHandler {
     }
 
     /// Messages for this peer after the cursor `seen`, which moves past them.
-    async fn fresh(&self, live: &Live, seen: &mut i64) -> Vec<LogEntry> {
+    async fn fresh(&self, live: &Live, seen: &mut MessageId) -> Vec<LogEntry> {
         let query = LogQuery {
             after: *seen,
             peer: Some(live.session.peer.id),

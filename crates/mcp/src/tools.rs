@@ -17,7 +17,7 @@ use switchboard_core::{
     Ask, Dispatch, Error, Exchange, JobQuery, Outgoing, QuestionQuery, Reply, Run, SentQuery,
     Session, op,
 };
-use switchboard_proto::{Basis, PeerView, Scope, Target};
+use switchboard_proto::{Basis, JobId, MessageId, PeerView, QuestionId, Scope, Target};
 
 /// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
 pub const MAX_WAIT_SECS: u32 = 240;
@@ -388,7 +388,7 @@ async fn send(mailbox: &dyn Exchange, me: &Session, args: SendArgs) -> Outcome {
     let out = Outgoing {
         to,
         text: args.text,
-        reply_to: args.reply_to,
+        reply_to: args.reply_to.map(MessageId),
         idempotency_key: args.key,
         ttl: None,
     };
@@ -409,7 +409,10 @@ fn wait_secs(wait: Option<u32>) -> Result<Duration, String> {
 async fn inbox(mailbox: &dyn Exchange, me: &Session, args: InboxArgs) -> Outcome {
     let wait = wait_secs(args.wait)?;
     let acked = match &args.ack {
-        Some(ids) => mailbox.ack(me.peer.id, ids).await.map_err(explain)?,
+        Some(ids) => {
+            let ids: Vec<MessageId> = ids.iter().copied().map(MessageId).collect();
+            mailbox.ack(me.peer.id, &ids).await.map_err(explain)?
+        }
         None => 0,
     };
     // The items go back in this tool's result, so the hand-over is recorded as they leave.
@@ -424,7 +427,7 @@ async fn inbox(mailbox: &dyn Exchange, me: &Session, args: InboxArgs) -> Outcome
 async fn sent(mailbox: &dyn Exchange, me: &Session, args: SentArgs) -> Outcome {
     let query = args.id.map_or(
         SentQuery::Recent(args.limit.unwrap_or(10).clamp(1, 100)),
-        SentQuery::One,
+        |id| SentQuery::One(MessageId(id)),
     );
     let sent = mailbox.sent(me.peer.id, query).await.map_err(explain)?;
     Ok(json!({ "messages": sent }))
@@ -478,7 +481,7 @@ async fn answer(mailbox: &dyn Exchange, me: &Session, args: AnswerArgs) -> Outco
         }
     };
     let q = mailbox
-        .reply(me.peer.id, args.id, reply)
+        .reply(me.peer.id, QuestionId(args.id), reply)
         .await
         .map_err(explain)?;
     serde_json::to_value(q).map_err(|e| e.to_string())
@@ -488,6 +491,7 @@ async fn questions(mailbox: &dyn Exchange, me: &Session, args: QuestionsArgs) ->
     let wait = wait_secs(args.wait)?;
     if let Some(id) = args.id {
         let peer = Some(me.peer.id);
+        let id = QuestionId(id);
         let q = mailbox.run(op::Question { peer, id, wait }).await;
         return Ok(json!({ "questions": [q.map_err(explain)?] }));
     }
@@ -540,6 +544,7 @@ async fn job(mailbox: &dyn Exchange, me: &Session, args: JobArgs) -> Outcome {
         let jobs = mailbox.jobs(query).await.map_err(explain)?;
         return Ok(json!({ "jobs": jobs }));
     };
+    let id = JobId(id);
     let view = if args.cancel == Some(true) {
         mailbox.cancel_job(id).await
     } else {

@@ -3,10 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::JobId;
 use crate::message::Millis;
 use crate::string_enum::string_enum;
-
-pub type JobId = i64;
 
 /// Largest prompt, in bytes.
 pub const MAX_PROMPT_BYTES: usize = 256 * 1024;

@@ -3,6 +3,7 @@
 //!
 //! This crate does no I/O and knows nothing about storage; it only says what a valid value is.
 
+pub mod id;
 pub mod job;
 pub mod limits;
 pub mod message;
@@ -11,6 +12,7 @@ pub mod peer;
 pub mod question;
 mod string_enum;
 
+pub use id::{JobId, MessageId, PeerId, QuestionId, SessionId};
 pub use job::*;
 pub use limits::*;
 pub use message::*;

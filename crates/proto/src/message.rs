@@ -4,10 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::MessageId;
 use crate::string_enum::string_enum;
-
-/// A message id: time-ordered within a room, so it doubles as a log cursor.
-pub type MessageId = i64;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;

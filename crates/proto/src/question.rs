@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{MessageId, Millis};
+use crate::id::QuestionId;
+use crate::message::Millis;
 use crate::string_enum::string_enum;
 
 /// Longest `context_hint`, in bytes.
@@ -59,7 +60,7 @@ pub struct AnswerView {
 /// A question with everything known about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuestionView {
-    pub id: MessageId,
+    pub id: QuestionId,
     pub from: String,
     pub to: String,
     pub question: String,

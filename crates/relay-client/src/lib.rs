@@ -205,7 +205,7 @@ impl RelayClient {
         if self.inner.cursor.load(Ordering::SeqCst) < 0 {
             // The stream starts at the session's start: older mail is leased, not streamed.
             let last = self.inner.run(op::LastMessageId {}).await?;
-            self.inner.cursor.store(last, Ordering::SeqCst);
+            self.inner.cursor.store(last.0, Ordering::SeqCst);
         }
         let reopen = Reopen {
             request,

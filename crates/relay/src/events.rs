@@ -17,6 +17,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
 use switchboard_core::{Error, Exchange, LogQuery, SessionId, Wake};
+use switchboard_proto::MessageId;
 
 use crate::app::{App, KEEP_ALIVE, error_response};
 use crate::auth::Caller;
@@ -29,7 +30,7 @@ const BATCH: u32 = 100;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
-    after: Option<i64>,
+    after: Option<MessageId>,
     session: Option<SessionId>,
 }
 
@@ -79,7 +80,7 @@ async fn open(
         .and_then(|v| v.to_str().ok())
         .map(|v| {
             v.trim()
-                .parse::<i64>()
+                .parse::<MessageId>()
                 .map_err(|_| Error::Invalid(format!("Last-Event-ID '{v}' is not an event id")))
         })
         .transpose()?;

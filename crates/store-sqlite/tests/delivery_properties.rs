@@ -11,9 +11,9 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use switchboard_conformance::{World, roomy_limits};
 use switchboard_core::{
-    Clock, Exchange, NamePolicy, Outgoing, Run as _, SentQuery, Session, Store, op,
+    Clock, Exchange, NamePolicy, Outgoing, PeerId, Run as _, SentQuery, Session, Store, op,
 };
-use switchboard_proto::{DeliveryState, PeerKind};
+use switchboard_proto::{DeliveryState, MessageId, PeerKind};
 use switchboard_store_sqlite::SqliteStore;
 
 #[derive(Debug, Clone)]
@@ -47,14 +47,14 @@ fn rank(s: DeliveryState) -> u8 {
 
 struct Run {
     w: World,
-    sender: i64,
+    sender: PeerId,
     sessions: [Session; 2],
     /// Items each session holds a lease on, with the lease's end.
-    held: [HashMap<i64, i64>; 2],
+    held: [HashMap<MessageId, i64>; 2],
     /// Items already handed over to each session by an automatic (not explicit) path.
-    auto_seen: [Vec<i64>; 2],
-    last: HashMap<i64, DeliveryState>,
-    sent: Vec<i64>,
+    auto_seen: [Vec<MessageId>; 2],
+    last: HashMap<MessageId, DeliveryState>,
+    sent: Vec<MessageId>,
 }
 
 impl Run {
@@ -158,7 +158,7 @@ impl Run {
     }
 }
 
-fn pick_from(v: &[i64], pick: usize) -> Option<&i64> {
+fn pick_from(v: &[MessageId], pick: usize) -> Option<&MessageId> {
     if v.is_empty() {
         None
     } else {
@@ -200,7 +200,7 @@ proptest! {
             }
             run.w.clock.advance_ms(60_000);
             let fresh = Run::bob(&run.w).await;
-            let pulled: Vec<i64> = run.w.mailbox.run(op::Lease { include_seen: true, ..op::Lease::new(&fresh, 1000) }).await.unwrap().iter().map(|i| i.id).collect();
+            let pulled: Vec<MessageId> = run.w.mailbox.run(op::Lease { include_seen: true, ..op::Lease::new(&fresh, 1000) }).await.unwrap().iter().map(|i| i.id).collect();
             let all = run.w.mailbox.sent(run.sender, SentQuery::Recent(1000)).await.unwrap();
             for m in all {
                 let open = !m.recipients[0].state.is_terminal();

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use switchboard_core::{Exchange, LogQuery, Outgoing, Wake};
+use switchboard_proto::MessageId;
 
 use super::world;
 use crate::{Backend, roomy_limits};
@@ -52,7 +53,7 @@ pub async fn log_follows_a_cursor_and_a_peer(b: &dyn Backend) {
     let all = w
         .mailbox
         .log(LogQuery {
-            after: 0,
+            after: MessageId(0),
             peer: None,
             limit: 10,
         })
@@ -76,7 +77,7 @@ pub async fn log_follows_a_cursor_and_a_peer(b: &dyn Backend) {
     let bobs = w
         .mailbox
         .log(LogQuery {
-            after: 0,
+            after: MessageId(0),
             peer: Some(bob.id),
             limit: 10,
         })

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use switchboard_core::{Error, Exchange, Limits, Rejection, Run, op};
+use switchboard_proto::JobId;
 
 use super::world;
 use crate::{Backend, World, roomy_limits};
@@ -371,7 +372,7 @@ pub async fn bad_dispatches_change_nothing(b: &dyn Backend) {
         Err(Error::Name(_))
     ));
     assert!(matches!(
-        w.mailbox.job(4242).await,
+        w.mailbox.job(JobId(4242)).await,
         Err(Error::Rejected(Rejection::UnknownJob { .. }))
     ));
     let all = JobQuery {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use switchboard_core::{
     Error, Exchange, Limits, NamePolicy, Outgoing, Rejection, Run, SentQuery, op,
 };
-use switchboard_proto::{DeliveryState, PeerKind, Scope, Target};
+use switchboard_proto::{DeliveryState, MessageId, PeerKind, Scope, Target};
 
 use super::{only_sent, state_of, world};
 use crate::{Backend, World, roomy_limits};
@@ -226,7 +226,7 @@ pub async fn reply_marks_the_parent_read(b: &dyn Backend) {
         DeliveryState::Read
     );
     let mut stray = Outgoing::to_peer("alice", "to nothing");
-    stray.reply_to = Some(q.id + 1000);
+    stray.reply_to = Some(MessageId(q.id.0 + 1000));
     let err = w.mailbox.send(bob.peer.id, stray).await.unwrap_err();
     assert!(
         matches!(err, Error::Rejected(Rejection::UnknownReplyTo { .. })),

@@ -2,8 +2,8 @@
 //! rule of SPEC 3/5. Each area file ends with its own list of stories (a `conformance_<area>!`
 //! macro); [`conformance_suite!`](crate::conformance_suite) expands every area's list.
 
-use switchboard_core::{Exchange, Limits, SentQuery};
-use switchboard_proto::DeliveryState;
+use switchboard_core::{Exchange, Limits, PeerId, SentQuery};
+use switchboard_proto::{DeliveryState, MessageId};
 
 use crate::{Backend, World};
 
@@ -29,9 +29,13 @@ fn state_of(sent: &switchboard_proto::SentMessage, peer: &str) -> DeliveryState 
         .expect("recipient listed")
 }
 
-async fn only_sent(w: &World, sender: i64, id: i64) -> switchboard_proto::SentMessage {
+async fn only_sent(
+    w: &World,
+    sender: PeerId,
+    id: impl Into<MessageId>,
+) -> switchboard_proto::SentMessage {
     w.mailbox
-        .sent(sender, SentQuery::One(id))
+        .sent(sender, SentQuery::One(id.into()))
         .await
         .expect("sent view")
         .remove(0)

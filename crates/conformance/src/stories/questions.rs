@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use switchboard_core::{Error, Exchange, Rejection, Run, SentQuery, op};
-use switchboard_proto::DeliveryState;
+use switchboard_proto::{DeliveryState, QuestionId};
 
 use super::world;
 use crate::{Backend, roomy_limits};
@@ -69,7 +69,7 @@ pub async fn question_and_grounded_answer_reach_each_side(b: &dyn Backend) {
     let back = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].kind, ItemKind::Answer);
-    assert_eq!(back[0].reply_to, Some(q.id));
+    assert_eq!(back[0].reply_to, Some(q.id.into()));
     let grounding = back[0]
         .grounding
         .as_ref()
@@ -78,7 +78,7 @@ pub async fn question_and_grounded_answer_reach_each_side(b: &dyn Backend) {
     assert_eq!(grounding.sources, ["src/auth/session.ts:42", "a1b2c3d"]);
     let asked = w
         .mailbox
-        .sent(alice.peer.id, SentQuery::One(q.id))
+        .sent(alice.peer.id, SentQuery::One(q.id.into()))
         .await
         .unwrap();
     assert_eq!(
@@ -116,7 +116,7 @@ pub async fn a_question_is_answered_once_and_only_by_the_peer_asked(b: &dyn Back
         .mailbox
         .reply(
             carol.peer.id,
-            q.id + 999,
+            QuestionId(q.id.0 + 999),
             answer_with("8080", Basis::FromMemory, &[]),
         )
         .await
@@ -207,7 +207,7 @@ pub async fn an_unanswered_question_expires_and_the_asker_is_told(b: &dyn Backen
     let told = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
     assert_eq!(told.len(), 1);
     assert_eq!(told[0].kind, ItemKind::Expired);
-    assert_eq!(told[0].reply_to, Some(q.id));
+    assert_eq!(told[0].reply_to, Some(q.id.into()));
     assert!(
         w.mailbox
             .run(op::Lease::new(&alice, 10))

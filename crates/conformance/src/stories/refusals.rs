@@ -1,7 +1,7 @@
 //! Refusals that cut across areas: unknown ids are refused as unknown by every operation.
 
 use switchboard_core::{Error, Exchange, LogQuery, Outgoing, Rejection, Run, SentQuery, op};
-use switchboard_proto::{Scope, Target};
+use switchboard_proto::{JobId, MessageId, PeerId, QuestionId, Scope, Target};
 
 use super::jobs::job;
 use super::questions::ask_of;
@@ -9,7 +9,7 @@ use super::world;
 use crate::{Backend, roomy_limits};
 
 /// Asserts `result` failed as "no such peer id", in the not-found class.
-fn unknown_peer_id<T: std::fmt::Debug>(result: Result<T, Error>, id: i64, what: &str) {
+fn unknown_peer_id<T: std::fmt::Debug>(result: Result<T, Error>, id: PeerId, what: &str) {
     match result {
         Err(Error::Rejected(Rejection::UnknownPeerId { id: got })) if got == id => {}
         other => panic!("{what}: expected unknown peer id {id}, got {other:?}"),
@@ -36,7 +36,7 @@ pub async fn unknown_ids_are_refused_as_unknown_by_every_operation(b: &dyn Backe
         .await
         .unwrap();
     let before = w.mailbox.stats().await.unwrap();
-    let ghost = alice.peer.id.max(bob.peer.id) + 1_000;
+    let ghost = PeerId(alice.peer.id.max(bob.peer.id).0 + 1_000);
     let m = &w.mailbox;
 
     unknown_peer_id(
@@ -68,7 +68,8 @@ pub async fn unknown_ids_are_refused_as_unknown_by_every_operation(b: &dyn Backe
         "reply to a real question",
     );
     unknown_peer_id(
-        m.reply(ghost, asked.id + 999, answer.clone()).await,
+        m.reply(ghost, QuestionId(asked.id.0 + 999), answer.clone())
+            .await,
         ghost,
         "reply to no question",
     );
@@ -85,10 +86,10 @@ pub async fn unknown_ids_are_refused_as_unknown_by_every_operation(b: &dyn Backe
         ghost,
         "dispatch",
     );
-    unknown_peer_id(m.ack(ghost, &[asked.id]).await, ghost, "ack");
+    unknown_peer_id(m.ack(ghost, &[asked.id.into()]).await, ghost, "ack");
     unknown_peer_id(m.sent(ghost, SentQuery::Recent(10)).await, ghost, "sent");
     unknown_peer_id(
-        m.sent(ghost, SentQuery::One(asked.id)).await,
+        m.sent(ghost, SentQuery::One(asked.id.into())).await,
         ghost,
         "sent one",
     );
@@ -106,7 +107,7 @@ pub async fn unknown_ids_are_refused_as_unknown_by_every_operation(b: &dyn Backe
         "lease",
     );
     let log = LogQuery {
-        after: 0,
+        after: MessageId(0),
         peer: Some(ghost),
         limit: 10,
     };
@@ -120,24 +121,31 @@ pub async fn unknown_ids_are_refused_as_unknown_by_every_operation(b: &dyn Backe
     unknown_peer_id(m.jobs(jobs).await, ghost, "jobs of a dispatcher");
 
     // Unknown message, question and job ids, by a peer that exists.
-    let nothing = asked.id + 1_000;
+    let nothing = asked.id.0 + 1_000;
     not_found(
-        m.sent(alice.peer.id, SentQuery::One(nothing)).await,
+        m.sent(alice.peer.id, SentQuery::One(MessageId(nothing)))
+            .await,
         "sent one",
     );
-    not_found(m.question(bob.peer.id, nothing).await, "question");
-    not_found(m.reply(bob.peer.id, nothing, answer).await, "reply");
-    not_found(m.ack(bob.peer.id, &[nothing]).await, "ack");
+    not_found(
+        m.question(bob.peer.id, QuestionId(nothing)).await,
+        "question",
+    );
+    not_found(
+        m.reply(bob.peer.id, QuestionId(nothing), answer).await,
+        "reply",
+    );
+    not_found(m.ack(bob.peer.id, &[MessageId(nothing)]).await, "ack");
     let mut reply_to = Outgoing::to_peer("alice", "re");
-    reply_to.reply_to = Some(nothing);
+    reply_to.reply_to = Some(MessageId(nothing));
     not_found(m.send(bob.peer.id, reply_to).await, "reply_to");
-    not_found(m.job(nothing).await, "job");
-    not_found(m.cancel_job(nothing).await, "cancel_job");
-    not_found(m.requeue_job(nothing).await, "requeue_job");
+    not_found(m.job(JobId(nothing)).await, "job");
+    not_found(m.cancel_job(JobId(nothing)).await, "cancel_job");
+    not_found(m.requeue_job(JobId(nothing)).await, "requeue_job");
     let real = m.dispatch(alice.peer.id, job("codex", "x")).await.unwrap();
     let claim = JobClaim {
         job: switchboard_proto::JobView {
-            id: nothing,
+            id: JobId(nothing),
             ..real
         },
         fence: 1,

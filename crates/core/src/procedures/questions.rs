@@ -3,7 +3,7 @@
 //! question's own fields and state, `answer_sources` the answer's sources. A reply and an
 //! expiry lock the question's row, so a question is closed exactly once.
 
-use switchboard_proto::{AnswerView, ItemKind, MessageId, Millis, QuestionState, QuestionView};
+use switchboard_proto::{AnswerView, ItemKind, Millis, QuestionId, QuestionState, QuestionView};
 
 use super::mail::{self, Notice};
 use super::peers;
@@ -33,14 +33,14 @@ pub async fn ask<X: Executor>(
     let sent = mail::submit(x, &msg, adm, now).await?;
     x.insert_question(sent.id, q.context_hint.as_deref())
         .await?;
-    load(x, sent.id, now).await
+    load(x, sent.id.into(), now).await
 }
 
 /// Closes an open question by its answer or decline, sent to the asker as a message. Only the
 /// peer asked may reply, once.
 pub async fn reply<X: Executor>(
     x: &mut X,
-    question: MessageId,
+    question: QuestionId,
     by: PeerId,
     reply: Reply,
     expires_at: Millis,
@@ -85,7 +85,7 @@ pub async fn expire_asked_by<X: Executor>(x: &mut X, asker: PeerId, now: Millis)
                 from: q.asked,
                 to: asker,
                 text: &text,
-                reply_to: Some(q.id),
+                reply_to: Some(q.id.into()),
                 expires_at: now.saturating_add(q.ttl),
             },
             now,
@@ -125,7 +125,7 @@ pub async fn list<X: Executor>(
 pub async fn load_for<X: Executor>(
     x: &mut X,
     peer: PeerId,
-    id: MessageId,
+    id: QuestionId,
     now: Millis,
 ) -> Step<QuestionView, X> {
     match x.question_by_id(id).await? {
@@ -137,7 +137,7 @@ pub async fn load_for<X: Executor>(
     }
 }
 
-async fn load<X: Executor>(x: &mut X, id: MessageId, now: Millis) -> Step<QuestionView, X> {
+async fn load<X: Executor>(x: &mut X, id: QuestionId, now: Millis) -> Step<QuestionView, X> {
     match x.question_by_id(id).await? {
         Some(r) => finish(x, r, now).await,
         None => Err(Rejection::UnknownQuestion { id }.into()),

@@ -42,15 +42,16 @@ impl dyn Columns + '_ {
         }
     }
 
-    pub fn opt_int(&self, i: usize) -> Col<Option<i64>> {
+    /// An integer, or an id (each id type converts from its row's `i64`).
+    pub fn opt_int<T: From<i64>>(&self, i: usize) -> Col<Option<T>> {
         match self.cell(i)? {
             Cell::Null => Ok(None),
-            Cell::Int(v) => Ok(Some(v)),
+            Cell::Int(v) => Ok(Some(T::from(v))),
             other => Err(Self::wrong(i, "an integer", &other)),
         }
     }
 
-    pub fn int(&self, i: usize) -> Col<i64> {
+    pub fn int<T: From<i64>>(&self, i: usize) -> Col<T> {
         self.opt_int(i)?
             .ok_or_else(|| Self::wrong(i, "an integer", &Cell::Null))
     }
@@ -102,24 +103,24 @@ impl dyn Columns + '_ {
 
     /// A count or attempt number (stored as a 64-bit integer) in the API's type.
     pub fn count(&self, i: usize) -> Col<u32> {
-        Ok(u32::try_from(self.int(i)?.max(0)).unwrap_or(u32::MAX))
+        Ok(u32::try_from(self.int::<i64>(i)?.max(0)).unwrap_or(u32::MAX))
     }
 
     /// A row count in the API's type (a count is never negative).
     pub fn total(&self, i: usize) -> Col<u64> {
-        Ok(u64::try_from(self.int(i)?).unwrap_or(0))
+        Ok(u64::try_from(self.int::<i64>(i)?).unwrap_or(0))
     }
 }
 
 // The decoders of a statement that reads one or two plain values (an id, a truth, a name).
 
 /// The first column, an integer (an id, a count).
-pub fn int(r: &dyn Columns) -> Col<i64> {
+pub fn int<T: From<i64>>(r: &dyn Columns) -> Col<T> {
     r.int(0)
 }
 
 /// The first column, an integer that may be NULL.
-pub fn opt_int(r: &dyn Columns) -> Col<Option<i64>> {
+pub fn opt_int<T: From<i64>>(r: &dyn Columns) -> Col<Option<T>> {
     r.opt_int(0)
 }
 
@@ -134,6 +135,6 @@ pub fn text(r: &dyn Columns) -> Col<String> {
 }
 
 /// The first two columns, integers (two ids).
-pub fn int_pair(r: &dyn Columns) -> Col<(i64, i64)> {
+pub fn int_pair<A: From<i64>, B: From<i64>>(r: &dyn Columns) -> Col<(A, B)> {
     Ok((r.int(0)?, r.int(1)?))
 }

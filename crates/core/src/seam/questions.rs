@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use switchboard_proto::{Basis, MessageId, Millis, QuestionView};
+use switchboard_proto::{Basis, MessageId, Millis, QuestionId, QuestionView};
 
 use super::columns::{Col, Columns};
 use super::{Statements, Step};
@@ -82,7 +82,7 @@ pub struct QuestionRow {
 /// An open question past its TTL, due to become an expiry notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiring {
-    pub id: MessageId,
+    pub id: QuestionId,
     pub asked: PeerId,
     pub asked_name: String,
     /// The question's time to live, which its notice gets too.
@@ -118,13 +118,13 @@ pub trait QuestionStatements: Statements {
     /// out until the commit.
     fn lock_question(
         &mut self,
-        id: MessageId,
+        id: QuestionId,
     ) -> impl Future<Output = Step<Option<(PeerId, PeerId)>, Self>> + Send;
 
     /// Closes the question as `closing` says.
     fn close_question(
         &mut self,
-        id: MessageId,
+        id: QuestionId,
         closing: Closing<'_>,
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
@@ -151,7 +151,7 @@ pub trait QuestionStatements: Statements {
 
     fn question_by_id(
         &mut self,
-        id: MessageId,
+        id: QuestionId,
     ) -> impl Future<Output = Step<Option<QuestionRow>, Self>> + Send;
 
     /// The peer's questions (asked, received or both; open only or all), newest first.

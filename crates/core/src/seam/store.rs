@@ -6,7 +6,7 @@ use tokio::sync::broadcast;
 
 use switchboard_proto::{
     InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, PeerKind, PeerName,
-    QuestionView, SentMessage,
+    QuestionId, QuestionView, SentMessage,
 };
 
 use super::{Access, Backend};
@@ -116,7 +116,7 @@ impl<B: Backend> Store for B {
 
     async fn reply(
         &self,
-        question: MessageId,
+        question: QuestionId,
         by: PeerId,
         reply: Reply,
         expires_at: Millis,
@@ -148,7 +148,7 @@ impl<B: Backend> Store for B {
     async fn question(
         &self,
         peer: PeerId,
-        id: MessageId,
+        id: QuestionId,
         now: Millis,
     ) -> StoreResult<QuestionView> {
         run!(self, Read, questions::load_for, peer, id, now)

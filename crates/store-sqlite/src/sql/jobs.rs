@@ -50,7 +50,7 @@ impl JobStatements for LiteTx {
                 now,
                 job.expires_at
             ])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn.last_insert_rowid().into())
     }
 
     // The single writer: the job found is the one claimed, no other worker can take it between.

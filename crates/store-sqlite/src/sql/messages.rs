@@ -31,7 +31,7 @@ impl MessageStatements for LiteTx {
                 m.expires_at,
                 m.kind.as_str()
             ])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn.last_insert_rowid().into())
     }
 
     async fn message_by_key(&mut self, sender: PeerId, key: &str) -> OpResult<Option<MessageId>> {

@@ -9,7 +9,7 @@ use switchboard_core::seam::{EXPIRING_COLUMNS, EXPIRING_FROM, Expiring, QUESTION
 use switchboard_core::seam::{
     QUESTION_FROM, QuestionList, QuestionRow, QuestionStatements, expiring, question,
 };
-use switchboard_proto::{MessageId, Millis};
+use switchboard_proto::{MessageId, Millis, QuestionId};
 
 use crate::fault::OpResult;
 use crate::tx::LiteTx;
@@ -22,13 +22,13 @@ impl QuestionStatements for LiteTx {
     }
 
     // No lock: the one writer thread keeps every other reply out until the commit.
-    async fn lock_question(&mut self, id: MessageId) -> OpResult<Option<(PeerId, PeerId)>> {
+    async fn lock_question(&mut self, id: QuestionId) -> OpResult<Option<(PeerId, PeerId)>> {
         let sql = "SELECT m.sender_id, m.recipient_id FROM questions q
              JOIN messages m ON m.id = q.message_id WHERE q.message_id = ?1";
         self.opt(sql, [id], int_pair)
     }
 
-    async fn close_question(&mut self, id: MessageId, c: Closing<'_>) -> OpResult<()> {
+    async fn close_question(&mut self, id: QuestionId, c: Closing<'_>) -> OpResult<()> {
         let sql = "UPDATE questions SET state = ?2, reply_id = ?3, basis = ?4, closed_at = ?5
              WHERE message_id = ?1";
         self.exec(sql, params![id, c.state, c.reply, c.basis, c.now])?;
@@ -58,7 +58,7 @@ impl QuestionStatements for LiteTx {
         self.all(&sql, params![by, now], expiring)
     }
 
-    async fn question_by_id(&mut self, id: MessageId) -> OpResult<Option<QuestionRow>> {
+    async fn question_by_id(&mut self, id: QuestionId) -> OpResult<Option<QuestionRow>> {
         let sql = format!("SELECT {QUESTION_COLUMNS} {QUESTION_FROM} WHERE q.message_id = ?1");
         self.opt(&sql, [id], question)
     }

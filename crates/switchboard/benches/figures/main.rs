@@ -242,7 +242,7 @@ async fn drain(mailbox: &Mailbox, peer: &PeerRecord) {
         if items.is_empty() {
             break;
         }
-        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        let ids: Vec<_> = items.iter().map(|i| i.id).collect();
         mailbox.ack(session.peer.id, &ids).await.expect("ack");
     }
     mailbox.close_session(session.id).await.expect("close");
@@ -292,7 +292,7 @@ async fn deliver_and_ack(mailbox: &Mailbox, recipients: &[Session]) -> f64 {
                 if items.is_empty() {
                     return done;
                 }
-                let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+                let ids: Vec<_> = items.iter().map(|i| i.id).collect();
                 mailbox
                     .mark_delivered(&session, &ids)
                     .await

@@ -189,7 +189,7 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> f64 {
                 if items.is_empty() {
                     continue;
                 }
-                let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+                let ids: Vec<_> = items.iter().map(|i| i.id).collect();
                 client
                     .mark_delivered(&session, &ids)
                     .await

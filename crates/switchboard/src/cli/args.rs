@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use switchboard_proto::Scope;
+use switchboard_proto::{JobId, MessageId, QuestionId, Scope};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -292,7 +292,7 @@ pub struct AskArgs {
 #[derive(Debug, Args)]
 pub struct AnswerArgs {
     /// The question's id (see `questions`)
-    pub id: i64,
+    pub id: QuestionId,
     /// The answer; `-` reads it from stdin
     #[arg(num_args = 0.., required_unless_present = "decline")]
     pub text: Vec<String>,
@@ -310,7 +310,7 @@ pub struct AnswerArgs {
 #[derive(Debug, Args)]
 pub struct QuestionsArgs {
     /// One question; otherwise your recent questions, asked and received
-    pub id: Option<i64>,
+    pub id: Option<QuestionId>,
     /// Only open questions
     #[arg(long)]
     pub open: bool,
@@ -377,17 +377,17 @@ pub enum JobsAction {
     },
     /// One job with its result or error
     Show {
-        id: i64,
+        id: JobId,
         /// Wait this long for it to finish
         #[arg(long, value_parser = humantime::parse_duration)]
         wait: Option<Duration>,
     },
     /// Cancel a job; a running command is killed
-    Cancel { id: i64 },
+    Cancel { id: JobId },
     /// Queue again a write job parked in needs_recovery (after checking what it left behind)
-    Recover { id: i64 },
+    Recover { id: JobId },
     /// Queue again a job that failed, died, expired or was cancelled
-    Retry { id: i64 },
+    Retry { id: JobId },
 }
 
 #[derive(Debug, Args)]
@@ -421,7 +421,7 @@ pub struct PeersArgs {
 pub struct SendOptions {
     /// The message this one answers (marks it read)
     #[arg(long, value_name = "ID")]
-    pub reply_to: Option<i64>,
+    pub reply_to: Option<MessageId>,
     /// Idempotency key: resending with the same key returns the original and stores nothing
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
@@ -469,7 +469,7 @@ pub struct InboxArgs {
 #[derive(Debug, Args)]
 pub struct SentArgs {
     /// One message id; otherwise your most recent messages
-    pub id: Option<i64>,
+    pub id: Option<MessageId>,
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
 }
@@ -481,7 +481,7 @@ pub struct WatchArgs {
     pub peer: Option<String>,
     /// Replay from after this message id instead of starting with new messages
     #[arg(long, value_name = "ID")]
-    pub since: Option<i64>,
+    pub since: Option<MessageId>,
     /// Exit after this many messages
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,

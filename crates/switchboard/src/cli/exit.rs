@@ -28,7 +28,10 @@ pub enum CliError {
     Interrupted,
     /// The job a `--wait` waited for ended without success; the job was printed.
     #[error("job {id} ended {state}")]
-    JobUnsuccessful { id: i64, state: String },
+    JobUnsuccessful {
+        id: switchboard_proto::JobId,
+        state: String,
+    },
     /// The wait ran out first; what was waited for was printed as it stands.
     #[error("{0}")]
     WaitRanOut(String),

@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use switchboard_core::{Error, Exchange, JobOutcome, Rejection};
-use switchboard_proto::{JobClaim, JobState, MAX_RESULT_BYTES};
+use switchboard_proto::{JobClaim, JobId, JobState, MAX_RESULT_BYTES};
 
 use super::{WorkerConfig, WorkerError};
 
@@ -258,7 +258,7 @@ async fn tail(mut stream: impl AsyncRead + Unpin, cap: usize) -> String {
 
 /// A fresh worktree and branch for a write job, in a directory beside the repository of the
 /// worker's directory (`<repo>-switchboard-job-<id>`), where its owner will see it.
-async fn worktree(id: i64) -> Result<(PathBuf, String), String> {
+async fn worktree(id: JobId) -> Result<(PathBuf, String), String> {
     let root = git(&["rev-parse", "--show-toplevel"], None).await?;
     let root = PathBuf::from(root.trim());
     let repo = root

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use switchboard_core::delivery::{self, DeliveryError, Request};
 use switchboard_core::{Exchange, Limits, Mailbox, Outgoing, SentQuery};
-use switchboard_proto::{DeliveryState, InboxItem, MessageId};
+use switchboard_proto::{DeliveryState, InboxItem, MessageId, PeerId};
 use switchboard_store_sqlite::SqliteStore;
 
 use crate::harness::agent;
 
 struct Room {
     mailbox: Mailbox,
-    alice: i64,
+    alice: PeerId,
     _dir: tempfile::TempDir,
 }
 

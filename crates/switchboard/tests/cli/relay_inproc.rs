@@ -17,7 +17,7 @@ use switchboard_core::{
     Ask, Clock, Dispatch, Grant, JobOutcome, JobQuery, Limits, LogQuery, Outgoing, QuestionQuery,
     Reply, SentQuery, Store, StoreError, SystemClock, TokenStore, op,
 };
-use switchboard_proto::Basis;
+use switchboard_proto::{Basis, MessageId, PeerId, QuestionId};
 use switchboard_relay::{
     App, AppConfig, AppState, RoomOpener, Rooms, ServeOptions, Verifier, mint,
 };
@@ -218,25 +218,26 @@ fn answer() -> Reply {
 
 /// A room with a little of everything in it, and the ids of what is there.
 struct Setup {
-    ops: i64,
-    bob: i64,
+    ops: PeerId,
+    bob: PeerId,
     bob_session: Value,
-    alice: i64,
+    alice: PeerId,
     alice_session: Value,
-    message: i64,
-    question: i64,
+    message: MessageId,
+    question: QuestionId,
     job: Value,
     claim: Value,
 }
 
 async fn setup(r: &InProc) -> Setup {
     let t = &r.room_token;
-    let ops = r
-        .call(t, &Call::Operator(op::Operator { name: "ops".into() }))
-        .await
-        .ok()["id"]
-        .as_i64()
-        .unwrap();
+    let ops = PeerId(
+        r.call(t, &Call::Operator(op::Operator { name: "ops".into() }))
+            .await
+            .ok()["id"]
+            .as_i64()
+            .unwrap(),
+    );
     let bob_session = r
         .call(
             t,
@@ -246,7 +247,7 @@ async fn setup(r: &InProc) -> Setup {
         )
         .await
         .ok();
-    let bob = bob_session["peer"]["id"].as_i64().unwrap();
+    let bob = PeerId(bob_session["peer"]["id"].as_i64().unwrap());
     let alice_session = r
         .call(
             &r.peer_token,
@@ -256,7 +257,7 @@ async fn setup(r: &InProc) -> Setup {
         )
         .await
         .ok();
-    let alice = alice_session["peer"]["id"].as_i64().unwrap();
+    let alice = PeerId(alice_session["peer"]["id"].as_i64().unwrap());
     let sent = r
         .call(
             t,
@@ -318,8 +319,8 @@ async fn setup(r: &InProc) -> Setup {
         bob_session,
         alice,
         alice_session,
-        message: sent["id"].as_i64().unwrap(),
-        question: asked["id"].as_i64().unwrap(),
+        message: MessageId(sent["id"].as_i64().unwrap()),
+        question: QuestionId(asked["id"].as_i64().unwrap()),
         job,
         claim,
     }
@@ -494,7 +495,7 @@ async fn unknown_ids_are_404_on_every_route(r: &InProc) {
         )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{a:?}");
-    assert_eq!(s.alice_session["peer"]["id"].as_i64(), Some(s.alice));
+    assert_eq!(s.alice_session["peer"]["id"].as_i64(), Some(s.alice.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -634,11 +635,11 @@ async fn re_leases_after_failed_hand_overs_made_a_message_dead_regression() {
             .post(t, "lease", json!({"session": s.bob_session, "limit": 10}))
             .await
             .ok();
-        let ids: Vec<i64> = items
+        let ids: Vec<MessageId> = items
             .as_array()
             .unwrap()
             .iter()
-            .map(|i| i["id"].as_i64().unwrap())
+            .map(|i| MessageId(i["id"].as_i64().unwrap()))
             .collect();
         assert_eq!(
             ids,
@@ -824,7 +825,7 @@ fn templates(s: &Setup) -> Vec<Call> {
         }),
         Call::Log(op::Log {
             query: LogQuery {
-                after: 0,
+                after: MessageId(0),
                 peer: Some(s.alice),
                 limit: 10,
             },
@@ -1123,6 +1124,7 @@ async fn still_answers(r: &InProc, tag: usize) {
         .await
         .ok()["id"]
         .as_i64()
+        .map(PeerId)
         .unwrap();
     r.call(
         t,

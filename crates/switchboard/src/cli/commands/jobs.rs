@@ -1,7 +1,7 @@
 //! `switchboard worker` and `switchboard jobs …`
 
 use switchboard_core::{Dispatch, JobQuery, Run, op};
-use switchboard_proto::{JobState, JobView};
+use switchboard_proto::{JobId, JobState, JobView};
 use tokio::sync::watch;
 
 use super::super::args::{JobsAction, WorkerArgs};
@@ -152,7 +152,7 @@ fn waited(ctx: &Context, job: JobView, wait: std::time::Duration) -> Result<(), 
 /// Requeues a job in one of `allowed` states; otherwise says which verb fits.
 async fn requeue(
     ctx: &Context,
-    id: i64,
+    id: JobId,
     allowed: &[JobState],
     other: &str,
 ) -> Result<JobView, CliError> {

@@ -14,6 +14,7 @@
 
 pub mod columns;
 mod deliveries;
+mod fault;
 mod jobs;
 mod messages;
 mod peers;

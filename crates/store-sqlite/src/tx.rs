@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use rusqlite::Connection;
 
-use switchboard_core::seam::{BoxFuture, Statements, Step};
+use switchboard_core::seam::{Procedure, Statements};
 use switchboard_core::{StoreError, Wake};
 
 use crate::fault::{OpError, OpResult};
@@ -32,24 +32,24 @@ impl LiteTx {
             writable,
         }
     }
+}
 
-    /// Runs a procedure to its end here and now. Every statement of this store is synchronous,
-    /// so a procedure's future is ready on its first poll; no async runtime is needed on the
-    /// writer thread or a reader's.
-    pub fn run<T, P>(&mut self, procedure: &P) -> OpResult<T>
-    where
-        P: for<'x> Fn(&'x mut LiteTx) -> BoxFuture<'x, Step<T, LiteTx>>,
+/// Runs a procedure to its end here and now. Every statement of this store is synchronous, so a
+/// procedure's future is ready on its first poll; no async runtime is needed on the writer
+/// thread, a reader's, or the token file's.
+pub fn run<X, T>(x: &mut X, procedure: &impl Procedure<X, T>) -> OpResult<T>
+where
+    X: Statements<Error = OpError>,
+{
+    let mut future = pin!(procedure(x));
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
     {
-        let mut future = pin!(procedure(self));
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(out) => out,
-            Poll::Pending => Err(OpError::Store(StoreError::Backend(
-                "an embedded store procedure waited, which it never should".into(),
-            ))),
-        }
+        Poll::Ready(out) => out,
+        Poll::Pending => Err(OpError::Store(StoreError::Backend(
+            "an embedded store procedure waited, which it never should".into(),
+        ))),
     }
 }
 

@@ -21,6 +21,7 @@ mod peers;
 mod questions;
 mod sessions;
 mod store;
+mod tokens;
 mod upkeep;
 
 pub use columns::{Cell, Col, ColumnError, Columns, Decode};
@@ -42,6 +43,7 @@ pub use questions::{
     QuestionList, QuestionRow, QuestionStatements, expiring, question,
 };
 pub use sessions::{NewSession, SessionStatements};
+pub use tokens::{TOKEN_COLUMNS, TokenBackend, TokenStatements, grant_values, token};
 pub use upkeep::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version};
 
 use std::future::Future;
@@ -108,6 +110,18 @@ pub enum Access {
 /// The result of one statement or procedure inside a transaction of `X`.
 pub type Step<T, X> = Result<T, <X as Statements>::Error>;
 
+/// A procedure as a backend runs it: a function of the transaction, which the backend may call
+/// more than once (a lost race rolls back and runs it again).
+pub trait Procedure<X: Statements, T>:
+    for<'x> Fn(&'x mut X) -> BoxFuture<'x, Step<T, X>> + Send + Sync + 'static
+{
+}
+
+impl<X: Statements, T, P> Procedure<X, T> for P where
+    P: for<'x> Fn(&'x mut X) -> BoxFuture<'x, Step<T, X>> + Send + Sync + 'static
+{
+}
+
 /// A storage backend: how it runs procedures, and how it tells of commits.
 pub trait Backend: Send + Sync + 'static {
     type Tx: Executor + 'static;
@@ -121,12 +135,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs `procedure` as one transaction that commits whole or changes nothing, and returns
     /// only once the commit is durable. A backend may run it more than once (a lost race rolls
     /// back and runs again), so it must not act outside the transaction.
-    fn transact<T, P>(
+    fn transact<T: Send + 'static>(
         &self,
         access: Access,
-        procedure: P,
-    ) -> impl Future<Output = StoreResult<T>> + Send
-    where
-        T: Send + 'static,
-        P: for<'x> Fn(&'x mut Self::Tx) -> BoxFuture<'x, Step<T, Self::Tx>> + Send + Sync + 'static;
+        procedure: impl Procedure<Self::Tx, T>,
+    ) -> impl Future<Output = StoreResult<T>> + Send;
 }

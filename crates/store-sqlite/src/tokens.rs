@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use switchboard_core::seam::{Access, Procedure, Statements, TokenBackend};
-use switchboard_core::{StoreError, StoreResult, Wake};
+use switchboard_core::seam::{Access, Pending, Procedure, Statements, TokenBackend};
+use switchboard_core::{StoreError, StoreResult};
 
 use crate::fault::OpError;
 use crate::{home, tx};
@@ -40,7 +40,8 @@ pub struct TokenTx {
     pub(crate) conn: Connection,
     /// Changes made through this handle (SQLite's data_version counts only other connections').
     pub(crate) own_changes: u64,
-    writable: bool,
+    /// Never any wakes: a verifier reads `tokens_version` before it trusts its cache.
+    pending: Pending,
 }
 
 impl std::fmt::Debug for SqliteTokens {
@@ -68,7 +69,7 @@ impl SqliteTokens {
         let tx = TokenTx {
             conn,
             own_changes: 0,
-            writable: false,
+            pending: Pending::default(),
         };
         Ok(Self {
             path,
@@ -81,11 +82,8 @@ impl SqliteTokens {
 impl Statements for TokenTx {
     type Error = OpError;
 
-    // Nobody waits on tokens: a verifier reads `tokens_version` before trusting its cache.
-    fn wake(&mut self, _: Wake) {}
-
-    fn writable(&self) -> bool {
-        self.writable
+    fn pending(&mut self) -> &mut Pending {
+        &mut self.pending
     }
 }
 
@@ -102,7 +100,7 @@ impl TokenBackend for SqliteTokens {
         let writes = access != Access::Read;
         tokio::task::spawn_blocking(move || {
             let mut x = shared.lock().map_err(|_| StoreError::Closed)?;
-            x.writable = writes;
+            x.pending.writable = writes;
             let out = match writes {
                 false => tx::run(&mut *x, &procedure),
                 true => x

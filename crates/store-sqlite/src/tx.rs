@@ -8,28 +8,29 @@ use std::task::{Context, Poll, Waker};
 
 use rusqlite::Connection;
 
-use switchboard_core::seam::{Procedure, Statements};
-use switchboard_core::{StoreError, Wake};
+use switchboard_core::StoreError;
+use switchboard_core::seam::{Pending, Procedure, Statements};
 
 use crate::fault::{OpError, OpResult};
 use crate::liveness::Liveness;
 
 pub struct LiteTx {
     pub(crate) conn: Connection,
-    /// Wakes of the write running now; the writer takes them after each write.
-    pub(crate) wakes: Vec<Wake>,
+    /// The wakes of the write running now (the writer takes them after each write).
+    pub(crate) pending: Pending,
     /// This process's liveness: its sessions are stored under its key.
     pub(crate) live: Arc<Liveness>,
-    writable: bool,
 }
 
 impl LiteTx {
     pub fn new(conn: Connection, live: Arc<Liveness>, writable: bool) -> Self {
         Self {
             conn,
-            wakes: Vec::new(),
+            pending: Pending {
+                wakes: Vec::new(),
+                writable,
+            },
             live,
-            writable,
         }
     }
 }
@@ -56,11 +57,7 @@ where
 impl Statements for LiteTx {
     type Error = OpError;
 
-    fn wake(&mut self, wake: Wake) {
-        self.wakes.push(wake);
-    }
-
-    fn writable(&self) -> bool {
-        self.writable
+    fn pending(&mut self) -> &mut Pending {
+        &mut self.pending
     }
 }

@@ -58,6 +58,15 @@ use crate::wake::Wake;
 /// A future a procedure returns, borrowing the transaction it runs in.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What every transaction keeps beside its connection, whatever the backend.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// The wakes to send once the transaction commits.
+    pub wakes: Vec<Wake>,
+    /// Whether this transaction may write (a read-only store, or a read, may not).
+    pub writable: bool,
+}
+
 /// One open transaction of a backend: where statements run and wakes are collected until the
 /// commit.
 pub trait Statements: Send {
@@ -65,11 +74,16 @@ pub trait Statements: Send {
     /// the backend can tell a lost race (run the procedure again) from a real fault.
     type Error: From<Rejection> + From<StoreError> + From<ColumnError> + Send + 'static;
 
-    /// Records a wake to send once the transaction commits.
-    fn wake(&mut self, wake: Wake);
+    fn pending(&mut self) -> &mut Pending;
 
-    /// Whether this transaction may write (a read-only store, or a read, may not).
-    fn writable(&self) -> bool;
+    /// Records a wake to send once the transaction commits.
+    fn wake(&mut self, wake: Wake) {
+        self.pending().wakes.push(wake);
+    }
+
+    fn writable(&mut self) -> bool {
+        self.pending().writable
+    }
 }
 
 /// Every statement a procedure may run.

@@ -5,40 +5,7 @@ use tokio_postgres::error::SqlState;
 
 use switchboard_core::StoreError;
 
-/// What a store operation can fail with inside its transaction.
-#[derive(Debug)]
-pub enum OpError {
-    Pg(tokio_postgres::Error),
-    Store(StoreError),
-}
-
-impl From<tokio_postgres::Error> for OpError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Pg(e)
-    }
-}
-
-impl From<switchboard_core::Rejection> for OpError {
-    fn from(r: switchboard_core::Rejection) -> Self {
-        Self::Store(r.into())
-    }
-}
-
-impl From<switchboard_core::seam::ColumnError> for OpError {
-    fn from(e: switchboard_core::seam::ColumnError) -> Self {
-        Self::Store(StoreError::Backend(format!(
-            "a stored row could not be read: {e}"
-        )))
-    }
-}
-
-impl From<StoreError> for OpError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-pub type OpResult<T> = Result<T, OpError>;
+switchboard_core::op_error!(Pg(tokio_postgres::Error), classify);
 
 impl OpError {
     /// True when the transaction lost a race that running it again resolves: a serialization
@@ -52,13 +19,6 @@ impl OpError {
                 || *c == SqlState::T_R_DEADLOCK_DETECTED
                 || *c == SqlState::UNIQUE_VIOLATION
         )
-    }
-
-    pub fn into_store(self, shown: &str) -> StoreError {
-        match self {
-            Self::Pg(e) => classify(&e, shown),
-            Self::Store(e) => e,
-        }
     }
 }
 

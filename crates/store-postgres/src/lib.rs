@@ -13,15 +13,13 @@ mod db;
 mod fault;
 mod holder;
 pub mod migrate;
-// Test databases: equipment for tests and benchmarks, so only with the `scratch` feature.
-#[cfg(feature = "scratch")]
-pub mod scratch;
 mod sql;
 mod store;
 mod tokens;
 mod tx;
 
 pub use db::{Database, PgOptions, redact};
+pub use fault::chain as error_chain;
 pub use store::PgStore;
 pub use tokens::PgTokens;
 

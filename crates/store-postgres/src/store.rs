@@ -2,7 +2,7 @@
 
 use tokio::sync::broadcast;
 
-use switchboard_core::seam::{Access, Backend, BoxFuture, Step};
+use switchboard_core::seam::{Access, Backend, Procedure};
 use switchboard_core::{StoreResult, Wake};
 
 use crate::db::Database;
@@ -104,11 +104,11 @@ impl Backend for PgStore {
 
     // A procedure that lost a race to another transaction (a serialization failure, a deadlock,
     // a unique key inserted meanwhile) is rolled back and run again, up to `MAX_ATTEMPTS`.
-    async fn transact<T, P>(&self, access: Access, procedure: P) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        P: for<'x> Fn(&'x mut PgTx) -> BoxFuture<'x, Step<T, PgTx>> + Send + Sync + 'static,
-    {
+    async fn transact<T: Send + 'static>(
+        &self,
+        access: Access,
+        procedure: impl Procedure<PgTx, T>,
+    ) -> StoreResult<T> {
         let read_only = access == Access::Read;
         let mut attempt: u32 = 0;
         loop {

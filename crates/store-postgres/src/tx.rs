@@ -6,7 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::Object;
 
 use switchboard_core::Wake;
-use switchboard_core::seam::Statements;
+use switchboard_core::seam::{Pending, Statements};
 
 use crate::fault::OpError;
 use crate::sql::Conn;
@@ -66,18 +66,20 @@ pub async fn backoff(attempt: u32) {
 /// send at the commit, and this process's liveness key (its sessions are stored with it).
 pub struct PgTx {
     tx: Tx,
-    wakes: Vec<Wake>,
+    pending: Pending,
     pub(crate) process_key: i64,
-    writable: bool,
 }
 
 impl PgTx {
     pub fn new(tx: Tx, process_key: i64, writable: bool) -> Self {
+        let pending = Pending {
+            wakes: Vec::new(),
+            writable,
+        };
         Self {
             tx,
-            wakes: Vec::new(),
+            pending,
             process_key,
-            writable,
         }
     }
 
@@ -86,18 +88,14 @@ impl PgTx {
     }
 
     pub fn into_parts(self) -> (Tx, Vec<Wake>) {
-        (self.tx, self.wakes)
+        (self.tx, self.pending.wakes)
     }
 }
 
 impl Statements for PgTx {
     type Error = OpError;
 
-    fn wake(&mut self, wake: Wake) {
-        self.wakes.push(wake);
-    }
-
-    fn writable(&self) -> bool {
-        self.writable
+    fn pending(&mut self) -> &mut Pending {
+        &mut self.pending
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use switchboard_conformance::{Backend, T0, conformance_suite};
 use switchboard_core::Store;
-use switchboard_store_postgres::scratch::Scratch;
 use switchboard_store_postgres::{Database, PgOptions};
+use switchboard_testkit::scratch::Scratch;
 
 struct Postgres {
     scratch: Scratch,

@@ -18,8 +18,8 @@ use switchboard_core::{
     StoreError, SystemClock,
 };
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
-use switchboard_store_postgres::scratch::{DEFAULT_ADMIN_URL, ENV, Scratch};
 use switchboard_store_postgres::{Database, PgOptions};
+use switchboard_testkit::scratch::{DEFAULT_ADMIN_URL, ENV, Scratch};
 
 const TEST: &str = "a_full_tablespace_is_store_unusable";
 

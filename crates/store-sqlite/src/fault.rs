@@ -1,4 +1,5 @@
-//! Turns SQLite's error codes into the store errors a user can act on.
+//! Turns SQLite's error codes into the store errors a user can act on; `OpError` (the seam's
+//! shape, see `switchboard_core::op_error!`) keeps the driver's error until then.
 
 use rusqlite::ErrorCode;
 use switchboard_core::StoreError;
@@ -67,46 +68,4 @@ fn nearly_full(_path: &str) -> bool {
     false
 }
 
-/// What a store operation can fail with before the path is known to name it.
-#[derive(Debug)]
-pub enum OpError {
-    Sql(rusqlite::Error),
-    Store(StoreError),
-}
-
-impl From<rusqlite::Error> for OpError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Sql(e)
-    }
-}
-
-impl From<switchboard_core::Rejection> for OpError {
-    fn from(r: switchboard_core::Rejection) -> Self {
-        Self::Store(r.into())
-    }
-}
-
-impl From<switchboard_core::seam::ColumnError> for OpError {
-    fn from(e: switchboard_core::seam::ColumnError) -> Self {
-        Self::Store(StoreError::Backend(format!(
-            "a stored row could not be read: {e}"
-        )))
-    }
-}
-
-impl From<StoreError> for OpError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-impl OpError {
-    pub fn into_store(self, path: &str) -> StoreError {
-        match self {
-            Self::Sql(e) => classify(&e, path),
-            Self::Store(e) => e,
-        }
-    }
-}
-
-pub type OpResult<T> = Result<T, OpError>;
+switchboard_core::op_error!(Sql(rusqlite::Error), classify);

@@ -29,7 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use switchboard_core::seam::{Access, Backend, BoxFuture, Step};
+use switchboard_core::seam::{Access, Backend, Procedure};
 use switchboard_core::{StoreError, StoreResult, Wake};
 
 use crate::doorbell::Doorbell;
@@ -279,20 +279,20 @@ impl Backend for SqliteStore {
         rx
     }
 
-    async fn transact<T, P>(&self, access: Access, procedure: P) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        P: for<'x> Fn(&'x mut LiteTx) -> BoxFuture<'x, Step<T, LiteTx>> + Send + Sync + 'static,
-    {
+    async fn transact<T: Send + 'static>(
+        &self,
+        access: Access,
+        procedure: impl Procedure<LiteTx, T>,
+    ) -> StoreResult<T> {
         let writes = match access {
             Access::Read => false,
             Access::Write => true,
             Access::Tidy => !self.inner.read_only,
         };
         if writes {
-            self.write(move |tx| tx.run(&procedure)).await
+            self.write(move |tx| tx::run(tx, &procedure)).await
         } else {
-            self.read(move |tx| tx.run(&procedure)).await
+            self.read(move |tx| tx::run(tx, &procedure)).await
         }
     }
 }

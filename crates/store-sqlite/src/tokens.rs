@@ -1,18 +1,18 @@
 //! The relay's token table in its own small file, `<home>/tokens.db` (0600): credentials stay
 //! apart from every room's data, and the CLI (`switchboard tokens …`) can change them while the
-//! relay runs. Only SHA-256 hashes of the secrets are stored.
+//! relay runs. Only SHA-256 hashes of the secrets are stored. The statements are in
+//! [`crate::sql`]; the procedures and the `TokenStore` are the seam's.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::Connection;
 
-use switchboard_core::{Grant, StoreError, StoreResult, TokenRecord, TokenStore};
-use switchboard_proto::Millis;
+use switchboard_core::seam::{Access, Pending, Procedure, Statements, TokenBackend};
+use switchboard_core::{StoreError, StoreResult};
 
-use crate::home;
+use crate::fault::OpError;
+use crate::{home, tx};
 
 const FILE: &str = "tokens.db";
 const SCHEMA_VERSION: u32 = 1;
@@ -31,9 +31,17 @@ CREATE TABLE tokens (
 #[derive(Clone)]
 pub struct SqliteTokens {
     path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    shown: String,
+    tx: Arc<Mutex<TokenTx>>,
+}
+
+/// The token file's one connection, as the seam's statements see it.
+pub struct TokenTx {
+    pub(crate) conn: Connection,
     /// Changes made through this handle (SQLite's data_version counts only other connections').
-    own_changes: Arc<AtomicU64>,
+    pub(crate) own_changes: u64,
+    /// Never any wakes: a verifier reads `tokens_version` before it trusts its cache.
+    pending: Pending,
 }
 
 impl std::fmt::Debug for SqliteTokens {
@@ -58,21 +66,55 @@ impl SqliteTokens {
         }
         let conn = Connection::open(&path).map_err(|e| fail(e.to_string()))?;
         migrate(&conn, &shown)?;
+        let tx = TokenTx {
+            conn,
+            own_changes: 0,
+            pending: Pending::default(),
+        };
         Ok(Self {
             path,
-            conn: Arc::new(Mutex::new(conn)),
-            own_changes: Arc::new(AtomicU64::new(0)),
+            shown,
+            tx: Arc::new(Mutex::new(tx)),
         })
     }
+}
 
-    async fn with<T: Send + 'static>(
+impl Statements for TokenTx {
+    type Error = OpError;
+
+    fn pending(&mut self) -> &mut Pending {
+        &mut self.pending
+    }
+}
+
+impl TokenBackend for SqliteTokens {
+    type Tx = TokenTx;
+
+    // A write runs in an immediate transaction; a read is one statement, atomic on its own.
+    async fn transact<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        access: Access,
+        procedure: impl Procedure<TokenTx, T>,
     ) -> StoreResult<T> {
-        let conn = Arc::clone(&self.conn);
+        let (shared, shown) = (Arc::clone(&self.tx), self.shown.clone());
+        let writes = access != Access::Read;
         tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().map_err(|_| StoreError::Closed)?;
-            f(&conn).map_err(|e| StoreError::Backend(e.to_string()))
+            let mut x = shared.lock().map_err(|_| StoreError::Closed)?;
+            x.pending.writable = writes;
+            let out = match writes {
+                false => tx::run(&mut *x, &procedure),
+                true => x
+                    .conn
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(OpError::from)
+                    .and_then(|()| {
+                        let out = tx::run(&mut *x, &procedure);
+                        let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                        x.conn.execute_batch(end)?;
+                        out
+                    }),
+            };
+            out.map_err(|e| e.into_store(&shown))
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
@@ -100,85 +142,5 @@ fn migrate(conn: &Connection, shown: &str) -> StoreResult<()> {
             found,
             known: SCHEMA_VERSION,
         }),
-    }
-}
-
-fn record(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
-    let kind: String = row.get("kind")?;
-    let room: Option<String> = row.get("room")?;
-    let peer: Option<String> = row.get("peer")?;
-    let grant = match (kind.as_str(), room, peer) {
-        ("room", Some(room), _) => Grant::Room { room },
-        ("peer", Some(room), Some(peer)) => Grant::Peer { room, peer },
-        _ => Grant::Admin,
-    };
-    Ok(TokenRecord {
-        id: row.get("id")?,
-        grant,
-        label: row.get("label")?,
-        secret_hash: row.get("secret_hash")?,
-        created_at: row.get("created_at")?,
-        revoked_at: row.get("revoked_at")?,
-    })
-}
-
-#[async_trait]
-impl TokenStore for SqliteTokens {
-    async fn insert_token(&self, t: TokenRecord) -> StoreResult<()> {
-        let (kind, room, peer) = match &t.grant {
-            Grant::Room { room } => ("room", Some(room.clone()), None),
-            Grant::Peer { room, peer } => ("peer", Some(room.clone()), Some(peer.clone())),
-            Grant::Admin => ("admin", None, None),
-        };
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO tokens (id, kind, room, peer, label, secret_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![t.id, kind, room, peer, t.label, t.secret_hash, t.created_at],
-            )
-        })
-        .await?;
-        self.own_changes.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
-        let id = id.to_owned();
-        self.with(move |c| {
-            c.prepare_cached("SELECT * FROM tokens WHERE id = ?1")?
-                .query_row([id], record)
-                .optional()
-        })
-        .await
-    }
-
-    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        self.with(|c| {
-            c.prepare("SELECT * FROM tokens ORDER BY created_at, id")?
-                .query_map([], record)?
-                .collect()
-        })
-        .await
-    }
-
-    async fn revoke_token(&self, id: &str, now: Millis) -> StoreResult<bool> {
-        let id = id.to_owned();
-        let changed = self
-            .with(move |c| {
-                c.execute(
-                    "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                    params![id, now],
-                )
-            })
-            .await?;
-        self.own_changes.fetch_add(1, Ordering::SeqCst);
-        Ok(changed == 1)
-    }
-
-    async fn tokens_version(&self) -> StoreResult<u64> {
-        let theirs: i64 = self
-            .with(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
-            .await?;
-        Ok((theirs as u64).wrapping_add(self.own_changes.load(Ordering::SeqCst)))
     }
 }

@@ -8,59 +8,56 @@ use std::task::{Context, Poll, Waker};
 
 use rusqlite::Connection;
 
-use switchboard_core::seam::{BoxFuture, Statements, Step};
-use switchboard_core::{StoreError, Wake};
+use switchboard_core::StoreError;
+use switchboard_core::seam::{Pending, Procedure, Statements};
 
 use crate::fault::{OpError, OpResult};
 use crate::liveness::Liveness;
 
 pub struct LiteTx {
     pub(crate) conn: Connection,
-    /// Wakes of the write running now; the writer takes them after each write.
-    pub(crate) wakes: Vec<Wake>,
+    /// The wakes of the write running now (the writer takes them after each write).
+    pub(crate) pending: Pending,
     /// This process's liveness: its sessions are stored under its key.
     pub(crate) live: Arc<Liveness>,
-    writable: bool,
 }
 
 impl LiteTx {
     pub fn new(conn: Connection, live: Arc<Liveness>, writable: bool) -> Self {
         Self {
             conn,
-            wakes: Vec::new(),
+            pending: Pending {
+                wakes: Vec::new(),
+                writable,
+            },
             live,
-            writable,
         }
     }
+}
 
-    /// Runs a procedure to its end here and now. Every statement of this store is synchronous,
-    /// so a procedure's future is ready on its first poll; no async runtime is needed on the
-    /// writer thread or a reader's.
-    pub fn run<T, P>(&mut self, procedure: &P) -> OpResult<T>
-    where
-        P: for<'x> Fn(&'x mut LiteTx) -> BoxFuture<'x, Step<T, LiteTx>>,
+/// Runs a procedure to its end here and now. Every statement of this store is synchronous, so a
+/// procedure's future is ready on its first poll; no async runtime is needed on the writer
+/// thread, a reader's, or the token file's.
+pub fn run<X, T>(x: &mut X, procedure: &impl Procedure<X, T>) -> OpResult<T>
+where
+    X: Statements<Error = OpError>,
+{
+    let mut future = pin!(procedure(x));
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
     {
-        let mut future = pin!(procedure(self));
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(out) => out,
-            Poll::Pending => Err(OpError::Store(StoreError::Backend(
-                "an embedded store procedure waited, which it never should".into(),
-            ))),
-        }
+        Poll::Ready(out) => out,
+        Poll::Pending => Err(OpError::Store(StoreError::Backend(
+            "an embedded store procedure waited, which it never should".into(),
+        ))),
     }
 }
 
 impl Statements for LiteTx {
     type Error = OpError;
 
-    fn wake(&mut self, wake: Wake) {
-        self.wakes.push(wake);
-    }
-
-    fn writable(&self) -> bool {
-        self.writable
+    fn pending(&mut self) -> &mut Pending {
+        &mut self.pending
     }
 }

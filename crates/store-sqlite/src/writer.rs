@@ -141,12 +141,12 @@ fn run_in_savepoint(
         let (_, completion) = job(Err(e.clone()));
         return (Some(e), completion);
     }
-    own.wakes.clear();
+    own.pending.wakes.clear();
     let (failed, completion) = job(Ok(own));
     let conn = &own.conn;
     if failed.is_none() {
         let _ = exec(conn, "RELEASE job");
-        wakes.append(&mut own.wakes);
+        wakes.append(&mut own.pending.wakes);
     } else if !conn.is_autocommit() {
         let _ = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
     }

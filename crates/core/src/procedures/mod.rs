@@ -6,4 +6,5 @@ pub mod jobs;
 pub mod mail;
 pub mod peers;
 pub mod questions;
+pub mod tokens;
 pub mod upkeep;

@@ -23,6 +23,8 @@ pub enum Cell {
     Int(i64),
     Text(String),
     Bool(bool),
+    /// Raw bytes (a token's secret hash).
+    Bytes(Vec<u8>),
 }
 
 /// A shared decoder: one row, read into a record.
@@ -67,6 +69,13 @@ impl dyn Columns + '_ {
     pub fn text(&self, i: usize) -> Col<String> {
         self.opt_text(i)?
             .ok_or_else(|| Self::wrong(i, "text", &Cell::Null))
+    }
+
+    pub fn bytes(&self, i: usize) -> Col<Vec<u8>> {
+        match self.cell(i)? {
+            Cell::Bytes(v) => Ok(v),
+            other => Err(Self::wrong(i, "bytes", &other)),
+        }
     }
 
     /// A truth value; SQLite has no boolean type and stores 0 or 1.

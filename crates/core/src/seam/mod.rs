@@ -14,12 +14,14 @@
 
 pub mod columns;
 mod deliveries;
+mod fault;
 mod jobs;
 mod messages;
 mod peers;
 mod questions;
 mod sessions;
 mod store;
+mod tokens;
 mod upkeep;
 
 pub use columns::{Cell, Col, ColumnError, Columns, Decode};
@@ -41,6 +43,7 @@ pub use questions::{
     QuestionList, QuestionRow, QuestionStatements, expiring, question,
 };
 pub use sessions::{NewSession, SessionStatements};
+pub use tokens::{TOKEN_COLUMNS, TokenBackend, TokenStatements, grant_values, token};
 pub use upkeep::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version};
 
 use std::future::Future;
@@ -55,6 +58,15 @@ use crate::wake::Wake;
 /// A future a procedure returns, borrowing the transaction it runs in.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What every transaction keeps beside its connection, whatever the backend.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// The wakes to send once the transaction commits.
+    pub wakes: Vec<Wake>,
+    /// Whether this transaction may write (a read-only store, or a read, may not).
+    pub writable: bool,
+}
+
 /// One open transaction of a backend: where statements run and wakes are collected until the
 /// commit.
 pub trait Statements: Send {
@@ -62,11 +74,16 @@ pub trait Statements: Send {
     /// the backend can tell a lost race (run the procedure again) from a real fault.
     type Error: From<Rejection> + From<StoreError> + From<ColumnError> + Send + 'static;
 
-    /// Records a wake to send once the transaction commits.
-    fn wake(&mut self, wake: Wake);
+    fn pending(&mut self) -> &mut Pending;
 
-    /// Whether this transaction may write (a read-only store, or a read, may not).
-    fn writable(&self) -> bool;
+    /// Records a wake to send once the transaction commits.
+    fn wake(&mut self, wake: Wake) {
+        self.pending().wakes.push(wake);
+    }
+
+    fn writable(&mut self) -> bool {
+        self.pending().writable
+    }
 }
 
 /// Every statement a procedure may run.
@@ -107,6 +124,18 @@ pub enum Access {
 /// The result of one statement or procedure inside a transaction of `X`.
 pub type Step<T, X> = Result<T, <X as Statements>::Error>;
 
+/// A procedure as a backend runs it: a function of the transaction, which the backend may call
+/// more than once (a lost race rolls back and runs it again).
+pub trait Procedure<X: Statements, T>:
+    for<'x> Fn(&'x mut X) -> BoxFuture<'x, Step<T, X>> + Send + Sync + 'static
+{
+}
+
+impl<X: Statements, T, P> Procedure<X, T> for P where
+    P: for<'x> Fn(&'x mut X) -> BoxFuture<'x, Step<T, X>> + Send + Sync + 'static
+{
+}
+
 /// A storage backend: how it runs procedures, and how it tells of commits.
 pub trait Backend: Send + Sync + 'static {
     type Tx: Executor + 'static;
@@ -120,12 +149,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs `procedure` as one transaction that commits whole or changes nothing, and returns
     /// only once the commit is durable. A backend may run it more than once (a lost race rolls
     /// back and runs again), so it must not act outside the transaction.
-    fn transact<T, P>(
+    fn transact<T: Send + 'static>(
         &self,
         access: Access,
-        procedure: P,
-    ) -> impl Future<Output = StoreResult<T>> + Send
-    where
-        T: Send + 'static,
-        P: for<'x> Fn(&'x mut Self::Tx) -> BoxFuture<'x, Step<T, Self::Tx>> + Send + Sync + 'static;
+        procedure: impl Procedure<Self::Tx, T>,
+    ) -> impl Future<Output = StoreResult<T>> + Send;
 }

@@ -39,6 +39,11 @@ impl Columns for Cols<'_> {
                 false => self.0.try_get(index).map_err(fail)?,
             };
             v.map(Cell::Int)
+        } else if *ty == Type::BYTEA {
+            self.0
+                .try_get::<_, Option<Vec<u8>>>(index)
+                .map_err(fail)?
+                .map(Cell::Bytes)
         } else {
             self.0
                 .try_get::<_, Option<String>>(index)

@@ -13,6 +13,7 @@ mod messages;
 mod peers;
 mod questions;
 mod sessions;
+mod tokens;
 mod upkeep;
 
 use deadpool_postgres::ClientWrapper;

@@ -20,7 +20,8 @@ impl Columns for Cols<'_, '_> {
                         .map_err(|e| fail(e.to_string()))?
                         .to_owned(),
                 ),
-                ValueRef::Real(_) | ValueRef::Blob(_) => {
+                ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+                ValueRef::Real(_) => {
                     return Err(fail("not a switchboard value".into()));
                 }
             },

@@ -1,7 +1,7 @@
 //! The embedded store's side of the seam: each statement of
 //! [`switchboard_core::seam`] in SQLite's SQL, one file per table. Statements run inside the
-//! transaction the caller opened (the writer's savepoint, or a reader's connection). Rows are
-//! read by the shared decoders of the seam, through [`columns`].
+//! transaction the caller opened (the writer's savepoint, a reader's connection, or the token
+//! file's). Rows are read by the shared decoders of the seam, through [`columns`].
 //!
 //! Where SQLite's single writer makes a lock needless, the statement says so; the Postgres
 //! store takes a row lock in the same place.
@@ -13,6 +13,7 @@ mod messages;
 mod peers;
 mod questions;
 mod sessions;
+mod tokens;
 mod upkeep;
 
 use rusqlite::{OptionalExtension, Params};

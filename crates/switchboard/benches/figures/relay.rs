@@ -4,7 +4,7 @@
 //! session's stdout. The relay is its own process; client and relay share this machine's cores.
 //!
 //! Both backends: the embedded store, then (when a Postgres server is reachable, see
-//! `switchboard_store_postgres::scratch`) a scratch Postgres database, where the push is also
+//! `switchboard_testkit::scratch`) a scratch Postgres database, where the push is also
 //! measured across two replicas: sent through one, pushed by the other.
 
 use std::io::{BufRead, BufReader};
@@ -17,7 +17,7 @@ use serde_json::json;
 use switchboard_core::{Exchange, NamePolicy, OpenSession, Outgoing, Run, op};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 use switchboard_relay_client::RelayClient;
-use switchboard_store_postgres::scratch::Scratch;
+use switchboard_testkit::scratch::Scratch;
 
 use super::BIN;
 use super::mcp::{Session, push_latency};

@@ -21,9 +21,9 @@ use switchboard_proto::{Basis, MessageId, PeerId, QuestionId};
 use switchboard_relay::{
     App, AppConfig, AppState, RoomOpener, Rooms, ServeOptions, Verifier, mint,
 };
-use switchboard_store_postgres::scratch::Scratch;
 use switchboard_store_postgres::{Database, PgOptions};
 use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+use switchboard_testkit::scratch::Scratch;
 
 use crate::harness::agent;
 

@@ -9,7 +9,7 @@ use std::process::Child;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use switchboard_store_postgres::scratch::Scratch;
+use switchboard_testkit::scratch::Scratch;
 
 use crate::harness::{Home, wait_until};
 use crate::mcp::await_peer;

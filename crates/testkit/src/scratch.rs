@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio_postgres::{Config, NoTls};
 
-use crate::fault::chain;
+use switchboard_store_postgres::{error_chain as chain, redact};
 
 pub const ENV: &str = "SWITCHBOARD_TEST_POSTGRES";
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -154,7 +154,7 @@ fn skipped(admin: &str, why: &str) {
             std::io::stderr(),
             "\n*** Postgres suite SKIPPED: cannot reach {} ({why}). Set {ENV} to a server \
              URL to run it; with CI=true this is a failure. ***\n",
-            crate::redact(admin)
+            redact(admin)
         );
     });
 }

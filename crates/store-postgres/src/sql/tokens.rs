@@ -46,6 +46,6 @@ impl TokenStatements for PgTx {
 
     async fn tokens_version(&mut self) -> OpResult<u64> {
         let sql = "SELECT version FROM switchboard.token_changes";
-        Ok(u64::try_from(self.one(sql, &[], int).await?).unwrap_or(0))
+        Ok(u64::try_from(self.one(sql, &[], int::<i64>).await?).unwrap_or(0))
     }
 }

@@ -110,7 +110,7 @@ pub trait Exchange: Send + Sync + 'static {
     }
 
     async fn peers(&self) -> Result<Vec<PeerRecord>> {
-        self.run(op::Peers {}).await
+        self.run(op::Peers::default()).await
     }
 
     /// The peer with this name, or an error listing the peers there are.

@@ -142,7 +142,7 @@ impl Exchange for Mailbox {
             Call::Operator(o) => Answer::Operator(self.operator(o).await?),
             Call::OpenSession(o) => Answer::OpenSession(self.open_session(o).await?),
             Call::CloseSession(o) => Answer::CloseSession(self.close_session(o).await?),
-            Call::Peers(_) => Answer::Peers(self.store.list_peers(self.now()).await?),
+            Call::Peers(o) => Answer::Peers(self.peers(o).await?),
             Call::Peer(o) => Answer::Peer(self.resolve(&o.name, None).await?),
             Call::PeerOfClient(o) => Answer::PeerOfClient(self.peer_of_client(o).await?),
             Call::Rename(o) => Answer::Rename(self.rename(o).await?),
@@ -205,6 +205,12 @@ impl Mailbox {
 
     async fn close_session(&self, o: op::CloseSession) -> Result<()> {
         Ok(self.store.close_session(o.session, self.now()).await?)
+    }
+
+    async fn peers(&self, o: op::Peers) -> Result<Vec<PeerRecord>> {
+        let mut peers = self.store.list_peers(self.now()).await?;
+        peers.retain(|p| p.online || !o.online_only);
+        Ok(peers)
     }
 
     async fn peer_of_client(&self, o: op::PeerOfClient) -> Result<Option<PeerRecord>> {

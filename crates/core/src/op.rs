@@ -55,10 +55,13 @@ pub struct CloseSession {
     pub session: SessionId,
 }
 
-/// Every peer with its liveness.
+/// Every peer with its liveness; with `online_only`, only those with a live session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Peers {}
+pub struct Peers {
+    #[serde(default)]
+    pub online_only: bool,
+}
 
 /// The peer with this name, or an error listing the peers there are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

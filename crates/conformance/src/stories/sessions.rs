@@ -205,6 +205,21 @@ pub async fn concurrent_sessions_never_share_a_name(b: &dyn Backend) {
     assert!(names.contains(&"claude-webapp".to_owned()), "{names:?}");
 }
 
+pub async fn peers_online_only_leaves_out_peers_without_a_live_session(b: &dyn Backend) {
+    let w = world(b, roomy_limits()).await;
+    let _alice = w.agent("alice").await;
+    let bob = w.agent("bob").await;
+    w.mailbox.close_session(bob.id).await.unwrap();
+    let names = |peers: Vec<switchboard_core::PeerRecord>| {
+        let mut names: Vec<String> = peers.into_iter().map(|p| p.name).collect();
+        names.sort();
+        names
+    };
+    let live = op::Peers { online_only: true };
+    assert_eq!(names(w.mailbox.run(live).await.unwrap()), ["alice"]);
+    assert_eq!(names(w.mailbox.peers().await.unwrap()), ["alice", "bob"]);
+}
+
 /// This area's stories, expanded by [`conformance_suite!`](crate::conformance_suite). A new
 /// story is a `pub async fn` above and one line in this list.
 #[doc(hidden)]
@@ -218,6 +233,7 @@ macro_rules! conformance_sessions {
             rename_keeps_mail_and_refuses_taken_names,
             client_process_finds_its_live_peer,
             concurrent_sessions_never_share_a_name,
+            peers_online_only_leaves_out_peers_without_a_live_session,
         );
     };
 }

@@ -722,7 +722,7 @@ fn templates(s: &Setup) -> Vec<Call> {
         Call::CloseSession(op::CloseSession {
             session: session.id,
         }),
-        Call::Peers(op::Peers {}),
+        Call::Peers(op::Peers::default()),
         Call::Peer(op::Peer { name: "bob".into() }),
         Call::PeerOfClient(op::PeerOfClient { pids: vec![1, 2] }),
         Call::Rename(op::Rename {
@@ -1145,7 +1145,7 @@ async fn still_answers(r: &InProc, tag: usize) {
         .await
         .ok();
     assert_eq!(sent["text"], "still here");
-    r.call(t, &Call::Peers(op::Peers {})).await.ok();
+    r.call(t, &Call::Peers(op::Peers::default())).await.ok();
 }
 
 async fn fuzz(r: &InProc, cases: usize, seed: u64) {

@@ -1,17 +1,20 @@
 //! `switchboard peers`
 
+use switchboard_core::{Run, op};
 use switchboard_proto::PeerView;
 
 use super::super::args::PeersArgs;
 use super::super::{CliError, Context, output};
 
 pub async fn run(ctx: &Context, args: PeersArgs) -> Result<(), CliError> {
+    let only = op::Peers {
+        online_only: args.online,
+    };
     let mut peers: Vec<PeerView> = ctx
         .mailbox
-        .peers()
+        .run(only)
         .await?
         .into_iter()
-        .filter(|p| p.online || !args.online)
         .map(PeerView::from)
         .collect();
     // Live peers first: they are the ones that can answer now.

@@ -96,6 +96,34 @@ async fn main() {
     let senders = peers(&mailbox, "sender", SENDERS).await;
     let recipients = sessions(&mailbox, "recipient", RECIPIENTS).await;
 
+    // `SB_BENCH_PHASE=ack|send`: only the store growth, with (`ack`) or without (`send`) the
+    // deliver+ack phase after each chunk; for timing and counting that phase alone.
+    if let Ok(phase) = std::env::var("SB_BENCH_PHASE") {
+        let mut total = 0;
+        while total < args.messages {
+            let n = CHUNK.min(args.messages - total);
+            let s0 = Instant::now();
+            let send_rate = concurrent_sends(&mailbox, &senders, &recipients, n).await;
+            let s1 = s0.elapsed();
+            total += n;
+            if phase == "ack" {
+                let a0 = Instant::now();
+                let ack_rate = deliver_and_ack(&mailbox, &recipients).await;
+                println!(
+                    "chunk {total}: send {send_rate:.0}/s ({:.3}s) ack {ack_rate:.0}/s ({:.3}s)",
+                    s1.as_secs_f64(),
+                    a0.elapsed().as_secs_f64()
+                );
+            } else {
+                println!(
+                    "chunk {total}: send {send_rate:.0}/s ({:.3}s)",
+                    s1.as_secs_f64()
+                );
+            }
+        }
+        return;
+    }
+
     println!("| figure | value |");
     println!("|---|---|");
     let wake = wake_latency(dir.path(), &mailbox, &senders[0]).await;

@@ -12,9 +12,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use switchboard_core::{
-    Exchange, Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Session, Store,
+    Exchange, Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Run, Session, Store, op,
 };
-use switchboard_proto::{PeerInfo, PeerKind, PeerName};
+use switchboard_proto::{InboxItem, PeerInfo, PeerKind, PeerName};
 
 pub mod stories;
 
@@ -36,6 +36,14 @@ pub struct World {
 }
 
 impl World {
+    /// Leases up to ten unread items to `session`, at once: the stories' usual look at an inbox.
+    pub async fn lease(&self, session: &Session) -> Vec<InboxItem> {
+        self.mailbox
+            .run(op::Lease::new(session, 10))
+            .await
+            .expect("lease")
+    }
+
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         let clock = ManualClock::new(T0);
         let mailbox = Mailbox::with_clock(Arc::clone(&store), limits, Arc::new(clock.clone()));

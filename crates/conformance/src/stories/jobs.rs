@@ -69,7 +69,7 @@ pub async fn a_job_runs_once_and_its_dispatcher_gets_only_id_and_state(b: &dyn B
         .unwrap();
     assert_eq!(done.state, JobState::Completed);
     assert_eq!(done.result.as_deref(), Some("LGTM, 2 nits"));
-    let notices = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
+    let notices = w.lease(&alice).await;
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].kind, ItemKind::Job);
     assert!(
@@ -278,7 +278,7 @@ pub async fn an_unclaimed_job_expires(b: &dyn Backend) {
             .is_none()
     );
     assert_eq!(w.mailbox.job(d.id).await.unwrap().state, JobState::Expired);
-    let told = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
+    let told = w.lease(&alice).await;
     assert!(told.iter().any(|i| i.text.contains("expired")), "{told:?}");
 }
 

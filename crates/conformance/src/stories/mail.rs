@@ -22,7 +22,7 @@ pub async fn send_lease_deliver_ack(b: &dyn Backend) {
     assert!(!sent.duplicate);
     assert_eq!(state_of(&sent, "bob"), DeliveryState::Queued);
 
-    let items = w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap();
+    let items = w.lease(&bob).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].text, "hello bob");
     assert_eq!(items[0].from, "alice");
@@ -177,24 +177,11 @@ pub async fn lease_hides_an_item_from_other_sessions_until_it_expires(b: &dyn Ba
         .send(op.peer.id, Outgoing::to_peer("bob", "x"))
         .await
         .unwrap();
-    assert_eq!(
-        w.mailbox
-            .run(op::Lease::new(&bob_a, 10))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        w.mailbox
-            .run(op::Lease::new(&bob_b, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(w.lease(&bob_a).await.len(), 1);
+    assert!(w.lease(&bob_b).await.is_empty());
     w.clock
         .advance_ms(switchboard_core::policy::ms(w.mailbox.limits().lease) + 1);
-    let again = w.mailbox.run(op::Lease::new(&bob_b, 10)).await.unwrap();
+    let again = w.lease(&bob_b).await;
     assert_eq!(again.len(), 1);
     // The first session's hand-over is fenced off: it no longer holds the lease.
     assert_eq!(
@@ -287,19 +274,10 @@ pub async fn unacked_leases_end_dead_after_max_attempts(b: &dyn Backend) {
         .unwrap();
     let lease_ms = switchboard_core::policy::ms(w.mailbox.limits().lease);
     for _ in 0..2 {
-        assert_eq!(
-            w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
-            1
-        );
+        assert_eq!(w.lease(&bob).await.len(), 1);
         w.clock.advance_ms(lease_ms + 1);
     }
-    assert!(
-        w.mailbox
-            .run(op::Lease::new(&bob, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.lease(&bob).await.is_empty());
     let view = only_sent(&w, alice.peer.id, sent.id).await;
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
     assert_eq!(
@@ -345,15 +323,9 @@ pub async fn seen_items_return_only_on_explicit_pull(b: &dyn Backend) {
         .send(alice.peer.id, Outgoing::to_peer("bob", "pushed once"))
         .await
         .unwrap();
-    w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap();
+    w.lease(&bob).await;
     w.mailbox.mark_delivered(&bob, &[sent.id]).await.unwrap();
-    assert!(
-        w.mailbox
-            .run(op::Lease::new(&bob, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.lease(&bob).await.is_empty());
     let pulled = w
         .mailbox
         .run(op::Lease {
@@ -448,36 +420,21 @@ pub async fn a_session_leasing_again_spends_no_attempt(b: &dyn Backend) {
     // The holder's hand-overs keep failing (a 503 on the way back, say) and it leases again,
     // many more times than the limit: one attempt, the item alive.
     for _ in 0..5 {
-        assert_eq!(
-            w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
-            1
-        );
+        assert_eq!(w.lease(&bob).await.len(), 1);
     }
     assert_eq!(attempts(&w).await, (DeliveryState::Queued, 1));
     // A lapse is an attempt lost, even for the same session; renewing after it is free again.
     let lease_ms = switchboard_core::policy::ms(w.mailbox.limits().lease);
     w.clock.advance_ms(lease_ms + 1);
-    assert_eq!(
-        w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
-        1
-    );
+    assert_eq!(w.lease(&bob).await.len(), 1);
     w.clock.advance_ms(lease_ms * 3 / 4);
-    assert_eq!(
-        w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
-        1
-    );
+    assert_eq!(w.lease(&bob).await.len(), 1);
     assert_eq!(attempts(&w).await, (DeliveryState::Queued, 2));
     // The renewal extended the lease past where the first one ended: another session of the
     // peer still cannot take the item.
     let bob2 = w.session("bob", PeerKind::Agent, NamePolicy::Join).await;
     w.clock.advance_ms(lease_ms / 2);
-    assert!(
-        w.mailbox
-            .run(op::Lease::new(&bob2, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.lease(&bob2).await.is_empty());
     // The hand-over works at last.
     assert_eq!(w.mailbox.mark_delivered(&bob, &[sent.id]).await.unwrap(), 1);
     assert_eq!(attempts(&w).await, (DeliveryState::Delivered, 2));
@@ -489,23 +446,10 @@ pub async fn a_session_leasing_again_spends_no_attempt(b: &dyn Backend) {
         .await
         .unwrap();
     for _ in 0..2 {
-        assert_eq!(
-            w.mailbox
-                .run(op::Lease::new(&bob2, 10))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(w.lease(&bob2).await.len(), 1);
         w.clock.advance_ms(lease_ms + 1);
     }
-    assert!(
-        w.mailbox
-            .run(op::Lease::new(&bob2, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.lease(&bob2).await.is_empty());
     let view = only_sent(&w, alice.peer.id, doomed.id).await;
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
 }

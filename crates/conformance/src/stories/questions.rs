@@ -40,7 +40,7 @@ pub async fn question_and_grounded_answer_reach_each_side(b: &dyn Backend) {
     assert_eq!(q.state, QuestionState::Open);
     assert_eq!((q.from.as_str(), q.to.as_str()), ("alice", "bob"));
 
-    let got = w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap();
+    let got = w.lease(&bob).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].kind, ItemKind::Question);
     assert_eq!(
@@ -66,7 +66,7 @@ pub async fn question_and_grounded_answer_reach_each_side(b: &dyn Backend) {
     assert_eq!(answer.basis, Basis::Verified);
     assert_eq!(answer.sources, ["src/auth/session.ts:42", "a1b2c3d"]);
 
-    let back = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
+    let back = w.lease(&alice).await;
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].kind, ItemKind::Answer);
     assert_eq!(back[0].reply_to, Some(q.id.into()));
@@ -186,7 +186,7 @@ pub async fn a_decline_tells_the_asker_why(b: &dyn Backend) {
         declined.decline_reason.as_deref(),
         Some("not mine to share")
     );
-    let back = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
+    let back = w.lease(&alice).await;
     assert_eq!(back[0].kind, ItemKind::Decline);
     assert_eq!(back[0].text, "not mine to share");
 }
@@ -204,19 +204,11 @@ pub async fn an_unanswered_question_expires_and_the_asker_is_told(b: &dyn Backen
         w.mailbox.question(alice.peer.id, q.id).await.unwrap().state,
         QuestionState::Expired
     );
-    let told = w.mailbox.run(op::Lease::new(&alice, 10)).await.unwrap();
+    let told = w.lease(&alice).await;
     assert_eq!(told.len(), 1);
     assert_eq!(told[0].kind, ItemKind::Expired);
     assert_eq!(told[0].reply_to, Some(q.id.into()));
-    assert!(
-        w.mailbox
-            .run(op::Lease::new(&alice, 10))
-            .await
-            .unwrap()
-            .len()
-            <= 1,
-        "one notice"
-    );
+    assert!(w.lease(&alice).await.len() <= 1, "one notice");
     let err = w
         .mailbox
         .reply(bob.peer.id, q.id, answer_with("yes", Basis::Verified, &[]))

@@ -14,21 +14,11 @@ pub async fn closing_a_session_releases_its_leases(b: &dyn Backend) {
         .send(alice.peer.id, Outgoing::to_peer("bob", "x"))
         .await
         .unwrap();
-    assert_eq!(
-        w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap().len(),
-        1
-    );
+    assert_eq!(w.lease(&bob).await.len(), 1);
     w.mailbox.close_session(bob.id).await.unwrap();
     let bob2 = w.agent("bob").await;
     assert_eq!(bob2.peer.id, bob.peer.id, "the name is reclaimed");
-    assert_eq!(
-        w.mailbox
-            .run(op::Lease::new(&bob2, 10))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(w.lease(&bob2).await.len(), 1);
 }
 
 pub async fn dead_process_frees_its_name_and_its_leases(b: &dyn Backend) {
@@ -41,14 +31,7 @@ pub async fn dead_process_frees_its_name_and_its_leases(b: &dyn Backend) {
         .send(alice.peer.id, Outgoing::to_peer("bob", "survive me"))
         .await
         .unwrap();
-    assert_eq!(
-        w1.mailbox
-            .run(op::Lease::new(&bob, 10))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(w1.lease(&bob).await.len(), 1);
     assert!(
         w2.mailbox.peers().await.unwrap().iter().all(|p| p.online),
         "both peers live while their process lives"
@@ -70,7 +53,7 @@ pub async fn dead_process_frees_its_name_and_its_leases(b: &dyn Backend) {
         bob2.peer.name, "bob",
         "a dead session does not hold its name"
     );
-    let items = w2.mailbox.run(op::Lease::new(&bob2, 10)).await.unwrap();
+    let items = w2.lease(&bob2).await;
     assert_eq!(
         items.len(),
         1,
@@ -78,13 +61,7 @@ pub async fn dead_process_frees_its_name_and_its_leases(b: &dyn Backend) {
     );
     assert_eq!(items[0].id, sent.id);
     w2.mailbox.mark_delivered(&bob2, &[sent.id]).await.unwrap();
-    assert!(
-        w2.mailbox
-            .run(op::Lease::new(&bob2, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w2.lease(&bob2).await.is_empty());
 }
 
 pub async fn live_name_gets_a_suffix_and_offline_name_is_reclaimed(b: &dyn Backend) {
@@ -123,7 +100,7 @@ pub async fn rename_keeps_mail_and_refuses_taken_names(b: &dyn Backend) {
         .unwrap();
     let renamed = w.mailbox.rename(bob.peer.id, "robert").await.unwrap();
     assert_eq!(renamed.name, "robert");
-    let items = w.mailbox.run(op::Lease::new(&bob, 10)).await.unwrap();
+    let items = w.lease(&bob).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].to, Target::Peer("robert".into()));
     let err = w.mailbox.rename(bob.peer.id, "alice").await.unwrap_err();

@@ -97,8 +97,14 @@ async fn main() {
     let recipients = sessions(&mailbox, "recipient", RECIPIENTS).await;
 
     // `SB_BENCH_PHASE=ack|send`: only the store growth, with (`ack`) or without (`send`) the
-    // deliver+ack phase after each chunk; for timing and counting that phase alone.
+    // deliver+ack phase after each chunk; `jobs`: only the jobs phase. For timing and counting
+    // one phase alone.
     if let Ok(phase) = std::env::var("SB_BENCH_PHASE") {
+        if phase == "jobs" {
+            let rate = jobs_per_second(&mailbox, &senders[0], 2000).await;
+            println!("jobs {rate:.0}/s");
+            return;
+        }
         let mut total = 0;
         while total < args.messages {
             let n = CHUNK.min(args.messages - total);

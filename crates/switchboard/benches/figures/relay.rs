@@ -31,7 +31,18 @@ struct Relay {
 }
 
 impl Drop for Relay {
+    /// SIGTERM first, so the relay drains and exits as it does in production (and a profiler
+    /// running it, such as callgrind, writes its counts); SIGKILL only if it has not ended
+    /// within 20 s.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..400 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -51,7 +51,7 @@ pub(crate) fn serves(path: &str) -> bool {
 }
 
 /// Why a dashboard request was refused; each is a 4xx but for the store's and the OS's
-/// troubles.
+/// troubles and a template that failed (5xx, and the relay's log hears of them).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DashboardError {
     #[error("not signed in, or the token was revoked: sign in again at /")]
@@ -65,6 +65,8 @@ pub(crate) enum DashboardError {
     Unavailable,
     #[error("the OS random generator failed: {0}")]
     Random(String),
+    #[error("the view could not be rendered: {0}")]
+    Render(String),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -79,7 +81,10 @@ impl DashboardError {
             Self::SignedOut => StatusCode::UNAUTHORIZED,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Random(_) | Self::Render(_) => {
+                tracing::error!("dashboard: {self}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::BadInput(_) => StatusCode::BAD_REQUEST,
             Self::Exchange(e) => {
                 let (kind, wire) = crate::app::explained(e);

@@ -120,7 +120,7 @@ fn render<T: Template>(status: StatusCode, t: &T) -> Response {
 
 fn fragment_html<T: Template>(t: &T) -> Result<String, DashboardError> {
     t.render()
-        .map_err(|e| DashboardError::BadInput(format!("the view could not be rendered: {e}")))
+        .map_err(|e| DashboardError::Render(e.to_string()))
 }
 
 pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {

@@ -1,5 +1,6 @@
-//! The relay's routes and the checks in front of them. Every route answers 401 without a valid
-//! token; Host and Origin are checked before the token so a rebinding page learns nothing.
+//! The relay's routes and the checks in front of them. Every route but the dashboard's answers
+//! 401 without a valid bearer token; Host and Origin are checked before the token so a
+//! rebinding page learns nothing.
 //!
 //! - `POST /v1/<op>`: one [`Call`] per operation, JSON in and out.
 //! - `GET /v1/events`: the caller's part of the room log as server-sent events, resumable with
@@ -7,6 +8,8 @@
 //! - `GET /v1/hello`: who the token is, and the relay's limits.
 //! - `/mcp`: Streamable HTTP MCP, both protocol generations, through the same guard.
 //! - `GET /healthz` (any token), `GET /metrics` (admin token).
+//! - `/`, `/login`, `/logout` and `/dashboard/…`: the dashboard, which signs a browser in with a
+//!   token held in a cookie instead of a bearer header (`crate::dashboard`).
 //!
 //! With the hidden conformance mode on (built only with the `fixtures` feature), `/mcp` also
 //! serves the official suite's fixtures and admits token-less requests; see `crate::fixtures`.
@@ -37,6 +40,7 @@ use switchboard_mcp::{
 };
 
 use crate::auth::{AuthError, Caller, Verifier};
+use crate::dashboard;
 use crate::events;
 #[cfg(feature = "fixtures")]
 use crate::fixtures;
@@ -56,6 +60,9 @@ pub struct AppConfig {
     pub allowed_origins: Vec<String>,
     /// Largest request body, in bytes.
     pub body_limit: usize,
+    /// The relay serves TLS itself (`--tls-cert`): the dashboard's cookies are marked
+    /// `Secure` and its own origin is `https://`.
+    pub tls: bool,
     /// The hidden conformance mode: `/mcp` also serves the official suite's fixtures and
     /// admits token-less requests (`crate::fixtures`). Loopback only.
     #[cfg(feature = "fixtures")]
@@ -68,6 +75,7 @@ impl Default for AppConfig {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             body_limit: 1024 * 1024,
+            tls: false,
             #[cfg(feature = "fixtures")]
             conformance_fixtures: false,
         }
@@ -162,8 +170,11 @@ impl App {
         };
         #[cfg(not(feature = "fixtures"))]
         let routes = routes.nest_service("/mcp", self.gated(self.mcp_service(|s| s)));
+        // The dashboard authenticates by its own cookie, so it joins after the bearer check;
+        // the Host and Origin checks stand in front of both.
         routes
             .layer(middleware::from_fn_with_state(self.clone(), authenticate))
+            .merge(dashboard::router())
             .layer(middleware::from_fn_with_state(self.clone(), check_origin))
             .layer(DefaultBodyLimit::max(limit))
             .with_state(self)
@@ -287,9 +298,14 @@ async fn check_origin(State(app): State<App>, req: Request, next: Next) -> Respo
         return failure_status(StatusCode::FORBIDDEN, "forbidden_host", msg);
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|o| app.config.allowed_origins.iter().any(|a| a == o));
+        // The dashboard's own page posts its forms with the relay's own origin; /v1 and /mcp
+        // accept only the configured ones, as before.
+        let own = dashboard::serves(req.uri().path())
+            .then(|| own_origin(&app.config, req.headers()))
+            .flatten();
+        let allowed = origin.to_str().is_ok_and(|o| {
+            app.config.allowed_origins.iter().any(|a| a == o) || own.as_deref() == Some(o)
+        });
         if !allowed {
             let msg =
                 "requests from this Origin are refused; allow it with `serve --allowed-origin`";
@@ -297,6 +313,13 @@ async fn check_origin(State(app): State<App>, req: Request, next: Next) -> Respo
         }
     }
     next.run(req).await
+}
+
+/// The origin of a page this relay served for this request's `Host` (already checked above).
+fn own_origin(config: &AppConfig, headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let scheme = if config.tls { "https" } else { "http" };
+    Some(format!("{scheme}://{host}"))
 }
 
 /// `example.com:8443` → `example.com`; `[::1]:80` → `::1`.
@@ -447,19 +470,30 @@ async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Respo
 }
 
 pub fn error_response(e: &Error) -> Response {
+    let (kind, wire) = explained(e);
+    log_failure(kind, e);
+    respond(kind, &wire)
+}
+
+/// The class of an error and what a remote caller is told of it (the dashboard shows the same
+/// words as `/v1`).
+pub(crate) fn explained(e: &Error) -> (Failure, WireError) {
     let (kind, mut wire) = WireError::of(e);
-    // The caller hears what it can act on; the operator needs to hear of the store's troubles.
-    match kind {
-        Failure::Unusable | Failure::Internal => tracing::error!("{kind:?}: {e}"),
-        Failure::Unavailable => tracing::warn!("{kind:?}: {e}"),
-        _ => {}
-    }
     if let Error::Store(store) = e
         && let Some(said) = for_remote(store)
     {
         wire.message = said;
     }
-    respond(kind, &wire)
+    (kind, wire)
+}
+
+/// The caller hears what it can act on; the operator needs to hear of the store's troubles.
+pub(crate) fn log_failure(kind: Failure, e: &Error) {
+    match kind {
+        Failure::Unusable | Failure::Internal => tracing::error!("{kind:?}: {e}"),
+        Failure::Unavailable => tracing::warn!("{kind:?}: {e}"),
+        _ => {}
+    }
 }
 
 /// What a remote caller is told of the relay's own store trouble: the kind and who can act,

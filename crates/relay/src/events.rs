@@ -1,7 +1,9 @@
 //! `GET /v1/events`: the caller's part of the room log as server-sent events. Each message is
 //! an event whose id is its log position, so a client that reconnects with `Last-Event-ID`
 //! (or `?after=`) gets exactly what it missed — no gap, no repeat. A `jobs` event (no id)
-//! says jobs changed. With `?session=`, the stream also keeps that session live.
+//! says jobs changed. With `?session=`, the stream also keeps that session live. The dashboard's
+//! `/dashboard/events` is this same stream, opened by cookie, with a `room` event (no id) for
+//! the other changes (peers coming and going) so its page knows to look again.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -40,7 +42,29 @@ pub async fn stream(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match open(&app, &caller, q, &headers).await {
+    serve(&app, &caller, q, &headers, Changes::Quiet).await
+}
+
+/// Whether a stream also says when something changed that is no log entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Changes {
+    /// Log entries and `jobs` only (`/v1/events`, as its clients expect).
+    Quiet,
+    /// Also a `room` event (no id) on every other wake, such as a peer coming or going: the
+    /// dashboard re-reads its views on any event.
+    Told,
+}
+
+/// The stream for `caller`, however it signed in (a bearer token on `/v1/events`, the
+/// dashboard's cookie on `/dashboard/events`).
+pub(crate) async fn serve(
+    app: &App,
+    caller: &Caller,
+    q: EventsQuery,
+    headers: &HeaderMap,
+    changes: Changes,
+) -> Response {
+    match open(app, caller, q, headers, changes).await {
         Ok(state) => Sse::new(events(state))
             .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
             .into_response(),
@@ -53,6 +77,7 @@ struct Feed {
     query: LogQuery,
     wakes: broadcast::Receiver<Wake>,
     pending: VecDeque<Event>,
+    changes: Changes,
     shutdown: CancellationToken,
     _attachment: Option<Attachment>,
     _gauge: Open,
@@ -72,6 +97,7 @@ async fn open(
     caller: &Caller,
     q: EventsQuery,
     headers: &HeaderMap,
+    changes: Changes,
 ) -> Result<Feed, Error> {
     let guard = app.guard(caller).await?;
     let room = caller.grant.room().unwrap_or_default();
@@ -113,6 +139,7 @@ async fn open(
         },
         wakes,
         pending: VecDeque::new(),
+        changes,
         // Ends with the relay, and when the caller's token is revoked.
         shutdown: app.streams.open(&caller.token_id, &app.shutdown),
         _attachment: attachment,
@@ -149,6 +176,9 @@ fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
                 Some(true) => feed
                     .pending
                     .push_back(Event::default().event("jobs").data("{}")),
+                Some(false) if feed.changes == Changes::Told => feed
+                    .pending
+                    .push_back(Event::default().event("room").data("{}")),
                 Some(false) => {}
                 None => return None,
             }

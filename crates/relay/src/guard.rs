@@ -43,6 +43,11 @@ impl Guard {
         }
     }
 
+    /// Who this guard acts for.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// Keeps the sessions this guard opens attached until it is dropped.
     pub fn holding_sessions(mut self) -> Self {
         self.held = Some(Mutex::new(Vec::new()));

@@ -5,12 +5,14 @@
 //! checks; [`guard`] narrows a room's mailbox to what the caller's token grants; [`rooms`]
 //! keeps one store per room; [`sessions`] tracks the sessions remote callers hold over `/v1`
 //! and [`mcp_sessions`] the MCP sessions (bound to their token, reaped when abandoned);
-//! [`revocation`] ends what a revoked token holds open;
+//! [`revocation`] ends what a revoked token holds open; `dashboard` is the humans' web view at
+//! `/`, signed in by cookie and reading through the same guard;
 //! `fixtures` is the hidden conformance mode (the official MCP suite's fixtures on `/mcp`),
 //! test equipment built only with the `fixtures` feature (tests turn it on; release builds don't).
 
 pub mod app;
 pub mod auth;
+mod dashboard;
 mod events;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;

@@ -7,6 +7,7 @@ mod harness;
 
 mod bad_input;
 mod conformance;
+mod dashboard;
 mod delivery;
 mod delivery_rules;
 mod hooks;

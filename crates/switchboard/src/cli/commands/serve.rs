@@ -45,7 +45,8 @@ pub async fn run(
         .await
         .map_err(|e| CliError::BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr()?;
-    let config = app_config(&args);
+    let mut config = app_config(&args);
+    config.tls = tls.is_some();
     #[cfg(feature = "fixtures")]
     let config = conformance_mode(config, &args, local);
     let app = App::new(AppState::new(

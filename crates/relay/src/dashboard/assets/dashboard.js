@@ -1,0 +1,114 @@
+// The switchboard dashboard's one script. The page arrives whole from the relay; this keeps it
+// fresh: it listens to /dashboard/events and, on any event, fetches the views again (at most
+// four times a second) and swaps them in. A lost connection shows a banner until it is back.
+(function () {
+  "use strict";
+
+  if (document.body.dataset.live !== "room") {
+    return;
+  }
+
+  var banner = document.getElementById("connection");
+  var pending = null;
+  var source = null;
+  var retryMs = 1000;
+  // The last message event seen: a stream we open again ourselves resumes after it, as the
+  // browser's own reconnects do with Last-Event-ID.
+  var lastId = null;
+
+  function showBanner(on) {
+    if (banner) {
+      banner.hidden = !on;
+    }
+  }
+
+  function refresh() {
+    pending = null;
+    var views = document.querySelectorAll("[data-fragment]");
+    Array.prototype.forEach.call(views, function (el) {
+      fetch("/dashboard/fragments/" + el.dataset.fragment, {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" },
+      })
+        .then(function (res) {
+          if (res.status === 401) {
+            // Signed out or the token was revoked: the page shows the login form.
+            window.location.reload();
+            return null;
+          }
+          if (!res.ok) {
+            throw new Error("status " + res.status);
+          }
+          return res.text();
+        })
+        .then(function (html) {
+          if (html !== null) {
+            // Server-rendered and escaped; the policy forbids any script in it anyway.
+            el.innerHTML = html;
+          }
+        })
+        .catch(function () {
+          showBanner(true);
+        });
+    });
+  }
+
+  function soon() {
+    if (pending === null) {
+      pending = window.setTimeout(refresh, 250);
+    }
+  }
+
+  function onMessage(event) {
+    if (event.lastEventId) {
+      lastId = event.lastEventId;
+    }
+    soon();
+  }
+
+  function connect() {
+    var url = "/dashboard/events";
+    if (lastId !== null) {
+      url += "?after=" + encodeURIComponent(lastId);
+    }
+    source = new EventSource(url);
+    source.addEventListener("open", function () {
+      retryMs = 1000;
+      showBanner(false);
+      // Whatever happened while the stream was away.
+      soon();
+    });
+    source.addEventListener("message", onMessage);
+    source.addEventListener("jobs", soon);
+    source.addEventListener("room", soon);
+    source.addEventListener("error", function () {
+      showBanner(true);
+      if (source.readyState !== EventSource.CLOSED) {
+        // The browser reconnects by itself, with Last-Event-ID.
+        return;
+      }
+      // The browser gave up (the relay answered with an error): find out whether the session
+      // is over, else try again, waiting longer each time.
+      source.close();
+      fetch("/dashboard/fragments/peers", { credentials: "same-origin" })
+        .then(function (res) {
+          if (res.status === 401) {
+            window.location.reload();
+          } else {
+            later();
+          }
+        })
+        .catch(later);
+    });
+  }
+
+  function later() {
+    window.setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 30000);
+  }
+
+  // A copy's move to delivered or read wakes nobody, so the views are also read again now and
+  // then.
+  window.setInterval(soon, 15000);
+  connect();
+})();

@@ -1,0 +1,393 @@
+//! The dashboard's pages and fragments: the templates (in `templates/`, HTML-escaped by
+//! askama) and the handlers that fill them. The page is whole on first load (it reads without
+//! JavaScript); the script then swaps in fresh fragments from `/dashboard/fragments/{name}`
+//! whenever the event stream says something changed.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use switchboard_core::{Clock, Exchange, Grant, Outgoing, SystemClock};
+use switchboard_proto::{Scope, Target};
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::events::{self, Changes, EventsQuery};
+use crate::guard::Guard;
+
+use super::DashboardError;
+use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
+use super::views::{self, JobRow, MessageRow, PeerRow};
+
+/// The name a room token's human sends as unless the form says otherwise.
+const DEFAULT_OPERATOR: &str = "operator";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage<'a> {
+    csrf: &'a str,
+    version: &'static str,
+    rooms_open: usize,
+    sessions: usize,
+}
+
+#[derive(Template)]
+#[template(path = "room.html")]
+struct RoomPage<'a> {
+    csrf: &'a str,
+    room: &'a str,
+    /// The peer a peer token acts as; `None` for a room token.
+    peer: Option<&'a str>,
+    peers: String,
+    messages: String,
+    jobs: String,
+    draft: &'a Draft,
+    notice: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "peers.html")]
+struct PeersFragment {
+    peers: Vec<PeerRow>,
+}
+
+/// One list of messages: the room's log, or a peer's inbox or sent mail.
+struct MessageList {
+    title: &'static str,
+    empty: &'static str,
+    rows: Vec<MessageRow>,
+}
+
+#[derive(Template)]
+#[template(path = "messages.html")]
+struct MessagesFragment {
+    lists: Vec<MessageList>,
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsFragment {
+    jobs: Vec<JobRow>,
+}
+
+/// What the send form holds, kept when a send is refused so the human loses nothing.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Draft {
+    #[serde(default)]
+    csrf: String,
+    /// The operator peer a room token sends as.
+    #[serde(default, rename = "as")]
+    as_name: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// A template rendered, or a plain 500 if the template cannot be (it is compiled with the
+/// crate, so only a formatting failure of a value could do that).
+fn render<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!("a dashboard template failed to render: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn fragment_html<T: Template>(t: &T) -> Result<String, DashboardError> {
+    t.render()
+        .map_err(|e| DashboardError::Render(e.to_string()))
+}
+
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
+    let page = ErrorPage {
+        status: status.as_u16(),
+        message,
+    };
+    render(status, &page)
+}
+
+/// The login form, with a CSRF value the browser holds (a new one set when it has none).
+pub(crate) fn login_page(
+    app: &App,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let (csrf, fresh) = match session::csrf_of(headers) {
+        Some(c) => (c.to_owned(), false),
+        None => match session::new_csrf() {
+            Ok(c) => (c, true),
+            Err(e) => return e.into_response(),
+        },
+    };
+    let mut res = render(status, &LoginPage { csrf: &csrf, error });
+    let cookies = res.headers_mut();
+    if fresh {
+        cookies.append(
+            header::SET_COOKIE,
+            session::set_cookie(app, CSRF_COOKIE, Some(&csrf)),
+        );
+    }
+    // A session cookie that no longer signs in (revoked, or a bad token) is dropped.
+    if session::cookie(headers, SESSION_COOKIE).is_some() {
+        cookies.append(
+            header::SET_COOKIE,
+            session::set_cookie(app, SESSION_COOKIE, None),
+        );
+    }
+    res
+}
+
+/// `GET /`: the login form, the room's dashboard, or the admin token's health page.
+pub(crate) async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
+    let caller = match session::caller(&app, &headers).await {
+        Ok(Some(caller)) => caller,
+        Ok(None) => return login_page(&app, &headers, StatusCode::OK, None),
+        Err(e) => return e.into_response(),
+    };
+    match room_page(
+        &app,
+        &headers,
+        &caller,
+        &Draft::default(),
+        None,
+        StatusCode::OK,
+    )
+    .await
+    {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The page for a signed-in caller: the admin token's health page (it has no room, and sees
+/// nothing from inside one), or its room as its token may see it.
+async fn room_page(
+    app: &App,
+    headers: &HeaderMap,
+    caller: &Caller,
+    draft: &Draft,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, DashboardError> {
+    let (csrf, fresh) = match session::csrf_of(headers) {
+        Some(c) => (c.to_owned(), false),
+        None => (session::new_csrf()?, true),
+    };
+    let mut res = match (&caller.grant, caller.grant.room()) {
+        (Grant::Admin, _) | (_, None) => {
+            let page = AdminPage {
+                csrf: &csrf,
+                version: env!("CARGO_PKG_VERSION"),
+                rooms_open: app.rooms.open_count(),
+                sessions: app.sessions.len(),
+            };
+            render(status, &page)
+        }
+        (_, Some(room)) => {
+            let guard = app.guard(caller).await?;
+            let page = RoomPage {
+                csrf: &csrf,
+                room,
+                peer: caller.grant.peer(),
+                peers: peers_fragment(&guard).await?,
+                messages: messages_fragment(&guard).await?,
+                jobs: jobs_fragment(&guard).await?,
+                draft,
+                notice,
+            };
+            render(status, &page)
+        }
+    };
+    if fresh {
+        // The CSRF cookie was lost (cleared by hand): a new one, so the forms work again.
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            session::set_cookie(app, CSRF_COOKIE, Some(&csrf)),
+        );
+    }
+    Ok(res)
+}
+
+async fn peers_fragment(guard: &Guard) -> Result<String, DashboardError> {
+    let peers = views::peers(guard, SystemClock.now_ms()).await?;
+    fragment_html(&PeersFragment { peers })
+}
+
+async fn messages_fragment(guard: &Guard) -> Result<String, DashboardError> {
+    let now = SystemClock.now_ms();
+    let lists = if guard.caller().grant.peer().is_some() {
+        vec![
+            MessageList {
+                title: "Inbox",
+                empty: "Nothing addressed to this peer yet.",
+                rows: views::inbox(guard, now).await?,
+            },
+            MessageList {
+                title: "Sent",
+                empty: "This peer has sent nothing yet.",
+                rows: views::sent(guard, now).await?,
+            },
+        ]
+    } else {
+        vec![MessageList {
+            title: "Messages",
+            empty: "No messages in this room yet.",
+            rows: views::room_log(guard, now).await?,
+        }]
+    };
+    fragment_html(&MessagesFragment { lists })
+}
+
+async fn jobs_fragment(guard: &Guard) -> Result<String, DashboardError> {
+    let jobs = views::jobs(guard, SystemClock.now_ms()).await?;
+    fragment_html(&JobsFragment { jobs })
+}
+
+/// The signed-in caller's guard; the admin token has none (no room to look into).
+async fn guard_of(app: &App, headers: &HeaderMap) -> Result<(Caller, Guard), DashboardError> {
+    let caller = session::signed_in(app, headers).await?;
+    let guard = app.guard(&caller).await?;
+    Ok((caller, guard))
+}
+
+/// `GET /dashboard/fragments/{name}`: one view, fresh, for the script to swap in.
+pub(crate) async fn fragment(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let html = async {
+        let (_, guard) = guard_of(&app, &headers).await?;
+        match name.as_str() {
+            "peers" => peers_fragment(&guard).await,
+            "messages" => messages_fragment(&guard).await,
+            "jobs" => jobs_fragment(&guard).await,
+            other => Err(DashboardError::BadInput(format!(
+                "there is no view '{other}': the views are peers, messages and jobs"
+            ))),
+        }
+    }
+    .await;
+    match html {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /dashboard/events`: the caller's part of the room log, as `/v1/events` streams it,
+/// opened by the session cookie. A separate route rather than the cookie on `/v1/events`, so
+/// `/v1` stays bearer-only and no cookie is ever an API credential.
+pub(crate) async fn events(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    let caller = match session::signed_in(&app, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    events::serve(&app, &caller, q, &headers, Changes::Told).await
+}
+
+/// `POST /dashboard/send`: sends a message as the caller's peer (a peer token's own; for a
+/// room token, the operator peer the form names), through the guard like `/v1/send`.
+pub(crate) async fn send(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<Draft>, FormRejection>,
+) -> Response {
+    let draft = match form {
+        Ok(Form(d)) => d,
+        Err(e) => {
+            let msg = format!("the send form could not be read: {}", e.body_text());
+            return DashboardError::BadInput(msg).into_response();
+        }
+    };
+    let caller = match session::signed_in(&app, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = session::check_csrf(&headers, &draft.csrf) {
+        return e.into_response();
+    }
+    match send_draft(&app, &caller, &draft).await {
+        Ok(()) => session::see_other("/"),
+        Err(e) => {
+            // Refused (unknown peer, empty text, over a limit): the page again, with why and
+            // with what was typed.
+            let (status, said) = e.explain();
+            room_page(&app, &headers, &caller, &draft, Some(&said), status)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+    }
+}
+
+async fn send_draft(app: &App, caller: &Caller, draft: &Draft) -> Result<(), DashboardError> {
+    let guard = app.guard(caller).await?;
+    let to = draft.to.trim();
+    let target = match to {
+        "" => {
+            return Err(DashboardError::BadInput(
+                "say who the message is for: a peer's name, or * for everyone in the room".into(),
+            ));
+        }
+        "*" => Target::Broadcast(Scope::Room),
+        name => Target::Peer(name.to_owned()),
+    };
+    // A peer token acts as its own peer whatever the form says; the guard would refuse any
+    // other name anyway.
+    let name = match caller.grant.peer() {
+        Some(me) => me,
+        None => match draft.as_name.trim() {
+            "" => DEFAULT_OPERATOR,
+            name => name,
+        },
+    };
+    let me = guard.operator(name).await?;
+    let message = Outgoing {
+        to: target,
+        text: draft.text.clone(),
+        reply_to: None,
+        idempotency_key: None,
+        ttl: None,
+    };
+    guard.send(me.id, message).await?;
+    Ok(())
+}
+
+impl Draft {
+    /// The operator name the form shows: what was typed, or the default.
+    fn shown_as(&self) -> &str {
+        match self.as_name.trim() {
+            "" => DEFAULT_OPERATOR,
+            name => name,
+        }
+    }
+}

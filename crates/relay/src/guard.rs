@@ -171,16 +171,23 @@ impl Guard {
     async fn authorize(&self, call: &mut Call) -> Result<Option<Answer>> {
         let peer_token = self.caller.grant.peer();
         match call {
-            Call::Operator(o) => {
+            Call::Operator(o) if peer_token.is_some() => {
                 self.check_name(&o.name)?;
                 // A human holding a peer token acts as that peer, whatever kind it was minted
-                // as.
-                if peer_token.is_some()
-                    && let Ok(peer) = self.mailbox.peer(&o.name).await
-                {
+                // as. The peer may appear between the look and the creation (the agent's own
+                // session registering it as an agent): then it is that peer, not a name taken.
+                if let Ok(peer) = self.mailbox.peer(&o.name).await {
                     return Ok(Some(Answer::Operator(peer)));
                 }
+                let peer = match self.mailbox.operator(&o.name).await {
+                    Err(Error::Rejected(Rejection::NameTaken { .. })) => {
+                        self.mailbox.peer(&o.name).await?
+                    }
+                    other => other?,
+                };
+                return Ok(Some(Answer::Operator(peer)));
             }
+            Call::Operator(o) => self.check_name(&o.name)?,
             Call::OpenSession(o) => {
                 if let Some(me) = peer_token {
                     // A peer token's identity is its name and its kind, whatever the client
@@ -191,6 +198,16 @@ impl Guard {
                     if let Ok(peer) = self.mailbox.peer(me).await {
                         o.session.kind = peer.kind;
                     }
+                    // The peer may appear between the look and the opening (the human's
+                    // `operator` call creating it): then the session joins it, in its kind.
+                    let session = match self.mailbox.open_session(o.session.clone()).await {
+                        Err(Error::Rejected(Rejection::NameTaken { .. })) => {
+                            o.session.kind = self.mailbox.peer(me).await?.kind;
+                            self.mailbox.open_session(o.session.clone()).await?
+                        }
+                        other => other?,
+                    };
+                    return Ok(Some(self.shown(Answer::OpenSession(session))));
                 }
             }
             Call::CloseSession(o) => {

@@ -434,6 +434,35 @@ async fn read_to_end(mut res: reqwest::Response) -> String {
     text
 }
 
+/// Regression: a human's `operator` call with an agent's peer token, racing the agent's own
+/// session registering that peer, was refused as "name taken" (400) when the session won
+/// between the guard's look and its creating the peer. It is that peer either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_with_a_peer_token_racing_its_agents_registration_is_that_peer_regression() {
+    let relay = InProc::with_idle(Duration::from_secs(20)).await;
+    for round in 0..20 {
+        let name = format!("racer{round}");
+        let token = relay
+            .mint(Grant::Peer {
+                room: "team".into(),
+                peer: name.clone(),
+            })
+            .await;
+        let session =
+            json!({"session": {"name": name, "kind": "agent", "info": {}, "policy": "join"}});
+        let ((op_status, op_said), (open_status, open_said)) = tokio::join!(
+            relay.v1(&token.secret, "operator", json!({ "name": name })),
+            relay.v1(&token.secret, "open_session", session),
+        );
+        assert_eq!(op_status, StatusCode::OK, "round {round}: {op_said}");
+        assert_eq!(open_status, StatusCode::OK, "round {round}: {open_said}");
+        assert_eq!(
+            op_said["id"], open_said["peer"]["id"],
+            "round {round}: one peer"
+        );
+    }
+}
+
 #[tokio::test]
 async fn revoking_a_token_ends_its_sessions_and_event_streams() {
     let relay = InProc::with_idle(Duration::from_secs(20)).await;
@@ -467,10 +496,10 @@ async fn revoking_a_token_ends_its_sessions_and_event_streams() {
         .send()
         .await
         .unwrap();
-    let (status, _) = relay
+    let (status, said) = relay
         .v1(&alice.secret, "operator", json!({"name": "alice"}))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{said}");
     let (status, opened) = relay
         .v1(
             &alice.secret,

@@ -131,6 +131,15 @@ impl Page {
             .unwrap()
     }
 
+    /// Checks no message with `text` is on the page now.
+    async fn lacks(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        let line = format!("absent {text}\n");
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+        self.expect("absent", Duration::from_secs(30)).await;
+    }
+
     /// Ends the session and checks the page raised no script error or CSP violation.
     async fn close(mut self) {
         drop(self.child.stdin.take());
@@ -154,5 +163,23 @@ async fn a_message_sent_from_the_cli_appears_on_the_signed_in_page_without_a_rel
     send_v1(&relay, ops, "bob", "hello from the terminal").await;
     let ms = page.sees("hello from the terminal").await;
     eprintln!("the message appeared on the page {ms} ms after it was sent");
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_tokens_page_shows_its_own_mail_and_never_another_peers() {
+    let Some(tools) = tools() else { return };
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    join(&relay, &relay.peer_token, "alice").await;
+    let ops = operator(&relay, "ops").await;
+    let mut page = Page::open(&tools, &relay, &relay.peer_token).await;
+
+    // bob's mail goes first: by the time alice's has arrived on her page, bob's would be there
+    // too if her page could see it.
+    send_v1(&relay, ops, "bob", "for bob only").await;
+    send_v1(&relay, ops, "alice", "for alice").await;
+    page.sees("for alice").await;
+    page.lacks("for bob only").await;
     page.close().await;
 }

@@ -4,6 +4,8 @@
 //   out "signed-in"            the page shows the room
 //   in  "<text>"               wait for a message with this text to appear
 //   out "seen <ms>"            it appeared, after <ms> since the line came in
+//   in  "absent <text>"        check no message with this text is on the page now
+//   out "absent"               it is not (else "failed …")
 //   out "failed <why>"         anything went wrong (the test fails with it)
 import { createRequire } from "node:module";
 import readline from "node:readline";
@@ -39,6 +41,12 @@ try {
     const next = await lines.next();
     if (next.done) break;
     const text = next.value;
+    if (text.startsWith("absent ")) {
+      const unwanted = text.slice("absent ".length);
+      const found = await page.locator(".message .text", { hasText: unwanted }).count();
+      say(found === 0 ? "absent" : `failed "${unwanted}" is on the page`);
+      continue;
+    }
     const start = Date.now();
     await page.locator(".message .text", { hasText: text }).first().waitFor({ timeout: 10_000 });
     say(`seen ${Date.now() - start}`);

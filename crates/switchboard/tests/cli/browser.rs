@@ -72,6 +72,12 @@ struct Page {
 
 impl Page {
     async fn open(tools: &Tools, relay: &InProc, token: &str) -> Self {
+        Self::open_at(tools, &relay.url, token, false).await
+    }
+
+    /// Like [`Self::open`] on the relay at `url`; `goes_away` when the test will stop the relay
+    /// under the page (its failed reconnects are then expected, not faults).
+    async fn open_at(tools: &Tools, url: &str, token: &str, goes_away: bool) -> Self {
         let (shots, kept) = match std::env::var_os("SWITCHBOARD_SCREENSHOTS") {
             Some(dir) => (PathBuf::from(dir), None),
             None => {
@@ -84,9 +90,10 @@ impl Page {
             .arg(script)
             .arg(&tools.driver)
             .arg(CHROMIUM)
-            .arg(format!("{}/", relay.url))
+            .arg(format!("{url}/"))
             .arg(token)
             .arg(&shots)
+            .env("RELAY_GOES_AWAY", if goes_away { "1" } else { "" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -129,6 +136,14 @@ impl Page {
             .await
             .parse()
             .unwrap()
+    }
+
+    /// Waits for the page to show that its connection is lost.
+    async fn shows_reconnecting(&mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"banner\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        self.expect("banner", Duration::from_secs(60)).await;
     }
 
     /// Checks no message with `text` is on the page now.
@@ -181,5 +196,50 @@ async fn a_peer_tokens_page_shows_its_own_mail_and_never_another_peers() {
     send_v1(&relay, ops, "alice", "for alice").await;
     page.sees("for alice").await;
     page.lacks("for bob only").await;
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_restarts() {
+    let Some(tools) = tools() else { return };
+    let mut relay = crate::relay::Relay::start();
+    let token = relay.token(&["--room", "team"]);
+    let http = reqwest::Client::new();
+    let call = |op: &str, body: serde_json::Value| {
+        http.post(format!("{}/v1/{op}", relay.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    call("open_session", serde_json::json!({"session": {"name": "bob", "kind": "agent", "info": {}, "policy": "join"}}))
+        .await
+        .unwrap();
+    let mut page = Page::open_at(&tools, &relay.url, &token, true).await;
+
+    relay.crash();
+    page.shows_reconnecting().await;
+    relay.restart();
+
+    let call = |op: &str, body: serde_json::Value| {
+        http.post(format!("{}/v1/{op}", relay.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let ops: serde_json::Value = call("operator", serde_json::json!({"name": "ops"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = call(
+        "send",
+        serde_json::json!({"from": ops["id"], "message": {"to": {"peer": "bob"}, "text": "after the restart"}}),
+    )
+    .await
+    .unwrap();
+    assert!(sent.status().is_success(), "{:?}", sent.text().await);
+    // Only a page that reconnected by itself can show it.
+    page.sees("after the restart").await;
     page.close().await;
 }

@@ -63,8 +63,18 @@ impl Relay {
 
     /// SIGKILLs the relay (no drain, no goodbye) and starts it again on the same port.
     pub fn crash_and_restart(&mut self) {
+        self.crash();
+        self.restart();
+    }
+
+    /// SIGKILLs the relay (no drain, no goodbye); [`Self::restart`] brings it back.
+    pub fn crash(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Starts the relay again on its port, after [`Self::crash`].
+    pub fn restart(&mut self) {
         let listen = format!("127.0.0.1:{}", self.port());
         let (child, out, url) = spawn_relay(&self.home, &listen, &self.db_args());
         assert_eq!(url, self.url);

@@ -204,6 +204,8 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     let Some(tools) = tools() else { return };
     let mut relay = crate::relay::Relay::start();
     let token = relay.token(&["--room", "team"]);
+    // reqwest is built without a default TLS provider; every HTTP test installs ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let call = |op: &str, body: serde_json::Value| {
         http.post(format!("{}/v1/{op}", relay.url))

@@ -44,6 +44,16 @@ impl World {
             .expect("lease")
     }
 
+    /// An explicit pull of up to ten items to `session`: unread ones, and those handed over
+    /// before but never acknowledged.
+    pub async fn pull(&self, session: &Session) -> Vec<InboxItem> {
+        let pull = op::Lease {
+            include_seen: true,
+            ..op::Lease::new(session, 10)
+        };
+        self.mailbox.run(pull).await.expect("pull")
+    }
+
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         let clock = ManualClock::new(T0);
         let mailbox = Mailbox::with_clock(Arc::clone(&store), limits, Arc::new(clock.clone()));

@@ -78,6 +78,20 @@ pub struct Dispatch {
     pub ttl: Option<Duration>,
 }
 
+impl Dispatch {
+    /// A read-only job with the default model, TTL and no request id.
+    pub fn new(agent: impl Into<String>, prompt: impl Into<String>) -> Self {
+        Self {
+            agent: agent.into(),
+            prompt: prompt.into(),
+            model: None,
+            write: false,
+            request_id: None,
+            ttl: None,
+        }
+    }
+}
+
 /// See the module docs. An exchange answers [`Exchange::call`]; every other method is a typed
 /// convenience written once here on top of it. Every operation that writes answers only once
 /// the change is durable.

@@ -290,6 +290,14 @@ impl Claim {
             wait: Duration::ZERO,
         }
     }
+
+    /// The same claim, also taking jobs that may write to the repository.
+    pub fn allowing_writes(self) -> Self {
+        Self {
+            allow_writes: true,
+            ..self
+        }
+    }
 }
 
 impl Lease {

@@ -9,14 +9,7 @@ use super::world;
 use crate::{Backend, World, roomy_limits};
 
 pub(super) fn job(agent: &str, prompt: &str) -> switchboard_core::Dispatch {
-    switchboard_core::Dispatch {
-        agent: agent.into(),
-        prompt: prompt.into(),
-        model: None,
-        write: false,
-        request_id: None,
-        ttl: None,
-    }
+    switchboard_core::Dispatch::new(agent, prompt)
 }
 
 pub(super) fn lapse(w: &World) {
@@ -166,20 +159,14 @@ pub async fn a_lapsed_write_job_waits_for_recovery(b: &dyn Backend) {
     d.write = true;
     let d = w.mailbox.dispatch(alice.peer.id, d).await.unwrap();
     w.mailbox
-        .run(op::Claim {
-            allow_writes: true,
-            ..op::Claim::new("codex", "w1")
-        })
+        .run(op::Claim::new("codex", "w1").allowing_writes())
         .await
         .unwrap()
         .unwrap();
     lapse(&w);
     assert!(
         w.mailbox
-            .run(op::Claim {
-                allow_writes: true,
-                ..op::Claim::new("codex", "w2")
-            })
+            .run(op::Claim::new("codex", "w2").allowing_writes())
             .await
             .unwrap()
             .is_none(),
@@ -193,10 +180,7 @@ pub async fn a_lapsed_write_job_waits_for_recovery(b: &dyn Backend) {
     assert_eq!(requeued.state, JobState::Queued);
     assert!(
         w.mailbox
-            .run(op::Claim {
-                allow_writes: true,
-                ..op::Claim::new("codex", "w2")
-            })
+            .run(op::Claim::new("codex", "w2").allowing_writes())
             .await
             .unwrap()
             .is_some()
@@ -218,10 +202,7 @@ pub async fn write_jobs_go_only_to_workers_that_allow_writes(b: &dyn Backend) {
     );
     assert!(
         w.mailbox
-            .run(op::Claim {
-                allow_writes: true,
-                ..op::Claim::new("codex", "rw")
-            })
+            .run(op::Claim::new("codex", "rw").allowing_writes())
             .await
             .unwrap()
             .is_some()

@@ -43,16 +43,7 @@ pub async fn send_lease_deliver_ack(b: &dyn Backend) {
     let after = only_sent(&w, alice.peer.id, sent.id).await;
     assert_eq!(state_of(&after, "bob"), DeliveryState::Read);
     assert!(after.recipients[0].read_at.is_some());
-    assert!(
-        w.mailbox
-            .run(op::Lease {
-                include_seen: true,
-                ..op::Lease::new(&bob, 10)
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.pull(&bob).await.is_empty());
 }
 
 pub async fn unknown_peer_is_rejected_and_writes_nothing(b: &dyn Backend) {

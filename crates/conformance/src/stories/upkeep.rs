@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_core::{Error, Exchange, Outgoing, Rejection, Run, SentQuery, op};
+use switchboard_core::{Error, Exchange, Outgoing, Rejection, SentQuery};
 use switchboard_proto::DeliveryState;
 
 use super::jobs::job;
@@ -21,16 +21,7 @@ pub async fn ttl_expiry_is_honest_before_and_after_gc(b: &dyn Backend) {
         state_of(&only_sent(&w, alice.peer.id, sent.id).await, "bob"),
         DeliveryState::Expired
     );
-    assert!(
-        w.mailbox
-            .run(op::Lease {
-                include_seen: true,
-                ..op::Lease::new(&bob, 10)
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.pull(&bob).await.is_empty());
     let report = w.mailbox.gc().await.unwrap();
     assert_eq!(report.expired, 1);
     assert_eq!(w.mailbox.stats().await.unwrap().expired, 1);

@@ -412,14 +412,7 @@ async fn jobs_per_second(mailbox: &Mailbox, from: &PeerRecord, n: usize) -> f64 
         let from = from.id;
         tasks.spawn(async move {
             for i in (d..n).step_by(16) {
-                let job = Dispatch {
-                    agent: "bench".into(),
-                    prompt: format!("job {i}"),
-                    model: None,
-                    write: false,
-                    request_id: None,
-                    ttl: None,
-                };
+                let job = Dispatch::new("bench", format!("job {i}"));
                 mailbox.dispatch(from, job).await.expect("dispatch");
             }
             (0usize, None)

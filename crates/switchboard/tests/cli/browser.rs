@@ -207,8 +207,10 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     // reqwest is built without a default TLS provider; every HTTP test installs ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
+    // The URL, not the relay: the relay is crashed and restarted while this is in use.
+    let url = relay.url.clone();
     let call = |op: &str, body: serde_json::Value| {
-        http.post(format!("{}/v1/{op}", relay.url))
+        http.post(format!("{url}/v1/{op}"))
             .bearer_auth(&token)
             .json(&body)
             .send()
@@ -222,12 +224,6 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     page.shows_reconnecting().await;
     relay.restart();
 
-    let call = |op: &str, body: serde_json::Value| {
-        http.post(format!("{}/v1/{op}", relay.url))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-    };
     let ops: serde_json::Value = call("operator", serde_json::json!({"name": "ops"}))
         .await
         .unwrap()

@@ -466,14 +466,7 @@ async fn a_peer_tokens_dashboard_shows_its_own_mail_and_no_one_elses() {
     let dispatch = |agent: &str, prompt: &str| {
         Call::Dispatch(op::Dispatch {
             from: Some(ops),
-            job: Dispatch {
-                agent: agent.into(),
-                prompt: prompt.into(),
-                model: None,
-                write: false,
-                request_id: None,
-                ttl: None,
-            },
+            job: Dispatch::new(agent, prompt),
         })
     };
     v1(

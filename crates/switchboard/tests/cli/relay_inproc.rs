@@ -288,14 +288,7 @@ async fn setup(r: &InProc) -> Setup {
             t,
             &Call::Dispatch(op::Dispatch {
                 from: Some(ops),
-                job: Dispatch {
-                    agent: "alice".into(),
-                    prompt: "review".into(),
-                    model: None,
-                    write: false,
-                    request_id: None,
-                    ttl: None,
-                },
+                job: Dispatch::new("alice", "review"),
             }),
         )
         .await

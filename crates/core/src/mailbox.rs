@@ -514,7 +514,7 @@ async fn wait_for(
         }
         let slice = (deadline - now).min(RECHECK);
         match tokio::time::timeout(slice, wakes.recv()).await {
-            Ok(Ok(wake)) if peer.is_none_or(|p| wake.concerns(p)) => return true,
+            Ok(Ok(wake)) if wake.stirs(peer) => return true,
             Ok(Ok(_)) => continue,
             Ok(Err(RecvError::Lagged(_))) => return true,
             // The store is gone: nothing more will arrive; let the caller re-read once and stop.

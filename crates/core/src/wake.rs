@@ -17,6 +17,9 @@ pub enum Wake {
     Room,
     /// A job was queued or changed state: workers and job waiters look again.
     Jobs,
+    /// A copy of a message changed state (handed over, read, buried): only those who show
+    /// copy states (the dashboard) look again. No waiter of the mailbox waits for this.
+    Copies,
 }
 
 impl Wake {
@@ -25,11 +28,23 @@ impl Wake {
         match self {
             Self::Inbox(p) => p == peer,
             Self::Room => true,
-            Self::Jobs => false,
+            Self::Jobs | Self::Copies => false,
         }
     }
 
-    /// Encodes a set of wakes as one doorbell payload: `r` or `i<id>` tokens joined by `,`.
+    /// True if a mailbox waiter should look again: one on `peer`'s inbox when `Some`, any other
+    /// waiter (a claim, a job's end, the log) when `None`. A copy's change of state moves none
+    /// of them, so a busy room's hand-overs and reads never make them re-read.
+    pub fn stirs(self, peer: Option<PeerId>) -> bool {
+        match (self, peer) {
+            (Self::Copies, _) => false,
+            (wake, Some(p)) => wake.concerns(p),
+            (_, None) => true,
+        }
+    }
+
+    /// Encodes a set of wakes as one doorbell payload: `r`, `j`, `c` or `i<id>` tokens joined
+    /// by `,`.
     pub fn encode(wakes: &[Wake]) -> String {
         if wakes.len() > MAX_WAKES_PER_RING || wakes.contains(&Wake::Room) {
             return "r".to_owned();
@@ -40,6 +55,7 @@ impl Wake {
                 Wake::Inbox(p) => format!("i{p}"),
                 Wake::Room => "r".to_owned(),
                 Wake::Jobs => "j".to_owned(),
+                Wake::Copies => "c".to_owned(),
             })
             .collect();
         parts.join(",")
@@ -53,13 +69,13 @@ impl Wake {
         };
         let mut out = Vec::new();
         for token in text.split(',') {
-            if token == "j" {
-                out.push(Wake::Jobs);
-                continue;
-            }
-            match token.strip_prefix('i').map(str::parse::<PeerId>) {
-                Some(Ok(id)) => out.push(Wake::Inbox(id)),
-                _ => return vec![Wake::Room],
+            match token {
+                "j" => out.push(Wake::Jobs),
+                "c" => out.push(Wake::Copies),
+                _ => match token.strip_prefix('i').map(str::parse::<PeerId>) {
+                    Some(Ok(id)) => out.push(Wake::Inbox(id)),
+                    _ => return vec![Wake::Room],
+                },
             }
             if out.len() > MAX_WAKES_PER_RING {
                 return vec![Wake::Room];
@@ -87,6 +103,18 @@ mod tests {
         let wakes = [Wake::Jobs, Wake::Inbox(PeerId(3))];
         assert_eq!(Wake::decode(Wake::encode(&wakes).as_bytes()), wakes);
         assert!(!Wake::Jobs.concerns(PeerId(3)), "a job change is not mail");
+    }
+
+    #[test]
+    fn a_copys_change_of_state_travels_but_stirs_no_waiter() {
+        let wakes = [Wake::Copies, Wake::Inbox(PeerId(3)), Wake::Jobs];
+        assert_eq!(Wake::decode(Wake::encode(&wakes).as_bytes()), wakes);
+        assert!(!Wake::Copies.stirs(None), "claims and job waits ignore it");
+        assert!(
+            !Wake::Copies.stirs(Some(PeerId(3))),
+            "inbox waits ignore it"
+        );
+        assert!(Wake::Jobs.stirs(None) && Wake::Room.stirs(Some(PeerId(3))));
     }
 
     proptest! {

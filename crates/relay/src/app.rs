@@ -40,7 +40,7 @@ use switchboard_mcp::{
 };
 
 use crate::auth::{AuthError, Caller, Verifier};
-use crate::dashboard;
+use crate::dashboard::{self, SignInLinks};
 use crate::events;
 #[cfg(feature = "fixtures")]
 use crate::fixtures;
@@ -110,6 +110,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub config: Arc<AppConfig>,
     pub shutdown: CancellationToken,
+    /// One-time links into the dashboard; only `switchboard dashboard` issues them.
+    pub sign_in_links: SignInLinks,
 }
 
 impl AppState {
@@ -124,6 +126,7 @@ impl AppState {
             metrics: Metrics::new(),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
+            sign_in_links: SignInLinks::default(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! (or `?after=`) gets exactly what it missed — no gap, no repeat. A `jobs` event (no id)
 //! says jobs changed. With `?session=`, the stream also keeps that session live. The dashboard's
 //! `/dashboard/events` is this same stream, opened by cookie, with a `room` event (no id) for
-//! the other changes (peers coming and going) so its page knows to look again.
+//! the other changes (peers coming and going) and a `copies` event when copies of messages
+//! were handed over, read, buried or expired, so its page knows to look again.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -172,33 +173,48 @@ fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
                     return None;
                 }
             }
-            match next_wake(&mut feed).await {
-                Some(true) => feed
-                    .pending
-                    .push_back(Event::default().event("jobs").data("{}")),
-                Some(false) if feed.changes == Changes::Told => feed
-                    .pending
-                    .push_back(Event::default().event("room").data("{}")),
-                Some(false) => {}
+            let told = match next_wake(&mut feed).await {
+                Some(Look::Jobs) => "jobs",
+                Some(Look::Log) if feed.changes == Changes::Told => "room",
+                Some(Look::Copies) => "copies",
+                Some(Look::Log) => continue,
                 None => return None,
-            }
+            };
+            feed.pending
+                .push_back(Event::default().event(told).data("{}"));
         }
     })
 }
 
-/// Waits for a wake worth a look: `Some(true)` for jobs, `Some(false)` for the log, `None`
-/// when the stream should end (shutdown, store gone).
-async fn next_wake(feed: &mut Feed) -> Option<bool> {
+/// What a wake asks of the stream.
+enum Look {
+    /// Jobs changed: say so (`jobs`).
+    Jobs,
+    /// The log may have grown: read it again (and, for the dashboard, say `room`).
+    Log,
+    /// Copies changed state: only the dashboard hears of it (`copies`), and the log is not
+    /// read again for it.
+    Copies,
+}
+
+/// Waits for a wake worth a look; `None` when the stream should end (shutdown, store gone).
+async fn next_wake(feed: &mut Feed) -> Option<Look> {
     loop {
         let wake = tokio::select! {
             () = feed.shutdown.cancelled() => return None,
             w = tokio::time::timeout(Duration::from_secs(30), feed.wakes.recv()) => w,
         };
         match wake {
-            Ok(Ok(Wake::Jobs)) => return Some(true),
-            Ok(Ok(w)) if feed.query.peer.is_none_or(|p| w.concerns(p)) => return Some(false),
+            Ok(Ok(Wake::Jobs)) => return Some(Look::Jobs),
+            // A room's dashboard, or a peer's, whose sent mail may be among them. The wake
+            // does not say whose copies changed: a peer's page looks again for nothing now and
+            // then, and learns only that something in its room was read.
+            Ok(Ok(Wake::Copies)) if feed.changes == Changes::Told => return Some(Look::Copies),
+            Ok(Ok(w)) if feed.query.peer.is_none_or(|p| w.concerns(p)) && w.stirs(None) => {
+                return Some(Look::Log);
+            }
             Ok(Ok(_)) => continue,
-            Ok(Err(RecvError::Lagged(_))) | Err(_) => return Some(false),
+            Ok(Err(RecvError::Lagged(_))) | Err(_) => return Some(Look::Log),
             Ok(Err(RecvError::Closed)) => return None,
         }
     }

@@ -6,7 +6,8 @@
 //! keeps one store per room; [`sessions`] tracks the sessions remote callers hold over `/v1`
 //! and [`mcp_sessions`] the MCP sessions (bound to their token, reaped when abandoned);
 //! [`revocation`] ends what a revoked token holds open; `dashboard` is the humans' web view at
-//! `/`, signed in by cookie and reading through the same guard;
+//! `/`, signed in by cookie and reading through the same guard; [`local`] serves that view over
+//! one machine's store (`switchboard dashboard`);
 //! `fixtures` is the hidden conformance mode (the official MCP suite's fixtures on `/mcp`),
 //! test equipment built only with the `fixtures` feature (tests turn it on; release builds don't).
 
@@ -17,6 +18,7 @@ mod events;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod guard;
+pub mod local;
 pub mod mcp_sessions;
 pub mod metrics;
 pub mod revocation;
@@ -26,6 +28,7 @@ pub mod sessions;
 
 pub use app::{App, AppConfig, AppState};
 pub use auth::{Caller, Verifier, mint};
+pub use dashboard::{LINK_LIFETIME, SignInLinks};
 pub use mcp_sessions::McpSessions;
 pub use metrics::Metrics;
 pub use revocation::Streams;

@@ -245,6 +245,7 @@ async fn take_leases<X: Executor>(
     }
     if !buried.is_empty() {
         x.bury_deliveries(req.peer, &buried).await?;
+        x.wake(Wake::Copies);
     }
     if !leased.is_empty() {
         x.take_leases(lease, &leased).await?;
@@ -274,7 +275,16 @@ pub async fn mark_delivered<X: Executor>(
     now: Millis,
 ) -> Step<u64, X> {
     let ids = &ids;
-    x.mark_delivered(Handover { session, ids, now }).await
+    let handed = x.mark_delivered(Handover { session, ids, now }).await?;
+    copies_changed(x, handed);
+    Ok(handed)
+}
+
+/// Tells those who show copy states (the dashboard) that `n` copies changed.
+pub(super) fn copies_changed<X: Executor>(x: &mut X, n: u64) {
+    if n > 0 {
+        x.wake(Wake::Copies);
+    }
 }
 
 /// Marks the messages read; every one must be in the peer's inbox, or nothing changes.
@@ -289,7 +299,9 @@ pub async fn ack<X: Executor>(
         peers::require(x, peer).await?;
         return Err(Rejection::NotInInbox { ids: missing }.into());
     }
-    x.mark_read(peer, &ids, now).await
+    let read = x.mark_read(peer, &ids, now).await?;
+    copies_changed(x, read);
+    Ok(read)
 }
 
 pub async fn sent<X: Executor>(

@@ -11,6 +11,7 @@ use crate::store::{GcPolicy, GcReport, StoreStats};
 pub async fn gc<X: Executor>(x: &mut X, policy: GcPolicy, now: Millis) -> Step<GcReport, X> {
     let dead_sessions = peers::reap(x, now).await?;
     let expired = x.expire_deliveries(now).await?;
+    super::mail::copies_changed(x, expired);
     let before = policy.delete_before;
     // Children first: sources, question records, deliveries, then the messages themselves.
     x.delete_old_answer_sources(before).await?;

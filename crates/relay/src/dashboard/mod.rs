@@ -9,14 +9,17 @@
 //!   through its guard.
 //! - [`pages`]: the templates and the handlers that fill them: the page, its fragments, the
 //!   send form and the event stream the page listens to.
+//! - [`link`]: one-time sign-in links, the way into the dashboard of one machine
+//!   (`switchboard dashboard`), whose token is never shown.
 //! - [`assets`]: the script and the style sheet, embedded in the binary, and the security
 //!   headers every dashboard answer carries.
 //!
-//! Routes: `GET /`, `POST /login`, `POST /logout`, and under `/dashboard/`: `fragments/{name}`,
+//! Routes: `GET /`, `POST /login`, `POST /logout`, `GET /login/link/{code}`, and under `/dashboard/`: `fragments/{name}`,
 //! `events`, `send` and `assets/{file}`. They authenticate by cookie, never by bearer token;
 //! `/v1` and `/mcp` stay bearer-only.
 
 mod assets;
+mod link;
 mod pages;
 mod session;
 mod views;
@@ -31,12 +34,15 @@ use switchboard_core::Error;
 
 use crate::app::App;
 
+pub use link::{LINK_LIFETIME, SignInLinks};
+
 /// The dashboard's routes, with the security headers on every answer.
 pub(crate) fn router() -> Router<App> {
     Router::new()
         .route("/", get(pages::index))
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
+        .route("/login/link/{code}", get(link::visit))
         .route("/dashboard/fragments/{name}", get(pages::fragment))
         .route("/dashboard/events", get(pages::events))
         .route("/dashboard/send", post(pages::send))
@@ -47,7 +53,9 @@ pub(crate) fn router() -> Router<App> {
 /// True for the paths the dashboard serves: there a same-origin `Origin` (the relay's own
 /// page posting its forms) is accepted besides the configured ones.
 pub(crate) fn serves(path: &str) -> bool {
-    matches!(path, "/" | "/login" | "/logout") || path.starts_with("/dashboard/")
+    matches!(path, "/" | "/login" | "/logout")
+        || path.starts_with("/dashboard/")
+        || path.starts_with("/login/link/")
 }
 
 /// Why a dashboard request was refused; each is a 4xx but for the store's and the OS's

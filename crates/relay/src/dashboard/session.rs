@@ -156,22 +156,29 @@ pub(crate) async fn login(
             return pages::login_page(&app, &headers, StatusCode::UNAUTHORIZED, Some(msg));
         }
     }
-    // A new CSRF value at login, so one planted before it is worth nothing after.
-    let csrf = match new_csrf() {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let mut res = see_other("/");
-    let cookies = res.headers_mut();
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(&app, SESSION_COOKIE, Some(token)),
-    );
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(&app, CSRF_COOKIE, Some(&csrf)),
-    );
-    res
+    match signed_in_cookies(&app, token) {
+        Ok(cookies) => {
+            let mut res = see_other("/");
+            for cookie in cookies {
+                res.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            res
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The `Set-Cookie` values that sign a browser in with `token` (checked by the caller): the
+/// session, and a new CSRF value, so one planted before the login is worth nothing after.
+pub(crate) fn signed_in_cookies(
+    app: &App,
+    token: &str,
+) -> Result<[HeaderValue; 2], DashboardError> {
+    let csrf = new_csrf()?;
+    Ok([
+        set_cookie(app, SESSION_COOKIE, Some(token)),
+        set_cookie(app, CSRF_COOKIE, Some(&csrf)),
+    ])
 }
 
 /// `POST /logout`: forgets the session in this browser (the token itself stays valid).

@@ -101,6 +101,9 @@ pub enum Command {
     Mcp(McpArgs),
     /// Run the relay for agents on other machines: MCP at /mcp, JSON API at /v1, /healthz, /metrics
     Serve(ServeArgs),
+    /// Watch this machine's agents in a browser: serves the dashboard on loopback and opens it
+    /// with a one-time sign-in link (on a relay, opens the relay's own dashboard)
+    Dashboard(DashboardArgs),
     /// Bring the relay's database (every room, the tokens) to this version's schema
     Migrate,
     /// The relay's tokens: create (shown once), list, revoke
@@ -131,6 +134,16 @@ pub struct JobGuardArgs {
     pub program: std::ffi::OsString,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Loopback address to serve the page on; port 0 picks a free one
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Print the sign-in link without opening a browser
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Debug, Args)]

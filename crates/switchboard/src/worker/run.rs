@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use switchboard_core::{Error, Exchange, JobOutcome, Rejection};
+use switchboard_core::{Error, Exchange, JobOutcome, Rejection, Wake};
 use switchboard_proto::{JobClaim, JobId, JobState, MAX_RESULT_BYTES};
 
 use super::{WorkerConfig, WorkerError};
@@ -200,7 +200,8 @@ async fn supervise(
         let check = tokio::select! {
             status = child.wait() => return End::Exited(status),
             _ = beat.tick() => true,
-            _ = wakes.recv() => last_check.elapsed() >= CHECK_GAP,
+            // Mail being read elsewhere in the room is no news for a running job.
+            w = wakes.recv() => !matches!(w, Ok(Wake::Copies)) && last_check.elapsed() >= CHECK_GAP,
             _ = stop.changed() => {
                 kill(child).await;
                 return End::Stopped;

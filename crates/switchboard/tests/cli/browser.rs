@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 use crate::dashboard::{join, operator, send_v1};
+use crate::harness::Home;
 use crate::relay_inproc::InProc;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -138,6 +139,19 @@ impl Page {
             .unwrap()
     }
 
+    /// Waits until an element matching the playwright `selector` is on the page; the
+    /// milliseconds it took.
+    async fn waits_for(&mut self, selector: &str) -> u64 {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        let line = format!("wait {selector}\n");
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+        self.expect("waited", Duration::from_secs(30))
+            .await
+            .parse()
+            .unwrap()
+    }
+
     /// Waits for the page to show that its connection is lost.
     async fn shows_reconnecting(&mut self) {
         let stdin = self.child.stdin.as_mut().unwrap();
@@ -167,17 +181,42 @@ impl Page {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_message_sent_from_the_cli_appears_on_the_signed_in_page_without_a_reload() {
+async fn a_message_sent_from_the_cli_appears_on_the_signed_in_page_and_its_copy_moves_to_read() {
     let Some(tools) = tools() else { return };
     let relay = InProc::embedded().await;
-    join(&relay, &relay.room_token, "bob").await;
-    let ops = operator(&relay, "ops").await;
+    // The real binary, through the relay, as each human at a terminal would use it.
+    let home = Home::new();
+    let cli = |who: &str, args: &[&str]| {
+        let mut all = vec!["--relay", &relay.url, "--token", &relay.room_token];
+        all.extend_from_slice(args);
+        let out = home.run(who, &all);
+        assert!(
+            out.status.success(),
+            "switchboard {args:?} as {who}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // carol is there (her empty inbox read once) before the page opens.
+    cli("carol", &["inbox"]);
     let mut page = Page::open(&tools, &relay, &relay.room_token).await;
 
     // Sent after the page is up: only the live stream can bring it in.
-    send_v1(&relay, ops, "bob", "hello from the terminal").await;
+    cli("ops", &["send", "carol", "hello from the terminal"]);
     let ms = page.sees("hello from the terminal").await;
     eprintln!("the message appeared on the page {ms} ms after it was sent");
+    let card = r#".message:has-text("hello from the terminal")"#;
+    page.waits_for(&format!("{card} .copy.state-queued")).await;
+
+    // Handed over without an acknowledgement, then read: each step shows without a reload.
+    assert!(cli("carol", &["inbox", "--no-ack"]).contains("hello from the terminal"));
+    let ms = page
+        .waits_for(&format!("{card} .copy.state-delivered"))
+        .await;
+    eprintln!("'delivered' showed {ms} ms after the hand-over");
+    assert!(cli("carol", &["inbox"]).contains("hello from the terminal"));
+    let ms = page.waits_for(&format!("{card} .copy.state-read")).await;
+    eprintln!("'read' showed {ms} ms after the acknowledgement");
     page.close().await;
 }
 

@@ -2,8 +2,9 @@
 //! plain HTTP client: cookies kept by hand (so their attributes can be checked), redirects not
 //! followed, `Origin` sent on every POST as a browser does. What is checked: login and its
 //! cookies, CSRF on every POST, that a token sees through the page exactly what `/v1` lets it
-//! see, sending from the page, the security headers, and that revocation ends a session.
-//! Nothing here sleeps for timing: it waits for the relay's events.
+//! see, sending from the page, the security headers, and that revocation ends a session; and
+//! `switchboard dashboard`, the real binary serving one machine's store, signed in by its
+//! one-time links. Nothing here sleeps for timing: it waits for the relay's events.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -47,12 +48,19 @@ struct Browser {
 
 impl Browser {
     fn new(relay: &InProc) -> Self {
+        Self::at(&relay.url)
+    }
+
+    /// A browser with no cookies yet, for the server at `base`.
+    fn at(base: &str) -> Self {
+        // reqwest is built without a default TLS provider; every HTTP test installs ring's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: relay.url.clone(),
+            base: base.to_owned(),
             cookies: HashMap::new(),
         }
     }
@@ -612,4 +620,161 @@ async fn a_revoked_tokens_cookie_stops_working_at_once() {
             .unwrap()
             .contains("Max-Age=0")
     );
+}
+
+/// `switchboard dashboard`, the real binary over a private home, with its stdin held so the
+/// test can ask for more links; ended by SIGTERM when dropped.
+struct LocalDashboard {
+    child: tokio::process::Child,
+    out: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl LocalDashboard {
+    fn start(home: &crate::harness::Home) -> Self {
+        let mut cmd = tokio::process::Command::from(home.cmd("ops"));
+        let mut child = cmd
+            .args(["dashboard", "--no-open"])
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start switchboard dashboard");
+        let out = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stdout.take().unwrap(),
+        ));
+        Self { child, out }
+    }
+
+    /// The next link it prints.
+    async fn link(&mut self) -> String {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.out.next_line())
+            .await
+            .expect("the dashboard prints its link")
+            .unwrap()
+            .expect("the dashboard is running");
+        assert!(line.contains("/login/link/"), "not a sign-in link: {line}");
+        line
+    }
+
+    /// Presses Enter in its terminal: it prints another link.
+    async fn another_link(&mut self) -> String {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        self.link().await
+    }
+
+    /// Ends it as Ctrl-C's sibling SIGTERM would: it must stop cleanly.
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("still running");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the dashboard stops on SIGTERM")
+            .unwrap();
+        assert!(status.success(), "stopped with {status}");
+    }
+}
+
+/// `http://127.0.0.1:PORT/login/link/CODE` → (`http://127.0.0.1:PORT`, `/login/link/CODE`).
+fn split_link(link: &str) -> (String, String) {
+    let at = link.find("/login/").unwrap();
+    (link[..at].to_owned(), link[at..].to_owned())
+}
+
+#[tokio::test]
+async fn the_local_dashboard_signs_a_browser_in_once_by_its_link_and_shows_this_machines_mail() {
+    let home = crate::harness::Home::new();
+    // Mail between two of this machine's humans, written before the dashboard starts.
+    assert!(home.run("alice", &["inbox"]).status.success());
+    let sent = home.run("ops", &["send", "alice", "the build is green"]);
+    assert!(sent.status.success(), "{sent:?}");
+    let mut dashboard = LocalDashboard::start(&home);
+    let (base, path) = split_link(&dashboard.link().await);
+
+    let mut browser = Browser::at(&base);
+    // Without the link: the login form, which no token of this process's can fill.
+    assert!(browser.get("/").await.body.contains("action=\"/login\""));
+    let signed = browser.get(&path).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    let session = signed.set_cookie("swb_session").expect("a session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
+    assert_eq!(browser.csrf().len(), 64, "and a CSRF value");
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("room local"), "{}", page.body);
+    assert!(page.body.contains("the build is green"), "{}", page.body);
+    assert!(page.body.contains("alice"));
+
+    // The page acts on the machine's store: alice's inbox has what it sends.
+    let res = browser.send("ops", "alice", "sent from the page").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let inbox = home.run("alice", &["inbox"]);
+    assert!(String::from_utf8_lossy(&inbox.stdout).contains("sent from the page"));
+
+    // The link is spent: a second browser gets nothing from it, but Enter makes another.
+    let mut second = Browser::at(&base);
+    let again = second.get(&path).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        again.body.contains("used already or has expired"),
+        "{}",
+        again.body
+    );
+    assert!(again.set_cookie("swb_session").is_none());
+    let (_, fresh) = split_link(&dashboard.another_link().await);
+    assert_ne!(fresh, path);
+    assert_eq!(second.get(&fresh).await.status, StatusCode::OK);
+    assert!(second.get("/").await.body.contains("sent from the page"));
+
+    // Stopping the dashboard ends its token: a new one does not take the old cookie.
+    dashboard.stop().await;
+    let mut restarted = LocalDashboard::start(&home);
+    let (base, _) = split_link(&restarted.link().await);
+    browser.base = base;
+    let page = browser.get("/").await;
+    assert!(
+        page.body.contains("action=\"/login\""),
+        "signed out: {}",
+        page.body
+    );
+    restarted.stop().await;
+}
+
+#[test]
+fn the_local_dashboard_refuses_an_address_beyond_loopback() {
+    let home = crate::harness::Home::new();
+    let out = home.run("ops", &["dashboard", "--no-open", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loopback only"), "{err}");
+    assert!(out.stdout.is_empty(), "no link printed");
+}
+
+#[tokio::test]
+async fn the_dashboard_command_on_a_relay_points_at_the_relays_own_page() {
+    let relay = InProc::embedded().await;
+    let home = crate::harness::Home::new();
+    let args = [
+        "--relay",
+        &relay.url,
+        "--token",
+        &relay.room_token,
+        "dashboard",
+        "--no-open",
+    ];
+    let out = home.run("ops", &args);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{}/", relay.url)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sign in there"));
 }

@@ -23,9 +23,14 @@
   }
 
   function refresh() {
+    var only = wanted;
     pending = null;
+    wanted = {};
     var views = document.querySelectorAll("[data-fragment]");
     Array.prototype.forEach.call(views, function (el) {
+      if (!only.all && !only[el.dataset.fragment]) {
+        return;
+      }
       fetch("/dashboard/fragments/" + el.dataset.fragment, {
         credentials: "same-origin",
         headers: { Accept: "text/html" },
@@ -53,7 +58,15 @@
     });
   }
 
-  function soon() {
+  // Which views the next refresh reads: some by name, or all.
+  var wanted = {};
+
+  function soon(name) {
+    if (typeof name === "string") {
+      wanted[name] = true;
+    } else {
+      wanted.all = true;
+    }
     if (pending === null) {
       pending = window.setTimeout(refresh, 250);
     }
@@ -81,6 +94,10 @@
     source.addEventListener("message", onMessage);
     source.addEventListener("jobs", soon);
     source.addEventListener("room", soon);
+    // Copies handed over, read or expired: only the messages' states changed.
+    source.addEventListener("copies", function () {
+      soon("messages");
+    });
     source.addEventListener("error", function () {
       showBanner(true);
       if (source.readyState !== EventSource.CLOSED) {
@@ -107,8 +124,8 @@
     retryMs = Math.min(retryMs * 2, 30000);
   }
 
-  // A copy's move to delivered or read wakes nobody, so the views are also read again now and
-  // then.
-  window.setInterval(soon, 15000);
+  // Wakes are hints that can be lost (a full doorbell socket drops one): the views are also
+  // read again now and then, whatever the stream says.
+  window.setInterval(soon, 60000);
   connect();
 })();

@@ -1,5 +1,6 @@
 //! One module per command; each takes the shared [`Context`] and its own arguments.
 
+pub mod dashboard;
 pub mod doctor;
 mod gc;
 mod hook;
@@ -48,6 +49,7 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         | Command::Setup(_)
         | Command::Doctor
         | Command::Serve(_)
+        | Command::Dashboard(_)
         | Command::Migrate
         | Command::Tokens { .. } => {
             unreachable!("served before a store is opened")

@@ -6,6 +6,8 @@
 //   out "seen <ms>"            it appeared, after <ms> since the line came in
 //   in  "absent <text>"        check no message with this text is on the page now
 //   out "absent"               it is not (else "failed …")
+//   in  "wait <selector>"      wait for an element matching the playwright selector
+//   out "waited <ms>"          it is on the page, after <ms> since the line came in
 //   in  "banner"               wait for the "reconnecting…" banner to show
 //   out "banner"               it shows
 //   out "failed <why>"         anything went wrong (the test fails with it)
@@ -46,6 +48,12 @@ try {
     if (text === "banner") {
       await page.locator("#connection").waitFor({ state: "visible", timeout: 30_000 });
       say("banner");
+      continue;
+    }
+    if (text.startsWith("wait ")) {
+      const start = Date.now();
+      await page.locator(text.slice("wait ".length)).first().waitFor({ timeout: 10_000 });
+      say(`waited ${Date.now() - start}`);
       continue;
     }
     if (text.startsWith("absent ")) {

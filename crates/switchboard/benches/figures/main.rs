@@ -31,6 +31,8 @@ struct Args {
     relay_only: bool,
     /// `--clients-only`: just the real clients' figures.
     clients_only: bool,
+    /// `--dashboard-only`: just the dashboard's page weight and render times.
+    dashboard_only: bool,
 }
 
 fn args() -> Args {
@@ -38,6 +40,7 @@ fn args() -> Args {
     let mut relay_messages = 64_000;
     let mut relay_only = false;
     let mut clients_only = false;
+    let mut dashboard_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -52,6 +55,7 @@ fn args() -> Args {
             }
             "--relay-only" => relay_only = true,
             "--clients-only" => clients_only = true,
+            "--dashboard-only" => dashboard_only = true,
             _ => {}
         }
     }
@@ -60,6 +64,7 @@ fn args() -> Args {
         relay_messages,
         relay_only,
         clients_only,
+        dashboard_only,
     }
 }
 
@@ -81,6 +86,12 @@ async fn main() {
         println!("|---|---|");
         mcp::exit_figures();
         tokio::task::spawn_blocking(clients::figures).await.unwrap();
+        return;
+    }
+    if args.dashboard_only {
+        println!("| figure | value |");
+        println!("|---|---|");
+        dashboard::figures(args.messages.min(100_000)).await;
         return;
     }
     if args.relay_only {
@@ -155,6 +166,7 @@ async fn main() {
     if args.relay_messages > 0 {
         relay::figures(args.relay_messages).await;
     }
+    dashboard::figures(100_000).await;
     if args.messages == 0 {
         return;
     }
@@ -398,6 +410,7 @@ async fn wake_latency(
 }
 
 mod clients;
+mod dashboard;
 mod mcp;
 mod relay;
 

@@ -1,7 +1,8 @@
-//! The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core
-//! (`browser/dashboard.mjs`) against the relay in-process. Without chromium or the driver each
-//! test prints `SKIPPED …` and passes, except under `CI=true`, where `.ci/run` installs both and
-//! a missing one fails the test.
+//! The dashboard in real browsers: Debian's chromium and firefox-esr, headless, driven by
+//! playwright-core (`browser/dashboard.mjs`; Firefox over WebDriver BiDi) against the relay
+//! in-process. Every scenario runs in Chromium; the live ones in Firefox too. Without a browser
+//! or the driver each test prints `SKIPPED …` and passes, except under `CI=true`, where
+//! `.ci/run` installs them and a missing one fails the test.
 //!
 //! `SWITCHBOARD_SCREENSHOTS=DIR` keeps the page's screenshots there (the ones in
 //! `docs/screenshots/` were made so).
@@ -17,7 +18,21 @@ use crate::dashboard::{join, operator, send_v1};
 use crate::harness::Home;
 use crate::relay_inproc::InProc;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// The browsers the page is tested in, as Debian installs them.
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl Engine {
+    fn executable(self) -> &'static Path {
+        Path::new(match self {
+            Self::Chromium => "/usr/bin/chromium",
+            Self::Firefox => "/usr/bin/firefox-esr",
+        })
+    }
+}
 /// How long the page may take to start and sign in, on a loaded 2-core machine.
 const START: Duration = Duration::from_secs(90);
 
@@ -38,8 +53,12 @@ fn tools() -> Option<Tools> {
     let driver = repo.join(".ci/browser/node_modules/playwright-core");
     let missing = [
         (
-            Path::new(CHROMIUM),
+            Engine::Chromium.executable(),
             "Debian's chromium (apt-get install chromium)",
+        ),
+        (
+            Engine::Firefox.executable(),
+            "Debian's firefox-esr (apt-get install firefox-esr)",
         ),
         (
             node.as_path(),
@@ -73,12 +92,18 @@ struct Page {
 
 impl Page {
     async fn open(tools: &Tools, relay: &InProc, token: &str) -> Self {
-        Self::open_at(tools, &relay.url, token, false).await
+        Self::open_at(Engine::Chromium, tools, &relay.url, token, false).await
     }
 
-    /// Like [`Self::open`] on the relay at `url`; `goes_away` when the test will stop the relay
-    /// under the page (its failed reconnects are then expected, not faults).
-    async fn open_at(tools: &Tools, url: &str, token: &str, goes_away: bool) -> Self {
+    /// Like [`Self::open`], in `engine`, on the relay at `url`; `goes_away` when the test will
+    /// stop the relay under the page (its failed reconnects are then expected, not faults).
+    async fn open_at(
+        engine: Engine,
+        tools: &Tools,
+        url: &str,
+        token: &str,
+        goes_away: bool,
+    ) -> Self {
         let (shots, kept) = match std::env::var_os("SWITCHBOARD_SCREENSHOTS") {
             Some(dir) => (PathBuf::from(dir), None),
             None => {
@@ -90,7 +115,7 @@ impl Page {
         let mut child = Command::new(&tools.node)
             .arg(script)
             .arg(&tools.driver)
-            .arg(CHROMIUM)
+            .arg(engine.executable())
             .arg(format!("{url}/"))
             .arg(token)
             .arg(&shots)
@@ -182,6 +207,15 @@ impl Page {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_sent_from_the_cli_appears_on_the_signed_in_page_and_its_copy_moves_to_read() {
+    live_mail_and_its_copy_states(Engine::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_firefox_a_message_sent_from_the_cli_appears_and_its_copy_moves_to_read() {
+    live_mail_and_its_copy_states(Engine::Firefox).await;
+}
+
+async fn live_mail_and_its_copy_states(engine: Engine) {
     let Some(tools) = tools() else { return };
     let relay = InProc::embedded().await;
     // The real binary, through the relay, as each human at a terminal would use it.
@@ -199,7 +233,7 @@ async fn a_message_sent_from_the_cli_appears_on_the_signed_in_page_and_its_copy_
     };
     // carol is there (her empty inbox read once) before the page opens.
     cli("carol", &["inbox"]);
-    let mut page = Page::open(&tools, &relay, &relay.room_token).await;
+    let mut page = Page::open_at(engine, &tools, &relay.url, &relay.room_token, false).await;
 
     // Sent after the page is up: only the live stream can bring it in.
     cli("ops", &["send", "carol", "hello from the terminal"]);
@@ -222,12 +256,21 @@ async fn a_message_sent_from_the_cli_appears_on_the_signed_in_page_and_its_copy_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_tokens_page_shows_its_own_mail_and_never_another_peers() {
+    a_peer_sees_only_its_own_mail(Engine::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_firefox_a_peer_tokens_page_shows_its_own_mail_and_never_another_peers() {
+    a_peer_sees_only_its_own_mail(Engine::Firefox).await;
+}
+
+async fn a_peer_sees_only_its_own_mail(engine: Engine) {
     let Some(tools) = tools() else { return };
     let relay = InProc::embedded().await;
     join(&relay, &relay.room_token, "bob").await;
     join(&relay, &relay.peer_token, "alice").await;
     let ops = operator(&relay, "ops").await;
-    let mut page = Page::open(&tools, &relay, &relay.peer_token).await;
+    let mut page = Page::open_at(engine, &tools, &relay.url, &relay.peer_token, false).await;
 
     // bob's mail goes first: by the time alice's has arrived on her page, bob's would be there
     // too if her page could see it.
@@ -257,7 +300,7 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     call("open_session", serde_json::json!({"session": {"name": "bob", "kind": "agent", "info": {}, "policy": "join"}}))
         .await
         .unwrap();
-    let mut page = Page::open_at(&tools, &relay.url, &token, true).await;
+    let mut page = Page::open_at(Engine::Chromium, &tools, &relay.url, &token, true).await;
 
     relay.crash();
     page.shows_reconnecting().await;

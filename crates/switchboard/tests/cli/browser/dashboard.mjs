@@ -10,6 +10,9 @@
 //   out "absent"               it is not (else "failed …")
 //   in  "wait <selector>"      wait for an element matching the playwright selector
 //   out "waited <ms>"          it is on the page, after <ms> since the line came in
+//   in  "look"                 at a phone's width (390 px) the page must not scroll sideways;
+//                              screenshots at that width and in dark mode
+//   out "looked"               it fits (else "failed …")
 //   in  "banner"               wait for the "reconnecting…" banner to show
 //   out "banner"               it shows
 //   out "failed <why>"         anything went wrong (the test fails with it)
@@ -55,6 +58,20 @@ try {
     if (text === "banner") {
       await page.locator("#connection").waitFor({ state: "visible", timeout: 30_000 });
       say("banner");
+      continue;
+    }
+    if (text === "look") {
+      const wide = page.viewportSize();
+      await page.setViewportSize({ width: 390, height: 844 });
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      await shot("dashboard-phone");
+      await page.setViewportSize(wide);
+      await page.emulateMedia({ colorScheme: "dark" });
+      await shot("dashboard-dark");
+      await page.emulateMedia({ colorScheme: "light" });
+      say(overflow > 0 ? `failed the page is ${overflow} px wider than a phone` : "looked");
       continue;
     }
     if (text.startsWith("wait ")) {

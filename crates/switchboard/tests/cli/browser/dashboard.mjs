@@ -8,6 +8,18 @@
 //   out "absent"               it is not (else "failed …")
 //   in  "banner"               wait for the "reconnecting…" banner to show
 //   out "banner"               it shows
+// Generic commands, for any part of the page. <sel> is a CSS selector without spaces (use `>`
+// between parts); in a <value>, `\n` stands for a line break.
+//   in  "see <sel> <text>"     wait for an element matching <sel> that shows <text>
+//   out "seen <ms>"            it appeared, after <ms> since the line came in
+//   in  "fill <sel> <value>"   type <value> into the field (replacing what it held)
+//   out "filled"
+//   in  "select <sel> <value>" choose the option with this value in the list
+//   out "selected"
+//   in  "follow <sel>"         click a link or a submit button and wait for the new page
+//   out "followed"
+//   in  "shot <name>"          a screenshot <name>.png, when screenshots are kept
+//   out "shot"
 //   out "failed <why>"         anything went wrong (the test fails with it)
 import { createRequire } from "node:module";
 import readline from "node:readline";
@@ -46,6 +58,34 @@ try {
     if (text === "banner") {
       await page.locator("#connection").waitFor({ state: "visible", timeout: 30_000 });
       say("banner");
+      continue;
+    }
+    const [command, sel, ...rest] = text.split(" ");
+    const arg = rest.join(" ").replaceAll("\\n", "\n");
+    if (command === "see" && sel) {
+      const start = Date.now();
+      await page.locator(sel, { hasText: arg }).first().waitFor({ timeout: 10_000 });
+      say(`seen ${Date.now() - start}`);
+      continue;
+    }
+    if (command === "fill" && sel) {
+      await page.fill(sel, arg);
+      say("filled");
+      continue;
+    }
+    if (command === "select" && sel) {
+      await page.selectOption(sel, arg);
+      say("selected");
+      continue;
+    }
+    if (command === "follow" && sel) {
+      await Promise.all([page.waitForNavigation(), page.click(sel)]);
+      say("followed");
+      continue;
+    }
+    if (command === "shot" && sel) {
+      if (shots) await page.screenshot({ path: `${shots}/${sel}.png`, fullPage: true });
+      say("shot");
       continue;
     }
     if (text.startsWith("absent ")) {

@@ -14,8 +14,8 @@
 //!   headers every dashboard answer carries.
 //!
 //! Routes: `GET /`, `POST /login`, `POST /logout`, and under `/dashboard/`: `fragments/{name}`,
-//! `events`, `send`, `answer` and `assets/{file}`. They authenticate by cookie, never by bearer token;
-//! `/v1` and `/mcp` stay bearer-only.
+//! `events`, `send`, `answer` and `assets/{file}`. They authenticate by cookie, never by bearer
+//! token; `/v1` and `/mcp` stay bearer-only.
 
 mod assets;
 mod pages;

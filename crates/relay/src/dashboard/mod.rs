@@ -8,19 +8,21 @@
 //! - [`views`]: what a token may see (peers, messages with each copy's state, jobs), read
 //!   through its guard.
 //! - [`pages`]: the templates and the handlers that fill them: the page, its fragments, the
-//!   send form and the event stream the page listens to.
+//!   send form (which also replies to a message) and the event stream the page listens to.
+//! - [`questions`]: the questions view and the answer form.
 //! - [`link`]: one-time sign-in links, the way into the dashboard of one machine
 //!   (`switchboard dashboard`), whose token is never shown.
 //! - [`assets`]: the script and the style sheet, embedded in the binary, and the security
 //!   headers every dashboard answer carries.
 //!
-//! Routes: `GET /`, `POST /login`, `POST /logout`, `GET /login/link/{code}`, and under `/dashboard/`: `fragments/{name}`,
-//! `events`, `send` and `assets/{file}`. They authenticate by cookie, never by bearer token;
-//! `/v1` and `/mcp` stay bearer-only.
+//! Routes: `GET /`, `POST /login`, `POST /logout`, `GET /login/link/{code}`, and under
+//! `/dashboard/`: `fragments/{name}`, `events`, `send`, `answer` and `assets/{file}`. They
+//! authenticate by cookie, never by bearer token; `/v1` and `/mcp` stay bearer-only.
 
 mod assets;
 mod link;
 mod pages;
+mod questions;
 mod session;
 mod views;
 
@@ -46,6 +48,7 @@ pub(crate) fn router() -> Router<App> {
         .route("/dashboard/fragments/{name}", get(pages::fragment))
         .route("/dashboard/events", get(pages::events))
         .route("/dashboard/send", post(pages::send))
+        .route("/dashboard/answer", post(questions::answer))
         .route("/dashboard/assets/{file}", get(assets::serve))
         .layer(middleware::from_fn(assets::security_headers))
 }

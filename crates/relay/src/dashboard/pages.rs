@@ -5,14 +5,15 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use switchboard_core::{Clock, Exchange, Grant, Outgoing, SystemClock};
-use switchboard_proto::{Scope, Target};
+use switchboard_core::{Clock, Exchange, Grant, Outgoing, PeerRecord, SystemClock};
+use switchboard_proto::{MessageId, Scope, Target};
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -20,6 +21,7 @@ use crate::events::{self, Changes, EventsQuery};
 use crate::guard::Guard;
 
 use super::DashboardError;
+use super::questions::{self, AnswerDraft};
 use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
 use super::views::{self, JobRow, MessageRow, PeerRow};
 
@@ -58,9 +60,9 @@ struct RoomPage<'a> {
     peer: Option<&'a str>,
     peers: String,
     messages: String,
+    questions: String,
     jobs: String,
-    draft: &'a Draft,
-    notice: Option<&'a str>,
+    forms: &'a Forms,
 }
 
 #[derive(Template)]
@@ -74,6 +76,8 @@ struct MessageList {
     title: &'static str,
     empty: &'static str,
     rows: Vec<MessageRow>,
+    /// Whether its messages offer a "Reply" (not on the peer's own sent mail).
+    replies: bool,
 }
 
 #[derive(Template)]
@@ -100,6 +104,83 @@ pub(crate) struct Draft {
     to: String,
     #[serde(default)]
     text: String,
+    /// The message this one answers (`#12` or `12`), or empty.
+    #[serde(default)]
+    reply_to: String,
+}
+
+/// A form the page posts: it carries the browser's CSRF value.
+pub(crate) trait Posted: DeserializeOwned {
+    fn csrf(&self) -> &str;
+}
+
+impl Posted for Draft {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Which of the page's forms a refusal belongs to, so its reason shows beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormName {
+    Send,
+    Answer,
+}
+
+/// What the page's forms hold (kept when a post is refused, so the human loses nothing), and
+/// which form was refused and why.
+#[derive(Debug, Default)]
+pub(crate) struct Forms {
+    pub(crate) send: Draft,
+    pub(crate) answer: AnswerDraft,
+    pub(crate) refused: Option<(FormName, String)>,
+}
+
+impl Forms {
+    fn notice(&self, form: FormName) -> Option<&str> {
+        match &self.refused {
+            Some((f, why)) if *f == form => Some(why),
+            _ => None,
+        }
+    }
+
+    fn send_notice(&self) -> Option<&str> {
+        self.notice(FormName::Send)
+    }
+
+    fn answer_notice(&self) -> Option<&str> {
+        self.notice(FormName::Answer)
+    }
+}
+
+/// What a link on the page fills into the forms: `/?to=bob&reply_to=12` (a message's
+/// "Reply"), `/?question=4&as=ops` (a question's "Answer"). Plain links, so they work without
+/// JavaScript.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Prefill {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    reply_to: String,
+    #[serde(default)]
+    question: String,
+    #[serde(default, rename = "as")]
+    as_name: String,
+}
+
+impl Prefill {
+    fn forms(self) -> Forms {
+        Forms {
+            send: Draft {
+                as_name: self.as_name.clone(),
+                to: self.to,
+                reply_to: self.reply_to,
+                ..Draft::default()
+            },
+            answer: AnswerDraft::prefilled(self.question, self.as_name),
+            refused: None,
+        }
+    }
 }
 
 /// A template rendered, or a plain 500 if the template cannot be (it is compiled with the
@@ -164,22 +245,19 @@ pub(crate) fn login_page(
 }
 
 /// `GET /`: the login form, the room's dashboard, or the admin token's health page.
-pub(crate) async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
+pub(crate) async fn index(
+    State(app): State<App>,
+    headers: HeaderMap,
+    prefill: Result<Query<Prefill>, QueryRejection>,
+) -> Response {
     let caller = match session::caller(&app, &headers).await {
         Ok(Some(caller)) => caller,
         Ok(None) => return login_page(&app, &headers, StatusCode::OK, None),
         Err(e) => return e.into_response(),
     };
-    match room_page(
-        &app,
-        &headers,
-        &caller,
-        &Draft::default(),
-        None,
-        StatusCode::OK,
-    )
-    .await
-    {
+    // A mangled link only loses its prefill: the forms say what is wrong once posted.
+    let forms = prefill.map(|Query(p)| p).unwrap_or_default().forms();
+    match room_page(&app, &headers, &caller, &forms, StatusCode::OK).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
@@ -191,8 +269,7 @@ async fn room_page(
     app: &App,
     headers: &HeaderMap,
     caller: &Caller,
-    draft: &Draft,
-    notice: Option<&str>,
+    forms: &Forms,
     status: StatusCode,
 ) -> Result<Response, DashboardError> {
     let (csrf, fresh) = match session::csrf_of(headers) {
@@ -217,9 +294,9 @@ async fn room_page(
                 peer: caller.grant.peer(),
                 peers: peers_fragment(&guard).await?,
                 messages: messages_fragment(&guard).await?,
+                questions: questions::fragment(&guard).await?,
                 jobs: jobs_fragment(&guard).await?,
-                draft,
-                notice,
+                forms,
             };
             render(status, &page)
         }
@@ -247,11 +324,13 @@ async fn messages_fragment(guard: &Guard) -> Result<String, DashboardError> {
                 title: "Inbox",
                 empty: "Nothing addressed to this peer yet.",
                 rows: views::inbox(guard, now).await?,
+                replies: true,
             },
             MessageList {
                 title: "Sent",
                 empty: "This peer has sent nothing yet.",
                 rows: views::sent(guard, now).await?,
+                replies: false,
             },
         ]
     } else {
@@ -259,6 +338,7 @@ async fn messages_fragment(guard: &Guard) -> Result<String, DashboardError> {
             title: "Messages",
             empty: "No messages in this room yet.",
             rows: views::room_log(guard, now).await?,
+            replies: true,
         }]
     };
     fragment_html(&MessagesFragment { lists })
@@ -288,8 +368,9 @@ pub(crate) async fn fragment(
             "peers" => peers_fragment(&guard).await,
             "messages" => messages_fragment(&guard).await,
             "jobs" => jobs_fragment(&guard).await,
+            "questions" => questions::fragment(&guard).await,
             other => Err(DashboardError::BadInput(format!(
-                "there is no view '{other}': the views are peers, messages and jobs"
+                "there is no view '{other}': the views are peers, messages, questions and jobs"
             ))),
         }
     }
@@ -315,36 +396,66 @@ pub(crate) async fn events(
     events::serve(&app, &caller, q, &headers, Changes::Told).await
 }
 
+/// A form posted from the page, read and checked: the signed-in caller and what the form
+/// holds, or the answer that refuses it (unreadable, signed out, or without this browser's
+/// CSRF value). Every POST handler of the page starts here.
+pub(crate) async fn posted<D: Posted>(
+    app: &App,
+    headers: &HeaderMap,
+    form: Result<Form<D>, FormRejection>,
+    what: &str,
+) -> Result<(Caller, D), Response> {
+    let draft = match form {
+        Ok(Form(d)) => d,
+        Err(e) => {
+            let msg = format!("the {what} form could not be read: {}", e.body_text());
+            return Err(DashboardError::BadInput(msg).into_response());
+        }
+    };
+    let caller = session::signed_in(app, headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    session::check_csrf(headers, draft.csrf()).map_err(IntoResponse::into_response)?;
+    Ok((caller, draft))
+}
+
+/// The page again after a refused post (unknown peer, empty text, over a limit, not the
+/// caller's to do): with why, beside the form, and with what was typed; the refusal's 4xx.
+pub(crate) async fn refused(
+    app: &App,
+    headers: &HeaderMap,
+    caller: &Caller,
+    mut forms: Forms,
+    form: FormName,
+    e: &DashboardError,
+) -> Response {
+    let (status, said) = e.explain();
+    forms.refused = Some((form, said));
+    room_page(app, headers, caller, &forms, status)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
 /// `POST /dashboard/send`: sends a message as the caller's peer (a peer token's own; for a
-/// room token, the operator peer the form names), through the guard like `/v1/send`.
+/// room token, the operator peer the form names), through the guard like `/v1/send`; with
+/// `reply_to`, as a reply to that message.
 pub(crate) async fn send(
     State(app): State<App>,
     headers: HeaderMap,
     form: Result<Form<Draft>, FormRejection>,
 ) -> Response {
-    let draft = match form {
-        Ok(Form(d)) => d,
-        Err(e) => {
-            let msg = format!("the send form could not be read: {}", e.body_text());
-            return DashboardError::BadInput(msg).into_response();
-        }
+    let (caller, draft) = match posted(&app, &headers, form, "send").await {
+        Ok(posted) => posted,
+        Err(res) => return res,
     };
-    let caller = match session::signed_in(&app, &headers).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = session::check_csrf(&headers, &draft.csrf) {
-        return e.into_response();
-    }
     match send_draft(&app, &caller, &draft).await {
         Ok(()) => session::see_other("/"),
         Err(e) => {
-            // Refused (unknown peer, empty text, over a limit): the page again, with why and
-            // with what was typed.
-            let (status, said) = e.explain();
-            room_page(&app, &headers, &caller, &draft, Some(&said), status)
-                .await
-                .unwrap_or_else(IntoResponse::into_response)
+            let forms = Forms {
+                send: draft,
+                ..Forms::default()
+            };
+            refused(&app, &headers, &caller, forms, FormName::Send, &e).await
         }
     }
 }
@@ -361,20 +472,12 @@ async fn send_draft(app: &App, caller: &Caller, draft: &Draft) -> Result<(), Das
         "*" => Target::Broadcast(Scope::Room),
         name => Target::Peer(name.to_owned()),
     };
-    // A peer token acts as its own peer whatever the form says; the guard would refuse any
-    // other name anyway.
-    let name = match caller.grant.peer() {
-        Some(me) => me,
-        None => match draft.as_name.trim() {
-            "" => DEFAULT_OPERATOR,
-            name => name,
-        },
-    };
-    let me = guard.operator(name).await?;
+    let reply_to = number("in reply to", "a message", &draft.reply_to)?.map(MessageId);
+    let me = acting_peer(&guard, &draft.as_name).await?;
     let message = Outgoing {
         to: target,
         text: draft.text.clone(),
-        reply_to: None,
+        reply_to,
         idempotency_key: None,
         ttl: None,
     };
@@ -382,12 +485,47 @@ async fn send_draft(app: &App, caller: &Caller, draft: &Draft) -> Result<(), Das
     Ok(())
 }
 
+/// The peer the human acts as: a peer token's own peer whatever the form says (the guard
+/// would refuse any other name anyway); for a room token, the operator peer the form names
+/// (created on first use), or [`DEFAULT_OPERATOR`].
+pub(crate) async fn acting_peer(
+    guard: &Guard,
+    as_name: &str,
+) -> Result<PeerRecord, DashboardError> {
+    let name = match guard.caller().grant.peer() {
+        Some(me) => me,
+        None => operator_name(as_name),
+    };
+    Ok(guard.operator(name).await?)
+}
+
+/// The operator name a form shows and acts as: what was typed, or the default.
+pub(crate) fn operator_name(typed: &str) -> &str {
+    match typed.trim() {
+        "" => DEFAULT_OPERATOR,
+        name => name,
+    }
+}
+
+/// A number typed in a form as the page shows it (`#12` or `12`); `None` when left empty.
+/// `field` names the field and `thing` what it numbers, for the refusal.
+pub(crate) fn number(field: &str, thing: &str, typed: &str) -> Result<Option<i64>, DashboardError> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Ok(None);
+    }
+    match typed.trim_start_matches('#').parse::<i64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(DashboardError::BadInput(format!(
+            "{field}: '{typed}' is not the number of {thing}; give the number shown on it, \
+             like #12"
+        ))),
+    }
+}
+
 impl Draft {
     /// The operator name the form shows: what was typed, or the default.
     fn shown_as(&self) -> &str {
-        match self.as_name.trim() {
-            "" => DEFAULT_OPERATOR,
-            name => name,
-        }
+        operator_name(&self.as_name)
     }
 }

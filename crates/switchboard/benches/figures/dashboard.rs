@@ -103,6 +103,7 @@ pub async fn figures(messages: usize) {
     };
 
     let cpu0 = cpu_seconds(dashboard.child.id());
+    let own0 = cpu_seconds(std::process::id());
     let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut page_times = Vec::new();
     let mut html_bytes = 0;
@@ -138,6 +139,7 @@ pub async fn figures(messages: usize) {
         fragment_times.push((name, median(&mut times)));
     }
     let server_cpu = cpu_seconds(dashboard.child.id()) - cpu0;
+    let client_cpu = cpu_seconds(std::process::id()) - own0;
     let requests = LOADS * 4 + 3;
 
     println!(
@@ -170,8 +172,7 @@ pub async fn figures(messages: usize) {
         );
     }
     println!(
-        "| dashboard process CPU for those {requests} requests | {:.2} s |",
-        server_cpu
+        "| CPU for those {requests} requests: dashboard process / this load generator | {server_cpu:.2} s / {client_cpu:.2} s |"
     );
     match first_render(&dashboard.link) {
         Ok(line) => println!("{line}"),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::dashboard::{join, operator, send_v1};
+use crate::dashboard::{ask_v1, join, operator, peer_id, question_v1, send_v1};
 use crate::harness::Home;
 use crate::relay_inproc::InProc;
 
@@ -154,7 +154,7 @@ impl Page {
     async fn sees(&mut self, text: &str) -> u64 {
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin
-            .write_all(format!("{text}\n").as_bytes())
+            .write_all(format!("message {text}\n").as_bytes())
             .await
             .unwrap();
         stdin.flush().await.unwrap();
@@ -200,6 +200,46 @@ impl Page {
         stdin.write_all(line.as_bytes()).await.unwrap();
         stdin.flush().await.unwrap();
         self.expect("absent", Duration::from_secs(30)).await;
+    }
+
+    /// Sends the driver one of its generic commands (see `browser/dashboard.mjs`) and waits for
+    /// its answer, which must start with `answer`; returns the rest.
+    async fn command(&mut self, line: &str, answer: &str) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        self.expect(answer, Duration::from_secs(30)).await
+    }
+
+    /// Waits until an element matching `selector` (no spaces) shows `text`.
+    async fn sees_in(&mut self, selector: &str, text: &str) {
+        self.command(&format!("see {selector} {text}"), "seen")
+            .await;
+    }
+
+    async fn fill(&mut self, selector: &str, value: &str) {
+        let value = value.replace('\n', "\\n");
+        self.command(&format!("fill {selector} {value}"), "filled")
+            .await;
+    }
+
+    async fn select(&mut self, selector: &str, value: &str) {
+        self.command(&format!("select {selector} {value}"), "selected")
+            .await;
+    }
+
+    /// Clicks a link or a submit button and waits for the page it leads to.
+    async fn follow(&mut self, selector: &str) {
+        self.command(&format!("follow {selector}"), "followed")
+            .await;
+    }
+
+    /// A screenshot `name.png`, kept when `SWITCHBOARD_SCREENSHOTS` is set.
+    async fn shot(&mut self, name: &str) {
+        self.command(&format!("shot {name}"), "shot").await;
     }
 
     /// Ends the session and checks the page raised no script error or CSP violation.
@@ -330,5 +370,41 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     assert!(sent.status().is_success(), "{:?}", sent.text().await);
     // Only a page that reconnected by itself can show it.
     page.sees("after the restart").await;
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_question_asked_over_v1_appears_on_the_open_page_which_answers_it() {
+    let Some(tools) = tools() else { return };
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    let bob = peer_id(&relay, "bob").await;
+    operator(&relay, "ops").await;
+    let mut page = Page::open(&tools, &relay, &relay.room_token).await;
+
+    // Asked after the page is up: only the live stream can bring it in.
+    let id = ask_v1(&relay, bob, "ops", "Which branch has the fix?").await;
+    page.sees_in(".question", "Which branch has the fix?").await;
+
+    // The question's own Answer link fills in the form; the human writes the rest.
+    page.follow(&format!("#q{id}>.act>a")).await;
+    page.fill("#answer-text", "fix-login, pushed an hour ago")
+        .await;
+    page.select("#basis", "verified").await;
+    page.fill("#sources", "git log fix-login\nPR 12").await;
+    page.follow("form[action=\"/dashboard/answer\"]>button")
+        .await;
+    page.sees_in(".answer", "fix-login, pushed an hour ago")
+        .await;
+    page.sees_in(".sources", "PR 12").await;
+    page.shot("dashboard-questions").await;
+
+    let q = question_v1(&relay, bob, id).await;
+    assert_eq!(q["state"], "answered", "{q}");
+    assert_eq!(q["answer"]["basis"], "verified", "{q}");
+    assert_eq!(
+        q["answer"]["sources"],
+        serde_json::json!(["git log fix-login", "PR 12"])
+    );
     page.close().await;
 }

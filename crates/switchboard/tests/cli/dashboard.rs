@@ -14,8 +14,8 @@ use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
 use switchboard_core::wire::Call;
-use switchboard_core::{Clock, Dispatch, Grant, Outgoing, SystemClock, op};
-use switchboard_proto::PeerId;
+use switchboard_core::{Ask, Clock, Dispatch, Grant, Outgoing, Reply, SystemClock, op};
+use switchboard_proto::{Basis, PeerId, QuestionId};
 
 use crate::harness::agent;
 use crate::relay_inproc::InProc;
@@ -159,6 +159,30 @@ impl Browser {
             ("text", text),
         ];
         self.post("/dashboard/send", &form).await
+    }
+}
+
+/// The answer form as the page posts it.
+struct AnswerForm<'a> {
+    as_name: &'a str,
+    question: &'a str,
+    text: &'a str,
+    basis: &'a str,
+    sources: &'a str,
+}
+
+impl Browser {
+    async fn answer(&mut self, form: &AnswerForm<'_>) -> Page {
+        let csrf = self.csrf();
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("as", form.as_name),
+            ("question", form.question),
+            ("text", form.text),
+            ("basis", form.basis),
+            ("sources", form.sources),
+        ];
+        self.post("/dashboard/answer", &fields).await
     }
 }
 
@@ -777,4 +801,311 @@ async fn the_dashboard_command_on_a_relay_points_at_the_relays_own_page() {
         format!("{}/", relay.url)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("sign in there"));
+/// The peer `name`'s id, read through `/v1` with the room token.
+pub(crate) async fn peer_id(relay: &InProc, name: &str) -> PeerId {
+    let name = name.into();
+    let peer = v1(relay, &relay.room_token, Call::Peer(op::Peer { name })).await;
+    PeerId(peer["id"].as_i64().unwrap())
+}
+
+/// `from` asks `to` over `/v1` (room token); the question's id.
+pub(crate) async fn ask_v1(relay: &InProc, from: PeerId, to: &str, question: &str) -> QuestionId {
+    let ask = Ask {
+        to: to.into(),
+        question: question.into(),
+        context_hint: None,
+        ttl: None,
+    };
+    let call = Call::Ask(op::Ask {
+        from: Some(from),
+        ask,
+    });
+    let q = v1(relay, &relay.room_token, call).await;
+    QuestionId(q["id"].as_i64().unwrap())
+}
+
+/// The question as its asker sees it over `/v1`.
+pub(crate) async fn question_v1(relay: &InProc, asker: PeerId, id: QuestionId) -> Value {
+    let call = Call::Question(op::Question {
+        peer: Some(asker),
+        id,
+        wait: Duration::ZERO,
+    });
+    v1(relay, &relay.room_token, call).await
+}
+
+/// What the page shows of a text the relay wrote, with askama's escapes undone.
+fn unescaped(html: &str) -> String {
+    html.replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn a_question_to_the_operator_shows_on_the_page_and_is_answered_there_with_basis_and_sources()
+{
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    let bob = peer_id(&relay, "bob").await;
+    operator(&relay, "ops").await;
+    let mut browser = Browser::signed_in(&relay, &relay.room_token).await;
+
+    // The question arrives on the page's stream (that is what makes the page look again)...
+    let stream = browser.open("/dashboard/events").await;
+    let id = ask_v1(&relay, bob, "ops", "Which port does the relay use?").await;
+    read_until(stream, "Which port does the relay use?").await;
+    // ...and the page lists it, open, with a link that fills in the answer form.
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let questions = browser.get("/dashboard/fragments/questions").await;
+    assert_eq!(questions.status, StatusCode::OK);
+    for shown in [
+        "Which port does the relay use?",
+        "<strong>bob</strong> asks <strong>ops</strong>",
+        ">open<",
+        "deadline",
+    ] {
+        assert!(page.body.contains(shown), "'{shown}': {}", page.body);
+        assert!(
+            questions.body.contains(shown),
+            "'{shown}': {}",
+            questions.body
+        );
+    }
+    let link = format!("href=\"/?question={id}&amp;as=ops#answer-h\"");
+    assert!(questions.body.contains(&link), "{}", questions.body);
+    let opened = browser.get(&format!("/?question={id}&as=ops")).await;
+    assert!(
+        opened
+            .body
+            .contains(&format!("name=\"question\" value=\"{id}\"")),
+        "{}",
+        opened.body
+    );
+    assert!(opened.body.contains("name=\"as\" value=\"ops\""));
+
+    // Without this browser's CSRF value the answer is refused and the question stays open.
+    let form = AnswerForm {
+        as_name: "ops",
+        question: &format!("#{id}"),
+        text: "8787, see the serve command",
+        basis: "verified",
+        sources: "crates/relay/src/serve.rs:42\n\n  README.md  \n",
+    };
+    let csrf = std::mem::take(browser.cookies.get_mut("swb_csrf").unwrap());
+    let res = browser.answer(&form).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+    assert_eq!(question_v1(&relay, bob, id).await["state"], "open");
+    browser.cookies.insert("swb_csrf".into(), csrf);
+
+    // A form that does not say how the human knows is refused, and keeps what was typed.
+    let res = browser.answer(&AnswerForm { basis: "", ..form }).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+    assert!(res.body.contains("say how you know"), "{}", res.body);
+    assert!(res.body.contains("8787, see the serve command"));
+    assert!(res.body.contains("crates/relay/src/serve.rs:42"));
+    assert_eq!(question_v1(&relay, bob, id).await["state"], "open");
+
+    // Answered from the page: the asker reads the answer, its basis and sources over /v1.
+    let stream = browser.open("/dashboard/events").await;
+    let res = browser.answer(&form).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    read_until(stream, "8787, see the serve command").await;
+    let q = question_v1(&relay, bob, id).await;
+    assert_eq!(q["state"], "answered", "{q}");
+    assert_eq!(q["answer"]["basis"], "verified", "{q}");
+    assert_eq!(q["answer"]["text"], "8787, see the serve command");
+    assert_eq!(
+        q["answer"]["sources"],
+        json!(["crates/relay/src/serve.rs:42", "README.md"])
+    );
+    let questions = browser.get("/dashboard/fragments/questions").await;
+    for shown in [
+        ">answered<",
+        "8787, see the serve command",
+        ">verified<",
+        "README.md",
+    ] {
+        assert!(
+            questions.body.contains(shown),
+            "'{shown}': {}",
+            questions.body
+        );
+    }
+    assert!(
+        !questions.body.contains(&link),
+        "no Answer link once answered"
+    );
+
+    // Answering it again is refused as /v1 refuses it.
+    let res = browser.answer(&form).await;
+    assert!(res.status.is_client_error(), "{}", res.status);
+}
+
+#[tokio::test]
+async fn a_peer_tokens_page_lists_only_its_questions_and_cannot_answer_anothers() {
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    join(&relay, &relay.peer_token, "alice").await;
+    let bob = peer_id(&relay, "bob").await;
+    operator(&relay, "ops").await;
+    let mut browser = Browser::signed_in(&relay, &relay.peer_token).await;
+    let stream = browser.open("/dashboard/events").await;
+    let private = ask_v1(&relay, bob, "ops", "bob's private question").await;
+    let mine = ask_v1(&relay, bob, "alice", "a question for alice").await;
+    // Her stream carries the question to her (and never bob's to ops: it is not her log).
+    let events = read_until(stream, "a question for alice").await;
+    assert!(!events.contains("private question"), "{events}");
+
+    let page = browser.get("/").await;
+    assert!(page.body.contains("a question for alice"), "{}", page.body);
+    assert!(!page.body.contains("private question"), "{}", page.body);
+    assert!(
+        !page.body.contains("name=\"as\""),
+        "a peer token answers as itself"
+    );
+    let questions = browser.get("/dashboard/fragments/questions").await;
+    assert!(questions.body.contains("a question for alice"));
+    assert!(
+        !questions.body.contains("private question"),
+        "{}",
+        questions.body
+    );
+
+    // Someone else's question: refused as /v1 refuses the same token, and nothing changes.
+    let text = "alice answers for ops";
+    let refused_v1 = relay
+        .call(
+            &relay.peer_token,
+            &Call::Reply(op::Reply {
+                by: None,
+                question: private,
+                reply: Reply::Answer {
+                    text: text.into(),
+                    basis: Basis::FromMemory,
+                    sources: Vec::new(),
+                },
+            }),
+        )
+        .await;
+    assert!(refused_v1.status.is_client_error(), "{refused_v1:?}");
+    let said = refused_v1.body.as_ref().unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = AnswerForm {
+        as_name: "ops",
+        question: &private.0.to_string(),
+        text,
+        basis: "from_memory",
+        sources: "",
+    };
+    let res = browser.answer(&form).await;
+    assert_eq!(res.status, refused_v1.status, "{}", res.body);
+    assert!(
+        unescaped(&res.body).contains(&said),
+        "'{said}': {}",
+        res.body
+    );
+    assert!(res.body.contains(text), "what was typed is kept");
+    assert_eq!(question_v1(&relay, bob, private).await["state"], "open");
+
+    // Her own: answered as herself, whatever the form says.
+    let mine_text = mine.0.to_string();
+    let res = browser
+        .answer(&AnswerForm {
+            question: &mine_text,
+            text: "alice knows",
+            ..form
+        })
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let q = question_v1(&relay, bob, mine).await;
+    assert_eq!(q["state"], "answered", "{q}");
+    assert_eq!(q["answer"]["basis"], "from_memory", "{q}");
+}
+
+#[tokio::test]
+async fn a_reply_from_the_page_is_sent_in_reply_to_the_message() {
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    let bob = peer_id(&relay, "bob").await;
+    operator(&relay, "ops").await;
+    send_v1(&relay, bob, "ops", "can you look at the build?").await;
+    let mut browser = Browser::signed_in(&relay, &relay.room_token).await;
+    let log = browser.get("/dashboard/fragments/messages").await;
+    let entries = v1(
+        &relay,
+        &relay.room_token,
+        Call::Log(op::Log {
+            query: switchboard_core::LogQuery {
+                after: switchboard_proto::MessageId(0),
+                peer: None,
+                limit: 100,
+            },
+            wait: Duration::ZERO,
+        }),
+    )
+    .await;
+    let asked = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["text"] == "can you look at the build?")
+        .and_then(|e| e["id"].as_i64())
+        .unwrap();
+    // Each message offers a Reply, a plain link that fills in the send form.
+    let link = format!("href=\"/?to=bob&amp;reply_to={asked}#send-h\"");
+    assert!(log.body.contains(&link), "{}", log.body);
+    let opened = browser.get(&format!("/?to=bob&reply_to={asked}")).await;
+    assert!(
+        opened
+            .body
+            .contains(&format!("name=\"reply_to\" value=\"{asked}\"")),
+        "{}",
+        opened.body
+    );
+
+    // A reply-to that is no message number: refused, saying so, keeping the text.
+    let csrf = browser.csrf();
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("as", "ops"),
+        ("to", "bob"),
+        ("reply_to", "the build one"),
+        ("text", "on it"),
+    ];
+    let res = browser.post("/dashboard/send", &form).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+    assert!(
+        res.body.contains("not the number of a message"),
+        "{}",
+        res.body
+    );
+    assert!(res.body.contains("on it"));
+
+    let reply_to = format!("#{asked}");
+    form[3] = ("reply_to", &reply_to);
+    let res = browser.post("/dashboard/send", &form).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let entries = v1(
+        &relay,
+        &relay.room_token,
+        Call::Log(op::Log {
+            query: switchboard_core::LogQuery {
+                after: switchboard_proto::MessageId(asked),
+                peer: None,
+                limit: 100,
+            },
+            wait: Duration::ZERO,
+        }),
+    )
+    .await;
+    assert_eq!(entries[0]["text"], "on it", "{entries}");
+    assert_eq!(entries[0]["from"], "ops");
+    assert_eq!(entries[0]["reply_to"], asked, "{entries}");
 }

@@ -4,7 +4,7 @@
 // when mail is sent:
 //   argv: <playwright-core dir> <browser executable> <dashboard url> <token> <screenshot dir>
 //   out "signed-in"            the page shows the room
-//   in  "<text>"               wait for a message with this text to appear
+//   in  "message <text>"       wait for a message with this text to appear
 //   out "seen <ms>"            it appeared, after <ms> since the line came in
 //   in  "absent <text>"        check no message with this text is on the page now
 //   out "absent"               it is not (else "failed …")
@@ -15,6 +15,18 @@
 //   out "looked"               it fits (else "failed …")
 //   in  "banner"               wait for the "reconnecting…" banner to show
 //   out "banner"               it shows
+// Generic commands, for any part of the page. <sel> is a CSS selector without spaces (use `>`
+// between parts); in a <value>, `\n` stands for a line break.
+//   in  "see <sel> <text>"     wait for an element matching <sel> that shows <text>
+//   out "seen <ms>"            it appeared, after <ms> since the line came in
+//   in  "fill <sel> <value>"   type <value> into the field (replacing what it held)
+//   out "filled"
+//   in  "select <sel> <value>" choose the option with this value in the list
+//   out "selected"
+//   in  "follow <sel>"         click a link or a submit button and wait for the new page
+//   out "followed"
+//   in  "shot <name>"          a screenshot <name>.png, when screenshots are kept
+//   out "shot"
 //   out "failed <why>"         anything went wrong (the test fails with it)
 import { createRequire } from "node:module";
 import readline from "node:readline";
@@ -80,16 +92,49 @@ try {
       say(`waited ${Date.now() - start}`);
       continue;
     }
+    const [command, sel, ...rest] = text.split(" ");
+    const arg = rest.join(" ").replaceAll("\\n", "\n");
+    if (command === "see" && sel) {
+      const start = Date.now();
+      await page.locator(sel, { hasText: arg }).first().waitFor({ timeout: 10_000 });
+      say(`seen ${Date.now() - start}`);
+      continue;
+    }
+    if (command === "fill" && sel) {
+      await page.fill(sel, arg);
+      say("filled");
+      continue;
+    }
+    if (command === "select" && sel) {
+      await page.selectOption(sel, arg);
+      say("selected");
+      continue;
+    }
+    if (command === "follow" && sel) {
+      await Promise.all([page.waitForNavigation(), page.click(sel)]);
+      say("followed");
+      continue;
+    }
+    if (command === "shot" && sel) {
+      await shot(sel);
+      say("shot");
+      continue;
+    }
     if (text.startsWith("absent ")) {
       const unwanted = text.slice("absent ".length);
       const found = await page.locator(".message .text", { hasText: unwanted }).count();
       say(found === 0 ? "absent" : `failed "${unwanted}" is on the page`);
       continue;
     }
-    const start = Date.now();
-    await page.locator(".message .text", { hasText: text }).first().waitFor({ timeout: 10_000 });
-    say(`seen ${Date.now() - start}`);
-    await shot("dashboard-message");
+    if (text.startsWith("message ")) {
+      const start = Date.now();
+      const wanted = text.slice("message ".length);
+      await page.locator(".message .text", { hasText: wanted }).first().waitFor({ timeout: 10_000 });
+      say(`seen ${Date.now() - start}`);
+      await shot("dashboard-message");
+      continue;
+    }
+    say(`failed unknown command: ${text}`);
   }
   // A relay that went away on purpose (the reconnect test) fails the stream's loads while it is
   // down; anything else is a fault of the page.

@@ -9,6 +9,7 @@
 //!   through its guard.
 //! - [`pages`]: the templates and the handlers that fill them: the page, its fragments, the
 //!   send form and the event stream the page listens to.
+//! - [`charts`]: the last hour of the room's (or the relay's) figures as small SVG charts.
 //! - [`assets`]: the script and the style sheet, embedded in the binary, and the security
 //!   headers every dashboard answer carries.
 //!
@@ -17,6 +18,7 @@
 //! `/v1` and `/mcp` stay bearer-only.
 
 mod assets;
+mod charts;
 mod pages;
 mod session;
 mod views;

@@ -20,6 +20,7 @@ use crate::events::{self, Changes, EventsQuery};
 use crate::guard::Guard;
 
 use super::DashboardError;
+use super::charts;
 use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
 use super::views::{self, JobRow, MessageRow, PeerRow};
 
@@ -47,6 +48,7 @@ struct AdminPage<'a> {
     version: &'static str,
     rooms_open: usize,
     sessions: usize,
+    charts: String,
 }
 
 #[derive(Template)]
@@ -59,6 +61,7 @@ struct RoomPage<'a> {
     peers: String,
     messages: String,
     jobs: String,
+    charts: String,
     draft: &'a Draft,
     notice: Option<&'a str>,
 }
@@ -206,6 +209,7 @@ async fn room_page(
                 version: env!("CARGO_PKG_VERSION"),
                 rooms_open: app.rooms.open_count(),
                 sessions: app.sessions.len(),
+                charts: charts::fragment(app, caller).await?,
             };
             render(status, &page)
         }
@@ -218,6 +222,7 @@ async fn room_page(
                 peers: peers_fragment(&guard).await?,
                 messages: messages_fragment(&guard).await?,
                 jobs: jobs_fragment(&guard).await?,
+                charts: charts::fragment(app, caller).await?,
                 draft,
                 notice,
             };
@@ -283,13 +288,18 @@ pub(crate) async fn fragment(
     Path(name): Path<String>,
 ) -> Response {
     let html = async {
+        // The admin token has charts (the relay's sums) but no room, so no guard.
+        if name == "charts" {
+            let caller = session::signed_in(&app, &headers).await?;
+            return charts::fragment(&app, &caller).await;
+        }
         let (_, guard) = guard_of(&app, &headers).await?;
         match name.as_str() {
             "peers" => peers_fragment(&guard).await,
             "messages" => messages_fragment(&guard).await,
             "jobs" => jobs_fragment(&guard).await,
             other => Err(DashboardError::BadInput(format!(
-                "there is no view '{other}': the views are peers, messages and jobs"
+                "there is no view '{other}': the views are peers, messages, jobs and charts"
             ))),
         }
     }

@@ -668,7 +668,7 @@ async fn the_charts_show_a_rooms_figures_to_its_tokens_and_the_relays_sums_to_th
     for n in 0..5 {
         let call = Call::Send(op::Send {
             from: Some(desk),
-            message: Outgoing::to_peer("carol", &format!("elsewhere {n}")),
+            message: Outgoing::to_peer("carol", format!("elsewhere {n}")),
         });
         v1(&relay, &elsewhere, call).await;
     }

@@ -772,3 +772,44 @@ async fn an_sse_push_is_measured_in_the_metrics_and_the_rooms_charts() {
     assert!(latency.starts_with("p50 "), "{latency}");
     assert!(latency.contains(" · p95 "), "{latency}");
 }
+
+/// The push latency histogram's count on `/metrics`.
+async fn pushes_counted(relay: &InProc, admin: &str) -> u64 {
+    let text = relay
+        .http
+        .get(format!("{}/metrics", relay.url))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchboard_push_latency_seconds_count "))
+        .unwrap_or_else(|| panic!("no push latency histogram: {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_mcp_channel_push_is_measured_in_the_metrics() {
+    let relay = InProc::embedded().await;
+    let admin = mint(&relay, Grant::Admin, "admin").await;
+    let ops = operator(&relay, "ops").await;
+    let session = relay.mcp_session(&relay.peer_token, true).await;
+    let stream = relay.mcp_stream(&relay.peer_token, &session).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(pushes_counted(&relay, &admin).await, 0);
+    send_v1(&relay, ops, "alice", "pushed over mcp").await;
+    let text = read_until(stream, "pushed over mcp").await;
+    assert!(text.contains("notifications/claude/channel"), "{text}");
+    // Recorded once the notification is handed to the stream, which may be just after the
+    // client read it: wait for the relay to count it.
+    relay
+        .until("the push is counted", || async {
+            pushes_counted(&relay, &admin).await == 1
+        })
+        .await;
+}

@@ -8,6 +8,10 @@
 //   out "absent"               it is not (else "failed …")
 //   in  "banner"               wait for the "reconnecting…" banner to show
 //   out "banner"               it shows
+//   in  "charts"               check the charts are drawn and coloured by the style sheet
+//   out "charts <light> <dark>" their line colour in each colour scheme
+//   in  "chart <title>=<value>" wait for that chart to show that newest value
+//   out "chart"                it does
 //   out "failed <why>"         anything went wrong (the test fails with it)
 import { createRequire } from "node:module";
 import readline from "node:readline";
@@ -46,6 +50,25 @@ try {
     if (text === "banner") {
       await page.locator("#connection").waitFor({ state: "visible", timeout: 30_000 });
       say("banner");
+      continue;
+    }
+    if (text === "charts") {
+      await page.locator("#charts .chart-svg").nth(3).waitFor({ timeout: 30_000 });
+      const stroke = () => page.locator("#charts .spark").first().evaluate((e) => getComputedStyle(e).stroke);
+      const light = await stroke();
+      await page.emulateMedia({ colorScheme: "dark" });
+      const dark = await stroke();
+      if (shots) await page.screenshot({ path: `${shots}/dashboard-charts-dark.png`, fullPage: true });
+      await page.emulateMedia({ colorScheme: "light" });
+      const coloured = light !== dark && ![light, dark].some((c) => c === "none" || c === "rgb(0, 0, 0)");
+      say(coloured ? `charts ${light} ${dark}` : `failed the charts' colour does not follow the scheme: ${light} / ${dark}`);
+      continue;
+    }
+    if (text.startsWith("chart ")) {
+      const [title, value] = text.slice("chart ".length).split("=");
+      const chart = page.locator("#charts .chart", { hasText: title });
+      await chart.locator(".latest", { hasText: new RegExp(`^${value}$`) }).waitFor({ timeout: 30_000 });
+      say("chart");
       continue;
     }
     if (text.startsWith("absent ")) {

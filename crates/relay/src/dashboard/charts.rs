@@ -185,13 +185,21 @@ fn jobs_chart(newest: &Sample) -> Chart {
 /// The points of one line: time across the last hour, value up from the bottom.
 fn line(class: &'static str, values: &[(Millis, f64)], top: f64, now: Millis) -> Line {
     let top = if top > 0.0 { top } else { 1.0 };
-    let points = values
+    let mut points: Vec<(f64, f64)> = values
         .iter()
         .map(|(at, v)| {
             let x = (WIDTH - (now - at) as f64 / SPAN_MS * WIDTH).clamp(0.0, WIDTH);
             let y = HEIGHT - 1.0 - (v / top).clamp(0.0, 1.0) * (HEIGHT - 2.0);
-            format!("{},{}", coord(x), coord(y))
+            (x, y)
         })
+        .collect();
+    // A line of one point draws nothing: a lone sample shows as a short tick ending at it.
+    if let [(x, y)] = points[..] {
+        points.insert(0, ((x - 2.0).max(0.0), y));
+    }
+    let points = points
+        .iter()
+        .map(|(x, y)| format!("{},{}", coord(*x), coord(*y)))
         .collect::<Vec<_>>()
         .join(" ");
     Line { class, points }
@@ -272,6 +280,12 @@ mod tests {
         assert_eq!(drawn[3].bars[0].name, "queued: 2");
         assert_eq!(drawn[3].bars[0].height, "30.0");
         assert_eq!(drawn[3].bars[0].class, "bar bar-queued");
+    }
+
+    #[test]
+    fn a_lone_sample_is_a_short_tick() {
+        let drawn = charts(&[sample(1_000_000, 1.0, 3)], 1_000_000);
+        assert_eq!(drawn[2].lines[0].points, "118.0,1.0 120.0,1.0");
     }
 
     #[test]

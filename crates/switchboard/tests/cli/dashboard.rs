@@ -802,6 +802,13 @@ async fn an_mcp_channel_push_is_measured_in_the_metrics() {
     let stream = relay.mcp_stream(&relay.peer_token, &session).await;
     assert_eq!(stream.status(), StatusCode::OK);
     assert_eq!(pushes_counted(&relay, &admin).await, 0);
+    // The session's peer joins the room as the session goes live, after the handshake.
+    relay
+        .until("alice's session has joined the room", || async {
+            let peers = v1(&relay, &relay.room_token, Call::Peers(op::Peers::default())).await;
+            peers.to_string().contains("\"alice\"")
+        })
+        .await;
     send_v1(&relay, ops, "alice", "pushed over mcp").await;
     let text = read_until(stream, "pushed over mcp").await;
     assert!(text.contains("notifications/claude/channel"), "{text}");

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
-    JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionId, QuestionView, SentMessage,
-    Target,
+    JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, QuestionId, QuestionView,
+    SentMessage, Target,
 };
 
 use crate::error::Error;
@@ -108,6 +108,10 @@ pub trait Exchange: Send + Sync + 'static {
 
     /// Runs one operation; the answer is that operation's (see [`op`]).
     async fn call(&self, call: Call) -> Result<Answer>;
+
+    /// Told that a message created at `created_at` was just pushed to a client, so a relay
+    /// can measure how long pushes take; nothing happens by default.
+    fn pushed(&self, _created_at: Millis) {}
 
     /// The human's peer, created on first use.
     async fn operator(&self, name: &str) -> Result<PeerRecord> {

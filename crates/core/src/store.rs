@@ -233,6 +233,67 @@ pub struct StoreStats {
     pub read: u64,
     pub expired: u64,
     pub dead: u64,
+    /// How many jobs are in each state (absent from older relays' answers: all zero).
+    #[serde(default)]
+    pub jobs: JobCounts,
+}
+
+/// How many jobs are in each state: one field per [`JobState`], so a reader never looks a
+/// state up by its text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobCounts {
+    pub queued: u64,
+    pub claimed: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub expired: u64,
+    pub needs_recovery: u64,
+    pub dead: u64,
+}
+
+impl JobCounts {
+    fn slot(&mut self, state: JobState) -> &mut u64 {
+        match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Claimed => &mut self.claimed,
+            JobState::Running => &mut self.running,
+            JobState::Completed => &mut self.completed,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+            JobState::Expired => &mut self.expired,
+            JobState::NeedsRecovery => &mut self.needs_recovery,
+            JobState::Dead => &mut self.dead,
+        }
+    }
+
+    /// How many jobs are in `state`.
+    pub fn get(&self, state: JobState) -> u64 {
+        let mut copy = *self;
+        *copy.slot(state)
+    }
+
+    /// Records the count of jobs in one state as stored; a state this build does not know
+    /// (a newer store's) is left out rather than miscounted.
+    pub fn count_stored(&mut self, state: &str, n: u64) {
+        if let Ok(state) = state.parse::<JobState>() {
+            *self.slot(state) = n;
+        }
+    }
+
+    /// Each state with its count, in [`JobState::ALL`]'s order.
+    pub fn each(&self) -> impl Iterator<Item = (JobState, u64)> + '_ {
+        JobState::ALL.iter().map(|s| (*s, self.get(*s)))
+    }
+
+    /// The counts of both, state by state (a relay's sum over its rooms).
+    pub fn add(&mut self, other: &Self) {
+        for (state, n) in other.each() {
+            *self.slot(state) += n;
+        }
+    }
 }
 
 impl StoreStats {

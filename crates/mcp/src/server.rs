@@ -460,6 +460,7 @@ impl McpHandler {
                     connected = false;
                     break;
                 }
+                live.mailbox.pushed(item.created_at);
                 shown.push(item);
             }
             shown

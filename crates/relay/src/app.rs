@@ -45,6 +45,7 @@ use crate::events;
 #[cfg(feature = "fixtures")]
 use crate::fixtures;
 use crate::guard::Guard;
+use crate::history::{History, Pushes};
 use crate::mcp_sessions::{self, McpSessions};
 use crate::metrics::{Metrics, RouteLabels};
 use crate::revocation::Streams;
@@ -108,6 +109,8 @@ pub struct AppState {
     pub streams: Streams,
     pub verifier: Verifier,
     pub metrics: Metrics,
+    /// The last hour of every open room's figures, for the dashboard's charts.
+    pub history: History,
     pub config: Arc<AppConfig>,
     pub shutdown: CancellationToken,
     /// One-time links into the dashboard; only `switchboard dashboard` issues them.
@@ -124,6 +127,7 @@ impl AppState {
             streams: Streams::default(),
             verifier,
             metrics: Metrics::new(),
+            history: History::default(),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             sign_in_links: SignInLinks::default(),
@@ -138,12 +142,11 @@ impl App {
             Error::Denied("an admin token reads health and metrics; it has no room".into())
         })?;
         let mailbox = self.rooms.get(room).await.map_err(Error::Store)?;
-        Ok(Guard::new(
-            mailbox,
-            room,
-            caller.clone(),
-            self.sessions.clone(),
-        ))
+        let pushes = Pushes::new(room, self.history.clone(), self.metrics.clone());
+        Ok(
+            Guard::new(mailbox, room, caller.clone(), self.sessions.clone())
+                .recording_pushes(pushes),
+        )
     }
 
     pub fn router(self) -> Router {

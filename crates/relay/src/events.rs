@@ -158,6 +158,7 @@ fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
                 Ok(entries) if !entries.is_empty() => {
                     for entry in entries {
                         feed.query.after = entry.id;
+                        feed.guard.pushed(entry.created_at);
                         let data = serde_json::to_string(&entry).unwrap_or_default();
                         let event = Event::default()
                             .id(entry.id.to_string())

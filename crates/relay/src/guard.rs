@@ -14,9 +14,10 @@ use switchboard_core::{
     Answer, Call, Error, Exchange, Limits, Mailbox, NamePolicy, PeerId, Rejection, Session, Wake,
     op,
 };
-use switchboard_proto::{JobClaim, JobId, JobView, PeerName};
+use switchboard_proto::{JobClaim, JobId, JobView, Millis, PeerName};
 
 use crate::auth::Caller;
+use crate::history::Pushes;
 use crate::sessions::{Attachment, Sessions};
 
 pub struct Guard {
@@ -29,6 +30,8 @@ pub struct Guard {
     /// Set for an MCP connection: the sessions it opens stay attached while it lives, and are
     /// let go (for the reaper to end once idle) when it is dropped.
     held: Option<Mutex<Vec<Attachment>>>,
+    /// Where the pushes this guard's callers receive are measured (the relay's own guards).
+    pushes: Option<Pushes>,
 }
 
 impl Guard {
@@ -40,7 +43,22 @@ impl Guard {
             sessions,
             me: OnceLock::new(),
             held: None,
+            pushes: None,
         }
+    }
+
+    /// Records how long the messages pushed through this guard waited ([`Exchange::pushed`]).
+    pub fn recording_pushes(mut self, pushes: Pushes) -> Self {
+        self.pushes = Some(pushes);
+        self
+    }
+
+    /// The room whose figures (what `stats` answers) this caller may read: the dashboard's
+    /// charts show those figures over time, so they are allowed by the same rule as `stats`.
+    pub async fn figures_room(&self) -> Result<&str> {
+        let mut call = Call::Stats(op::Stats {});
+        self.authorize(&mut call).await?;
+        Ok(&self.room)
     }
 
     /// Who this guard acts for.
@@ -161,6 +179,12 @@ impl Exchange for Guard {
         }
         let answer = self.mailbox.call(call).await?;
         Ok(self.shown(answer))
+    }
+
+    fn pushed(&self, created_at: Millis) {
+        if let Some(pushes) = &self.pushes {
+            pushes.record(created_at);
+        }
     }
 }
 

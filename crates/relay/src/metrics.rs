@@ -1,5 +1,6 @@
-//! Prometheus text at `/metrics`: requests by operation and outcome with their latency, and the
-//! relay's live state (rooms open, remote sessions, event streams). Per-room figures are left
+//! Prometheus text at `/metrics`: requests by operation and outcome with their latency, how
+//! long messages wait before they are pushed, and the relay's live state (rooms open, remote
+//! sessions, event streams). Per-room figures are left
 //! out on purpose: the metrics reader is the relay's operator, not any room.
 
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub struct Metrics {
     pub rooms: Gauge<i64, AtomicI64>,
     pub sessions: Gauge<i64, AtomicI64>,
     pub streams: Gauge<i64, AtomicI64>,
+    /// From a message's creation to its push (an event stream's message event, an MCP
+    /// session's channel notification), in seconds.
+    pub push_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -52,6 +56,9 @@ impl Metrics {
         let rooms = Gauge::default();
         let sessions = Gauge::default();
         let streams = Gauge::default();
+        // 1 ms to about 65 s: a live push takes milliseconds, mail that waited for a client to
+        // come back takes as long as it was away.
+        let push_latency = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         registry.register("calls", "API calls by operation and outcome", calls.clone());
         registry.register(
             "request_seconds",
@@ -70,6 +77,11 @@ impl Metrics {
             sessions.clone(),
         );
         registry.register("event_streams", "Open event streams", streams.clone());
+        registry.register(
+            "push_latency_seconds",
+            "From a message's creation to its push to a client",
+            push_latency.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             calls,
@@ -78,6 +90,7 @@ impl Metrics {
             rooms,
             sessions,
             streams,
+            push_latency,
         }
     }
 

@@ -66,6 +66,14 @@ impl Rooms {
         self.lock().values().cloned().collect()
     }
 
+    /// Every open room with its name, for the charts' sampler.
+    pub fn named(&self) -> Vec<(String, Arc<Mailbox>)> {
+        self.lock()
+            .iter()
+            .map(|(name, m)| (name.clone(), Arc::clone(m)))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mailbox>>> {
         self.open
             .lock()

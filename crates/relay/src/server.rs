@@ -108,6 +108,8 @@ pub async fn run(
     let graceful = GracefulShutdown::new();
     let reaper = tokio::spawn(reap(app.clone(), options.session_idle));
     let revocations = tokio::spawn(crate::revocation::watch(app.clone()));
+    // Ends by itself on `app.shutdown`, cancelled below.
+    let sampler = tokio::spawn(crate::history::sample(app.clone()));
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
@@ -158,6 +160,9 @@ pub async fn run(
     reaper.abort();
     revocations.abort();
     app.shutdown.cancel();
+    if let Err(e) = sampler.await {
+        tracing::debug!("the charts' sampler ended badly: {e}");
+    }
     app.mcp_sessions.end_all().await;
     close_all(&app).await;
     tokio::select! {

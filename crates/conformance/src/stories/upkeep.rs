@@ -81,6 +81,44 @@ pub async fn retention_deletes_old_records(b: &dyn Backend) {
     );
 }
 
+pub async fn stats_count_jobs_by_state(b: &dyn Backend) {
+    use switchboard_core::{JobCounts, Run, op};
+    let w = world(b, roomy_limits()).await;
+    let alice = w.agent("alice").await;
+    assert_eq!(w.mailbox.stats().await.unwrap().jobs, JobCounts::default());
+    for prompt in ["one", "two", "three"] {
+        w.mailbox
+            .dispatch(alice.peer.id, job("codex", prompt))
+            .await
+            .unwrap();
+    }
+    let claimed = w
+        .mailbox
+        .run(op::Claim::new("codex", "w1"))
+        .await
+        .unwrap()
+        .expect("a job");
+    let cancelled = w
+        .mailbox
+        .dispatch(alice.peer.id, job("codex", "four"))
+        .await
+        .unwrap();
+    w.mailbox.cancel_job(cancelled.id).await.unwrap();
+    let jobs = w.mailbox.stats().await.unwrap().jobs;
+    assert_eq!(
+        jobs,
+        JobCounts {
+            queued: 2,
+            claimed: 1,
+            cancelled: 1,
+            ..JobCounts::default()
+        },
+        "after claiming job {}",
+        claimed.job.id
+    );
+    assert_eq!(jobs.each().map(|(_, n)| n).sum::<u64>(), 4);
+}
+
 /// This area's stories, expanded by [`conformance_suite!`](crate::conformance_suite). A new
 /// story is a `pub async fn` above and one line in this list.
 #[doc(hidden)]
@@ -90,6 +128,7 @@ macro_rules! conformance_upkeep {
         $crate::conformance_stories!($backend; upkeep;
             ttl_expiry_is_honest_before_and_after_gc,
             retention_deletes_old_records,
+            stats_count_jobs_by_state,
         );
     };
 }

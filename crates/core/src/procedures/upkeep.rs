@@ -49,5 +49,8 @@ pub async fn stats<X: Executor>(x: &mut X, now: Millis) -> Step<StoreStats, X> {
     for (state, n) in x.count_deliveries().await? {
         stats.count_deliveries(&state, n);
     }
+    for (state, n) in x.count_jobs().await? {
+        stats.jobs.count_stored(&state, n);
+    }
     Ok(stats)
 }

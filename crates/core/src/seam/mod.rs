@@ -44,7 +44,9 @@ pub use questions::{
 };
 pub use sessions::{NewSession, SessionStatements};
 pub use tokens::{TOKEN_COLUMNS, TokenBackend, TokenStatements, grant_values, token};
-pub use upkeep::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version};
+pub use upkeep::{
+    COUNT_JOBS, COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count, version,
+};
 
 use std::future::Future;
 use std::pin::Pin;

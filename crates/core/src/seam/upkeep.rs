@@ -23,7 +23,10 @@ pub fn counts(r: &dyn Columns) -> Col<Counts> {
     })
 }
 
-/// A state and how many deliveries are in it: `state, COUNT(*)`.
+/// Jobs by state, decoded with [`state_count`]: the same text for both backends.
+pub const COUNT_JOBS: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+
+/// A state and how many deliveries (or jobs) are in it: `state, COUNT(*)`.
 pub fn state_count(r: &dyn Columns) -> Col<(String, u64)> {
     Ok((r.text(0)?, r.total(1)?))
 }
@@ -94,4 +97,7 @@ pub trait UpkeepStatements: Statements {
 
     /// How many deliveries are in each state, as stored.
     fn count_deliveries(&mut self) -> impl Future<Output = Step<Vec<(String, u64)>, Self>> + Send;
+
+    /// How many jobs are in each state, as stored ([`COUNT_JOBS`]).
+    fn count_jobs(&mut self) -> impl Future<Output = Step<Vec<(String, u64)>, Self>> + Send;
 }

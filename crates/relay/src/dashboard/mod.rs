@@ -12,6 +12,7 @@
 //! - [`questions`]: the questions view and the answer form.
 //! - [`link`]: one-time sign-in links, the way into the dashboard of one machine
 //!   (`switchboard dashboard`), whose token is never shown.
+//! - [`charts`]: the last hour of the room's (or the relay's) figures as small SVG charts.
 //! - [`assets`]: the script and the style sheet, embedded in the binary, and the security
 //!   headers every dashboard answer carries.
 //!
@@ -20,6 +21,7 @@
 //! authenticate by cookie, never by bearer token; `/v1` and `/mcp` stay bearer-only.
 
 mod assets;
+mod charts;
 mod link;
 mod pages;
 mod questions;

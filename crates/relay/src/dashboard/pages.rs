@@ -21,6 +21,7 @@ use crate::events::{self, Changes, EventsQuery};
 use crate::guard::Guard;
 
 use super::DashboardError;
+use super::charts;
 use super::questions::{self, AnswerDraft};
 use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
 use super::views::{self, JobRow, MessageRow, PeerRow};
@@ -49,6 +50,7 @@ struct AdminPage<'a> {
     version: &'static str,
     rooms_open: usize,
     sessions: usize,
+    charts: String,
 }
 
 #[derive(Template)]
@@ -62,6 +64,7 @@ struct RoomPage<'a> {
     messages: String,
     questions: String,
     jobs: String,
+    charts: String,
     forms: &'a Forms,
 }
 
@@ -283,6 +286,7 @@ async fn room_page(
                 version: env!("CARGO_PKG_VERSION"),
                 rooms_open: app.rooms.open_count(),
                 sessions: app.sessions.len(),
+                charts: charts::fragment(app, caller).await?,
             };
             render(status, &page)
         }
@@ -296,6 +300,7 @@ async fn room_page(
                 messages: messages_fragment(&guard).await?,
                 questions: questions::fragment(&guard).await?,
                 jobs: jobs_fragment(&guard).await?,
+                charts: charts::fragment(app, caller).await?,
                 forms,
             };
             render(status, &page)
@@ -363,6 +368,11 @@ pub(crate) async fn fragment(
     Path(name): Path<String>,
 ) -> Response {
     let html = async {
+        // The admin token has charts (the relay's sums) but no room, so no guard.
+        if name == "charts" {
+            let caller = session::signed_in(&app, &headers).await?;
+            return charts::fragment(&app, &caller).await;
+        }
         let (_, guard) = guard_of(&app, &headers).await?;
         match name.as_str() {
             "peers" => peers_fragment(&guard).await,
@@ -370,7 +380,7 @@ pub(crate) async fn fragment(
             "jobs" => jobs_fragment(&guard).await,
             "questions" => questions::fragment(&guard).await,
             other => Err(DashboardError::BadInput(format!(
-                "there is no view '{other}': the views are peers, messages, questions and jobs"
+                "there is no view '{other}': the views are peers, messages, questions, jobs and charts"
             ))),
         }
     }

@@ -2,7 +2,9 @@
 //! `status` shows.
 
 use switchboard_core::seam::version;
-use switchboard_core::seam::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count};
+use switchboard_core::seam::{
+    COUNT_JOBS, COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count,
+};
 use switchboard_proto::Millis;
 
 use crate::fault::OpResult;
@@ -77,5 +79,9 @@ impl UpkeepStatements for PgTx {
     async fn count_deliveries(&mut self) -> OpResult<Vec<(String, u64)>> {
         let sql = "SELECT state, COUNT(*) FROM deliveries GROUP BY state";
         self.all(sql, &[], state_count).await
+    }
+
+    async fn count_jobs(&mut self) -> OpResult<Vec<(String, u64)>> {
+        self.all(COUNT_JOBS, &[], state_count).await
     }
 }

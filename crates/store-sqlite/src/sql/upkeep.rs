@@ -5,7 +5,9 @@
 //! where they would push out the ones every send and claim uses.
 
 use switchboard_core::seam::version;
-use switchboard_core::seam::{COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count};
+use switchboard_core::seam::{
+    COUNT_JOBS, COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count,
+};
 use switchboard_proto::Millis;
 
 use super::columns::read;
@@ -89,6 +91,12 @@ impl UpkeepStatements for LiteTx {
         let mut stmt = self
             .conn
             .prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
+        let rows = stmt.query_map([], read(state_count))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    async fn count_jobs(&mut self) -> OpResult<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare(COUNT_JOBS)?;
         let rows = stmt.query_map([], read(state_count))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -193,6 +193,17 @@ impl Page {
         self.expect("banner", Duration::from_secs(60)).await;
     }
 
+    /// Sends one line to the driver and waits for its answer, which must start with `word`.
+    async fn ask(&mut self, line: &str, word: &str, within: Duration) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        self.expect(word, within).await
+    }
+
     /// Checks no message with `text` is on the page now.
     async fn lacks(&mut self, text: &str) {
         let stdin = self.child.stdin.as_mut().unwrap();
@@ -406,5 +417,32 @@ async fn a_question_asked_over_v1_appears_on_the_open_page_which_answers_it() {
         q["answer"]["sources"],
         serde_json::json!(["git log fix-login", "PR 12"])
     );
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_charts_are_drawn_coloured_by_the_scheme_and_follow_new_samples() {
+    let Some(tools) = tools() else { return };
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    let ops = operator(&relay, "ops").await;
+    send_v1(&relay, ops, "bob", "one").await;
+    relay.app.history.sample_now(&relay.app).await;
+    let mut page = Page::open(&tools, &relay, &relay.room_token).await;
+
+    let colours = page.ask("charts", "charts", Duration::from_secs(30)).await;
+    eprintln!("the charts' line colour, light then dark: {colours}");
+    page.ask("chart Queue depth=1", "chart", Duration::from_secs(30))
+        .await;
+    // The message's event makes the page read its views again, before any new sample...
+    send_v1(&relay, ops, "bob", "two").await;
+    page.sees("two").await;
+    page.ask("chart Queue depth=1", "chart", Duration::from_secs(30))
+        .await;
+    // ...and a sample taken without any event shows only because the page reads the charts
+    // again on its own clock, every 10 s.
+    relay.app.history.sample_now(&relay.app).await;
+    page.ask("chart Queue depth=2", "chart", Duration::from_secs(40))
+        .await;
     page.close().await;
 }

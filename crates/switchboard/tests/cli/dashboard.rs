@@ -801,6 +801,8 @@ async fn the_dashboard_command_on_a_relay_points_at_the_relays_own_page() {
         format!("{}/", relay.url)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("sign in there"));
+}
+
 /// The peer `name`'s id, read through `/v1` with the room token.
 pub(crate) async fn peer_id(relay: &InProc, name: &str) -> PeerId {
     let name = name.into();
@@ -1108,4 +1110,211 @@ async fn a_reply_from_the_page_is_sent_in_reply_to_the_message() {
     assert_eq!(entries[0]["text"], "on it", "{entries}");
     assert_eq!(entries[0]["from"], "ops");
     assert_eq!(entries[0]["reply_to"], asked, "{entries}");
+}
+
+/// A token of `grant`, minted in the relay's token store.
+async fn mint(relay: &InProc, grant: Grant, label: &str) -> String {
+    switchboard_relay::mint(relay.tokens.as_ref(), grant, label, SystemClock.now_ms())
+        .await
+        .unwrap()
+        .token
+}
+
+/// The newest value a chart of the charts fragment shows, by its title.
+fn latest(charts: &str, title: &str) -> String {
+    let after = charts
+        .split_once(&format!("<span>{title}</span>"))
+        .unwrap_or_else(|| panic!("no chart '{title}': {charts}"))
+        .1;
+    let value = after.split_once("class=\"latest\">").unwrap().1;
+    value.split_once("</strong>").unwrap().0.to_owned()
+}
+
+#[tokio::test]
+async fn the_charts_show_a_rooms_figures_to_its_tokens_and_the_relays_sums_to_the_admin() {
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    join(&relay, &relay.peer_token, "alice").await;
+    let ops = operator(&relay, "ops").await;
+    for n in 0..3 {
+        send_v1(&relay, ops, "bob", &format!("lab note {n}")).await;
+    }
+    let job = Call::Dispatch(op::Dispatch {
+        from: Some(ops),
+        job: Dispatch::new("bob", "a job in the lab"),
+    });
+    v1(&relay, &relay.room_token, job).await;
+    // Another room, busier: none of its figures may show in the lab's charts.
+    let elsewhere = mint(
+        &relay,
+        Grant::Room {
+            room: "elsewhere".into(),
+        },
+        "elsewhere",
+    )
+    .await;
+    join(&relay, &elsewhere, "carol").await;
+    let desk = v1(
+        &relay,
+        &elsewhere,
+        Call::Operator(op::Operator {
+            name: "desk".into(),
+        }),
+    )
+    .await;
+    let desk = PeerId(desk["id"].as_i64().unwrap());
+    for n in 0..5 {
+        let call = Call::Send(op::Send {
+            from: Some(desk),
+            message: Outgoing::to_peer("carol", format!("elsewhere {n}")),
+        });
+        v1(&relay, &elsewhere, call).await;
+    }
+
+    let mut room = Browser::signed_in(&relay, &relay.room_token).await;
+    let before = room.get("/dashboard/fragments/charts").await;
+    assert_eq!(before.status, StatusCode::OK);
+    // One sample taken now, instead of waiting for the sampler's 10 s.
+    relay.app.history.sample_now(&relay.app).await;
+
+    let charts = room.get("/dashboard/fragments/charts").await;
+    assert_eq!(charts.status, StatusCode::OK, "{}", charts.body);
+    assert_security_headers(&charts);
+    for title in ["Messages/s", "Push latency", "Queue depth", "Jobs by state"] {
+        assert!(charts.body.contains(title), "{title}: {}", charts.body);
+    }
+    assert_eq!(latest(&charts.body, "Queue depth"), "3");
+    assert_eq!(latest(&charts.body, "Jobs by state"), "queued 1");
+    assert!(charts.body.contains("<svg class=\"chart-svg\""));
+    assert!(charts.body.contains("<title>"), "each chart has its name");
+    assert!(!charts.body.contains("style="), "no inline style");
+    let page = room.get("/").await;
+    assert!(page.body.contains("data-fragment=\"charts\""));
+    assert!(
+        page.body.contains("Queue depth"),
+        "on first load, no script needed"
+    );
+
+    // A peer token reads the room's figures, as `stats` lets it through /v1: the lab's only.
+    let mut peer = Browser::signed_in(&relay, &relay.peer_token).await;
+    let charts = peer.get("/dashboard/fragments/charts").await;
+    assert_eq!(charts.status, StatusCode::OK, "{}", charts.body);
+    assert_eq!(latest(&charts.body, "Queue depth"), "3");
+    assert_eq!(latest(&charts.body, "Jobs by state"), "queued 1");
+    let stats = v1(&relay, &relay.peer_token, Call::Stats(op::Stats {})).await;
+    assert_eq!(stats["queued"], 3, "the same figure as /v1/stats: {stats}");
+    assert_eq!(stats["jobs"]["queued"], 1, "{stats}");
+
+    // The admin token's health page: the relay's sums, and nothing that names a room.
+    let admin = mint(&relay, Grant::Admin, "admin").await;
+    let mut browser = Browser::signed_in(&relay, &admin).await;
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(latest(&page.body, "Queue depth"), "8", "3 + 5");
+    assert_eq!(latest(&page.body, "Jobs by state"), "queued 1");
+    assert!(page.body.contains("all rooms summed"));
+    assert!(page.body.contains("/dashboard/assets/dashboard.js"));
+    for hidden in ["lab", "elsewhere", "bob", "carol"] {
+        assert!(
+            !page.body.contains(hidden),
+            "'{hidden}' shown to admin: {}",
+            page.body
+        );
+    }
+    let charts = browser.get("/dashboard/fragments/charts").await;
+    assert_eq!(charts.status, StatusCode::OK, "{}", charts.body);
+    assert_eq!(latest(&charts.body, "Queue depth"), "8");
+}
+
+#[tokio::test]
+async fn an_sse_push_is_measured_in_the_metrics_and_the_rooms_charts() {
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    let ops = operator(&relay, "ops").await;
+    let admin = mint(&relay, Grant::Admin, "admin").await;
+    let metrics = |relay: &InProc| {
+        relay
+            .http
+            .get(format!("{}/metrics", relay.url))
+            .bearer_auth(&admin)
+            .send()
+    };
+    let before = metrics(&relay).await.unwrap().text().await.unwrap();
+    assert!(
+        before.contains("switchboard_push_latency_seconds_count 0"),
+        "{before}"
+    );
+
+    let stream = relay
+        .http
+        .get(format!("{}/v1/events", relay.url))
+        .bearer_auth(&relay.room_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    send_v1(&relay, ops, "bob", "pushed at once").await;
+    read_until(stream, "pushed at once").await;
+
+    let after = metrics(&relay).await.unwrap().text().await.unwrap();
+    assert!(
+        after.contains("switchboard_push_latency_seconds_count 1"),
+        "{after}"
+    );
+    assert!(after.contains("switchboard_push_latency_seconds_bucket"));
+
+    relay.app.history.sample_now(&relay.app).await;
+    let mut browser = Browser::signed_in(&relay, &relay.room_token).await;
+    let charts = browser.get("/dashboard/fragments/charts").await;
+    let latency = latest(&charts.body, "Push latency");
+    assert!(latency.starts_with("p50 "), "{latency}");
+    assert!(latency.contains(" · p95 "), "{latency}");
+}
+
+/// The push latency histogram's count on `/metrics`.
+async fn pushes_counted(relay: &InProc, admin: &str) -> u64 {
+    let text = relay
+        .http
+        .get(format!("{}/metrics", relay.url))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchboard_push_latency_seconds_count "))
+        .unwrap_or_else(|| panic!("no push latency histogram: {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_mcp_channel_push_is_measured_in_the_metrics() {
+    let relay = InProc::embedded().await;
+    let admin = mint(&relay, Grant::Admin, "admin").await;
+    let ops = operator(&relay, "ops").await;
+    let session = relay.mcp_session(&relay.peer_token, true).await;
+    let stream = relay.mcp_stream(&relay.peer_token, &session).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(pushes_counted(&relay, &admin).await, 0);
+    // The session's peer joins the room as the session goes live, after the handshake.
+    relay
+        .until("alice's session has joined the room", || async {
+            let peers = v1(&relay, &relay.room_token, Call::Peers(op::Peers::default())).await;
+            peers.to_string().contains("\"alice\"")
+        })
+        .await;
+    send_v1(&relay, ops, "alice", "pushed over mcp").await;
+    let text = read_until(stream, "pushed over mcp").await;
+    assert!(text.contains("notifications/claude/channel"), "{text}");
+    // Recorded once the notification is handed to the stream, which may be just after the
+    // client read it: wait for the relay to count it.
+    relay
+        .until("the push is counted", || async {
+            pushes_counted(&relay, &admin).await == 1
+        })
+        .await;
 }

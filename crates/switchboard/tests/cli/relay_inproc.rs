@@ -44,6 +44,8 @@ pub struct InProc {
     /// The relay's token store, to mint and revoke more.
     pub tokens: Arc<dyn TokenStore>,
     pub http: reqwest::Client,
+    /// The relay itself, for what tests drive directly (a sample of the charts' history).
+    pub app: App,
     stop: CancellationToken,
     _data: Data,
 }
@@ -150,7 +152,7 @@ impl InProc {
         let stop = CancellationToken::new();
         tokio::spawn(switchboard_relay::run(
             listener,
-            app,
+            app.clone(),
             options,
             stop.clone().cancelled_owned(),
         ));
@@ -160,6 +162,7 @@ impl InProc {
             peer_token,
             tokens,
             http: reqwest::Client::new(),
+            app,
             stop,
             _data: data,
         }

@@ -57,7 +57,7 @@ impl InProc {
     }
 
     /// Opens an MCP session with `token` (initialize + initialized) and returns its id.
-    async fn mcp_session(&self, token: &str, channel: bool) -> String {
+    pub(crate) async fn mcp_session(&self, token: &str, channel: bool) -> String {
         let capabilities = if channel {
             json!({"experimental": {"claude/channel": {}}})
         } else {
@@ -101,7 +101,7 @@ impl InProc {
     }
 
     /// Opens the `GET /mcp` stream of `session` with `token`.
-    async fn mcp_stream(&self, token: &str, session: &str) -> reqwest::Response {
+    pub(crate) async fn mcp_stream(&self, token: &str, session: &str) -> reqwest::Response {
         self.request(Method::GET, "/mcp", Some(token))
             .header("accept", "text/event-stream")
             .header("mcp-protocol-version", "2025-11-25")
@@ -128,7 +128,7 @@ impl InProc {
     }
 
     /// Waits until `check` holds, polling the relay; a deadline only guards against a hang.
-    async fn until<F, Fut>(&self, what: &str, mut check: F)
+    pub(crate) async fn until<F, Fut>(&self, what: &str, mut check: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,

@@ -4,17 +4,7 @@
 (function () {
   "use strict";
 
-  if (document.body.dataset.live !== "room") {
-    return;
-  }
-
   var banner = document.getElementById("connection");
-  var pending = null;
-  var source = null;
-  var retryMs = 1000;
-  // The last message event seen: a stream we open again ourselves resumes after it, as the
-  // browser's own reconnects do with Last-Event-ID.
-  var lastId = null;
 
   function showBanner(on) {
     if (banner) {
@@ -22,44 +12,67 @@
     }
   }
 
+  // Fetches one view again and swaps it in.
+  function load(el) {
+    fetch("/dashboard/fragments/" + el.dataset.fragment, {
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+    })
+      .then(function (res) {
+        if (res.status === 401) {
+          // Signed out or the token was revoked: the page shows the login form.
+          window.location.reload();
+          return null;
+        }
+        if (!res.ok) {
+          throw new Error("status " + res.status);
+        }
+        return res.text();
+      })
+      .then(function (html) {
+        if (html !== null) {
+          // Server-rendered and escaped; the policy forbids any script in it anyway.
+          el.innerHTML = html;
+        }
+      })
+      .catch(function () {
+        showBanner(true);
+      });
+  }
+
+  // Views that change with time rather than with events (the charts, sampled every 10 s) are
+  // read again on their own clock, on the admin token's health page as on a room's page.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-every]"), function (el) {
+    window.setInterval(function () {
+      load(el);
+    }, Number(el.dataset.every));
+  });
+
+  if (document.body.dataset.live !== "room") {
+    return;
+  }
+
+  var pending = null;
+  var source = null;
+  var retryMs = 1000;
+  // The last message event seen: a stream we open again ourselves resumes after it, as the
+  // browser's own reconnects do with Last-Event-ID.
+  var lastId = null;
+
+  // Which views the next refresh reads: some by name, or all.
+  var wanted = {};
+
   function refresh() {
     var only = wanted;
     pending = null;
     wanted = {};
     var views = document.querySelectorAll("[data-fragment]");
     Array.prototype.forEach.call(views, function (el) {
-      if (!only.all && !only[el.dataset.fragment]) {
-        return;
+      if (only.all || only[el.dataset.fragment]) {
+        load(el);
       }
-      fetch("/dashboard/fragments/" + el.dataset.fragment, {
-        credentials: "same-origin",
-        headers: { Accept: "text/html" },
-      })
-        .then(function (res) {
-          if (res.status === 401) {
-            // Signed out or the token was revoked: the page shows the login form.
-            window.location.reload();
-            return null;
-          }
-          if (!res.ok) {
-            throw new Error("status " + res.status);
-          }
-          return res.text();
-        })
-        .then(function (html) {
-          if (html !== null) {
-            // Server-rendered and escaped; the policy forbids any script in it anyway.
-            el.innerHTML = html;
-          }
-        })
-        .catch(function () {
-          showBanner(true);
-        });
     });
   }
-
-  // Which views the next refresh reads: some by name, or all.
-  var wanted = {};
 
   function soon(name) {
     if (typeof name === "string") {

@@ -15,6 +15,10 @@
 //   out "looked"               it fits (else "failed …")
 //   in  "banner"               wait for the "reconnecting…" banner to show
 //   out "banner"               it shows
+//   in  "charts"               check the charts are drawn and coloured by the style sheet
+//   out "charts <light> <dark>" their line colour in each colour scheme
+//   in  "chart <title>=<value>" wait for that chart to show that newest value
+//   out "chart"                it does
 // Generic commands, for any part of the page. <sel> is a CSS selector without spaces (use `>`
 // between parts); in a <value>, `\n` stands for a line break.
 //   in  "see <sel> <text>"     wait for an element matching <sel> that shows <text>
@@ -118,6 +122,25 @@ try {
     if (command === "shot" && sel) {
       await shot(sel);
       say("shot");
+      continue;
+    }
+    if (text === "charts") {
+      await page.locator("#charts .chart-svg").nth(3).waitFor({ timeout: 30_000 });
+      const stroke = () => page.locator("#charts .spark").first().evaluate((e) => getComputedStyle(e).stroke);
+      const light = await stroke();
+      await page.emulateMedia({ colorScheme: "dark" });
+      const dark = await stroke();
+      await shot("dashboard-charts-dark");
+      await page.emulateMedia({ colorScheme: "light" });
+      const coloured = light !== dark && ![light, dark].some((c) => c === "none" || c === "rgb(0, 0, 0)");
+      say(coloured ? `charts ${light} ${dark}` : `failed the charts' colour does not follow the scheme: ${light} / ${dark}`);
+      continue;
+    }
+    if (text.startsWith("chart ")) {
+      const [title, value] = text.slice("chart ".length).split("=");
+      const chart = page.locator("#charts .chart", { hasText: title });
+      await chart.locator(".latest", { hasText: new RegExp(`^${value}$`) }).waitFor({ timeout: 30_000 });
+      say("chart");
       continue;
     }
     if (text.startsWith("absent ")) {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
-    JobAction, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionId, QuestionView, SentMessage,
-    Target,
+    JobAction, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionId, QuestionView,
+    SentMessage, Target,
 };
 
 use crate::error::Error;

@@ -351,10 +351,22 @@ pub async fn a_job_names_its_worker_only_while_one_holds_it(b: &dyn Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(first.job.worker.as_deref(), Some("host-a:1"), "the claim says");
-    assert_eq!(worker_of(d.id).await.as_deref(), Some("host-a:1"), "claimed");
+    assert_eq!(
+        first.job.worker.as_deref(),
+        Some("host-a:1"),
+        "the claim says"
+    );
+    assert_eq!(
+        worker_of(d.id).await.as_deref(),
+        Some("host-a:1"),
+        "claimed"
+    );
     w.mailbox.start_job(&first).await.unwrap();
-    assert_eq!(worker_of(d.id).await.as_deref(), Some("host-a:1"), "running");
+    assert_eq!(
+        worker_of(d.id).await.as_deref(),
+        Some("host-a:1"),
+        "running"
+    );
     w.mailbox.release_job(&first).await.unwrap();
     assert_eq!(worker_of(d.id).await, None, "released");
 
@@ -389,7 +401,11 @@ pub async fn a_job_names_its_worker_only_while_one_holds_it(b: &dyn Backend) {
         )
         .await
         .unwrap();
-    assert_eq!((done.state, done.worker), (JobState::Completed, None), "ended");
+    assert_eq!(
+        (done.state, done.worker),
+        (JobState::Completed, None),
+        "ended"
+    );
     assert_eq!(worker_of(d.id).await, None);
 
     let cancelled = w

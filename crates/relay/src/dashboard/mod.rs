@@ -9,14 +9,17 @@
 //!   through its guard.
 //! - [`pages`]: the templates and the handlers that fill them: the page, its fragments, the
 //!   send form and the event stream the page listens to.
+//! - [`jobs`]: the jobs view with each job's action (cancel, retry, recover, confirmed first)
+//!   and the dispatch form, and their handlers.
 //! - [`assets`]: the script and the style sheet, embedded in the binary, and the security
 //!   headers every dashboard answer carries.
 //!
 //! Routes: `GET /`, `POST /login`, `POST /logout`, and under `/dashboard/`: `fragments/{name}`,
-//! `events`, `send` and `assets/{file}`. They authenticate by cookie, never by bearer token;
+//! `events`, `send`, `dispatch`, `jobs/{id}/{action}` and `assets/{file}`. They authenticate by cookie, never by bearer token;
 //! `/v1` and `/mcp` stay bearer-only.
 
 mod assets;
+mod jobs;
 mod pages;
 mod session;
 mod views;
@@ -40,6 +43,8 @@ pub(crate) fn router() -> Router<App> {
         .route("/dashboard/fragments/{name}", get(pages::fragment))
         .route("/dashboard/events", get(pages::events))
         .route("/dashboard/send", post(pages::send))
+        .route("/dashboard/dispatch", post(jobs::dispatch))
+        .route("/dashboard/jobs/{id}/{action}", post(jobs::act))
         .route("/dashboard/assets/{file}", get(assets::serve))
         .layer(middleware::from_fn(assets::security_headers))
 }

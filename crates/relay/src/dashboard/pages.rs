@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use switchboard_core::{Clock, Exchange, Grant, Outgoing, SystemClock};
+use switchboard_core::{Clock, Error, Exchange, Grant, Outgoing, PeerRecord, SystemClock};
 use switchboard_proto::{Scope, Target};
 
 use crate::app::App;
@@ -20,8 +20,9 @@ use crate::events::{self, Changes, EventsQuery};
 use crate::guard::Guard;
 
 use super::DashboardError;
+use super::jobs::{self, JobForm};
 use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
-use super::views::{self, JobRow, MessageRow, PeerRow};
+use super::views::{self, MessageRow, PeerRow};
 
 /// The name a room token's human sends as unless the form says otherwise.
 const DEFAULT_OPERATOR: &str = "operator";
@@ -59,6 +60,8 @@ struct RoomPage<'a> {
     peers: String,
     messages: String,
     jobs: String,
+    /// The dispatch form, with what a refused job action said.
+    dispatch: String,
     draft: &'a Draft,
     notice: Option<&'a str>,
 }
@@ -80,12 +83,6 @@ struct MessageList {
 #[template(path = "messages.html")]
 struct MessagesFragment {
     lists: Vec<MessageList>,
-}
-
-#[derive(Template)]
-#[template(path = "jobs.html")]
-struct JobsFragment {
-    jobs: Vec<JobRow>,
 }
 
 /// What the send form holds, kept when a send is refused so the human loses nothing.
@@ -118,7 +115,7 @@ fn render<T: Template>(status: StatusCode, t: &T) -> Response {
     }
 }
 
-fn fragment_html<T: Template>(t: &T) -> Result<String, DashboardError> {
+pub(crate) fn fragment_html<T: Template>(t: &T) -> Result<String, DashboardError> {
     t.render()
         .map_err(|e| DashboardError::Render(e.to_string()))
 }
@@ -176,6 +173,7 @@ pub(crate) async fn index(State(app): State<App>, headers: HeaderMap) -> Respons
         &caller,
         &Draft::default(),
         None,
+        &JobForm::default(),
         StatusCode::OK,
     )
     .await
@@ -187,12 +185,13 @@ pub(crate) async fn index(State(app): State<App>, headers: HeaderMap) -> Respons
 
 /// The page for a signed-in caller: the admin token's health page (it has no room, and sees
 /// nothing from inside one), or its room as its token may see it.
-async fn room_page(
+pub(crate) async fn room_page(
     app: &App,
     headers: &HeaderMap,
     caller: &Caller,
     draft: &Draft,
     notice: Option<&str>,
+    job_form: &JobForm,
     status: StatusCode,
 ) -> Result<Response, DashboardError> {
     let (csrf, fresh) = match session::csrf_of(headers) {
@@ -217,7 +216,8 @@ async fn room_page(
                 peer: caller.grant.peer(),
                 peers: peers_fragment(&guard).await?,
                 messages: messages_fragment(&guard).await?,
-                jobs: jobs_fragment(&guard).await?,
+                jobs: jobs::fragment(&guard, &csrf).await?,
+                dispatch: jobs::dispatch_form(&csrf, caller.grant.peer(), job_form)?,
                 draft,
                 notice,
             };
@@ -264,11 +264,6 @@ async fn messages_fragment(guard: &Guard) -> Result<String, DashboardError> {
     fragment_html(&MessagesFragment { lists })
 }
 
-async fn jobs_fragment(guard: &Guard) -> Result<String, DashboardError> {
-    let jobs = views::jobs(guard, SystemClock.now_ms()).await?;
-    fragment_html(&JobsFragment { jobs })
-}
-
 /// The signed-in caller's guard; the admin token has none (no room to look into).
 async fn guard_of(app: &App, headers: &HeaderMap) -> Result<(Caller, Guard), DashboardError> {
     let caller = session::signed_in(app, headers).await?;
@@ -287,7 +282,7 @@ pub(crate) async fn fragment(
         match name.as_str() {
             "peers" => peers_fragment(&guard).await,
             "messages" => messages_fragment(&guard).await,
-            "jobs" => jobs_fragment(&guard).await,
+            "jobs" => jobs::fragment(&guard, session::csrf_of(&headers).unwrap_or_default()).await,
             other => Err(DashboardError::BadInput(format!(
                 "there is no view '{other}': the views are peers, messages and jobs"
             ))),
@@ -342,9 +337,18 @@ pub(crate) async fn send(
             // Refused (unknown peer, empty text, over a limit): the page again, with why and
             // with what was typed.
             let (status, said) = e.explain();
-            room_page(&app, &headers, &caller, &draft, Some(&said), status)
-                .await
-                .unwrap_or_else(IntoResponse::into_response)
+            let job_form = JobForm::default();
+            room_page(
+                &app,
+                &headers,
+                &caller,
+                &draft,
+                Some(&said),
+                &job_form,
+                status,
+            )
+            .await
+            .unwrap_or_else(IntoResponse::into_response)
         }
     }
 }
@@ -361,16 +365,7 @@ async fn send_draft(app: &App, caller: &Caller, draft: &Draft) -> Result<(), Das
         "*" => Target::Broadcast(Scope::Room),
         name => Target::Peer(name.to_owned()),
     };
-    // A peer token acts as its own peer whatever the form says; the guard would refuse any
-    // other name anyway.
-    let name = match caller.grant.peer() {
-        Some(me) => me,
-        None => match draft.as_name.trim() {
-            "" => DEFAULT_OPERATOR,
-            name => name,
-        },
-    };
-    let me = guard.operator(name).await?;
+    let me = acting_peer(&guard, &draft.as_name).await?;
     let message = Outgoing {
         to: target,
         text: draft.text.clone(),
@@ -382,12 +377,28 @@ async fn send_draft(app: &App, caller: &Caller, draft: &Draft) -> Result<(), Das
     Ok(())
 }
 
+/// The peer a form acts as (sending, dispatching): a peer token's own peer whatever the form
+/// says (the guard would refuse any other name anyway); for a room token, the operator peer
+/// the form names in its `as` field, made on first use.
+pub(crate) async fn acting_peer(guard: &Guard, typed_as: &str) -> Result<PeerRecord, Error> {
+    let name = match guard.caller().grant.peer() {
+        Some(me) => me,
+        None => operator_name(typed_as),
+    };
+    guard.operator(name).await
+}
+
+/// The operator name a room token's form acts as and shows: what was typed, or the default.
+pub(crate) fn operator_name(typed_as: &str) -> &str {
+    match typed_as.trim() {
+        "" => DEFAULT_OPERATOR,
+        name => name,
+    }
+}
+
 impl Draft {
     /// The operator name the form shows: what was typed, or the default.
     fn shown_as(&self) -> &str {
-        match self.as_name.trim() {
-            "" => DEFAULT_OPERATOR,
-            name => name,
-        }
+        operator_name(&self.as_name)
     }
 }

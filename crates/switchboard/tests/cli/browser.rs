@@ -13,6 +13,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
+use switchboard_core::op;
+use switchboard_core::wire::Call;
+use switchboard_proto::JobId;
+
 use crate::dashboard::{join, operator, send_v1};
 use crate::relay_inproc::InProc;
 
@@ -138,6 +142,38 @@ impl Page {
             .unwrap()
     }
 
+    /// One of the driver's generic steps (`click`, `fill`, `see`, `shot`), waiting for its
+    /// answer, which starts with `answer`.
+    async fn step(&mut self, line: &str, answer: &str) {
+        assert!(!line.contains('\n'), "one line: {line}");
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        self.expect(answer, Duration::from_secs(30)).await;
+    }
+
+    async fn click(&mut self, selector: &str) {
+        self.step(&format!("click {selector}"), "clicked").await;
+    }
+
+    async fn fill(&mut self, selector: &str, value: &str) {
+        self.step(&format!("fill {selector} {value}"), "filled")
+            .await;
+    }
+
+    /// Waits until an element matching `selector` shows `text`.
+    async fn see(&mut self, selector: &str, text: &str) {
+        self.step(&format!("see {selector} {text}"), "seen").await;
+    }
+
+    /// A screenshot `name.png` of the element `selector` (kept under `SWITCHBOARD_SCREENSHOTS`).
+    async fn shot(&mut self, name: &str, selector: &str) {
+        self.step(&format!("shot {name} {selector}"), "shot").await;
+    }
+
     /// Waits for the page to show that its connection is lost.
     async fn shows_reconnecting(&mut self) {
         let stdin = self.child.stdin.as_mut().unwrap();
@@ -239,5 +275,54 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     assert!(sent.status().is_success(), "{:?}", sent.text().await);
     // Only a page that reconnected by itself can show it.
     page.sees("after the restart").await;
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_dispatched_and_cancelled_from_the_page_is_cancelled() {
+    let Some(tools) = tools() else { return };
+    let relay = InProc::embedded().await;
+    let mut page = Page::open(&tools, &relay, &relay.room_token).await;
+
+    page.click("#dispatch>summary").await;
+    page.fill("#job-agent", "codex").await;
+    page.fill("#job-prompt", "review the diff, then stop").await;
+    page.click("#job-dispatch").await;
+    page.see("#jobs", "review the diff, then stop").await;
+    // The page showed it: it is in the store, and /v1 names its id.
+    let query = serde_json::json!({"query": {"dispatcher": null, "agent": null, "active_only": false, "limit": 10}});
+    let jobs = relay
+        .post(&relay.room_token, "jobs", query)
+        .await
+        .body
+        .unwrap();
+    let job = &jobs.as_array().unwrap()[0];
+    assert_eq!(
+        (&job["dispatcher"], &job["state"]),
+        (&"operator".into(), &"queued".into())
+    );
+    let id = job["id"].as_i64().unwrap();
+
+    page.see(&format!("#job-{id}-state"), "queued").await;
+    page.click(&format!("#job-{id}-cancel>summary")).await;
+    page.see(
+        &format!("#job-{id}-cancel-yes"),
+        &format!("Yes, cancel job {id}"),
+    )
+    .await;
+    page.shot("dashboard-jobs", "section:has(#jobs)").await;
+    page.click(&format!("#job-{id}-cancel-yes")).await;
+    page.see(&format!("#job-{id}-state"), "cancelled").await;
+
+    let call = Call::Job(op::Job {
+        id: JobId(id),
+        wait: Duration::ZERO,
+    });
+    let answer = relay.call(&relay.room_token, &call).await;
+    assert_eq!(
+        answer.body.unwrap()["state"],
+        "cancelled",
+        "cancelled per /v1"
+    );
     page.close().await;
 }

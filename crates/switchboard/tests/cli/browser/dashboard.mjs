@@ -8,6 +8,15 @@
 //   out "absent"               it is not (else "failed …")
 //   in  "banner"               wait for the "reconnecting…" banner to show
 //   out "banner"               it shows
+// Generic steps (a <selector> is a CSS selector without spaces; the rest of the line is text):
+//   in  "click <selector>"     click the element (a submit waits for the page it loads)
+//   out "clicked"
+//   in  "fill <selector> <value>"  type the value into the field, replacing what it held
+//   out "filled"
+//   in  "see <selector> <text>"    wait for an element matching it with the text in it
+//   out "seen <ms>"            it is there, after <ms> since the line came in
+//   in  "shot <name> [<selector>]" a screenshot <name>.png in the screenshot dir, of the element
+//   out "shot"                 or else of the whole page
 //   out "failed <why>"         anything went wrong (the test fails with it)
 import { createRequire } from "node:module";
 import readline from "node:readline";
@@ -46,6 +55,31 @@ try {
     if (text === "banner") {
       await page.locator("#connection").waitFor({ state: "visible", timeout: 30_000 });
       say("banner");
+      continue;
+    }
+    const [verb, selector, ...rest] = text.split(" ");
+    const arg = rest.join(" ");
+    if (verb === "click") {
+      await page.click(selector, { timeout: 10_000 });
+      say("clicked");
+      continue;
+    }
+    if (verb === "fill") {
+      await page.fill(selector, arg, { timeout: 10_000 });
+      say("filled");
+      continue;
+    }
+    if (verb === "see") {
+      const start = Date.now();
+      await page.locator(selector, { hasText: arg }).first().waitFor({ timeout: 10_000 });
+      say(`seen ${Date.now() - start}`);
+      continue;
+    }
+    if (verb === "shot") {
+      const path = `${shots}/${selector}.png`;
+      if (arg) await page.locator(arg).first().screenshot({ path });
+      else await page.screenshot({ path, fullPage: true });
+      say("shot");
       continue;
     }
     if (text.startsWith("absent ")) {

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use switchboard_proto::{JobId, MessageId, NameError, PeerId, QuestionId, Scope};
+use switchboard_proto::{JobId, MessageId, NameError, PeerId, QuestionId, Scope, WrongJobAction};
 
 use crate::store::StoreError;
 
@@ -107,6 +107,9 @@ pub enum Error {
     Missing { field: &'static str },
     #[error("{field} contains a NUL character (U+0000), which cannot be stored; remove it")]
     NulChar { field: &'static str },
+    /// A person's action on a job that its state does not fit (retry for recover, say).
+    #[error(transparent)]
+    WrongJobAction(#[from] WrongJobAction),
     /// Bad input, as a relay reported it.
     #[error("{0}")]
     Invalid(String),

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use switchboard_proto::{
-    JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, QuestionId, QuestionView,
-    SentMessage, Target,
+    JobAction, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, QuestionId,
+    QuestionView, SentMessage, Target,
 };
 
 use crate::error::Error;
@@ -219,6 +219,19 @@ pub trait Exchange: Send + Sync + 'static {
 
     async fn requeue_job(&self, id: JobId) -> Result<JobView> {
         self.run(op::RequeueJob { id }).await
+    }
+
+    /// A person's action on a job: refused with [`Error::WrongJobAction`] (changing nothing)
+    /// unless it is the one [`JobState::action`] allows, so `retry` never recovers a parked
+    /// write job and nothing is retried while it runs. The job is read through `self`, so a
+    /// caller that may not see it gets the same refusal as for any other read.
+    async fn act_on_job(&self, id: JobId, action: JobAction) -> Result<JobView> {
+        let job = self.job(id).await?;
+        action.check(id, job.state)?;
+        match action {
+            JobAction::Cancel => self.cancel_job(id).await,
+            JobAction::Retry | JobAction::Recover => self.requeue_job(id).await,
+        }
     }
 
     /// The job as it stands (to wait for it to end, run [`op::Job`]).

@@ -200,6 +200,7 @@ impl Error {
             | Error::NoIds
             | Error::Missing { .. }
             | Error::NulChar { .. }
+            | Error::WrongJobAction(_)
             | Error::Invalid(_) => Failure::BadInput,
             Error::Rejected(r) => r.failure(),
             Error::Denied(_) => Failure::Denied,

@@ -329,6 +329,100 @@ pub async fn a_released_claim_does_not_count_as_an_attempt(b: &dyn Backend) {
     assert_eq!((view.state, view.attempts), (JobState::Queued, 0));
 }
 
+pub async fn a_job_names_its_worker_only_while_one_holds_it(b: &dyn Backend) {
+    use switchboard_core::JobOutcome;
+    use switchboard_proto::JobState;
+    let w = world(b, roomy_limits()).await;
+    let alice = w.agent("alice").await;
+    let d = w
+        .mailbox
+        .dispatch(alice.peer.id, job("codex", "who runs me"))
+        .await
+        .unwrap();
+    assert_eq!(d.worker, None, "queued: nobody holds it");
+    let worker_of = |id| {
+        let m = &w.mailbox;
+        async move { m.job(id).await.unwrap().worker }
+    };
+
+    let first = w
+        .mailbox
+        .run(op::Claim::new("codex", "host-a:1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.job.worker.as_deref(),
+        Some("host-a:1"),
+        "the claim says"
+    );
+    assert_eq!(
+        worker_of(d.id).await.as_deref(),
+        Some("host-a:1"),
+        "claimed"
+    );
+    w.mailbox.start_job(&first).await.unwrap();
+    assert_eq!(
+        worker_of(d.id).await.as_deref(),
+        Some("host-a:1"),
+        "running"
+    );
+    w.mailbox.release_job(&first).await.unwrap();
+    assert_eq!(worker_of(d.id).await, None, "released");
+
+    w.mailbox
+        .run(op::Claim::new("codex", "host-b:2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(worker_of(d.id).await.as_deref(), Some("host-b:2"));
+    lapse(&w);
+    let lapsed = w.mailbox.job(d.id).await.unwrap();
+    assert_eq!(
+        (lapsed.state, lapsed.worker),
+        (JobState::Queued, None),
+        "requeued when the lease ran out"
+    );
+
+    let third = w
+        .mailbox
+        .run(op::Claim::new("codex", "host-c:3"))
+        .await
+        .unwrap()
+        .unwrap();
+    let done = w
+        .mailbox
+        .finish_job(
+            &third,
+            JobOutcome::Completed {
+                result: "done".into(),
+                branch: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.state, done.worker),
+        (JobState::Completed, None),
+        "ended"
+    );
+    assert_eq!(worker_of(d.id).await, None);
+
+    let cancelled = w
+        .mailbox
+        .dispatch(alice.peer.id, job("codex", "cancel me"))
+        .await
+        .unwrap();
+    w.mailbox
+        .run(op::Claim::new("codex", "host-d:4"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(worker_of(cancelled.id).await.as_deref(), Some("host-d:4"));
+    let view = w.mailbox.cancel_job(cancelled.id).await.unwrap();
+    assert_eq!((view.state, view.worker), (JobState::Cancelled, None));
+}
+
 pub async fn bad_dispatches_change_nothing(b: &dyn Backend) {
     use switchboard_core::JobQuery;
     let w = world(b, roomy_limits()).await;
@@ -432,6 +526,7 @@ macro_rules! conformance_jobs {
             an_unclaimed_job_expires,
             a_cancel_reaches_the_running_worker,
             a_released_claim_does_not_count_as_an_attempt,
+            a_job_names_its_worker_only_while_one_holds_it,
             bad_dispatches_change_nothing,
             concurrent_workers_never_share_a_job,
         );

@@ -5,7 +5,7 @@
 //! A worker's change reads the job locked and checks its fence first, so a worker whose claim
 //! was lost (its lease ran out, the job was taken again) cannot change the new run.
 
-use switchboard_proto::{ItemKind, JobClaim, JobId, JobState, JobView, Millis};
+use switchboard_proto::{ItemKind, JobAction, JobClaim, JobId, JobState, JobView, Millis};
 
 use super::mail::{Notice, notice};
 use super::peers;
@@ -44,11 +44,6 @@ fn refuse(job: &JobView, action: &'static str) -> Rejection {
         state: job.state.to_string(),
         action: action.into(),
     }
-}
-
-/// Whether a worker holds the job (claimed, or running).
-fn is_live(state: JobState) -> bool {
-    matches!(state, JobState::Claimed | JobState::Running)
 }
 
 /// The job, after the sweep.
@@ -121,7 +116,7 @@ pub async fn heartbeat<X: Executor>(
     now: Millis,
 ) -> Step<JobState, X> {
     let job = held(x, id, fence).await?;
-    if is_live(job.state) {
+    if job.state.is_held() {
         x.extend_job_lease(id, now.saturating_add(lease_ms), now)
             .await?;
     }
@@ -136,7 +131,7 @@ pub async fn finish<X: Executor>(
     now: Millis,
 ) -> Step<JobView, X> {
     let job = held(x, id, fence).await?;
-    if !is_live(job.state) {
+    if !job.state.is_held() {
         return Err(refuse(&job, "finished").into());
     }
     let (state, result, error, branch) = match &outcome {
@@ -161,7 +156,7 @@ pub async fn finish<X: Executor>(
 /// Gives a job back unrun (its worker is shutting down): not a failed attempt.
 pub async fn release<X: Executor>(x: &mut X, id: JobId, fence: i64, now: Millis) -> Step<(), X> {
     let job = held(x, id, fence).await?;
-    if !is_live(job.state) {
+    if !job.state.is_held() {
         return Err(refuse(&job, "released").into());
     }
     x.return_job(id, now).await?;
@@ -172,7 +167,7 @@ pub async fn release<X: Executor>(x: &mut X, id: JobId, fence: i64, now: Millis)
 pub async fn cancel<X: Executor>(x: &mut X, id: JobId, now: Millis) -> Step<JobView, X> {
     sweep(x, now).await?;
     let job = lock(x, id).await?.job;
-    if job.state.is_final() {
+    if job.state.action() != Some(JobAction::Cancel) {
         return Err(refuse(&job, "cancelled").into());
     }
     settle(x, id, JobState::Cancelled, now).await?;
@@ -183,7 +178,12 @@ pub async fn cancel<X: Executor>(x: &mut X, id: JobId, now: Millis) -> Step<JobV
 pub async fn requeue<X: Executor>(x: &mut X, id: JobId, now: Millis) -> Step<JobView, X> {
     sweep(x, now).await?;
     let job = lock(x, id).await?.job;
-    if !job.state.is_final() || job.state == JobState::Completed {
+    // Retry and recover both queue again; which verb a person must use is the callers' check
+    // ([`JobAction::check`]), not a difference here.
+    if !matches!(
+        job.state.action(),
+        Some(JobAction::Retry | JobAction::Recover)
+    ) {
         return Err(refuse(&job, "queued again").into());
     }
     x.restart_job(id, now).await?;

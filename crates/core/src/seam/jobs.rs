@@ -12,13 +12,21 @@ use crate::store::{ClaimRequest, JobQuery, NewJob, PeerId};
 /// The columns [`job`] decodes, in order, from [`JOB_FROM`].
 pub const JOB_COLUMNS: &str = "j.id, j.agent, p.name, j.prompt, j.model, j.write_access,
     j.request_id, j.state, j.attempts, j.created_at, j.updated_at, j.expires_at, j.result,
-    j.error, j.branch, j.fence";
+    j.error, j.branch, j.fence, j.worker";
 
 /// A job with its dispatcher `p`.
 pub const JOB_FROM: &str = "FROM jobs j JOIN peers p ON p.id = j.dispatcher_id";
 
 /// A job read with [`JOB_COLUMNS`].
 pub fn job(r: &dyn Columns) -> Col<JobRow> {
+    let state: JobState = r.parsed(7)?;
+    // The column keeps the last claimant after the job settles (no statement that settles a
+    // job needs to remember to clear it); the view names a worker only while one holds it.
+    let worker = if state.is_held() {
+        r.opt_text(16)?
+    } else {
+        None
+    };
     let job = JobView {
         id: r.int(0)?,
         agent: r.text(1)?,
@@ -27,7 +35,7 @@ pub fn job(r: &dyn Columns) -> Col<JobRow> {
         model: r.opt_text(4)?,
         write: r.flag(5)?,
         request_id: r.opt_text(6)?,
-        state: r.parsed(7)?,
+        state,
         attempts: r.count(8)?,
         created_at: r.int(9)?,
         updated_at: r.int(10)?,
@@ -36,6 +44,7 @@ pub fn job(r: &dyn Columns) -> Col<JobRow> {
         error: r.opt_text(13)?,
         branch: r.opt_text(14)?,
         duplicate: false,
+        worker,
     };
     Ok(JobRow {
         job,

@@ -10,6 +10,8 @@
 //! - [`pages`]: the templates and the handlers that fill them: the page, its fragments, the
 //!   send form (which also replies to a message) and the event stream the page listens to.
 //! - [`questions`]: the questions view and the answer form.
+//! - [`jobs`]: the jobs view with each job's action (cancel, retry, recover, confirmed first)
+//!   and the dispatch form, and their handlers.
 //! - [`link`]: one-time sign-in links, the way into the dashboard of one machine
 //!   (`switchboard dashboard`), whose token is never shown.
 //! - [`charts`]: the last hour of the room's (or the relay's) figures as small SVG charts.
@@ -17,11 +19,13 @@
 //!   headers every dashboard answer carries.
 //!
 //! Routes: `GET /`, `POST /login`, `POST /logout`, `GET /login/link/{code}`, and under
-//! `/dashboard/`: `fragments/{name}`, `events`, `send`, `answer` and `assets/{file}`. They
-//! authenticate by cookie, never by bearer token; `/v1` and `/mcp` stay bearer-only.
+//! `/dashboard/`: `fragments/{name}`, `events`, `send`, `answer`, `dispatch`,
+//! `jobs/{id}/{action}` and `assets/{file}`. They authenticate by cookie, never by bearer
+//! token; `/v1` and `/mcp` stay bearer-only.
 
 mod assets;
 mod charts;
+mod jobs;
 mod link;
 mod pages;
 mod questions;
@@ -51,6 +55,8 @@ pub(crate) fn router() -> Router<App> {
         .route("/dashboard/events", get(pages::events))
         .route("/dashboard/send", post(pages::send))
         .route("/dashboard/answer", post(questions::answer))
+        .route("/dashboard/dispatch", post(jobs::dispatch))
+        .route("/dashboard/jobs/{id}/{action}", post(jobs::act))
         .route("/dashboard/assets/{file}", get(assets::serve))
         .layer(middleware::from_fn(assets::security_headers))
 }

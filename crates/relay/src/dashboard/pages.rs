@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use switchboard_core::{Clock, Exchange, Grant, Outgoing, PeerRecord, SystemClock};
+use switchboard_core::{Clock, Error, Exchange, Grant, Outgoing, PeerRecord, SystemClock};
 use switchboard_proto::{MessageId, Scope, Target};
 
 use crate::app::App;
@@ -22,9 +22,10 @@ use crate::guard::Guard;
 
 use super::DashboardError;
 use super::charts;
+use super::jobs::{self, JobDraft};
 use super::questions::{self, AnswerDraft};
 use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
-use super::views::{self, JobRow, MessageRow, PeerRow};
+use super::views::{self, MessageRow, PeerRow};
 
 /// The name a room token's human sends as unless the form says otherwise.
 const DEFAULT_OPERATOR: &str = "operator";
@@ -65,6 +66,8 @@ struct RoomPage<'a> {
     questions: String,
     jobs: String,
     charts: String,
+    /// The dispatch form, with what a refused job action said.
+    dispatch: String,
     forms: &'a Forms,
 }
 
@@ -87,12 +90,6 @@ struct MessageList {
 #[template(path = "messages.html")]
 struct MessagesFragment {
     lists: Vec<MessageList>,
-}
-
-#[derive(Template)]
-#[template(path = "jobs.html")]
-struct JobsFragment {
-    jobs: Vec<JobRow>,
 }
 
 /// What the send form holds, kept when a send is refused so the human loses nothing.
@@ -128,6 +125,8 @@ impl Posted for Draft {
 pub(crate) enum FormName {
     Send,
     Answer,
+    /// The dispatch form, and the jobs' actions (their refusals show above the jobs).
+    Job,
 }
 
 /// What the page's forms hold (kept when a post is refused, so the human loses nothing), and
@@ -136,11 +135,12 @@ pub(crate) enum FormName {
 pub(crate) struct Forms {
     pub(crate) send: Draft,
     pub(crate) answer: AnswerDraft,
+    pub(crate) job: JobDraft,
     pub(crate) refused: Option<(FormName, String)>,
 }
 
 impl Forms {
-    fn notice(&self, form: FormName) -> Option<&str> {
+    pub(crate) fn notice(&self, form: FormName) -> Option<&str> {
         match &self.refused {
             Some((f, why)) if *f == form => Some(why),
             _ => None,
@@ -181,7 +181,7 @@ impl Prefill {
                 ..Draft::default()
             },
             answer: AnswerDraft::prefilled(self.question, self.as_name),
-            refused: None,
+            ..Forms::default()
         }
     }
 }
@@ -202,7 +202,7 @@ fn render<T: Template>(status: StatusCode, t: &T) -> Response {
     }
 }
 
-fn fragment_html<T: Template>(t: &T) -> Result<String, DashboardError> {
+pub(crate) fn fragment_html<T: Template>(t: &T) -> Result<String, DashboardError> {
     t.render()
         .map_err(|e| DashboardError::Render(e.to_string()))
 }
@@ -268,7 +268,7 @@ pub(crate) async fn index(
 
 /// The page for a signed-in caller: the admin token's health page (it has no room, and sees
 /// nothing from inside one), or its room as its token may see it.
-async fn room_page(
+pub(crate) async fn room_page(
     app: &App,
     headers: &HeaderMap,
     caller: &Caller,
@@ -299,7 +299,8 @@ async fn room_page(
                 peers: peers_fragment(&guard).await?,
                 messages: messages_fragment(&guard).await?,
                 questions: questions::fragment(&guard).await?,
-                jobs: jobs_fragment(&guard).await?,
+                jobs: jobs::fragment(&guard, &csrf).await?,
+                dispatch: jobs::dispatch_form(&csrf, caller.grant.peer(), forms)?,
                 charts: charts::fragment(app, caller).await?,
                 forms,
             };
@@ -349,11 +350,6 @@ async fn messages_fragment(guard: &Guard) -> Result<String, DashboardError> {
     fragment_html(&MessagesFragment { lists })
 }
 
-async fn jobs_fragment(guard: &Guard) -> Result<String, DashboardError> {
-    let jobs = views::jobs(guard, SystemClock.now_ms()).await?;
-    fragment_html(&JobsFragment { jobs })
-}
-
 /// The signed-in caller's guard; the admin token has none (no room to look into).
 async fn guard_of(app: &App, headers: &HeaderMap) -> Result<(Caller, Guard), DashboardError> {
     let caller = session::signed_in(app, headers).await?;
@@ -377,7 +373,7 @@ pub(crate) async fn fragment(
         match name.as_str() {
             "peers" => peers_fragment(&guard).await,
             "messages" => messages_fragment(&guard).await,
-            "jobs" => jobs_fragment(&guard).await,
+            "jobs" => jobs::fragment(&guard, session::csrf_of(&headers).unwrap_or_default()).await,
             "questions" => questions::fragment(&guard).await,
             other => Err(DashboardError::BadInput(format!(
                 "there is no view '{other}': the views are peers, messages, questions, jobs and charts"
@@ -440,6 +436,13 @@ pub(crate) async fn refused(
     e: &DashboardError,
 ) -> Response {
     let (status, said) = e.explain();
+    // The session itself failed (signed out, the store unreachable): the plain error page.
+    if matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return error_page(status, &said);
+    }
     forms.refused = Some((form, said));
     room_page(app, headers, caller, &forms, status)
         .await
@@ -495,23 +498,21 @@ async fn send_draft(app: &App, caller: &Caller, draft: &Draft) -> Result<(), Das
     Ok(())
 }
 
-/// The peer the human acts as: a peer token's own peer whatever the form says (the guard
-/// would refuse any other name anyway); for a room token, the operator peer the form names
-/// (created on first use), or [`DEFAULT_OPERATOR`].
-pub(crate) async fn acting_peer(
-    guard: &Guard,
-    as_name: &str,
-) -> Result<PeerRecord, DashboardError> {
+/// The peer a form acts as (sending, dispatching, answering): a peer token's own peer whatever
+/// the form says (the guard would refuse any other name anyway); for a room token, the
+/// operator peer the form names in its `as` field (created on first use), or
+/// [`DEFAULT_OPERATOR`].
+pub(crate) async fn acting_peer(guard: &Guard, typed_as: &str) -> Result<PeerRecord, Error> {
     let name = match guard.caller().grant.peer() {
         Some(me) => me,
-        None => operator_name(as_name),
+        None => operator_name(typed_as),
     };
-    Ok(guard.operator(name).await?)
+    guard.operator(name).await
 }
 
-/// The operator name a form shows and acts as: what was typed, or the default.
-pub(crate) fn operator_name(typed: &str) -> &str {
-    match typed.trim() {
+/// The operator name a room token's form acts as and shows: what was typed, or the default.
+pub(crate) fn operator_name(typed_as: &str) -> &str {
+    match typed_as.trim() {
         "" => DEFAULT_OPERATOR,
         name => name,
     }

@@ -1,12 +1,12 @@
 //! What the dashboard shows, read through the caller's [`Guard`]: the same checks as `/v1`, so
 //! the page can show a token nothing its API calls could not already read. Each reader returns
 //! rows ready for a template (times formatted, absent fields as empty strings); nothing here
-//! knows HTML.
+//! knows HTML. (The jobs' rows are read in [`super::jobs`], with their actions.)
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use switchboard_core::{Error, Exchange, JobQuery, LogQuery, PeerId, SentQuery};
+use switchboard_core::{Error, Exchange, LogQuery, PeerId, SentQuery};
 use switchboard_proto::{LogEntry, MessageId, Millis, RecipientState, SentMessage};
 
 use crate::guard::Guard;
@@ -49,22 +49,6 @@ pub(crate) struct CopyRow {
     pub state: String,
     pub attempts: u32,
     pub when: String,
-}
-
-pub(crate) struct JobRow {
-    pub id: String,
-    pub state: String,
-    pub agent: String,
-    pub dispatcher: String,
-    pub prompt: String,
-    pub attempts: u32,
-    pub created: String,
-    pub updated: String,
-    pub updated_ago: String,
-    pub expires: String,
-    pub result: String,
-    pub error: String,
-    pub branch: String,
 }
 
 /// Every peer of the room, online ones first, then by name.
@@ -139,36 +123,6 @@ pub(crate) async fn sent(guard: &Guard, now: Millis) -> Result<Vec<MessageRow>, 
     let sent = guard.sent(me, SentQuery::Recent(NEWEST)).await?;
     let from = guard.caller().grant.peer().unwrap_or_default().to_owned();
     Ok(sent.into_iter().map(|s| sent_row(&from, s, now)).collect())
-}
-
-/// The newest jobs the caller may see (a peer token: those it dispatched or runs).
-pub(crate) async fn jobs(guard: &Guard, now: Millis) -> Result<Vec<JobRow>, Error> {
-    let query = JobQuery {
-        dispatcher: None,
-        agent: None,
-        active_only: false,
-        limit: NEWEST,
-    };
-    let mut jobs = guard.jobs(query).await?;
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
-    Ok(jobs
-        .into_iter()
-        .map(|j| JobRow {
-            id: j.id.to_string(),
-            state: j.state.to_string(),
-            agent: j.agent,
-            dispatcher: j.dispatcher,
-            prompt: j.prompt,
-            attempts: j.attempts,
-            created: time(j.created_at),
-            updated: time(j.updated_at),
-            updated_ago: ago(j.updated_at, now),
-            expires: time(j.expires_at),
-            result: j.result.unwrap_or_default(),
-            error: j.error.unwrap_or_default(),
-            branch: j.branch.unwrap_or_default(),
-        })
-        .collect())
 }
 
 /// The newest [`NEWEST`] entries of the log the guard lets the caller read, newest first.
@@ -257,14 +211,19 @@ pub(crate) fn time(ms: Millis) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// How long before `now`, roughly (`4s`, `3m`, `2h`, `5d`).
+/// How long before `now`, roughly (`4s ago`, `3m ago`, `2h ago`, `5d ago`).
 pub(crate) fn ago(then: Millis, now: Millis) -> String {
-    let secs = (now - then).max(0) / 1000;
+    format!("{} ago", span(then, now))
+}
+
+/// How long from `from` to `to`, roughly, in its largest whole unit (`4s`, `3m`, `2h`, `5d`).
+pub(crate) fn span(from: Millis, to: Millis) -> String {
+    let secs = (to - from).max(0) / 1000;
     match secs {
-        s if s < 60 => format!("{s}s ago"),
-        s if s < 3600 => format!("{}m ago", s / 60),
-        s if s < 86_400 => format!("{}h ago", s / 3600),
-        s => format!("{}d ago", s / 86_400),
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
     }
 }
 

@@ -14,6 +14,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
+use switchboard_core::op;
+use switchboard_core::wire::Call;
+use switchboard_proto::JobId;
+
 use crate::dashboard::{ask_v1, join, operator, peer_id, question_v1, send_v1};
 use crate::harness::Home;
 use crate::relay_inproc::InProc;
@@ -150,51 +154,10 @@ impl Page {
         }
     }
 
-    /// Waits until a message with `text` is on the page; the milliseconds it took.
-    async fn sees(&mut self, text: &str) -> u64 {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin
-            .write_all(format!("message {text}\n").as_bytes())
-            .await
-            .unwrap();
-        stdin.flush().await.unwrap();
-        self.expect("seen", Duration::from_secs(30))
-            .await
-            .parse()
-            .unwrap()
-    }
-
-    /// Waits until an element matching the playwright `selector` is on the page; the
-    /// milliseconds it took.
-    async fn waits_for(&mut self, selector: &str) -> u64 {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        let line = format!("wait {selector}\n");
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        stdin.flush().await.unwrap();
-        self.expect("waited", Duration::from_secs(30))
-            .await
-            .parse()
-            .unwrap()
-    }
-
-    /// Checks the page fits a phone's width, and keeps its phone and dark-mode screenshots.
-    async fn fits_a_phone(&mut self) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(b"look\n").await.unwrap();
-        stdin.flush().await.unwrap();
-        self.expect("looked", Duration::from_secs(30)).await;
-    }
-
-    /// Waits for the page to show that its connection is lost.
-    async fn shows_reconnecting(&mut self) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(b"banner\n").await.unwrap();
-        stdin.flush().await.unwrap();
-        self.expect("banner", Duration::from_secs(60)).await;
-    }
-
-    /// Sends one line to the driver and waits for its answer, which must start with `word`.
+    /// Sends the driver one line (see `browser/dashboard.mjs`) and waits at most `within` for
+    /// its answer, which must start with `word`; returns the rest of the answer.
     async fn ask(&mut self, line: &str, word: &str, within: Duration) -> String {
+        assert!(!line.contains('\n'), "one line: {line}");
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -204,53 +167,72 @@ impl Page {
         self.expect(word, within).await
     }
 
-    /// Checks no message with `text` is on the page now.
-    async fn lacks(&mut self, text: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        let line = format!("absent {text}\n");
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        stdin.flush().await.unwrap();
-        self.expect("absent", Duration::from_secs(30)).await;
+    /// [`Self::ask`] within 30 s, for the steps that wait for the page.
+    async fn step(&mut self, line: &str, word: &str) -> String {
+        self.ask(line, word, Duration::from_secs(30)).await
     }
 
-    /// Sends the driver one of its generic commands (see `browser/dashboard.mjs`) and waits for
-    /// its answer, which must start with `answer`; returns the rest.
-    async fn command(&mut self, line: &str, answer: &str) -> String {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        stdin.flush().await.unwrap();
-        self.expect(answer, Duration::from_secs(30)).await
+    /// Waits until a message with `text` is on the page; the milliseconds it took.
+    async fn sees(&mut self, text: &str) -> u64 {
+        let ms = self.step(&format!("message {text}"), "seen").await;
+        ms.parse().unwrap()
+    }
+
+    /// Waits until an element matching the playwright `selector` (spaces allowed) is on the
+    /// page; the milliseconds it took.
+    async fn waits_for(&mut self, selector: &str) -> u64 {
+        let ms = self.step(&format!("wait {selector}"), "waited").await;
+        ms.parse().unwrap()
+    }
+
+    /// Checks the page fits a phone's width, and keeps its phone and dark-mode screenshots.
+    async fn fits_a_phone(&mut self) {
+        self.step("look", "looked").await;
+    }
+
+    /// Waits for the page to show that its connection is lost.
+    async fn shows_reconnecting(&mut self) {
+        self.ask("banner", "banner", Duration::from_secs(60)).await;
+    }
+
+    /// Checks no message with `text` is on the page now.
+    async fn lacks(&mut self, text: &str) {
+        self.step(&format!("absent {text}"), "absent").await;
     }
 
     /// Waits until an element matching `selector` (no spaces) shows `text`.
     async fn sees_in(&mut self, selector: &str, text: &str) {
-        self.command(&format!("see {selector} {text}"), "seen")
-            .await;
+        self.step(&format!("see {selector} {text}"), "seen").await;
+    }
+
+    async fn click(&mut self, selector: &str) {
+        self.step(&format!("click {selector}"), "clicked").await;
     }
 
     async fn fill(&mut self, selector: &str, value: &str) {
         let value = value.replace('\n', "\\n");
-        self.command(&format!("fill {selector} {value}"), "filled")
+        self.step(&format!("fill {selector} {value}"), "filled")
             .await;
     }
 
     async fn select(&mut self, selector: &str, value: &str) {
-        self.command(&format!("select {selector} {value}"), "selected")
+        self.step(&format!("select {selector} {value}"), "selected")
             .await;
     }
 
     /// Clicks a link or a submit button and waits for the page it leads to.
     async fn follow(&mut self, selector: &str) {
-        self.command(&format!("follow {selector}"), "followed")
-            .await;
+        self.step(&format!("follow {selector}"), "followed").await;
     }
 
-    /// A screenshot `name.png`, kept when `SWITCHBOARD_SCREENSHOTS` is set.
-    async fn shot(&mut self, name: &str) {
-        self.command(&format!("shot {name}"), "shot").await;
+    /// A screenshot `name.png` of the whole page, or of the element `selector`, kept when
+    /// `SWITCHBOARD_SCREENSHOTS` is set.
+    async fn shot(&mut self, name: &str, selector: Option<&str>) {
+        let line = match selector {
+            Some(selector) => format!("shot {name} {selector}"),
+            None => format!("shot {name}"),
+        };
+        self.step(&line, "shot").await;
     }
 
     /// Ends the session and checks the page raised no script error or CSP violation.
@@ -408,7 +390,7 @@ async fn a_question_asked_over_v1_appears_on_the_open_page_which_answers_it() {
     page.sees_in(".answer", "fix-login, pushed an hour ago")
         .await;
     page.sees_in(".sources", "PR 12").await;
-    page.shot("dashboard-questions").await;
+    page.shot("dashboard-questions", None).await;
 
     let q = question_v1(&relay, bob, id).await;
     assert_eq!(q["state"], "answered", "{q}");
@@ -444,5 +426,55 @@ async fn the_charts_are_drawn_coloured_by_the_scheme_and_follow_new_samples() {
     relay.app.history.sample_now(&relay.app).await;
     page.ask("chart Queue depth=2", "chart", Duration::from_secs(40))
         .await;
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_dispatched_and_cancelled_from_the_page_is_cancelled() {
+    let Some(tools) = tools() else { return };
+    let relay = InProc::embedded().await;
+    let mut page = Page::open(&tools, &relay, &relay.room_token).await;
+
+    page.click("#dispatch>summary").await;
+    page.fill("#job-agent", "codex").await;
+    page.fill("#job-prompt", "review the diff, then stop").await;
+    page.click("#job-dispatch").await;
+    page.sees_in("#jobs", "review the diff, then stop").await;
+    // The page showed it: it is in the store, and /v1 names its id.
+    let query = serde_json::json!({"query": {"dispatcher": null, "agent": null, "active_only": false, "limit": 10}});
+    let jobs = relay
+        .post(&relay.room_token, "jobs", query)
+        .await
+        .body
+        .unwrap();
+    let job = &jobs.as_array().unwrap()[0];
+    assert_eq!(
+        (&job["dispatcher"], &job["state"]),
+        (&"operator".into(), &"queued".into())
+    );
+    let id = job["id"].as_i64().unwrap();
+
+    page.sees_in(&format!("#job-{id}-state"), "queued").await;
+    page.click(&format!("#job-{id}-cancel>summary")).await;
+    page.sees_in(
+        &format!("#job-{id}-cancel-yes"),
+        &format!("Yes, cancel job {id}"),
+    )
+    .await;
+    page.shot("dashboard-jobs", Some("section:has(#jobs)"))
+        .await;
+    page.click(&format!("#job-{id}-cancel-yes")).await;
+    page.sees_in(&format!("#job-{id}-state"), "cancelled").await;
+
+    let call = Call::Job(op::Job {
+        id: JobId(id),
+        wait: Duration::ZERO,
+    });
+    let answer = relay.call(&relay.room_token, &call).await;
+    assert_eq!(
+        answer.body.unwrap()["state"],
+        "cancelled",
+        "cancelled per /v1"
+    );
     page.close().await;
 }

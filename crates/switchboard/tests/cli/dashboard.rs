@@ -1,8 +1,10 @@
-//! The dashboard (issue 16, first part) on the relay in-process, driven like a browser with a
+//! The dashboard (issue 16) on the relay in-process, driven like a browser with a
 //! plain HTTP client: cookies kept by hand (so their attributes can be checked), redirects not
 //! followed, `Origin` sent on every POST as a browser does. What is checked: login and its
 //! cookies, CSRF on every POST, that a token sees through the page exactly what `/v1` lets it
-//! see, sending from the page, the security headers, and that revocation ends a session; and
+//! see, sending from the page, dispatching and acting on jobs from it (each action confirmed,
+//! allowed only where the job's state and the token allow it), answering questions and
+//! replying, the charts, the security headers, and that revocation ends a session; and
 //! `switchboard dashboard`, the real binary serving one machine's store, signed in by its
 //! one-time links. Nothing here sleeps for timing: it waits for the relay's events.
 
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 
 use switchboard_core::wire::Call;
 use switchboard_core::{Ask, Clock, Dispatch, Grant, Outgoing, Reply, SystemClock, op};
-use switchboard_proto::{Basis, PeerId, QuestionId};
+use switchboard_proto::{Basis, JobClaim, JobId, PeerId, QuestionId};
 
 use crate::harness::agent;
 use crate::relay_inproc::InProc;
@@ -836,6 +838,15 @@ pub(crate) async fn question_v1(relay: &InProc, asker: PeerId, id: QuestionId) -
     v1(relay, &relay.room_token, call).await
 }
 
+/// Job `id` as `/v1` shows it to the room token.
+async fn job_v1(relay: &InProc, id: i64) -> Value {
+    let call = Call::Job(op::Job {
+        id: JobId(id),
+        wait: Duration::ZERO,
+    });
+    v1(relay, &relay.room_token, call).await
+}
+
 /// What the page shows of a text the relay wrote, with askama's escapes undone.
 fn unescaped(html: &str) -> String {
     html.replace("&#39;", "'")
@@ -1317,4 +1328,269 @@ async fn an_mcp_channel_push_is_measured_in_the_metrics() {
             pushes_counted(&relay, &admin).await == 1
         })
         .await;
+}
+
+/// A job for `agent` dispatched through `/v1` by the operator peer `from`; its id.
+async fn dispatch_v1(relay: &InProc, from: PeerId, agent: &str, prompt: &str) -> i64 {
+    let call = Call::Dispatch(op::Dispatch {
+        from: Some(from),
+        job: Dispatch::new(agent, prompt),
+    });
+    v1(relay, &relay.room_token, call).await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+impl Browser {
+    async fn dispatch(&mut self, as_name: &str, agent: &str, prompt: &str) -> Page {
+        let csrf = self.csrf();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("as", as_name),
+            ("agent", agent),
+            ("prompt", prompt),
+        ];
+        self.post("/dashboard/dispatch", &form).await
+    }
+
+    /// A confirmed job action, as the confirmation's "Yes" button posts it.
+    async fn act(&mut self, id: i64, action: &str) -> Page {
+        let csrf = self.csrf();
+        let form = [("csrf", csrf.as_str()), ("confirm", "yes")];
+        self.post(&format!("/dashboard/jobs/{id}/{action}"), &form)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_job_dispatched_from_the_page_is_visible_through_v1_with_its_cancel_offered() {
+    let relay = InProc::embedded().await;
+    let mut browser = Browser::signed_in(&relay, &relay.room_token).await;
+
+    let res = browser.dispatch("desk", "codex", "review the diff").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let query =
+        json!({"query": {"dispatcher": null, "agent": null, "active_only": false, "limit": 10}});
+    let jobs = relay
+        .post(&relay.room_token, "jobs", query)
+        .await
+        .body
+        .unwrap();
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    assert_eq!(
+        (
+            &job["agent"],
+            &job["dispatcher"],
+            &job["prompt"],
+            &job["state"]
+        ),
+        (
+            &json!("codex"),
+            &json!("desk"),
+            &json!("review the diff"),
+            &json!("queued")
+        ),
+        "dispatched as the operator peer the form named"
+    );
+    let id = job["id"].as_i64().unwrap();
+
+    let fragment = browser.get("/dashboard/fragments/jobs").await;
+    let body = &fragment.body;
+    assert!(
+        body.contains(&format!("id=\"job-{id}-state\">queued<")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("action=\"/dashboard/jobs/{id}/cancel\"")),
+        "a queued job offers cancel: {body}"
+    );
+    assert!(body.contains(&format!("Yes, cancel job {id}")));
+    assert!(
+        body.contains(&browser.csrf()),
+        "the action's form carries the CSRF value"
+    );
+    for absent in ["/retry\"", "/recover\""] {
+        assert!(!body.contains(absent), "only what the state allows: {body}");
+    }
+    assert!(
+        browser
+            .get("/")
+            .await
+            .body
+            .contains("action=\"/dashboard/dispatch\"")
+    );
+
+    // A refused dispatch says why, keeps what was typed, is a 4xx and makes nothing.
+    let res = browser.dispatch("desk", " ", "for nobody").await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+    assert!(res.body.contains("say which agent"), "{}", res.body);
+    assert!(res.body.contains("for nobody"), "the draft is kept");
+    let res = browser.dispatch("desk", "codex", "").await;
+    assert!(res.status.is_client_error(), "{}", res.status);
+    let query =
+        json!({"query": {"dispatcher": null, "agent": null, "active_only": false, "limit": 10}});
+    let jobs = relay
+        .post(&relay.room_token, "jobs", query)
+        .await
+        .body
+        .unwrap();
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "nothing more dispatched");
+}
+
+#[tokio::test]
+async fn a_peer_token_dispatches_from_the_page_as_itself() {
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.peer_token, "alice").await;
+    let mut browser = Browser::signed_in(&relay, &relay.peer_token).await;
+    let page = browser.get("/").await;
+    assert!(
+        !page.body.contains("id=\"job-as\""),
+        "a peer token dispatches as itself only"
+    );
+    let res = browser.dispatch("ops", "codex", "alice's job").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let job = job_v1(&relay, 1).await;
+    assert_eq!(job["dispatcher"], "alice", "{job}");
+    let jobs = browser.get("/dashboard/fragments/jobs").await;
+    assert!(jobs.body.contains("Yes, cancel job 1"), "{}", jobs.body);
+}
+
+#[tokio::test]
+async fn a_job_action_needs_the_csrf_value_and_the_confirmation() {
+    let relay = InProc::embedded().await;
+    let ops = operator(&relay, "ops").await;
+    let id = dispatch_v1(&relay, ops, "codex", "keep me").await;
+    let mut browser = Browser::signed_in(&relay, &relay.room_token).await;
+    let path = format!("/dashboard/jobs/{id}/cancel");
+
+    let res = browser.post(&path, &[("confirm", "yes")]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+    assert!(res.body.contains("CSRF"));
+    let wrong = "0".repeat(64);
+    let res = browser
+        .post(&path, &[("csrf", &wrong), ("confirm", "yes")])
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let csrf = browser.csrf();
+    let res = browser.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(
+        res.status,
+        StatusCode::BAD_REQUEST,
+        "unconfirmed: {}",
+        res.body
+    );
+    assert!(res.body.contains("was not confirmed"), "{}", res.body);
+    assert_eq!(
+        job_v1(&relay, id).await["state"],
+        "queued",
+        "nothing changed"
+    );
+
+    let res = browser.act(id, "cancel").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(job_v1(&relay, id).await["state"], "cancelled");
+    let jobs = browser.get("/dashboard/fragments/jobs").await;
+    assert!(
+        jobs.body.contains(&format!("Yes, retry job {id}")),
+        "a cancelled job offers retry: {}",
+        jobs.body
+    );
+    let res = browser.act(id, "retry").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(job_v1(&relay, id).await["state"], "queued");
+}
+
+#[tokio::test]
+async fn retrying_a_running_job_from_the_page_is_a_clear_4xx_that_changes_nothing() {
+    let relay = InProc::embedded().await;
+    let ops = operator(&relay, "ops").await;
+    let id = dispatch_v1(&relay, ops, "codex", "long work").await;
+    let claim = Call::Claim(op::Claim::new("codex", "host-a:42"));
+    let claim: JobClaim =
+        serde_json::from_value(v1(&relay, &relay.room_token, claim).await).unwrap();
+    v1(
+        &relay,
+        &relay.room_token,
+        Call::StartJob(op::StartJob { claim }),
+    )
+    .await;
+    let before = job_v1(&relay, id).await;
+    assert_eq!(before["worker"], "host-a:42", "{before}");
+
+    let mut browser = Browser::signed_in(&relay, &relay.room_token).await;
+    let jobs = browser.get("/dashboard/fragments/jobs").await;
+    assert!(
+        jobs.body.contains("<code>host-a:42</code>"),
+        "the worker: {}",
+        jobs.body
+    );
+    assert!(jobs.body.contains("under way for"), "{}", jobs.body);
+
+    for action in ["retry", "recover"] {
+        let res = browser.act(id, action).await;
+        assert_eq!(
+            res.status,
+            StatusCode::BAD_REQUEST,
+            "{action}: {}",
+            res.body
+        );
+        assert!(
+            res.body
+                .contains(&format!("job {id} is running, so it cannot be"))
+                && res.body.contains("can be cancelled"),
+            "says what is wrong and what fits: {}",
+            res.body
+        );
+        assert!(
+            res.body.contains("id=\"jobs-notice\""),
+            "the page again, with why"
+        );
+    }
+    // Neither an id nor an action the page could have offered: a 4xx, never a 5xx.
+    let csrf = browser.csrf();
+    for path in ["/dashboard/jobs/seven/cancel", "/dashboard/jobs/1/explode"] {
+        let res = browser
+            .post(path, &[("csrf", &csrf), ("confirm", "yes")])
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path}: {}", res.body);
+    }
+    assert_eq!(job_v1(&relay, id).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_peer_token_cannot_cancel_from_the_page_a_job_it_neither_dispatched_nor_runs() {
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.peer_token, "alice").await;
+    let ops = operator(&relay, "ops").await;
+    let id = dispatch_v1(&relay, ops, "bob", "bob's job").await;
+
+    let through_v1 = relay
+        .call(
+            &relay.peer_token,
+            &Call::CancelJob(op::CancelJob { id: JobId(id) }),
+        )
+        .await;
+    assert!(through_v1.status.is_client_error(), "{through_v1:?}");
+    let said = through_v1.body.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut browser = Browser::signed_in(&relay, &relay.peer_token).await;
+    let res = browser.act(id, "cancel").await;
+    assert_eq!(res.status, through_v1.status, "{}", res.body);
+    let escaped = said.replace('\'', "&#39;");
+    assert!(
+        res.body.contains(&said) || res.body.contains(&escaped),
+        "the same refusal as /v1 ('{said}'): {}",
+        res.body
+    );
+    assert!(!res.body.contains("bob&#39;s job") && !res.body.contains("bob's job"));
+    assert_eq!(
+        job_v1(&relay, id).await["state"],
+        "queued",
+        "nothing changed"
+    );
 }

@@ -31,8 +31,19 @@
       })
       .then(function (html) {
         if (html !== null) {
+          // A confirmation the human opened (a job's "Cancel…") stays open across the swap.
+          var open = Array.prototype.map.call(
+            el.querySelectorAll("details[open][id]"),
+            function (d) { return d.id; }
+          );
           // Server-rendered and escaped; the policy forbids any script in it anyway.
           el.innerHTML = html;
+          open.forEach(function (id) {
+            var d = document.getElementById(id);
+            if (d) {
+              d.open = true;
+            }
+          });
         }
       })
       .catch(function () {

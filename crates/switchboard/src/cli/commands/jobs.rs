@@ -1,7 +1,7 @@
 //! `switchboard worker` and `switchboard jobs …`
 
 use switchboard_core::{Dispatch, JobQuery, Run, op};
-use switchboard_proto::{JobId, JobState, JobView};
+use switchboard_proto::{JobAction, JobState, JobView};
 use tokio::sync::watch;
 
 use super::super::args::{JobsAction, WorkerArgs};
@@ -99,17 +99,9 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             Some(wait) => return waited(ctx, m.run(op::Job { id, wait }).await?, wait),
             None => m.job(id).await?,
         },
-        JobsAction::Cancel { id } => m.cancel_job(id).await?,
-        JobsAction::Recover { id } => requeue(ctx, id, &[JobState::NeedsRecovery], "retry").await?,
-        JobsAction::Retry { id } => {
-            let allowed = [
-                JobState::Failed,
-                JobState::Dead,
-                JobState::Expired,
-                JobState::Cancelled,
-            ];
-            requeue(ctx, id, &allowed, "recover").await?
-        }
+        JobsAction::Cancel { id } => m.act_on_job(id, JobAction::Cancel).await?,
+        JobsAction::Recover { id } => m.act_on_job(id, JobAction::Recover).await?,
+        JobsAction::Retry { id } => m.act_on_job(id, JobAction::Retry).await?,
     };
     print(ctx, &one)
 }
@@ -149,23 +141,6 @@ fn waited(ctx: &Context, job: JobView, wait: std::time::Duration) -> Result<(), 
     }
 }
 
-/// Requeues a job in one of `allowed` states; otherwise says which verb fits.
-async fn requeue(
-    ctx: &Context,
-    id: JobId,
-    allowed: &[JobState],
-    other: &str,
-) -> Result<JobView, CliError> {
-    let job = ctx.mailbox.job(id).await?;
-    if !allowed.contains(&job.state) {
-        return Err(CliError::BadInput(format!(
-            "job {id} is {}; `jobs {other}` or `jobs cancel` may be what you want",
-            job.state
-        )));
-    }
-    Ok(ctx.mailbox.requeue_job(id).await?)
-}
-
 fn list(ctx: &Context, jobs: &[JobView]) -> Result<(), CliError> {
     if ctx.json {
         return output::json(jobs);
@@ -203,6 +178,9 @@ fn show(j: &JobView) -> String {
             ""
         }
     );
+    if let Some(w) = &j.worker {
+        out.push_str(&format!("\nworker: {w}"));
+    }
     if let Some(b) = &j.branch {
         out.push_str(&format!("\nbranch: {b}"));
     }

@@ -27,9 +27,12 @@
 //   out "filled"
 //   in  "select <sel> <value>" choose the option with this value in the list
 //   out "selected"
+//   in  "click <sel>"          click the element (a submit waits for the page it loads)
+//   out "clicked"
 //   in  "follow <sel>"         click a link or a submit button and wait for the new page
 //   out "followed"
-//   in  "shot <name>"          a screenshot <name>.png, when screenshots are kept
+//   in  "shot <name> [<sel>]"  a screenshot <name>.png of the page, or of the element, when
+//                              screenshots are kept (Chromium only)
 //   out "shot"
 //   out "failed <why>"         anything went wrong (the test fails with it)
 import { createRequire } from "node:module";
@@ -119,8 +122,14 @@ try {
       say("followed");
       continue;
     }
+    if (command === "click" && sel) {
+      await page.click(sel, { timeout: 10_000 });
+      say("clicked");
+      continue;
+    }
     if (command === "shot" && sel) {
-      await shot(sel);
+      if (!arg) await shot(sel);
+      else if (shots && !firefox) await page.locator(arg).first().screenshot({ path: `${shots}/${sel}.png` });
       say("shot");
       continue;
     }

@@ -200,8 +200,9 @@ impl Error {
             | Error::NoIds
             | Error::Missing { .. }
             | Error::NulChar { .. }
-            | Error::WrongJobAction(_)
             | Error::Invalid(_) => Failure::BadInput,
+            // The state of the job refuses it, as the store's own check would (409, exit 6).
+            Error::WrongJobAction(_) => Failure::Refused,
             Error::Rejected(r) => r.failure(),
             Error::Denied(_) => Failure::Denied,
             Error::Unavailable(_) => Failure::Unavailable,

@@ -65,13 +65,48 @@ impl QuestionStatements for LiteTx {
 
     async fn list_questions(&mut self, l: QuestionList) -> OpResult<Vec<QuestionRow>> {
         let (peer, q, now) = (l.peer, l.query, l.now);
-        let sql = format!(
-            "SELECT {QUESTION_COLUMNS} {QUESTION_FROM}
-             WHERE ((?2 AND m.sender_id = ?1) OR (?3 AND m.recipient_id = ?1))
-               AND (NOT ?4 OR (q.state = 'open' AND m.expires_at > ?5))
-             ORDER BY m.id DESC LIMIT ?6"
-        );
         let params = params![peer, q.asked, q.received, q.open_only, now, q.limit];
-        self.all(&sql, params, question)
+        self.all(&list_questions_sql(), params, question)
+    }
+}
+
+/// A peer's questions, newest first. Ordered by the question's own key (the same value as
+/// `m.id`), so the walk starts from the questions, newest first, and stops at the limit;
+/// ordered by `m.id` it walked every message of the room (4 ms a call at 100,000 messages,
+/// 0.4 s for a dashboard listing 100 peers' questions).
+fn list_questions_sql() -> String {
+    format!(
+        "SELECT {QUESTION_COLUMNS} {QUESTION_FROM}
+         WHERE ((?2 AND m.sender_id = ?1) OR (?3 AND m.recipient_id = ?1))
+           AND (NOT ?4 OR (q.state = 'open' AND m.expires_at > ?5))
+         ORDER BY q.message_id DESC LIMIT ?6"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::list_questions_sql;
+
+    #[test]
+    fn listing_a_peers_questions_walks_the_questions_not_every_message_regression() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::migrate::apply(&mut conn).unwrap();
+        let plan = format!("EXPLAIN QUERY PLAN {}", list_questions_sql());
+        let mut stmt = conn.prepare(&plan).unwrap();
+        let steps: Vec<String> = stmt
+            .query_map([1, 1, 1, 0, 0, 50], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            steps.iter().any(|s| s.starts_with("SCAN q")),
+            "the walk starts from the questions: {steps:?}"
+        );
+        assert!(
+            !steps.iter().any(|s| s.starts_with("SCAN m")),
+            "no walk over every message: {steps:?}"
+        );
     }
 }

@@ -124,7 +124,7 @@ pub async fn figures(messages: usize) {
         asset_bytes.push((asset, body.len()));
     }
     let mut fragment_times = Vec::new();
-    for name in ["peers", "messages", "jobs"] {
+    for name in ["peers", "messages", "questions", "jobs", "charts"] {
         let mut times = Vec::new();
         for _ in 0..LOADS {
             let t = Instant::now();
@@ -140,7 +140,7 @@ pub async fn figures(messages: usize) {
     }
     let server_cpu = cpu_seconds(dashboard.child.id()) - cpu0;
     let client_cpu = cpu_seconds(std::process::id()) - own0;
-    let requests = LOADS * 4 + 3;
+    let requests = LOADS * 6 + 3;
 
     println!(
         "| dashboard room | {} peers ({PEERS_ONLINE} online), {} messages |",

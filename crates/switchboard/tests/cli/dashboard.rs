@@ -1532,8 +1532,8 @@ async fn retrying_a_running_job_from_the_page_is_a_clear_4xx_that_changes_nothin
         let res = browser.act(id, action).await;
         assert_eq!(
             res.status,
-            StatusCode::BAD_REQUEST,
-            "{action}: {}",
+            StatusCode::CONFLICT,
+            "{action}, as /v1 refuses a state conflict: {}",
             res.body
         );
         assert!(

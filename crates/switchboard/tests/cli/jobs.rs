@@ -153,7 +153,7 @@ fn a_killed_worker_loses_nothing_read_jobs_rerun_once_write_jobs_wait_for_recove
     let retry = home.run("alice", &["jobs", "retry", &write.to_string()]);
     assert_eq!(
         retry.status.code(),
-        Some(2),
+        Some(6),
         "retry is not recover: {}",
         stderr(&retry)
     );

@@ -152,15 +152,18 @@ impl Browser {
         b
     }
 
-    async fn send(&mut self, as_name: &str, to: &str, text: &str) -> Page {
+    /// Posts one of the page's forms with `fields`, carrying this browser's CSRF value as the
+    /// page's forms do.
+    async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let csrf = self.csrf();
-        let form = [
-            ("csrf", csrf.as_str()),
-            ("as", as_name),
-            ("to", to),
-            ("text", text),
-        ];
-        self.post("/dashboard/send", &form).await
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post(path, &form).await
+    }
+
+    async fn send(&mut self, as_name: &str, to: &str, text: &str) -> Page {
+        let form = [("as", as_name), ("to", to), ("text", text)];
+        self.submit("/dashboard/send", &form).await
     }
 }
 
@@ -175,16 +178,14 @@ struct AnswerForm<'a> {
 
 impl Browser {
     async fn answer(&mut self, form: &AnswerForm<'_>) -> Page {
-        let csrf = self.csrf();
         let fields = [
-            ("csrf", csrf.as_str()),
             ("as", form.as_name),
             ("question", form.question),
             ("text", form.text),
             ("basis", form.basis),
             ("sources", form.sources),
         ];
-        self.post("/dashboard/answer", &fields).await
+        self.submit("/dashboard/answer", &fields).await
     }
 }
 
@@ -1343,21 +1344,14 @@ async fn dispatch_v1(relay: &InProc, from: PeerId, agent: &str, prompt: &str) ->
 
 impl Browser {
     async fn dispatch(&mut self, as_name: &str, agent: &str, prompt: &str) -> Page {
-        let csrf = self.csrf();
-        let form = [
-            ("csrf", csrf.as_str()),
-            ("as", as_name),
-            ("agent", agent),
-            ("prompt", prompt),
-        ];
-        self.post("/dashboard/dispatch", &form).await
+        let form = [("as", as_name), ("agent", agent), ("prompt", prompt)];
+        self.submit("/dashboard/dispatch", &form).await
     }
 
     /// A confirmed job action, as the confirmation's "Yes" button posts it.
     async fn act(&mut self, id: i64, action: &str) -> Page {
-        let csrf = self.csrf();
-        let form = [("csrf", csrf.as_str()), ("confirm", "yes")];
-        self.post(&format!("/dashboard/jobs/{id}/{action}"), &form)
+        let form = [("confirm", "yes")];
+        self.submit(&format!("/dashboard/jobs/{id}/{action}"), &form)
             .await
     }
 }

@@ -181,6 +181,12 @@ pub trait Exchange: Send + Sync + 'static {
         self.run(op::Questions { peer, query }).await
     }
 
+    /// Every question of the room, newest first (a room token's view over a relay; `asked`
+    /// and `received` say nothing here).
+    async fn room_questions(&self, query: QuestionQuery) -> Result<Vec<QuestionView>> {
+        self.run(op::Questions { peer: None, query }).await
+    }
+
     /// One question the peer asked or received, as it stands (to wait, run [`op::Question`]).
     async fn question(&self, peer: PeerId, id: QuestionId) -> Result<QuestionView> {
         let (peer, wait) = (Some(peer), Duration::ZERO);

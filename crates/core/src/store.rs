@@ -432,10 +432,11 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<QuestionView>;
 
-    /// Questions the peer asked and/or received, newest first.
+    /// Questions the peer asked and/or received, newest first; with no peer, every question of
+    /// the room (`asked` and `received` then say nothing).
     async fn questions(
         &self,
-        peer: PeerId,
+        peer: Option<PeerId>,
         query: QuestionQuery,
         now: Millis,
     ) -> StoreResult<Vec<QuestionView>>;

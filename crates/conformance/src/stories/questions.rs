@@ -352,6 +352,31 @@ pub async fn questions_list_by_role_and_state(b: &dyn Backend) {
         ),
         "a question is private to its two peers"
     );
+    // The room's view (a room token's, over a relay): every question once, newest first,
+    // whoever asked; the limit and `open_only` hold, `asked` and `received` say nothing.
+    let q3 = w
+        .mailbox
+        .ask(carol.peer.id, ask_of("bob", "three"))
+        .await
+        .unwrap();
+    let nobody = QuestionQuery {
+        asked: false,
+        received: false,
+        ..all
+    };
+    assert_eq!(
+        ids(w.mailbox.room_questions(nobody).await.unwrap()),
+        [q3.id, q2.id, q1.id]
+    );
+    let newest = QuestionQuery { limit: 2, ..all };
+    assert_eq!(
+        ids(w.mailbox.room_questions(newest).await.unwrap()),
+        [q3.id, q2.id]
+    );
+    assert_eq!(
+        ids(w.mailbox.room_questions(open).await.unwrap()),
+        [q3.id, q2.id]
+    );
 }
 
 /// Two answers to one question racing on two handles: exactly one wins, the other is told the

@@ -102,15 +102,17 @@ pub async fn expire_asked_by<X: Executor>(x: &mut X, asker: PeerId, now: Millis)
     Ok(())
 }
 
-/// The peer's questions, newest first.
+/// The peer's questions, newest first; with no peer, every question of the room.
 pub async fn list<X: Executor>(
     x: &mut X,
-    peer: PeerId,
+    peer: Option<PeerId>,
     query: QuestionQuery,
     now: Millis,
 ) -> Step<Vec<QuestionView>, X> {
     let rows = x.list_questions(QuestionList { peer, query, now }).await?;
-    if rows.is_empty() {
+    if rows.is_empty()
+        && let Some(peer) = peer
+    {
         peers::require(x, peer).await?;
     }
     let mut out = Vec::with_capacity(rows.len());

@@ -102,7 +102,8 @@ pub struct Closing<'a> {
 /// Which questions of `peer` to list, as they stand at `now`.
 #[derive(Debug, Clone, Copy)]
 pub struct QuestionList {
-    pub peer: PeerId,
+    /// Whose questions; `None` for every question of the room.
+    pub peer: Option<PeerId>,
     pub query: QuestionQuery,
     pub now: Millis,
 }

@@ -138,7 +138,7 @@ impl<B: Backend> Store for B {
 
     async fn questions(
         &self,
-        peer: PeerId,
+        peer: Option<PeerId>,
         query: QuestionQuery,
         now: Millis,
     ) -> StoreResult<Vec<QuestionView>> {

@@ -3,6 +3,8 @@
 //! human answers a question addressed to the peer it acts as. Both go through the caller's
 //! [`Guard`], so a token lists and answers through the page exactly what `/v1` lets it.
 
+use std::collections::HashSet;
+
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
@@ -65,8 +67,8 @@ pub(crate) async fn fragment(guard: &Guard) -> Result<String, DashboardError> {
 }
 
 /// The newest [`NEWEST`] questions the caller may list through `/v1`, newest first: a peer
-/// token's own (asked or received); for a room token every peer's received ones, which is
-/// every question of the room once (each has one addressee).
+/// token's own (asked or received); for a room token every question of the room, in one
+/// listing (`questions` without a peer).
 async fn rows(guard: &Guard, now: Millis) -> Result<Vec<QuestionRow>, Error> {
     let all = |asked| QuestionQuery {
         asked,
@@ -88,18 +90,21 @@ async fn rows(guard: &Guard, now: Millis) -> Result<Vec<QuestionRow>, Error> {
             })
             .collect());
     }
-    let mut found = Vec::new();
-    for peer in guard.peers().await? {
-        let answerable = peer.kind == PeerKind::Operator;
-        for q in guard.questions(peer.id, all(false)).await? {
-            found.push((q, answerable));
-        }
-    }
-    found.sort_by_key(|(q, _)| std::cmp::Reverse(q.id));
-    found.truncate(NEWEST as usize);
+    // A room token answers as an operator peer, so those are the questions it may answer.
+    let operators: HashSet<String> = guard
+        .peers()
+        .await?
+        .into_iter()
+        .filter(|p| p.kind == PeerKind::Operator)
+        .map(|p| p.name)
+        .collect();
+    let found = guard.room_questions(all(false)).await?;
     Ok(found
         .into_iter()
-        .map(|(q, answerable)| row(q, answerable, now))
+        .map(|q| {
+            let answerable = operators.contains(&q.to);
+            row(q, answerable, now)
+        })
         .collect())
 }
 

@@ -72,7 +72,7 @@ impl QuestionStatements for PgTx {
         let (peer, q, now) = (l.peer, l.query, l.now);
         let sql = format!(
             "SELECT {QUESTION_COLUMNS} {QUESTION_FROM}
-             WHERE (($2 AND m.sender_id = $1) OR ($3 AND m.recipient_id = $1))
+             WHERE ($1::BIGINT IS NULL OR ($2 AND m.sender_id = $1) OR ($3 AND m.recipient_id = $1))
                AND (NOT $4 OR (q.state = 'open' AND m.expires_at > $5))
              ORDER BY q.message_id DESC LIMIT $6"
         );

@@ -70,14 +70,14 @@ impl QuestionStatements for LiteTx {
     }
 }
 
-/// A peer's questions, newest first. Ordered by the question's own key (the same value as
+/// A peer's questions (every question of the room when `?1` is null), newest first. Ordered by the question's own key (the same value as
 /// `m.id`), so the walk starts from the questions, newest first, and stops at the limit;
 /// ordered by `m.id` it walked every message of the room (4 ms a call at 100,000 messages,
 /// 0.4 s for a dashboard listing 100 peers' questions).
 fn list_questions_sql() -> String {
     format!(
         "SELECT {QUESTION_COLUMNS} {QUESTION_FROM}
-         WHERE ((?2 AND m.sender_id = ?1) OR (?3 AND m.recipient_id = ?1))
+         WHERE (?1 IS NULL OR (?2 AND m.sender_id = ?1) OR (?3 AND m.recipient_id = ?1))
            AND (NOT ?4 OR (q.state = 'open' AND m.expires_at > ?5))
          ORDER BY q.message_id DESC LIMIT ?6"
     )

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{Exchange, Mailbox};
+use switchboard_core::{Ask, Dispatch, Exchange, Mailbox, Reply};
+use switchboard_proto::Basis;
 use switchboard_store_sqlite::SqliteStore;
 
 use super::{BIN, CHUNK, concurrent_sends, deliver_and_ack, fmt_dur, limits, peers, sessions};
@@ -19,6 +20,7 @@ use super::{BIN, CHUNK, concurrent_sends, deliver_and_ack, fmt_dur, limits, peer
 const PEERS_ONLINE: usize = 20;
 const PEERS_OFFLINE: usize = 80;
 const LOADS: usize = 20;
+const QUESTIONS_EACH: usize = 25;
 
 struct Dashboard {
     child: Child,
@@ -71,9 +73,31 @@ pub async fn figures(messages: usize) {
         sent += n;
     }
     concurrent_sends(&mailbox, &senders, &online, unread).await;
+    // Questions and jobs too, so those views read a room that has them: each online peer asks
+    // an operator QUESTIONS_EACH questions, all answered, and dispatches as many jobs.
+    for peer in &online {
+        for i in 0..QUESTIONS_EACH {
+            let ask = Ask {
+                to: senders[i % senders.len()].name.clone(),
+                question: format!("which branch has fix {i}?"),
+                context_hint: None,
+                ttl: None,
+            };
+            let q = mailbox.ask(peer.peer.id, ask).await.expect("ask");
+            let answer = Reply::Answer {
+                text: format!("fix-{i}"),
+                basis: Basis::Verified,
+                sources: vec![format!("git log fix-{i}")],
+            };
+            let by = senders[i % senders.len()].id;
+            mailbox.reply(by, q.id, answer).await.expect("answer");
+            let job = Dispatch::new("codex", format!("review change {i}"));
+            mailbox.dispatch(peer.peer.id, job).await.expect("dispatch");
+        }
+    }
     let stats = mailbox.stats().await.expect("stats");
     eprintln!(
-        "dashboard room: {} peers, {} messages, filled in {:.1} s",
+        "dashboard room: {} peers, {} messages (with the questions and answers), filled in {:.1} s",
         stats.peers,
         stats.messages,
         filled.elapsed().as_secs_f64()
@@ -142,12 +166,13 @@ pub async fn figures(messages: usize) {
     let client_cpu = cpu_seconds(std::process::id()) - own0;
     let requests = LOADS * 6 + 3;
 
+    let asked = PEERS_ONLINE * QUESTIONS_EACH;
     println!(
-        "| dashboard room | {} peers ({PEERS_ONLINE} online), {} messages |",
+        "| dashboard room | {} peers ({PEERS_ONLINE} online), {} messages ({asked} of them questions, {asked} answers), {asked} jobs |",
         stats.peers, stats.messages
     );
     println!(
-        "| page weight: HTML of `/` (newest 50 messages, every peer, newest 50 jobs) | {:.1} KB |",
+        "| page weight: HTML of `/` (every peer; the newest 50 messages, questions and jobs) | {:.1} KB |",
         kb(html_bytes)
     );
     let assets: usize = asset_bytes.iter().map(|(_, b)| b).sum();

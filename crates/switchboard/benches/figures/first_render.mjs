@@ -1,7 +1,7 @@
 // The dashboard's time to first render, as Debian's chromium (headless) measures it, for the
 // figures bench (benches/figures/dashboard.rs). Signs in once with the one-time link, then
 // loads the page fresh (new context, empty cache) ten times and prints one Markdown table row:
-// the medians of first contentful paint and DOMContentLoaded, and the bytes transferred.
+// the medians of first contentful paint and DOMContentLoaded.
 //   argv: <playwright-core dir> <chromium> <sign-in link>
 import { createRequire } from "node:module";
 
@@ -19,7 +19,6 @@ try {
   await first.close();
   const paints = [];
   const ready = [];
-  let bytes = 0;
   for (let i = 0; i < 10; i++) {
     const context = await browser.newContext();
     await context.addCookies(cookies);
@@ -30,21 +29,17 @@ try {
     const t = await page.evaluate(() => {
       const fcp = performance.getEntriesByName("first-contentful-paint")[0];
       const nav = performance.getEntriesByType("navigation")[0];
-      const res = performance.getEntriesByType("resource");
       return {
         fcp: fcp ? fcp.startTime : NaN,
         dcl: nav.domContentLoadedEventEnd,
-        // Bodies as sent (no compression is configured, so this is the page's weight).
-        bytes: nav.encodedBodySize + res.reduce((n, r) => n + r.encodedBodySize, 0),
       };
     });
     paints.push(t.fcp);
     ready.push(t.dcl);
-    bytes = t.bytes;
     await context.close();
   }
   console.log(
-    `| time to first render in chromium, fresh load (first contentful paint / DOMContentLoaded, median of 10) | ${median(paints).toFixed(0)} ms / ${median(ready).toFixed(0)} ms (${(bytes / 1024).toFixed(1)} KB of bodies loaded) |`,
+    `| time to first render in chromium, fresh load (first contentful paint / DOMContentLoaded, median of 10) | ${median(paints).toFixed(0)} ms / ${median(ready).toFixed(0)} ms |`,
   );
 } finally {
   await browser.close();

@@ -1253,3 +1253,35 @@ async fn fuzzed_v1_calls_never_get_a_5xx_and_errors_stay_json_postgres() {
     };
     fuzz(&relay, cases(2_000), seed()).await;
 }
+
+/// `questions` without a peer: a room token lists every question of its room, newest first; a
+/// peer token still lists only its own peer's (the guard fills its peer in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_without_a_peer_list_the_room_for_a_room_token_and_ones_own_for_a_peer_token() {
+    use crate::dashboard::{ask_v1, join, peer_id};
+    let relay = InProc::embedded().await;
+    join(&relay, &relay.room_token, "bob").await;
+    join(&relay, &relay.room_token, "carol").await;
+    join(&relay, &relay.peer_token, "alice").await;
+    let (bob, carol) = (peer_id(&relay, "bob").await, peer_id(&relay, "carol").await);
+    let to_carol = ask_v1(&relay, bob, "carol", "bob asks carol").await;
+    let to_alice = ask_v1(&relay, carol, "alice", "carol asks alice").await;
+    let body = json!({"query": {"asked": true, "received": true, "open_only": false, "limit": 10}});
+    let listed = |answer: Answer| -> Vec<i64> {
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        let body = answer.body.unwrap();
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["id"].as_i64().unwrap())
+            .collect()
+    };
+    let room = listed(
+        relay
+            .post(&relay.room_token, "questions", body.clone())
+            .await,
+    );
+    assert_eq!(room, [to_alice.0, to_carol.0], "the room's, newest first");
+    let own = listed(relay.post(&relay.peer_token, "questions", body).await);
+    assert_eq!(own, [to_alice.0], "alice's token: alice's only");
+}

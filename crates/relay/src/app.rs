@@ -64,6 +64,9 @@ pub struct AppConfig {
     /// The relay serves TLS itself (`--tls-cert`): the dashboard's cookies are marked
     /// `Secure` and its own origin is `https://`.
     pub tls: bool,
+    /// The operator peer the dashboard's forms name until the human types another: the local
+    /// dashboard's is this machine's human as the CLI names them; `None` is `operator`.
+    pub operator: Option<String>,
     /// The hidden conformance mode: `/mcp` also serves the official suite's fixtures and
     /// admits token-less requests (`crate::fixtures`). Loopback only.
     #[cfg(feature = "fixtures")]
@@ -77,6 +80,7 @@ impl Default for AppConfig {
             allowed_origins: Vec::new(),
             body_limit: 1024 * 1024,
             tls: false,
+            operator: None,
             #[cfg(feature = "fixtures")]
             conformance_fixtures: false,
         }

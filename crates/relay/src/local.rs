@@ -20,6 +20,7 @@ use crate::rooms::{OpenedRoom, Rooms};
 pub const LOCAL_ROOM: &str = "local";
 
 /// The app over `store` as room [`LOCAL_ROOM`], and the token its sign-in links sign in with.
+/// `config.operator` names the human the page's forms act as by default.
 pub async fn app(
     store: Arc<dyn Store>,
     limits: Limits,

@@ -123,6 +123,16 @@ pub(crate) struct JobDraft {
     prompt: String,
 }
 
+impl JobDraft {
+    /// An empty dispatch form acting as the operator peer `as_name`.
+    pub(crate) fn acting_as(as_name: String) -> Self {
+        Self {
+            as_name,
+            ..Self::default()
+        }
+    }
+}
+
 impl Posted for JobDraft {
     fn csrf(&self) -> &str {
         &self.csrf

@@ -172,15 +172,22 @@ pub(crate) struct Prefill {
 }
 
 impl Prefill {
-    fn forms(self) -> Forms {
+    /// The forms as the link fills them; the operator they act as is the link's, else
+    /// `operator` (the relay's configured default), else [`DEFAULT_OPERATOR`].
+    fn forms(self, operator: Option<&str>) -> Forms {
+        let as_name = match (self.as_name.as_str(), operator) {
+            ("", Some(configured)) => configured.to_owned(),
+            _ => self.as_name,
+        };
         Forms {
             send: Draft {
-                as_name: self.as_name.clone(),
+                as_name: as_name.clone(),
                 to: self.to,
                 reply_to: self.reply_to,
                 ..Draft::default()
             },
-            answer: AnswerDraft::prefilled(self.question, self.as_name),
+            job: JobDraft::acting_as(as_name.clone()),
+            answer: AnswerDraft::prefilled(self.question, as_name),
             ..Forms::default()
         }
     }
@@ -259,7 +266,8 @@ pub(crate) async fn index(
         Err(e) => return e.into_response(),
     };
     // A mangled link only loses its prefill: the forms say what is wrong once posted.
-    let forms = prefill.map(|Query(p)| p).unwrap_or_default().forms();
+    let prefill = prefill.map(|Query(p)| p).unwrap_or_default();
+    let forms = prefill.forms(app.config.operator.as_deref());
     match room_page(&app, &headers, &caller, &forms, StatusCode::OK).await {
         Ok(res) => res,
         Err(e) => e.into_response(),

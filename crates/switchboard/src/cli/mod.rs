@@ -114,7 +114,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => {
             return commands::serve::run(settings, args, cli.database_url.as_deref()).await;
         }
-        Command::Dashboard(args) => return commands::dashboard::run(settings, args, relay).await,
+        Command::Dashboard(args) => {
+            let human = cli.as_name.clone().or_else(|| settings.operator.clone());
+            return commands::dashboard::run(settings, args, relay, human.as_deref()).await;
+        }
         Command::Migrate => {
             return commands::migrate::run(&settings, cli.database_url.as_deref(), cli.json).await;
         }

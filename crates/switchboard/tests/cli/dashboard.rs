@@ -739,6 +739,14 @@ async fn the_local_dashboard_signs_a_browser_in_once_by_its_link_and_shows_this_
     assert!(page.body.contains("room local"), "{}", page.body);
     assert!(page.body.contains("the build is green"), "{}", page.body);
     assert!(page.body.contains("alice"));
+    // The forms act as this machine's human, as the CLI names them (here SWITCHBOARD_OPERATOR),
+    // not as a stranger called "operator".
+    assert!(
+        page.body
+            .contains(r#"<input id="as" name="as" value="ops""#),
+        "{}",
+        page.body
+    );
 
     // The page acts on the machine's store: alice's inbox has what it sends.
     let res = browser.send("ops", "alice", "sent from the page").await;

@@ -16,10 +16,13 @@ use super::super::args::DashboardArgs;
 use super::super::{CliError, Relay};
 use crate::settings::Settings;
 
+/// `human`: `--as`, else settings `operator`; the page's forms act as that operator peer (the
+/// OS user's name when neither is set), as the CLI's commands do.
 pub async fn run(
     settings: Settings,
     args: DashboardArgs,
     relay: Option<Relay>,
+    human: Option<&str>,
 ) -> Result<(), CliError> {
     if let Some(relay) = relay {
         let url = format!("{}/", relay.url.trim_end_matches('/'));
@@ -41,12 +44,16 @@ pub async fn run(
             args.listen
         )));
     }
+    let config = AppConfig {
+        operator: Some(super::human_name(human)?.as_str().to_owned()),
+        ..AppConfig::default()
+    };
     let store = SqliteStore::open(&settings.home).map_err(switchboard_core::Error::Store)?;
     let described = switchboard_core::Store::describe(&store);
     let (app, token) = switchboard_relay::local::app(
         Arc::new(store),
         settings.limits.clone(),
-        AppConfig::default(),
+        config,
         SystemClock.now_ms(),
     )
     .await

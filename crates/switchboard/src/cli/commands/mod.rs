@@ -59,7 +59,13 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
 
 /// The human's peer name: `--as`, else settings `operator`, else the OS user, else `human`.
 fn operator_name(ctx: &Context) -> Result<PeerName, CliError> {
-    if let Some(name) = &ctx.operator {
+    human_name(ctx.operator.as_deref())
+}
+
+/// The human's peer name when `given` (`--as`, else settings `operator`) names none: the OS
+/// user, else `human`.
+fn human_name(given: Option<&str>) -> Result<PeerName, CliError> {
+    if let Some(name) = given {
         return Ok(PeerName::parse(name).map_err(switchboard_core::Error::from)?);
     }
     let user = std::env::var("USER")

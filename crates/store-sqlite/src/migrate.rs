@@ -128,6 +128,12 @@ CREATE INDEX jobs_queue ON jobs(agent, state, id);
 CREATE INDEX jobs_by_state ON jobs(state, lease_until);
 CREATE INDEX jobs_by_dispatcher ON jobs(dispatcher_id, id);
 ",
+    // v5: every claim, job view and list sweeps queued jobs past their expiry; by
+    // `jobs_by_state` (state, lease_until) that walked every queued job. This index finds only
+    // the expired ones.
+    r"
+CREATE INDEX jobs_by_expiry ON jobs(state, expires_at);
+",
 ];
 
 /// The schema version this build writes.

@@ -130,8 +130,7 @@ impl JobStatements for LiteTx {
     }
 
     async fn expired_jobs(&mut self, now: Millis) -> OpResult<Vec<JobId>> {
-        let sql = "SELECT id FROM jobs WHERE state = 'queued' AND expires_at <= ?1";
-        self.all(sql, [now], int)
+        self.all(EXPIRED_JOBS, [now], int)
     }
 
     async fn list_jobs(&mut self, q: &JobQuery) -> OpResult<Vec<JobView>> {
@@ -143,5 +142,34 @@ impl JobStatements for LiteTx {
         );
         let params = params![q.dispatcher, q.agent, q.active_only, q.limit];
         self.all(&sql, params, job_view)
+    }
+}
+
+/// Queued jobs past their expiry, found by `jobs_by_expiry` (every claim's sweep runs this).
+const EXPIRED_JOBS: &str = "SELECT id FROM jobs WHERE state = 'queued' AND expires_at <= ?1";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::EXPIRED_JOBS;
+
+    #[test]
+    fn a_claims_sweep_finds_the_expired_jobs_without_walking_every_queued_one_regression() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::migrate::apply(&mut conn).unwrap();
+        let plan = format!("EXPLAIN QUERY PLAN {EXPIRED_JOBS}");
+        let mut stmt = conn.prepare(&plan).unwrap();
+        let steps: Vec<String> = stmt
+            .query_map([1], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("jobs_by_expiry (state=? AND expires_at<?)")),
+            "a range over the expiry: {steps:?}"
+        );
     }
 }

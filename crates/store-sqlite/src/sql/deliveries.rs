@@ -168,15 +168,7 @@ mod tests {
 
     #[test]
     fn a_hand_over_reads_the_messages_copies_not_every_copy_the_session_holds_regression() {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::migrate::apply(&mut conn).unwrap();
-        let plan = format!("EXPLAIN QUERY PLAN {MARK_DELIVERED}");
-        let mut stmt = conn.prepare(&plan).unwrap();
-        let steps: Vec<String> = stmt
-            .query_map([1, 1, 1], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let steps = crate::sql::query_plan(MARK_DELIVERED, [1, 1, 1]);
         assert!(
             steps.iter().any(|s| s.contains("deliveries_by_message")),
             "by the message's copies: {steps:?}"

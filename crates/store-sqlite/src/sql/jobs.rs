@@ -156,15 +156,7 @@ mod tests {
 
     #[test]
     fn a_claims_sweep_finds_the_expired_jobs_without_walking_every_queued_one_regression() {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::migrate::apply(&mut conn).unwrap();
-        let plan = format!("EXPLAIN QUERY PLAN {EXPIRED_JOBS}");
-        let mut stmt = conn.prepare(&plan).unwrap();
-        let steps: Vec<String> = stmt
-            .query_map([1], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let steps = crate::sql::query_plan(EXPIRED_JOBS, [1]);
         assert!(
             steps
                 .iter()

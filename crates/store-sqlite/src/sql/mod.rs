@@ -18,6 +18,19 @@ mod upkeep;
 
 use rusqlite::{OptionalExtension, Params};
 
+/// The steps SQLite plans for `sql` with `params`, over a fresh in-memory store at the latest
+/// schema: what the statements' plan tests read (a plan is the regression a timing test would
+/// only hint at).
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str, params: impl Params) -> Vec<String> {
+    #![allow(clippy::unwrap_used)]
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    crate::migrate::apply(&mut conn).unwrap();
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let steps = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
+    steps.map(Result::unwrap).collect()
+}
+
 use switchboard_core::seam::Decode;
 
 use self::columns::read;

@@ -91,15 +91,7 @@ mod tests {
 
     #[test]
     fn listing_a_peers_questions_walks_the_questions_not_every_message_regression() {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::migrate::apply(&mut conn).unwrap();
-        let plan = format!("EXPLAIN QUERY PLAN {}", list_questions_sql());
-        let mut stmt = conn.prepare(&plan).unwrap();
-        let steps: Vec<String> = stmt
-            .query_map([1, 1, 1, 0, 0, 50], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let steps = crate::sql::query_plan(&list_questions_sql(), [1, 1, 1, 0, 0, 50]);
         assert!(
             steps.iter().any(|s| s.starts_with("SCAN q")),
             "the walk starts from the questions: {steps:?}"

@@ -27,7 +27,6 @@ use crate::guard::Guard;
 
 use super::DashboardError;
 use super::pages::{self, FormName, Forms, Posted};
-use super::session;
 use super::views::{NEWEST, ago, span, time};
 
 /// One job, ready for the template (absent fields as empty strings).
@@ -134,14 +133,31 @@ impl JobDraft {
 }
 
 impl Posted for JobDraft {
+    const WHAT: &'static str = "dispatch";
+
     fn csrf(&self) -> &str {
         &self.csrf
+    }
+
+    fn kept(self) -> (Forms, FormName) {
+        let forms = Forms {
+            job: self,
+            ..Forms::default()
+        };
+        (forms, FormName::Job)
     }
 }
 
 impl Posted for Confirmation {
+    const WHAT: &'static str = "job action's";
+
     fn csrf(&self) -> &str {
         &self.csrf
+    }
+
+    /// A refused action keeps nothing typed; its reason shows above the jobs.
+    fn kept(self) -> (Forms, FormName) {
+        (Forms::default(), FormName::Job)
     }
 }
 
@@ -232,20 +248,7 @@ pub(crate) async fn dispatch(
     headers: HeaderMap,
     form: Result<Form<JobDraft>, FormRejection>,
 ) -> Response {
-    let (caller, draft) = match pages::posted(&app, &headers, form, "dispatch").await {
-        Ok(posted) => posted,
-        Err(res) => return res,
-    };
-    match dispatch_draft(&app, &caller, &draft).await {
-        Ok(()) => session::see_other("/"),
-        Err(e) => {
-            let forms = Forms {
-                job: draft,
-                ..Forms::default()
-            };
-            pages::refused(&app, &headers, &caller, forms, FormName::Job, &e).await
-        }
-    }
+    pages::handle(&app, &headers, form, dispatch_draft).await
 }
 
 async fn dispatch_draft(
@@ -277,11 +280,7 @@ pub(crate) async fn act(
     path: Result<Path<(String, String)>, PathRejection>,
     form: Result<Form<Confirmation>, FormRejection>,
 ) -> Response {
-    let (caller, form) = match pages::posted(&app, &headers, form, "job action's").await {
-        Ok(posted) => posted,
-        Err(res) => return res,
-    };
-    let acted = async {
+    let act = async |app: &App, caller: &Caller, form: &Confirmation| {
         let (id, action) = action_of(path)?;
         if form.confirm != "yes" {
             return Err(DashboardError::BadInput(format!(
@@ -290,18 +289,11 @@ pub(crate) async fn act(
                 ActionView::of(action).label
             )));
         }
-        let guard = app.guard(&caller).await?;
+        let guard = app.guard(caller).await?;
         guard.act_on_job(id, action).await?;
         Ok(())
-    }
-    .await;
-    match acted {
-        Ok(()) => session::see_other("/"),
-        Err(e) => {
-            let forms = Forms::default();
-            pages::refused(&app, &headers, &caller, forms, FormName::Job, &e).await
-        }
-    }
+    };
+    pages::handle(&app, &headers, form, act).await
 }
 
 /// The job id and the action a path names, or what is wrong with it.

@@ -86,9 +86,9 @@ pub(crate) async fn visit(
         return pages::login_page(&app, &headers, StatusCode::UNAUTHORIZED, Some(msg));
     };
     match session::signed_in_cookies(&app, &token) {
+        // `no-store`, as on every dashboard answer, comes from `assets::security_headers`.
         Ok(cookies) => {
-            let mut res =
-                ([(header::CACHE_CONTROL, "no-store")], Html(CONTINUE_PAGE)).into_response();
+            let mut res = Html(CONTINUE_PAGE).into_response();
             for cookie in cookies {
                 res.headers_mut().append(header::SET_COOKIE, cookie);
             }

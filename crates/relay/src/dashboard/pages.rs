@@ -109,14 +109,31 @@ pub(crate) struct Draft {
     reply_to: String,
 }
 
-/// A form the page posts: it carries the browser's CSRF value.
+/// A form the page posts: it carries the browser's CSRF value, and when the action is refused
+/// the page shows it again as it was typed, with why beside it.
 pub(crate) trait Posted: DeserializeOwned {
+    /// What the form is, for the refusal of one that cannot be read.
+    const WHAT: &'static str;
+
     fn csrf(&self) -> &str;
+
+    /// The page's forms holding this one as typed, and which form a refusal is shown beside.
+    fn kept(self) -> (Forms, FormName);
 }
 
 impl Posted for Draft {
+    const WHAT: &'static str = "send";
+
     fn csrf(&self) -> &str {
         &self.csrf
+    }
+
+    fn kept(self) -> (Forms, FormName) {
+        let forms = Forms {
+            send: self,
+            ..Forms::default()
+        };
+        (forms, FormName::Send)
     }
 }
 
@@ -410,32 +427,41 @@ pub(crate) async fn events(
     events::serve(&app, &caller, q, &headers, Changes::Told).await
 }
 
-/// A form posted from the page, read and checked: the signed-in caller and what the form
-/// holds, or the answer that refuses it (unreadable, signed out, or without this browser's
-/// CSRF value). Every POST handler of the page starts here.
-pub(crate) async fn posted<D: Posted>(
+/// Every form of the page: read, signed in and CSRF-checked, then `act`ed on as the signed-in
+/// caller; then 303 to `/`, or, refused, the page again with why beside the form and what was
+/// typed (see [`refused`]). Each POST handler is this with its own action.
+pub(crate) async fn handle<D: Posted>(
     app: &App,
     headers: &HeaderMap,
     form: Result<Form<D>, FormRejection>,
-    what: &str,
-) -> Result<(Caller, D), Response> {
+    act: impl AsyncFnOnce(&App, &Caller, &D) -> Result<(), DashboardError>,
+) -> Response {
     let draft = match form {
         Ok(Form(d)) => d,
         Err(e) => {
-            let msg = format!("the {what} form could not be read: {}", e.body_text());
-            return Err(DashboardError::BadInput(msg).into_response());
+            let msg = format!("the {} form could not be read: {}", D::WHAT, e.body_text());
+            return DashboardError::BadInput(msg).into_response();
         }
     };
-    let caller = session::signed_in(app, headers)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    session::check_csrf(headers, draft.csrf()).map_err(IntoResponse::into_response)?;
-    Ok((caller, draft))
+    let caller = match session::signed_in(app, headers).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = session::check_csrf(headers, draft.csrf()) {
+        return e.into_response();
+    }
+    match act(app, &caller, &draft).await {
+        Ok(()) => session::see_other("/"),
+        Err(e) => {
+            let (forms, name) = draft.kept();
+            refused(app, headers, &caller, forms, name, &e).await
+        }
+    }
 }
 
 /// The page again after a refused post (unknown peer, empty text, over a limit, not the
 /// caller's to do): with why, beside the form, and with what was typed; the refusal's 4xx.
-pub(crate) async fn refused(
+async fn refused(
     app: &App,
     headers: &HeaderMap,
     caller: &Caller,
@@ -465,20 +491,7 @@ pub(crate) async fn send(
     headers: HeaderMap,
     form: Result<Form<Draft>, FormRejection>,
 ) -> Response {
-    let (caller, draft) = match posted(&app, &headers, form, "send").await {
-        Ok(posted) => posted,
-        Err(res) => return res,
-    };
-    match send_draft(&app, &caller, &draft).await {
-        Ok(()) => session::see_other("/"),
-        Err(e) => {
-            let forms = Forms {
-                send: draft,
-                ..Forms::default()
-            };
-            refused(&app, &headers, &caller, forms, FormName::Send, &e).await
-        }
-    }
+    handle(&app, &headers, form, send_draft).await
 }
 
 async fn send_draft(app: &App, caller: &Caller, draft: &Draft) -> Result<(), DashboardError> {

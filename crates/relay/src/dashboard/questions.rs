@@ -24,7 +24,6 @@ use crate::guard::Guard;
 
 use super::DashboardError;
 use super::pages::{self, FormName, Forms, Posted};
-use super::session;
 use super::views::{self, NEWEST};
 
 /// One question as the view shows it (times formatted, absent fields empty).
@@ -155,8 +154,18 @@ pub(crate) struct AnswerDraft {
 }
 
 impl Posted for AnswerDraft {
+    const WHAT: &'static str = "answer";
+
     fn csrf(&self) -> &str {
         &self.csrf
+    }
+
+    fn kept(self) -> (Forms, FormName) {
+        let forms = Forms {
+            answer: self,
+            ..Forms::default()
+        };
+        (forms, FormName::Answer)
     }
 }
 
@@ -249,20 +258,7 @@ pub(crate) async fn answer(
     headers: HeaderMap,
     form: Result<Form<AnswerDraft>, FormRejection>,
 ) -> Response {
-    let (caller, draft) = match pages::posted(&app, &headers, form, "answer").await {
-        Ok(posted) => posted,
-        Err(res) => return res,
-    };
-    match answer_draft(&app, &caller, &draft).await {
-        Ok(()) => session::see_other("/"),
-        Err(e) => {
-            let forms = Forms {
-                answer: draft,
-                ..Forms::default()
-            };
-            pages::refused(&app, &headers, &caller, forms, FormName::Answer, &e).await
-        }
-    }
+    pages::handle(&app, &headers, form, answer_draft).await
 }
 
 async fn answer_draft(

@@ -426,29 +426,18 @@ async fn a_post_without_the_csrf_value_is_refused_and_changes_nothing() {
     let mut browser = Browser::signed_in(&relay, &relay.room_token).await;
     let before = room_log(&relay).await;
 
-    let form = [("as", "ops"), ("to", "bob"), ("text", "forged")];
-    let res = browser.post("/dashboard/send", &form).await;
+    let forged = [("as", "ops"), ("to", "bob"), ("text", "forged")];
+    let with_csrf = |csrf| [vec![("csrf", csrf)], forged.to_vec()].concat();
+    let res = browser.post("/dashboard/send", &forged).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
     assert!(res.body.contains("CSRF"));
     let wrong = "0".repeat(64);
-    let form = [
-        ("csrf", wrong.as_str()),
-        ("as", "ops"),
-        ("to", "bob"),
-        ("text", "forged"),
-    ];
-    let res = browser.post("/dashboard/send", &form).await;
+    let res = browser.post("/dashboard/send", &with_csrf(&wrong)).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     // The right value in the field but no CSRF cookie (another site's form can't read it).
     let csrf = browser.csrf();
     browser.cookies.remove("swb_csrf");
-    let form = [
-        ("csrf", csrf.as_str()),
-        ("as", "ops"),
-        ("to", "bob"),
-        ("text", "forged"),
-    ];
-    let res = browser.post("/dashboard/send", &form).await;
+    let res = browser.post("/dashboard/send", &with_csrf(&csrf)).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
 
     assert_eq!(room_log(&relay).await, before, "nothing was sent");

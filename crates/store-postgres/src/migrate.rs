@@ -156,6 +156,73 @@ CREATE INDEX jobs_by_dispatcher ON jobs(dispatcher_id, id);
     r"
 CREATE INDEX jobs_by_expiry ON jobs(state, expires_at);
 ",
+    // v3 (the embedded store's v6): the limits a send checks, in O(1) however large the
+    // backlog or the window: `peers.queued` counts the peer's queued copies (the pending cap),
+    // `messages.sender_seq` numbers each sender's counted messages (the rate limit looks up
+    // the `rate_limit`th newest by number).
+    //
+    // Unlike SQLite's row triggers, the counter is kept per statement, from its transition
+    // tables: a hand-over or an acknowledgement of 500 copies updates the peer's row once,
+    // not 500 times (each would leave a dead row version behind). The rows to update are
+    // locked in id order, as a send locks its parties, so a sweep across many peers cannot
+    // deadlock with a send.
+    r"
+ALTER TABLE peers ADD COLUMN queued BIGINT NOT NULL DEFAULT 0;
+UPDATE peers SET queued =
+    (SELECT COUNT(*) FROM deliveries d WHERE d.recipient_id = peers.id AND d.state = 'queued');
+
+CREATE FUNCTION deliveries_queued_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Each branch reads only the transition tables its event has.
+    IF TG_OP = 'INSERT' THEN
+        WITH change AS (
+            SELECT recipient_id AS id, COUNT(*) AS delta FROM new_rows
+            WHERE state = 'queued' GROUP BY recipient_id),
+        locked AS (
+            SELECT p.id FROM peers p JOIN change c USING (id) ORDER BY p.id FOR NO KEY UPDATE)
+        UPDATE peers p SET queued = p.queued + c.delta
+        FROM change c WHERE p.id = c.id AND p.id IN (SELECT id FROM locked);
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH change AS (
+            SELECT recipient_id AS id, -COUNT(*) AS delta FROM old_rows
+            WHERE state = 'queued' GROUP BY recipient_id),
+        locked AS (
+            SELECT p.id FROM peers p JOIN change c USING (id) ORDER BY p.id FOR NO KEY UPDATE)
+        UPDATE peers p SET queued = p.queued + c.delta
+        FROM change c WHERE p.id = c.id AND p.id IN (SELECT id FROM locked);
+    ELSE
+        WITH change AS (
+            SELECT id, SUM(delta) AS delta FROM (
+                SELECT recipient_id AS id, 1 AS delta FROM new_rows WHERE state = 'queued'
+                UNION ALL
+                SELECT recipient_id, -1 FROM old_rows WHERE state = 'queued') moved
+            GROUP BY id HAVING SUM(delta) <> 0),
+        locked AS (
+            SELECT p.id FROM peers p JOIN change c USING (id) ORDER BY p.id FOR NO KEY UPDATE)
+        UPDATE peers p SET queued = p.queued + c.delta
+        FROM change c WHERE p.id = c.id AND p.id IN (SELECT id FROM locked);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER deliveries_queued_insert AFTER INSERT ON deliveries
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deliveries_queued_count();
+CREATE TRIGGER deliveries_queued_update AFTER UPDATE ON deliveries
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deliveries_queued_count();
+CREATE TRIGGER deliveries_queued_delete AFTER DELETE ON deliveries
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deliveries_queued_count();
+
+ALTER TABLE messages ADD COLUMN sender_seq BIGINT;
+UPDATE messages SET sender_seq = n.seq
+    FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY sender_id ORDER BY id) AS seq
+          FROM messages) AS n
+    WHERE n.id = messages.id;
+CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq)
+    WHERE sender_seq IS NOT NULL;
+",
 ];
 
 /// The schema that holds tokens and the room list.

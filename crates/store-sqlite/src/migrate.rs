@@ -134,6 +134,45 @@ CREATE INDEX jobs_by_dispatcher ON jobs(dispatcher_id, id);
     r"
 CREATE INDEX jobs_by_expiry ON jobs(state, expires_at);
 ",
+    // v6: the limits a send checks, in O(1) however large the backlog or the window.
+    //
+    // - `peers.queued`: the peer's copies in the `queued` state (the pending cap), kept by the
+    //   triggers below in the same transaction as every change of `deliveries`, so no
+    //   statement can forget it.
+    // - `messages.sender_seq`: 1, 2, 3, … per sender for what counts against the rate limit;
+    //   the rate check looks up the `rate_limit`th newest by number instead of counting the
+    //   window. The notices the store writes get none. Existing messages are numbered in id
+    //   order, as they were counted before.
+    r"
+ALTER TABLE peers ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+UPDATE peers SET queued =
+    (SELECT COUNT(*) FROM deliveries d WHERE d.recipient_id = peers.id AND d.state = 'queued');
+
+CREATE TRIGGER deliveries_queued_insert AFTER INSERT ON deliveries
+    WHEN NEW.state = 'queued'
+BEGIN
+    UPDATE peers SET queued = queued + 1 WHERE id = NEW.recipient_id;
+END;
+CREATE TRIGGER deliveries_queued_update AFTER UPDATE OF state ON deliveries
+    WHEN (OLD.state = 'queued') <> (NEW.state = 'queued')
+BEGIN
+    UPDATE peers SET queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued')
+    WHERE id = NEW.recipient_id;
+END;
+CREATE TRIGGER deliveries_queued_delete AFTER DELETE ON deliveries
+    WHEN OLD.state = 'queued'
+BEGIN
+    UPDATE peers SET queued = queued - 1 WHERE id = OLD.recipient_id;
+END;
+
+ALTER TABLE messages ADD COLUMN sender_seq INTEGER;
+UPDATE messages SET sender_seq = n.seq
+    FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY sender_id ORDER BY id) AS seq
+          FROM messages) AS n
+    WHERE n.id = messages.id;
+CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq)
+    WHERE sender_seq IS NOT NULL;
+",
 ];
 
 /// The schema version this build writes.

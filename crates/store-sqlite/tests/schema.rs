@@ -56,6 +56,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "created_at",
             "expires_at",
             "kind",
+            "sender_seq",
         ],
     ),
     (
@@ -73,6 +74,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "summary",
             "created_at",
             "last_seen_at",
+            "queued",
         ],
     ),
     (
@@ -160,6 +162,58 @@ fn a_store_from_an_older_version_is_migrated_in_place() {
         .query_row("SELECT name FROM peers", [], |r| r.get(0))
         .unwrap();
     assert_eq!(kept, "old", "data survives the migration");
+}
+
+/// v6 keeps the pending cap's counter on the peer and numbers each sender's messages: a store
+/// migrated from v5 starts with both right, and the triggers keep the counter right after.
+#[test]
+fn a_v5_store_gets_its_queued_counters_and_send_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for (i, sql) in migrate::MIGRATIONS[..5].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version VALUES (?1)",
+                [i64::try_from(i + 1).unwrap()],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO peers (id, name, kind, created_at, last_seen_at)
+                 VALUES (1, 'a', 'agent', 1, 1), (2, 'b', 'agent', 1, 1);
+             INSERT INTO messages (id, sender_id, recipient_id, body, created_at, expires_at)
+                 VALUES (10, 1, 2, 'x', 1, 9), (11, 2, 1, 'y', 2, 9), (12, 1, 2, 'z', 3, 9);
+             INSERT INTO deliveries (message_id, recipient_id, state)
+                 VALUES (10, 2, 'queued'), (11, 1, 'read'), (12, 2, 'queued');",
+        )
+        .unwrap();
+    }
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let queued = |id: i64| -> i64 {
+        conn.query_row("SELECT queued FROM peers WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((queued(1), queued(2)), (0, 2), "counted on migration");
+    let seqs: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, sender_seq FROM messages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seqs, [(10, 1), (11, 1), (12, 2)], "numbered per sender");
+    conn.execute_batch(
+        "UPDATE deliveries SET state = 'delivered' WHERE message_id = 10;
+         UPDATE deliveries SET state = 'queued' WHERE message_id = 11;
+         DELETE FROM deliveries WHERE message_id = 12;",
+    )
+    .unwrap();
+    assert_eq!((queued(1), queued(2)), (1, 0), "kept by the triggers");
 }
 
 #[test]

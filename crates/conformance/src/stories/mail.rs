@@ -445,6 +445,143 @@ pub async fn a_session_leasing_again_spends_no_attempt(b: &dyn Backend) {
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
 }
 
+/// The pending cap reads a counter the store keeps as copies come and go (issue 17): every way
+/// a copy leaves the queue (hand-over, read, expiry swept by `gc`, burial after its attempts)
+/// frees a place, and a delivered copy left unread does not hold one.
+pub async fn pending_cap_follows_copies_as_they_leave_the_queue(b: &dyn Backend) {
+    let w = world(
+        b,
+        Limits {
+            pending_cap: 2,
+            max_attempts: 1,
+            ..roomy_limits()
+        },
+    )
+    .await;
+    let alice = w.agent("alice").await;
+    let bob = w.agent("bob").await;
+    let send = |text: &'static str| {
+        let mailbox = w.mailbox.clone();
+        let from = alice.peer.id;
+        async move { mailbox.send(from, Outgoing::to_peer("bob", text)).await }
+    };
+    let full = |r: Result<switchboard_proto::SentMessage, Error>| {
+        matches!(r, Err(Error::Rejected(Rejection::InboxFull { cap: 2, .. })))
+    };
+    let a = send("a").await.unwrap();
+    let b2 = send("b").await.unwrap();
+    assert!(full(send("refused").await), "two queued fill the cap");
+
+    assert_eq!(w.lease(&bob).await.len(), 2, "a lease alone frees nothing");
+    assert!(full(send("refused").await));
+    assert_eq!(w.mailbox.mark_delivered(&bob, &[a.id]).await.unwrap(), 1);
+    let c = send("c").await.unwrap();
+    assert!(full(send("refused").await), "handed over frees one place");
+
+    w.mailbox.ack(bob.peer.id, &[b2.id]).await.unwrap();
+    w.mailbox.ack(bob.peer.id, &[a.id]).await.unwrap();
+    let mut short = Outgoing::to_peer("bob", "short-lived");
+    short.ttl = Some(Duration::from_secs(1));
+    w.mailbox.send(alice.peer.id, short).await.unwrap();
+    assert!(
+        full(send("refused").await),
+        "read frees one, the short-lived takes it"
+    );
+
+    w.clock.advance_ms(2000);
+    assert_eq!(w.mailbox.gc().await.unwrap().expired, 1);
+    send("d").await.unwrap();
+    assert!(full(send("refused").await), "expiry swept by gc frees one");
+
+    // max_attempts 1: the first lease spends the attempt, the next finds the copies dead.
+    let lease_ms = switchboard_core::policy::ms(w.mailbox.limits().lease);
+    assert_eq!(w.lease(&bob).await.len(), 2);
+    w.clock.advance_ms(lease_ms + 1);
+    assert!(w.lease(&bob).await.is_empty());
+    send("e").await.unwrap();
+    send("f").await.unwrap();
+    assert!(
+        full(send("refused").await),
+        "buried copies free their places"
+    );
+    let view = only_sent(&w, alice.peer.id, c.id).await;
+    assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
+}
+
+/// Many senders racing into one inbox: exactly the cap gets in, on every backend.
+pub async fn concurrent_sends_never_pass_the_pending_cap(b: &dyn Backend) {
+    let w = world(
+        b,
+        Limits {
+            pending_cap: 10,
+            ..roomy_limits()
+        },
+    )
+    .await;
+    w.agent("bob").await;
+    let mut senders = Vec::new();
+    for i in 0..4 {
+        senders.push(w.agent(&format!("s{i}")).await.peer.id);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (mailbox, from) = (w.mailbox.clone(), senders[i % 4]);
+        tasks.spawn(async move {
+            mailbox
+                .send(from, Outgoing::to_peer("bob", format!("n{i}")))
+                .await
+        });
+    }
+    let (mut passed, mut refused) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(_) => passed += 1,
+            Err(Error::Rejected(Rejection::InboxFull { cap: 10, .. })) => refused += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!((passed, refused), (10, 30));
+    assert_eq!(w.mailbox.stats().await.unwrap().messages, 10);
+}
+
+/// One sender racing itself: exactly the rate limit gets through in the window.
+pub async fn concurrent_sends_never_pass_the_rate_limit(b: &dyn Backend) {
+    let w = world(
+        b,
+        Limits {
+            rate_limit: 10,
+            rate_window: Duration::from_secs(60),
+            ..roomy_limits()
+        },
+    )
+    .await;
+    let alice = w.agent("alice").await;
+    w.agent("bob").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let (mailbox, from) = (w.mailbox.clone(), alice.peer.id);
+        tasks.spawn(async move {
+            mailbox
+                .send(from, Outgoing::to_peer("bob", format!("n{i}")))
+                .await
+        });
+    }
+    let (mut passed, mut refused) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(_) => passed += 1,
+            Err(Error::Rejected(Rejection::RateLimited { limit: 10, .. })) => refused += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!((passed, refused), (10, 20));
+    w.clock.advance_ms(60_000);
+    w.mailbox
+        .send(alice.peer.id, Outgoing::to_peer("bob", "the window moved"))
+        .await
+        .unwrap();
+}
+
 /// This area's stories, expanded by [`conformance_suite!`](crate::conformance_suite). A new
 /// story is a `pub async fn` above and one line in this list.
 #[doc(hidden)]
@@ -466,6 +603,9 @@ macro_rules! conformance_mail {
             concurrent_sends_are_all_durable,
             lease_wait_returns_when_mail_lands,
             a_session_leasing_again_spends_no_attempt,
+            pending_cap_follows_copies_as_they_leave_the_queue,
+            concurrent_sends_never_pass_the_pending_cap,
+            concurrent_sends_never_pass_the_rate_limit,
         );
     };
 }

@@ -8,7 +8,7 @@ use switchboard_proto::{
 use super::{peers, questions};
 use crate::error::Rejection;
 use crate::rules::{BroadcastPlace, LeaseStep, fresh_sent};
-use crate::seam::{Executor, Handover, LeaseCandidate, Leasing, MessageRow, Step};
+use crate::seam::{Executor, Handover, LeaseCandidate, Leasing, MessageRow, Party, Step};
 use crate::store::{
     Admission, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, SentQuery, SessionId,
 };
@@ -51,14 +51,14 @@ pub(crate) async fn submit<X: Executor>(
     let ids = recipients(x, msg, now).await?;
     let recipients = lock_parties(x, msg.sender, &ids).await?;
     check_rate(x, msg.sender, adm, now).await?;
-    for (id, name) in &recipients {
-        check_pending(x, *id, name, adm.pending_cap).await?;
+    for party in &recipients {
+        check_pending(party, adm.pending_cap)?;
     }
     if let Some(parent) = msg.reply_to {
         answer(x, msg.sender, parent, now).await?;
     }
     let (recipient, scope, to) = match msg.target {
-        NewTarget::Peer(p) => (Some(p), None, Target::Peer(recipients[0].1.clone())),
+        NewTarget::Peer(p) => (Some(p), None, Target::Peer(recipients[0].name.clone())),
         NewTarget::Broadcast(s) => (None, Some(s.as_str()), Target::Broadcast(s)),
     };
     let id = x
@@ -72,13 +72,14 @@ pub(crate) async fn submit<X: Executor>(
             idempotency_key: msg.idempotency_key.as_deref(),
             created_at: now,
             expires_at: msg.expires_at,
+            counted: true,
         })
         .await?;
     x.insert_deliveries(id, &ids).await?;
     for r in &ids {
         x.wake(Wake::Inbox(*r));
     }
-    let names = recipients.into_iter().map(|(_, name)| name).collect();
+    let names = recipients.into_iter().map(|p| p.name).collect();
     Ok(fresh_sent(id, to, msg, now, names))
 }
 
@@ -96,72 +97,67 @@ async fn recipients<X: Executor>(x: &mut X, msg: &NewMessage, now: Millis) -> St
     }
 }
 
-/// Locks the sender and the recipients and reads the recipients' names, in the order given.
-/// Both parties must exist: ids come from callers, and the recipient, resolved by name before
-/// this transaction, may have been removed by `gc` since.
+/// Locks the sender and the recipients and reads the recipients as parties, in the order
+/// given. Both parties must exist: ids come from callers, and the recipient, resolved by name
+/// before this transaction, may have been removed by `gc` since.
 async fn lock_parties<X: Executor>(
     x: &mut X,
     sender: PeerId,
     recipients: &[PeerId],
-) -> Step<Vec<(PeerId, String)>, X> {
+) -> Step<Vec<Party>, X> {
     let mut ids = recipients.to_vec();
     ids.push(sender);
     ids.sort_unstable();
     ids.dedup();
     let found = x.lock_parties(&ids).await?;
-    let name = |id: PeerId| found.iter().find(|(f, _)| *f == id).map(|(_, n)| n.clone());
-    if name(sender).is_none() {
+    let party = |id: PeerId| found.iter().find(|p| p.id == id).cloned();
+    if party(sender).is_none() {
         return Err(Rejection::UnknownPeerId { id: sender }.into());
     }
     recipients
         .iter()
-        .map(|&id| match name(id) {
-            Some(n) => Ok((id, n)),
-            None => Err(Rejection::UnknownPeerId { id }.into()),
-        })
+        .map(|&id| party(id).ok_or_else(|| Rejection::UnknownPeerId { id }.into()))
         .collect()
 }
 
+/// At most `rate_limit` counted messages in any `rate_window`: refused while the sender's
+/// `rate_limit`th newest message is still inside the window, until it ages out. One indexed
+/// lookup, however many messages the window holds.
 async fn check_rate<X: Executor>(
     x: &mut X,
     sender: PeerId,
     adm: Admission,
     now: Millis,
 ) -> Step<(), X> {
-    let recent = x
-        .recent_sends(
-            sender,
-            now.saturating_sub(adm.rate_window_ms),
-            adm.rate_limit,
-        )
-        .await?;
-    if recent.count < adm.rate_limit {
+    let nth = match adm.rate_limit {
+        // A limit of 0 stops every send; the window is all there is to wait for.
+        0 => Some(now),
+        n => x.nth_newest_send(sender, n).await?,
+    };
+    let Some(nth) = nth else {
+        return Ok(());
+    };
+    let frees_at = nth.saturating_add(adm.rate_window_ms);
+    if frees_at <= now {
         return Ok(());
     }
-    // The window frees a slot when its oldest message ages out.
-    let oldest = recent.oldest.unwrap_or(now);
     Err(Rejection::RateLimited {
         limit: adm.rate_limit,
         window_secs: u64::try_from(adm.rate_window_ms / 1000).unwrap_or(0),
-        retry_after_ms: (oldest + adm.rate_window_ms - now).max(1),
+        retry_after_ms: frees_at - now,
     }
     .into())
 }
 
-async fn check_pending<X: Executor>(
-    x: &mut X,
-    recipient: PeerId,
-    name: &str,
-    cap: u32,
-) -> Step<(), X> {
-    if x.queued_count(recipient, cap).await? < cap {
+/// The recipient's queued copies, read from the counter on its locked row.
+fn check_pending(party: &Party, cap: u32) -> Result<(), Rejection> {
+    if party.queued < cap {
         return Ok(());
     }
     Err(Rejection::InboxFull {
-        peer: name.to_owned(),
+        peer: party.name.clone(),
         cap,
-    }
-    .into())
+    })
 }
 
 /// A reply counts as reading what it answers; the parent must be a message the replier got or
@@ -383,6 +379,7 @@ pub async fn notice<X: Executor>(x: &mut X, n: &Notice<'_>, now: Millis) -> Step
             idempotency_key: None,
             created_at: now,
             expires_at: n.expires_at,
+            counted: false,
         })
         .await?;
     x.insert_deliveries(id, &[n.to]).await?;

@@ -110,13 +110,6 @@ pub trait DeliveryStatements: Statements {
         sessions: &[SessionId],
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
-    /// The recipient's queued deliveries, counted up to `cap`.
-    fn queued_count(
-        &mut self,
-        recipient: PeerId,
-        cap: u32,
-    ) -> impl Future<Output = Step<u32, Self>> + Send;
-
     /// Marks the peer's queued or delivered copies of the messages read; returns how many
     /// changed.
     fn mark_read(

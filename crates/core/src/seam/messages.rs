@@ -59,18 +59,6 @@ pub fn sent_message(r: &dyn Columns) -> Col<SentMessage> {
     })
 }
 
-/// The sends counted from a window of the sender's messages (`created_at`): how many, and
-/// the oldest.
-pub const RECENT_SENDS_COLUMNS: &str = "COUNT(*), MIN(created_at)";
-
-/// The sends read with [`RECENT_SENDS_COLUMNS`].
-pub fn recent_sends(r: &dyn Columns) -> Col<RecentSends> {
-    Ok(RecentSends {
-        count: r.count(0)?,
-        oldest: r.opt_int(1)?,
-    })
-}
-
 /// A message row to insert. A direct message names its recipient, a broadcast its scope.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageRow<'a> {
@@ -83,14 +71,10 @@ pub struct MessageRow<'a> {
     pub idempotency_key: Option<&'a str>,
     pub created_at: Millis,
     pub expires_at: Millis,
-}
-
-/// A sender's messages inside the rate window: how many (counted up to the limit, never
-/// further) and when the oldest of them was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecentSends {
-    pub count: u32,
-    pub oldest: Option<Millis>,
+    /// Whether the message counts against the sender's rate limit: it then takes the
+    /// sender's next send number (`sender_seq`). The notices the store writes on a peer's
+    /// behalf don't.
+    pub counted: bool,
 }
 
 pub trait MessageStatements: Statements {
@@ -107,13 +91,15 @@ pub trait MessageStatements: Statements {
         key: &str,
     ) -> impl Future<Output = Step<Option<MessageId>, Self>> + Send;
 
-    /// The sender's messages created after `since`, counted up to `limit`.
-    fn recent_sends(
+    /// When the sender's `n`th newest counted message was sent (`n` = 1 is the newest); none
+    /// when it sent fewer, or the message is gone. Counted messages are numbered per sender
+    /// (`sender_seq`), so this is one lookup in the (sender, number) index, however many
+    /// messages the window holds: the rate limit's check.
+    fn nth_newest_send(
         &mut self,
         sender: PeerId,
-        since: Millis,
-        limit: u32,
-    ) -> impl Future<Output = Step<RecentSends, Self>> + Send;
+        n: u32,
+    ) -> impl Future<Output = Step<Option<Millis>, Self>> + Send;
 
     /// Whether the peer received (a delivery) or sent the message: what a reply may answer.
     fn knows_message(

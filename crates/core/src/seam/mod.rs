@@ -34,10 +34,11 @@ pub use jobs::{
     job_view, lapsed_job, queued_job, settled,
 };
 pub use messages::{
-    LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements, RECENT_SENDS_COLUMNS, RecentSends,
-    SENT_COLUMNS, log_entry, recent_sends, sent_message,
+    LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements, SENT_COLUMNS, log_entry, sent_message,
 };
-pub use peers::{NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values, peer};
+pub use peers::{
+    NewPeer, PARTY_COLUMNS, PEER_COLUMNS, Party, PeerStatements, id_kind, info_values, party, peer,
+};
 pub use questions::{
     Closing, EXPIRING_COLUMNS, EXPIRING_FROM, Expiring, QUESTION_COLUMNS, QUESTION_FROM,
     QuestionList, QuestionRow, QuestionStatements, expiring, question,

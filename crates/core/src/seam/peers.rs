@@ -40,9 +40,27 @@ pub fn id_kind(r: &dyn Columns) -> Col<(PeerId, PeerKind)> {
     Ok((r.int(0)?, r.parsed(1)?))
 }
 
-/// A peer's id and name: `id, name`.
-pub fn id_name(r: &dyn Columns) -> Col<(PeerId, String)> {
-    Ok((r.int(0)?, r.text(1)?))
+/// The columns [`party`] decodes, in order, from `peers`.
+pub const PARTY_COLUMNS: &str = "id, name, queued";
+
+/// A party of a send as [`PeerStatements::lock_parties`] finds it: what the send's checks need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub id: PeerId,
+    pub name: String,
+    /// Its copies waiting in the `queued` state: the counter the schema's triggers keep on the
+    /// peer's row as deliveries come, change state and go, so the pending cap costs one read
+    /// however long the backlog.
+    pub queued: u32,
+}
+
+/// A party read with [`PARTY_COLUMNS`].
+pub fn party(r: &dyn Columns) -> Col<Party> {
+    Ok(Party {
+        id: r.int(0)?,
+        name: r.text(1)?,
+        queued: r.count(2)?,
+    })
 }
 
 /// A peer's description as bound to `client_kind, client_version, host, cwd, git_root,
@@ -122,13 +140,13 @@ pub trait PeerStatements: Statements {
         now: Millis,
     ) -> impl Future<Output = Step<u64, Self>> + Send;
 
-    /// The parties of a send, with their names, in id order; an id with no peer is left out.
-    /// Keeps other sends to or from them waiting until the commit, so the limits a send checks
-    /// count every send committed before it.
+    /// The parties of a send, with their names and queued copies, in id order; an id with no
+    /// peer is left out. Keeps other sends to or from them waiting until the commit, so the
+    /// limits a send checks count every send committed before it.
     fn lock_parties(
         &mut self,
         ids: &[PeerId],
-    ) -> impl Future<Output = Step<Vec<(PeerId, String)>, Self>> + Send;
+    ) -> impl Future<Output = Step<Vec<Party>, Self>> + Send;
 
     /// The peers a broadcast from `sender` reaches: every other peer with a live session in
     /// the place, in id order.

@@ -28,13 +28,6 @@ impl DeliveryStatements for PgTx {
         Ok(())
     }
 
-    async fn queued_count(&mut self, recipient: PeerId, cap: u32) -> OpResult<u32> {
-        let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
-                 WHERE recipient_id = $1 AND state = 'queued' LIMIT $2) t";
-        self.one(sql, &[&recipient, &big(cap)], |r| r.count(0))
-            .await
-    }
-
     async fn mark_read(&mut self, peer: PeerId, ids: &[MessageId], now: Millis) -> OpResult<u64> {
         let sql = "UPDATE deliveries SET state = 'read', read_at = $3,
                  delivered_at = COALESCE(delivered_at, $3), lease_session = NULL, lease_until = NULL

@@ -3,8 +3,7 @@
 use switchboard_core::PeerId;
 use switchboard_core::seam::columns::{flag, int};
 use switchboard_core::seam::{LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements};
-use switchboard_core::seam::{RECENT_SENDS_COLUMNS, RecentSends, SENT_COLUMNS, log_entry};
-use switchboard_core::seam::{recent_sends, sent_message};
+use switchboard_core::seam::{SENT_COLUMNS, log_entry, sent_message};
 use switchboard_proto::{LogEntry, MessageId, Millis, SentMessage};
 
 use super::big;
@@ -21,8 +20,11 @@ impl MessageStatements for PgTx {
     async fn insert_message(&mut self, m: MessageRow<'_>) -> OpResult<MessageId> {
         self.one(
             "INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to,
-                 idempotency_key, created_at, expires_at, kind)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                 idempotency_key, created_at, expires_at, kind, sender_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                 CASE WHEN $10 THEN COALESCE((SELECT MAX(sender_seq) FROM messages
+                     WHERE sender_id = $1 AND sender_seq IS NOT NULL), 0) + 1 END)
+             RETURNING id",
             &[
                 &m.sender,
                 &m.recipient,
@@ -33,6 +35,7 @@ impl MessageStatements for PgTx {
                 &m.created_at,
                 &m.expires_at,
                 &m.kind.as_str(),
+                &m.counted,
             ],
             int,
         )
@@ -44,14 +47,11 @@ impl MessageStatements for PgTx {
         self.opt(sql, &[&sender, &key], int).await
     }
 
-    async fn recent_sends(&mut self, s: PeerId, since: Millis, cap: u32) -> OpResult<RecentSends> {
-        // Postgres names every subquery in FROM.
-        let sql = format!(
-            "SELECT {RECENT_SENDS_COLUMNS} FROM (SELECT created_at FROM messages
-                 WHERE sender_id = $1 AND created_at > $2 ORDER BY created_at LIMIT $3) t"
-        );
-        let cap = big(cap);
-        self.one(&sql, &[&s, &since, &cap], recent_sends).await
+    async fn nth_newest_send(&mut self, sender: PeerId, n: u32) -> OpResult<Option<Millis>> {
+        let sql = "SELECT created_at FROM messages
+             WHERE sender_id = $1 AND sender_seq = (SELECT MAX(sender_seq) FROM messages
+                 WHERE sender_id = $1 AND sender_seq IS NOT NULL) - $2 + 1";
+        self.opt(sql, &[&sender, &big(n)], int).await
     }
 
     async fn knows_message(&mut self, peer: PeerId, id: MessageId) -> OpResult<bool> {

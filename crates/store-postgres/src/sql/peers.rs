@@ -3,7 +3,7 @@
 use switchboard_core::seam::columns::{flag, int};
 use switchboard_core::seam::peer;
 use switchboard_core::seam::{
-    NewPeer, PEER_COLUMNS, PeerStatements, id_kind, id_name, info_values,
+    NewPeer, PARTY_COLUMNS, PEER_COLUMNS, Party, PeerStatements, id_kind, info_values, party,
 };
 use switchboard_core::{BroadcastPlace as Place, PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
@@ -81,9 +81,11 @@ impl PeerStatements for PgTx {
     // Serialises the sends that share a sender or a recipient, so the limits a send checks
     // count what every earlier send committed. Rows are locked in id order, so two sends never
     // deadlock.
-    async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<(PeerId, String)>> {
-        let sql = "SELECT id, name FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
-        self.all(sql, &[&ids], id_name).await
+    async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<Party>> {
+        let sql = format!(
+            "SELECT {PARTY_COLUMNS} FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+        );
+        self.all(&sql, &[&ids], party).await
     }
 
     async fn broadcast_recipients(&mut self, from: PeerId, to: &Place) -> OpResult<Vec<PeerId>> {

@@ -38,12 +38,6 @@ impl DeliveryStatements for LiteTx {
         Ok(())
     }
 
-    async fn queued_count(&mut self, recipient: PeerId, cap: u32) -> OpResult<u32> {
-        let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
-                 WHERE recipient_id = ?1 AND state = 'queued' LIMIT ?2)";
-        self.one(sql, params![recipient, cap], |r| r.count(0))
-    }
-
     async fn mark_read(&mut self, peer: PeerId, ids: &[MessageId], now: Millis) -> OpResult<u64> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE deliveries SET state = 'read', read_at = ?3,

@@ -5,8 +5,7 @@ use rusqlite::params;
 use switchboard_core::PeerId;
 use switchboard_core::seam::columns::{flag, int};
 use switchboard_core::seam::{LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements};
-use switchboard_core::seam::{RECENT_SENDS_COLUMNS, RecentSends, SENT_COLUMNS, log_entry};
-use switchboard_core::seam::{recent_sends, sent_message};
+use switchboard_core::seam::{SENT_COLUMNS, log_entry, sent_message};
 use switchboard_proto::{LogEntry, MessageId, Millis, SentMessage};
 
 use crate::fault::OpResult;
@@ -14,23 +13,18 @@ use crate::tx::LiteTx;
 
 impl MessageStatements for LiteTx {
     async fn insert_message(&mut self, m: MessageRow<'_>) -> OpResult<MessageId> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to,
-                     idempotency_key, created_at, expires_at, kind)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                m.sender,
-                m.recipient,
-                m.scope,
-                m.body,
-                m.reply_to,
-                m.idempotency_key,
-                m.created_at,
-                m.expires_at,
-                m.kind.as_str()
-            ])?;
+        self.conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
+            m.sender,
+            m.recipient,
+            m.scope,
+            m.body,
+            m.reply_to,
+            m.idempotency_key,
+            m.created_at,
+            m.expires_at,
+            m.kind.as_str(),
+            m.counted
+        ])?;
         Ok(self.conn.last_insert_rowid().into())
     }
 
@@ -39,12 +33,8 @@ impl MessageStatements for LiteTx {
         self.opt(sql, params![sender, key], int)
     }
 
-    async fn recent_sends(&mut self, s: PeerId, since: Millis, cap: u32) -> OpResult<RecentSends> {
-        let sql = format!(
-            "SELECT {RECENT_SENDS_COLUMNS} FROM (SELECT created_at FROM messages
-                 WHERE sender_id = ?1 AND created_at > ?2 ORDER BY created_at LIMIT ?3)"
-        );
-        self.one(&sql, params![s, since, cap], recent_sends)
+    async fn nth_newest_send(&mut self, sender: PeerId, n: u32) -> OpResult<Option<Millis>> {
+        self.opt(NTH_NEWEST_SEND, params![sender, n], int)
     }
 
     async fn knows_message(&mut self, peer: PeerId, id: MessageId) -> OpResult<bool> {
@@ -88,5 +78,56 @@ impl MessageStatements for LiteTx {
 
     async fn last_message_id(&mut self) -> OpResult<MessageId> {
         self.one("SELECT COALESCE(MAX(id), 0) FROM messages", [], int)
+    }
+}
+
+/// A counted message takes the sender's next number, found at the end of the (sender, number)
+/// index.
+const INSERT_MESSAGE: &str = "INSERT INTO messages (sender_id, recipient_id, scope, body,
+         reply_to, idempotency_key, created_at, expires_at, kind, sender_seq)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+         CASE WHEN ?10 THEN COALESCE((SELECT MAX(sender_seq) FROM messages
+             WHERE sender_id = ?1 AND sender_seq IS NOT NULL), 0) + 1 END)";
+
+/// Two lookups in the (sender, number) index: the newest number, then the `n`th newest.
+const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
+     WHERE sender_id = ?1 AND sender_seq = (SELECT MAX(sender_seq) FROM messages
+         WHERE sender_id = ?1 AND sender_seq IS NOT NULL) - ?2 + 1";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{INSERT_MESSAGE, NTH_NEWEST_SEND};
+
+    /// The rate check counted the sender's messages in the window, up to the limit, on every
+    /// send: O(limit), 100,000 rows a send in the bench's room.
+    #[test]
+    fn the_rate_check_looks_up_one_message_instead_of_counting_the_window_regression() {
+        let steps = crate::sql::query_plan(NTH_NEWEST_SEND, [1, 600]);
+        let reads: Vec<_> = steps.iter().filter(|s| !s.contains("SUBQUERY")).collect();
+        assert!(
+            reads.len() == 2 && reads.iter().all(|s| s.contains("messages_by_sender_seq")),
+            "both reads by the (sender, number) index: {steps:?}"
+        );
+        let steps = crate::sql::query_plan(
+            INSERT_MESSAGE,
+            rusqlite::params![
+                1,
+                2,
+                None::<String>,
+                "x",
+                None::<i64>,
+                None::<String>,
+                1,
+                2,
+                "message",
+                true
+            ],
+        );
+        assert!(
+            steps.iter().any(|s| s.contains("messages_by_sender_seq")),
+            "the next number from the index's end: {steps:?}"
+        );
     }
 }

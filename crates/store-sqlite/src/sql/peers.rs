@@ -2,8 +2,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use switchboard_core::seam::columns::{flag, int, text};
-use switchboard_core::seam::{NewPeer, PEER_COLUMNS, PeerStatements, id_kind, info_values, peer};
+use switchboard_core::seam::columns::{flag, int};
+use switchboard_core::seam::{NewPeer, PARTY_COLUMNS, PEER_COLUMNS, Party, PeerStatements};
+use switchboard_core::seam::{id_kind, info_values, party, peer};
 use switchboard_core::{BroadcastPlace as Place, PeerId, PeerRecord};
 use switchboard_proto::{Millis, PeerInfo, PeerKind, PeerName};
 
@@ -84,16 +85,16 @@ impl PeerStatements for LiteTx {
         self.exec(sql, params![id, summary, now])
     }
 
-    // No lock: the one writer thread serialises every send, so the limits counted after this
-    // read stay true until the commit. Only the names are read, one peer at a time.
-    async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<(PeerId, String)>> {
+    // No lock: the one writer thread serialises every send, so the limits read here stay
+    // true until the commit. SQLite binds no arrays: one peer at a time.
+    async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<Party>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT name FROM peers WHERE id = ?1")?;
+            .prepare_cached(&format!("SELECT {PARTY_COLUMNS} FROM peers WHERE id = ?1"))?;
         let mut found = Vec::with_capacity(ids.len());
         for &id in ids {
-            if let Some(name) = stmt.query_row([id], read(text)).optional()? {
-                found.push((id, name));
+            if let Some(p) = stmt.query_row([id], read(party)).optional()? {
+                found.push(p);
             }
         }
         Ok(found)

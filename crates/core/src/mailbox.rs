@@ -238,7 +238,8 @@ impl Mailbox {
         }
         let expires_at = self.expiry(out.ttl)?;
         let target = match &out.to {
-            Target::Peer(name) => NewTarget::Peer(self.resolve(name, Some(from)).await?.id),
+            // Resolved inside the send's transaction: one trip to the store, not two.
+            Target::Peer(name) => NewTarget::Name(PeerName::parse(name)?),
             Target::Broadcast(scope) => NewTarget::Broadcast(*scope),
         };
         let msg = NewMessage {

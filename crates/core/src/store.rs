@@ -77,6 +77,9 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NewTarget {
     Peer(PeerId),
+    /// The peer of this name, looked up inside the send's own transaction (one trip to the
+    /// store instead of a read before the write).
+    Name(PeerName),
     /// Every peer with a live session in the scope, except the sender.
     Broadcast(Scope),
 }

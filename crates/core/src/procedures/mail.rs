@@ -2,7 +2,8 @@
 //! sender, recipient and observer.
 
 use switchboard_proto::{
-    DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, SentMessage, Target,
+    DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, PeerName,
+    SentMessage, Target,
 };
 
 use super::{peers, questions};
@@ -29,9 +30,10 @@ pub async fn send<X: Executor>(
 ///
 /// 1. idempotency: a key the sender already used returns that message, checking nothing else
 ///    (a retry must not be refused for limits its first try passed);
-/// 2. the parties: the recipients are resolved (a broadcast's from the sender's place), then
-///    the sender and recipients must exist, the sender named first. They are locked, in id
-///    order, so the limits below count every send committed before this one;
+/// 2. the parties: the recipients are resolved (a name to its peer, a broadcast to the live
+///    peers of the sender's place), then the sender and recipients must exist, the sender
+///    named first. They are locked, in id order, so the limits below count every send
+///    committed before this one;
 /// 3. the sender's rate;
 /// 4. each recipient's pending cap, in id order;
 /// 5. `reply_to`: a message the sender got or sent, which the reply marks read.
@@ -57,9 +59,11 @@ pub(crate) async fn submit<X: Executor>(
     if let Some(parent) = msg.reply_to {
         answer(x, msg.sender, parent, now).await?;
     }
-    let (recipient, scope, to) = match msg.target {
-        NewTarget::Peer(p) => (Some(p), None, Target::Peer(recipients[0].name.clone())),
-        NewTarget::Broadcast(s) => (None, Some(s.as_str()), Target::Broadcast(s)),
+    let (recipient, scope, to) = match &msg.target {
+        NewTarget::Peer(_) | NewTarget::Name(_) => {
+            (Some(ids[0]), None, Target::Peer(recipients[0].name.clone()))
+        }
+        NewTarget::Broadcast(s) => (None, Some(s.as_str()), Target::Broadcast(*s)),
     };
     let id = x
         .insert_message(MessageRow {
@@ -86,15 +90,38 @@ pub(crate) async fn submit<X: Executor>(
 /// Who receives a message: the named peer, or every live peer in the broadcast's place (after
 /// ending the sessions of dead processes, which no longer count as live).
 async fn recipients<X: Executor>(x: &mut X, msg: &NewMessage, now: Millis) -> Step<Vec<PeerId>, X> {
-    match msg.target {
-        NewTarget::Peer(p) => Ok(vec![p]),
+    match &msg.target {
+        NewTarget::Peer(p) => Ok(vec![*p]),
+        NewTarget::Name(name) => match x.peer_id_by_name(name.as_str()).await? {
+            Some(id) => Ok(vec![id]),
+            None => Err(unknown_peer(x, name, msg.sender, now).await?.into()),
+        },
         NewTarget::Broadcast(scope) => {
             peers::reap(x, now).await?;
             let sender = peers::by_id(x, msg.sender).await?;
-            let place = BroadcastPlace::of(scope, &sender.info)?;
+            let place = BroadcastPlace::of(*scope, &sender.info)?;
             x.broadcast_recipients(msg.sender, &place).await
         }
     }
+}
+
+/// The refusal of a name nobody has, with the names the sender could have meant.
+async fn unknown_peer<X: Executor>(
+    x: &mut X,
+    name: &PeerName,
+    sender: PeerId,
+    now: Millis,
+) -> Step<Rejection, X> {
+    let known = peers::list(x, now)
+        .await?
+        .into_iter()
+        .filter(|p| p.id != sender)
+        .map(|p| p.name)
+        .collect();
+    Ok(Rejection::UnknownPeer {
+        name: name.as_str().to_owned(),
+        known,
+    })
 }
 
 /// Locks the sender and the recipients and reads the recipients as parties, in the order

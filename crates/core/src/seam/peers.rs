@@ -91,6 +91,12 @@ pub trait PeerStatements: Statements {
         name: &str,
     ) -> impl Future<Output = Step<Option<PeerRecord>, Self>> + Send;
 
+    /// The id of the peer of this name.
+    fn peer_id_by_name(
+        &mut self,
+        name: &str,
+    ) -> impl Future<Output = Step<Option<PeerId>, Self>> + Send;
+
     fn peer_by_id(
         &mut self,
         id: PeerId,

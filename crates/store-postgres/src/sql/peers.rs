@@ -18,6 +18,11 @@ impl PeerStatements for PgTx {
         self.opt(&sql, &[&name], peer).await
     }
 
+    async fn peer_id_by_name(&mut self, name: &str) -> OpResult<Option<PeerId>> {
+        self.opt("SELECT id FROM peers WHERE name = $1", &[&name], int)
+            .await
+    }
+
     async fn peer_by_id(&mut self, id: PeerId) -> OpResult<Option<PeerRecord>> {
         let sql = format!("SELECT {PEER_COLUMNS} FROM peers p WHERE p.id = $1");
         self.opt(&sql, &[&id], peer).await

@@ -33,6 +33,11 @@ struct Args {
     clients_only: bool,
     /// `--dashboard-only`: just the dashboard's page weight and render times.
     dashboard_only: bool,
+    /// `--growth-only`: just the growth of the store, as `growth` chooses.
+    growth_only: bool,
+    /// `--runs N`, `--backend embedded|postgres`, `--mode acked|backlog`: what the growth
+    /// measures (default: one run, both backends, both modes).
+    growth: growth::Plan,
 }
 
 fn args() -> Args {
@@ -41,6 +46,13 @@ fn args() -> Args {
     let mut relay_only = false;
     let mut clients_only = false;
     let mut dashboard_only = false;
+    let mut growth_only = false;
+    let mut growth = growth::Plan {
+        messages: 0,
+        runs: 1,
+        backends: vec![growth::Backend::Embedded, growth::Backend::Postgres],
+        modes: vec![growth::Mode::Acked, growth::Mode::Backlog],
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -56,15 +68,32 @@ fn args() -> Args {
             "--relay-only" => relay_only = true,
             "--clients-only" => clients_only = true,
             "--dashboard-only" => dashboard_only = true,
+            "--growth-only" => growth_only = true,
+            "--runs" => {
+                growth.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(1);
+            }
+            "--backend" => match it.next().as_deref() {
+                Some("embedded") => growth.backends = vec![growth::Backend::Embedded],
+                Some("postgres") => growth.backends = vec![growth::Backend::Postgres],
+                _ => {}
+            },
+            "--mode" => match it.next().as_deref() {
+                Some("acked") => growth.modes = vec![growth::Mode::Acked],
+                Some("backlog") => growth.modes = vec![growth::Mode::Backlog],
+                _ => {}
+            },
             _ => {}
         }
     }
+    growth.messages = messages;
     Args {
         messages,
         relay_messages,
         relay_only,
         clients_only,
         dashboard_only,
+        growth_only,
+        growth,
     }
 }
 
@@ -92,6 +121,12 @@ async fn main() {
         println!("| figure | value |");
         println!("|---|---|");
         dashboard::figures(args.messages.min(100_000)).await;
+        return;
+    }
+    if args.growth_only {
+        println!("| figure | value |");
+        println!("|---|---|");
+        growth::figures(&args.growth).await;
         return;
     }
     if args.relay_only {
@@ -171,52 +206,7 @@ async fn main() {
         return;
     }
 
-    let mut rows = Vec::new();
-    let mut total = 0;
-    while total < args.messages {
-        let n = CHUNK.min(args.messages - total);
-        let send_rate = concurrent_sends(&mailbox, &senders, &recipients, n).await;
-        let ack_rate = deliver_and_ack(&mailbox, &recipients).await;
-        total += n;
-        rows.push((total, send_rate, ack_rate));
-    }
-    // Medians over the first and the last tenth of the growth: one chunk is too noisy on a
-    // shared 2-core machine to stand for a size.
-    let tenth = (rows.len() / 10).max(1);
-    let first = &rows[..tenth];
-    let last = &rows[rows.len() - tenth..];
-    let (first_send, first_ack) = (median(first, |r| r.1), median(first, |r| r.2));
-    let (last_send, last_ack) = (median(last, |r| r.1), median(last, |r| r.2));
-    let early = first[first.len() - 1].0;
-    println!(
-        "| durable sends/s, {SENDERS} concurrent senders (group commit), store ≤ {early} messages | {first_send:.0} |"
-    );
-    println!(
-        "| deliver+ack/s, {RECIPIENTS} recipient sessions, store ≤ {early} messages | {first_ack:.0} |"
-    );
-    println!(
-        "| sends/s, last tenth of the growth to {total} messages (change) | {last_send:.0} ({:+.1}%) |",
-        pct(last_send, first_send)
-    );
-    println!(
-        "| deliver+ack/s, last tenth of the growth to {total} messages (change) | {last_ack:.0} ({:+.1}%) |",
-        pct(last_ack, first_ack)
-    );
-    println!();
-    println!("growth (messages in store → sends/s, deliver+ack/s):");
-    for (at, s, a) in rows.iter().step_by((rows.len() / 10).max(1)) {
-        println!("  {at:>9} → {s:>8.0} {a:>8.0}");
-    }
-}
-
-fn median(rows: &[(usize, f64, f64)], pick: impl Fn(&(usize, f64, f64)) -> f64) -> f64 {
-    let mut v: Vec<f64> = rows.iter().map(pick).collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn pct(now: f64, base: f64) -> f64 {
-    (now / base - 1.0) * 100.0
+    growth::figures(&args.growth).await;
 }
 
 pub(crate) fn fmt_dur(d: Duration) -> String {
@@ -411,6 +401,7 @@ async fn wake_latency(
 
 mod clients;
 mod dashboard;
+mod growth;
 mod mcp;
 mod relay;
 

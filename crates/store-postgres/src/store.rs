@@ -1,12 +1,14 @@
 //! [`PgStore`]: the [`Store`] of one room in the shared database.
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 
 use switchboard_core::seam::{Access, Backend, Procedure};
 use switchboard_core::{StoreResult, Wake};
 
 use crate::db::Database;
-use crate::fault::{OpResult, classify};
+use crate::fault::OpResult;
 use crate::holder::CHANNEL;
 use crate::migrate::room_schema;
 use crate::tx::{MAX_ATTEMPTS, PgTx, Tx, backoff};
@@ -15,8 +17,8 @@ use crate::tx::{MAX_ATTEMPTS, PgTx, Tx, backoff};
 pub struct PgStore {
     db: Database,
     room: String,
-    begin_rw: String,
-    begin_ro: String,
+    begin_rw: Arc<str>,
+    begin_ro: Arc<str>,
     wakes: broadcast::Sender<Wake>,
 }
 
@@ -25,8 +27,10 @@ impl PgStore {
         let schema = room_schema(room);
         let wakes = db.router().channel(room);
         Self {
-            begin_rw: format!("BEGIN; SET LOCAL search_path TO {schema}"),
-            begin_ro: format!("BEGIN READ ONLY; SET LOCAL search_path TO {schema}"),
+            begin_rw: Arc::from(format!("BEGIN; SET LOCAL search_path TO {schema}")),
+            begin_ro: Arc::from(format!(
+                "BEGIN READ ONLY; SET LOCAL search_path TO {schema}"
+            )),
             db,
             room: room.to_owned(),
             wakes,
@@ -37,19 +41,16 @@ impl PgStore {
         &self.room
     }
 
-    /// A pooled connection with a transaction open on this room's schema: one round trip.
-    pub(crate) async fn begin(&self, read_only: bool) -> StoreResult<Tx> {
+    /// A pooled connection whose transaction on this room's schema opens with its first
+    /// statement, in the same round trip.
+    pub(crate) async fn begin(&self, read_only: bool) -> StoreResult<PgTx> {
         let tx = Tx::new(self.db.conn().await?);
-        let sql = if read_only {
+        let begin = if read_only {
             &self.begin_ro
         } else {
             &self.begin_rw
         };
-        tx.conn()
-            .batch_execute(sql)
-            .await
-            .map_err(|e| classify(&e, self.db.shown()))?;
-        Ok(tx)
+        Ok(PgTx::new(tx, self.db.router().key(), !read_only).opening_with(Arc::clone(begin)))
     }
 
     /// Commits (with the NOTIFY other replicas wake on, in the same round trip) and wakes this
@@ -112,8 +113,7 @@ impl Backend for PgStore {
         let read_only = access == Access::Read;
         let mut attempt: u32 = 0;
         loop {
-            let tx = self.begin(read_only).await?;
-            let mut pg = PgTx::new(tx, self.db.router().key(), !read_only);
+            let mut pg = self.begin(read_only).await?;
             let out = procedure(&mut pg).await;
             let (tx, wakes) = pg.into_parts();
             match self.end(tx, out, wakes, attempt).await? {

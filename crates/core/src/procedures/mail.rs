@@ -77,9 +77,9 @@ pub(crate) async fn submit<X: Executor>(
             created_at: now,
             expires_at: msg.expires_at,
             counted: true,
+            copies_to: &ids,
         })
         .await?;
-    x.insert_deliveries(id, &ids).await?;
     for r in &ids {
         x.wake(Wake::Inbox(*r));
     }
@@ -407,9 +407,9 @@ pub async fn notice<X: Executor>(x: &mut X, n: &Notice<'_>, now: Millis) -> Step
             created_at: now,
             expires_at: n.expires_at,
             counted: false,
+            copies_to: &[n.to],
         })
         .await?;
-    x.insert_deliveries(id, &[n.to]).await?;
     x.wake(Wake::Inbox(n.to));
     Ok(id)
 }

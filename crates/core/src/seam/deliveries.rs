@@ -97,13 +97,6 @@ pub struct Handover<'a> {
 }
 
 pub trait DeliveryStatements: Statements {
-    /// One queued delivery of the message per recipient.
-    fn insert_deliveries(
-        &mut self,
-        message: MessageId,
-        recipients: &[PeerId],
-    ) -> impl Future<Output = Step<(), Self>> + Send;
-
     /// Gives back every lease the sessions hold.
     fn release_leases(
         &mut self,

@@ -75,10 +75,13 @@ pub struct MessageRow<'a> {
     /// sender's next send number (`sender_seq`). The notices the store writes on a peer's
     /// behalf don't.
     pub counted: bool,
+    /// Who gets a queued copy (a delivery) of it.
+    pub copies_to: &'a [PeerId],
 }
 
 pub trait MessageStatements: Statements {
-    /// Inserts a message; returns its id.
+    /// Inserts a message with one queued delivery per recipient in `copies_to`; returns its
+    /// id. One statement where the backend binds arrays, so a send costs one trip for both.
     fn insert_message(
         &mut self,
         row: MessageRow<'_>,

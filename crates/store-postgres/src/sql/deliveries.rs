@@ -14,13 +14,6 @@ use crate::fault::OpResult;
 use crate::tx::PgTx;
 
 impl DeliveryStatements for PgTx {
-    async fn insert_deliveries(&mut self, id: MessageId, to: &[PeerId]) -> OpResult<()> {
-        let sql = "INSERT INTO deliveries (message_id, recipient_id, state)
-             SELECT $1, r, 'queued' FROM unnest($2::bigint[]) AS r";
-        self.exec(sql, &[&id, &to]).await?;
-        Ok(())
-    }
-
     async fn release_leases(&mut self, sessions: &[SessionId]) -> OpResult<()> {
         let sql = "UPDATE deliveries SET lease_session = NULL, lease_until = NULL
              WHERE lease_session = ANY($1)";

@@ -19,12 +19,18 @@ use crate::tx::PgTx;
 impl MessageStatements for PgTx {
     async fn insert_message(&mut self, m: MessageRow<'_>) -> OpResult<MessageId> {
         self.one(
-            "INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to,
-                 idempotency_key, created_at, expires_at, kind, sender_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 CASE WHEN $10 THEN COALESCE((SELECT MAX(sender_seq) FROM messages
-                     WHERE sender_id = $1 AND sender_seq IS NOT NULL), 0) + 1 END)
-             RETURNING id",
+            // The message and its copies in one statement: one round trip.
+            "WITH m AS (
+                 INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to,
+                     idempotency_key, created_at, expires_at, kind, sender_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                     CASE WHEN $10 THEN COALESCE((SELECT MAX(sender_seq) FROM messages
+                         WHERE sender_id = $1 AND sender_seq IS NOT NULL), 0) + 1 END)
+                 RETURNING id),
+             copies AS (
+                 INSERT INTO deliveries (message_id, recipient_id, state)
+                 SELECT m.id, r, 'queued' FROM m, unnest($11::bigint[]) AS r)
+             SELECT id FROM m",
             &[
                 &m.sender,
                 &m.recipient,
@@ -36,6 +42,7 @@ impl MessageStatements for PgTx {
                 &m.expires_at,
                 &m.kind.as_str(),
                 &m.counted,
+                &m.copies_to,
             ],
             int,
         )

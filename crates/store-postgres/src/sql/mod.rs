@@ -30,31 +30,41 @@ pub type Conn = ClientWrapper;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-// Every statement is prepared once per connection and kept in its cache.
+// Every statement is prepared once per connection and kept in its cache. A statement is
+// prepared after the transaction's `BEGIN` and search path were sent (see `PgTx::opened`): the
+// names it reads resolve in the room's schema.
 impl PgTx {
     /// Runs one statement that returns no rows; returns how many rows it changed.
     async fn exec(&self, sql: &str, params: Params<'_>) -> OpResult<u64> {
-        let stmt = self.conn().prepare_cached(sql).await?;
-        Ok(self.conn().execute(&stmt, params).await?)
+        let c = self.conn();
+        self.opened(async { c.execute(&c.prepare_cached(sql).await?, params).await })
+            .await
     }
 
     /// The one row a statement returns, through a shared decoder.
     async fn one<T>(&self, sql: &str, params: Params<'_>, decode: Decode<T>) -> OpResult<T> {
-        let stmt = self.conn().prepare_cached(sql).await?;
-        read(&self.conn().query_one(&stmt, params).await?, decode)
+        let c = self.conn();
+        let row = self
+            .opened(async { c.query_one(&c.prepare_cached(sql).await?, params).await })
+            .await?;
+        read(&row, decode)
     }
 
     /// The row a statement returns, if any, through a shared decoder.
     async fn opt<T>(&self, sql: &str, p: Params<'_>, decode: Decode<T>) -> OpResult<Option<T>> {
-        let stmt = self.conn().prepare_cached(sql).await?;
-        let row = self.conn().query_opt(&stmt, p).await?;
+        let c = self.conn();
+        let row = self
+            .opened(async { c.query_opt(&c.prepare_cached(sql).await?, p).await })
+            .await?;
         row.map(|r| read(&r, decode)).transpose()
     }
 
     /// Every row a statement returns, through a shared decoder.
     async fn all<T>(&self, sql: &str, params: Params<'_>, decode: Decode<T>) -> OpResult<Vec<T>> {
-        let stmt = self.conn().prepare_cached(sql).await?;
-        let rows = self.conn().query(&stmt, params).await?;
+        let c = self.conn();
+        let rows = self
+            .opened(async { c.query(&c.prepare_cached(sql).await?, params).await })
+            .await?;
         rows.iter().map(|r| read(r, decode)).collect()
     }
 }

@@ -17,16 +17,6 @@ use crate::fault::OpResult;
 use crate::tx::LiteTx;
 
 impl DeliveryStatements for LiteTx {
-    async fn insert_deliveries(&mut self, id: MessageId, to: &[PeerId]) -> OpResult<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
-        )?;
-        for r in to {
-            stmt.execute(params![id, r])?;
-        }
-        Ok(())
-    }
-
     async fn release_leases(&mut self, sessions: &[SessionId]) -> OpResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE deliveries SET lease_session = NULL, lease_until = NULL

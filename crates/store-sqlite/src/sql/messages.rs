@@ -25,7 +25,15 @@ impl MessageStatements for LiteTx {
             m.kind.as_str(),
             m.counted
         ])?;
-        Ok(self.conn.last_insert_rowid().into())
+        let id: MessageId = self.conn.last_insert_rowid().into();
+        // SQLite binds no arrays: a copy per statement, in the same transaction.
+        let mut copy = self.conn.prepare_cached(
+            "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
+        )?;
+        for r in m.copies_to {
+            copy.execute(params![id, r])?;
+        }
+        Ok(id)
     }
 
     async fn message_by_key(&mut self, sender: PeerId, key: &str) -> OpResult<Option<MessageId>> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use switchboard_core::{
-    Error, Exchange, Limits, NamePolicy, Outgoing, Rejection, Run, SentQuery, op,
+    Error, Exchange, Limits, NamePolicy, Outgoing, PeerId, Rejection, Run, SentQuery, op,
 };
 use switchboard_proto::{DeliveryState, MessageId, PeerKind, Scope, Target};
 
@@ -508,6 +508,25 @@ pub async fn pending_cap_follows_copies_as_they_leave_the_queue(b: &dyn Backend)
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
 }
 
+/// Sends `n` messages to bob at once, the `i`th from `senders[i % len]`; their outcomes.
+async fn race_to_bob(w: &World, senders: &[PeerId], n: usize) -> Vec<Result<MessageId, Error>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (mailbox, from) = (w.mailbox.clone(), senders[i % senders.len()]);
+        tasks.spawn(async move {
+            mailbox
+                .send(from, Outgoing::to_peer("bob", format!("n{i}")))
+                .await
+                .map(|sent| sent.id)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        out.push(r.unwrap());
+    }
+    out
+}
+
 /// Many senders racing into one inbox: exactly the cap gets in, on every backend.
 pub async fn concurrent_sends_never_pass_the_pending_cap(b: &dyn Backend) {
     let w = world(
@@ -523,24 +542,15 @@ pub async fn concurrent_sends_never_pass_the_pending_cap(b: &dyn Backend) {
     for i in 0..4 {
         senders.push(w.agent(&format!("s{i}")).await.peer.id);
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..40 {
-        let (mailbox, from) = (w.mailbox.clone(), senders[i % 4]);
-        tasks.spawn(async move {
-            mailbox
-                .send(from, Outgoing::to_peer("bob", format!("n{i}")))
-                .await
-        });
-    }
-    let (mut passed, mut refused) = (0, 0);
-    while let Some(r) = tasks.join_next().await {
-        match r.unwrap() {
-            Ok(_) => passed += 1,
-            Err(Error::Rejected(Rejection::InboxFull { cap: 10, .. })) => refused += 1,
-            Err(e) => panic!("unexpected error {e:?}"),
-        }
-    }
-    assert_eq!((passed, refused), (10, 30));
+    let outcomes = race_to_bob(&w, &senders, 40).await;
+    let refused = |r: &&Result<MessageId, Error>| {
+        matches!(
+            r,
+            Err(Error::Rejected(Rejection::InboxFull { cap: 10, .. }))
+        )
+    };
+    assert_eq!(outcomes.iter().filter(|r| r.is_ok()).count(), 10);
+    assert_eq!(outcomes.iter().filter(refused).count(), 30, "{outcomes:?}");
     assert_eq!(w.mailbox.stats().await.unwrap().messages, 10);
 }
 
@@ -557,24 +567,15 @@ pub async fn concurrent_sends_never_pass_the_rate_limit(b: &dyn Backend) {
     .await;
     let alice = w.agent("alice").await;
     w.agent("bob").await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..30 {
-        let (mailbox, from) = (w.mailbox.clone(), alice.peer.id);
-        tasks.spawn(async move {
-            mailbox
-                .send(from, Outgoing::to_peer("bob", format!("n{i}")))
-                .await
-        });
-    }
-    let (mut passed, mut refused) = (0, 0);
-    while let Some(r) = tasks.join_next().await {
-        match r.unwrap() {
-            Ok(_) => passed += 1,
-            Err(Error::Rejected(Rejection::RateLimited { limit: 10, .. })) => refused += 1,
-            Err(e) => panic!("unexpected error {e:?}"),
-        }
-    }
-    assert_eq!((passed, refused), (10, 20));
+    let outcomes = race_to_bob(&w, &[alice.peer.id], 30).await;
+    let refused = |r: &&Result<MessageId, Error>| {
+        matches!(
+            r,
+            Err(Error::Rejected(Rejection::RateLimited { limit: 10, .. }))
+        )
+    };
+    assert_eq!(outcomes.iter().filter(|r| r.is_ok()).count(), 10);
+    assert_eq!(outcomes.iter().filter(refused).count(), 20, "{outcomes:?}");
     w.clock.advance_ms(60_000);
     w.mailbox
         .send(alice.peer.id, Outgoing::to_peer("bob", "the window moved"))

@@ -125,8 +125,8 @@ async fn unknown_peer<X: Executor>(
 }
 
 /// Locks the sender and the recipients and reads the recipients as parties, in the order
-/// given. Both parties must exist: ids come from callers, and the recipient, resolved by name
-/// before this transaction, may have been removed by `gc` since.
+/// given. Both parties must exist: ids come from callers (a question's addressee is resolved
+/// by name before its transaction), and may have been removed by `gc` since.
 async fn lock_parties<X: Executor>(
     x: &mut X,
     sender: PeerId,

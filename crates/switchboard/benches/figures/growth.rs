@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{Limits, Mailbox, Store};
+use switchboard_core::{Clock, Limits, Mailbox, Store, SystemClock};
 use switchboard_store_postgres::{Database, PgOptions};
 use switchboard_store_sqlite::SqliteStore;
 use switchboard_testkit::scratch::Scratch;
@@ -147,14 +147,7 @@ async fn open(backend: Backend) -> Option<Opened> {
             let db = Database::connect(&PgOptions::new(&scratch.url))
                 .await
                 .expect("connect");
-            let now = i64::try_from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .expect("clock")
-                    .as_millis(),
-            )
-            .expect("millis");
-            let room = db.room("bench", now).await.expect("room");
+            let room = db.room("bench", SystemClock.now_ms()).await.expect("room");
             Some(Opened {
                 name: "Postgres",
                 store: Arc::new(room),

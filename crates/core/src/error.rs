@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use switchboard_proto::{JobId, MessageId, NameError, PeerId, QuestionId, Scope, WrongJobAction};
+use switchboard_proto::{JobId, human, MessageId, NameError, PeerId, QuestionId, Scope, WrongJobAction};
 
 use crate::store::StoreError;
 
@@ -24,7 +24,9 @@ pub enum Rejection {
     )]
     InboxFull { peer: String, cap: u32 },
     #[error(
-        "rate limit: at most {limit} messages per {window_secs} s per sender (limits.rate_limit); try again in {retry_after_ms} ms"
+        "rate limit: at most {limit} messages per {} per sender (limits.rate_limit); try again in {}",
+        human::duration(std::time::Duration::from_secs(*.window_secs)),
+        human::millis(*.retry_after_ms)
     )]
     RateLimited {
         limit: u32,
@@ -99,7 +101,11 @@ pub enum Error {
         len: usize,
         max: usize,
     },
-    #[error("a TTL of {asked_secs} s is longer than the retention window of {max_secs} s")]
+    #[error(
+        "a TTL of {} is longer than the retention window of {}; give a shorter TTL, or raise `retention` in the settings",
+        human::duration(std::time::Duration::from_secs(*.asked_secs)),
+        human::duration(std::time::Duration::from_secs(*.max_secs))
+    )]
     TtlTooLong { asked_secs: u64, max_secs: u64 },
     #[error("nothing to acknowledge: give at least one message id")]
     NoIds,

@@ -3,6 +3,7 @@
 //!
 //! This crate does no I/O and knows nothing about storage; it only says what a valid value is.
 
+pub mod human;
 pub mod id;
 pub mod job;
 pub mod limits;

@@ -66,6 +66,56 @@ struct Reopen {
     current: Session,
 }
 
+/// The relay's base URL checked and trimmed, and an HTTP client for it that trusts `ca` too.
+fn http_client(url: &str, ca: Option<&std::path::Path>) -> Result<(String, reqwest::Client)> {
+    let base = url.trim_end_matches('/').to_owned();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(Error::Invalid(format!(
+            "relay URL '{url}' must start with http:// or https://"
+        )));
+    }
+    let provider = rustls::crypto::ring::default_provider();
+    let _ = provider.clone().install_default();
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Invalid(format!("cannot read the CA file {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::Invalid(format!("{} holds no PEM certificate: {e}", path.display()))
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let http = builder
+        .build()
+        .map_err(|e| Error::Unavailable(format!("cannot set up HTTP: {e}")))?;
+    Ok((base, http))
+}
+
+/// Whether a relay is up: `GET /livez`, which needs no token and says nothing but `ok` (a
+/// container's health check holds no secret). Fails with [`Error::Unavailable`] when the relay
+/// cannot be reached within `timeout` or answers anything but 200.
+pub async fn ping(url: &str, ca: Option<&std::path::Path>, timeout: Duration) -> Result<()> {
+    let (base, http) = http_client(url, ca)?;
+    let res = http
+        .get(format!("{base}/livez"))
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable(format!("the relay at {base} does not answer: {e}")))?;
+    if res.status() != reqwest::StatusCode::OK {
+        return Err(Error::Unavailable(format!(
+            "the relay at {base} answered /livez with {}",
+            res.status()
+        )));
+    }
+    Ok(())
+}
+
 impl std::fmt::Debug for RelayClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelayClient")
@@ -118,31 +168,7 @@ impl RelayClient {
         ca: Option<&std::path::Path>,
         lifetime: Lifetime,
     ) -> Result<Self> {
-        let base = url.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(Error::Invalid(format!(
-                "relay URL '{url}' must start with http:// or https://"
-            )));
-        }
-        let provider = rustls::crypto::ring::default_provider();
-        let _ = provider.clone().install_default();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        if let Some(path) = ca {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::Invalid(format!("cannot read the CA file {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Invalid(format!("{} holds no PEM certificate: {e}", path.display()))
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| Error::Unavailable(format!("cannot set up HTTP: {e}")))?;
+        let (base, http) = http_client(url, ca)?;
         let (wakes, _) = broadcast::channel(256);
         let mut inner = Inner {
             base,

@@ -1,5 +1,5 @@
-//! The relay's routes and the checks in front of them. Every route but the dashboard's answers
-//! 401 without a valid bearer token; Host and Origin are checked before the token so a
+//! The relay's routes and the checks in front of them. Every route but the dashboard's and
+//! `/livez` answers 401 without a valid bearer token; Host and Origin are checked before the token so a
 //! rebinding page learns nothing.
 //!
 //! - `POST /v1/<op>`: one [`Call`] per operation, JSON in and out.
@@ -7,7 +7,8 @@
 //!   `Last-Event-ID` (or `?after=`), plus a `jobs` event when jobs change.
 //! - `GET /v1/hello`: who the token is, and the relay's limits.
 //! - `/mcp`: Streamable HTTP MCP, both protocol generations, through the same guard.
-//! - `GET /healthz` (any token), `GET /metrics` (admin token).
+//! - `GET /healthz` (any token), `GET /metrics` (admin token); `GET /livez` answers `ok` to
+//!   anyone, before the Host, Origin and token checks (a container's health check).
 //! - `/`, `/login`, `/logout` and `/dashboard/…`: the dashboard, which signs a browser in with a
 //!   token held in a cookie instead of a bearer header (`crate::dashboard`).
 //!
@@ -186,6 +187,9 @@ impl App {
             .layer(middleware::from_fn_with_state(self.clone(), authenticate))
             .merge(dashboard::router())
             .layer(middleware::from_fn_with_state(self.clone(), check_origin))
+            // Outside every check: a container's health check has no token and may reach the
+            // relay by a Host the list does not name, and `ok` tells nobody anything.
+            .route("/livez", get(|| async { "ok" }))
             .layer(DefaultBodyLimit::max(limit))
             .with_state(self)
     }

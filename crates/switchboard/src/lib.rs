@@ -3,5 +3,6 @@
 
 pub mod agent_config;
 pub mod cli;
+pub mod login;
 pub mod settings;
 pub mod worker;

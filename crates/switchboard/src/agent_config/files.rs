@@ -127,6 +127,51 @@ pub fn apply(target: &Target, launch: &Launch, write: bool) -> Result<Applied, F
     Ok(applied)
 }
 
+/// Takes switchboard's entry out of the target's file; writes it only when `write` is set
+/// (after a backup, as a merge does). A file that does not exist is left so.
+pub fn remove(target: &Target, write: bool) -> Result<Applied, FileError> {
+    let Some(mut doc) = read(&target.path, target.entry)? else {
+        return Ok(Applied {
+            path: target.path.clone(),
+            changed: false,
+            backup: None,
+            content: String::new(),
+        });
+    };
+    let shape_err = |detail: String| FileError::Parse {
+        path: target.path.clone(),
+        format: "a configuration of this client",
+        detail,
+    };
+    let (changed, content) = match &mut doc {
+        Doc::Json(v) => {
+            let changed = merge::json_remove(v, target.entry).map_err(shape_err)?;
+            (changed, serde_json::to_string_pretty(v).unwrap_or_default() + "\n")
+        }
+        Doc::Toml(d) => {
+            // The trust to take out is that of our handlers where they stand now, so the
+            // hooks file must still hold them: `setup --remove` does this file first.
+            let hooks = target.path.with_file_name(super::CODEX_HOOKS_FILE);
+            let trust = match read(&hooks, Entry::CodexHooks)? {
+                Some(Doc::Json(v)) => merge::codex_trust(&v, &hooks.display().to_string()),
+                _ => Vec::new(),
+            };
+            (merge::toml_remove(d, &trust), d.to_string())
+        }
+    };
+    let mut applied = Applied {
+        path: target.path.clone(),
+        changed,
+        backup: None,
+        content,
+    };
+    if write && changed {
+        applied.backup = Some(backup(&target.path)?);
+        replace(&target.path, &applied.content)?;
+    }
+    Ok(applied)
+}
+
 /// How the target's file stands today.
 pub fn inspect(target: &Target, launch: &Launch) -> Result<Found, FileError> {
     let Some(doc) = read(&target.path, target.entry)? else {

@@ -27,6 +27,40 @@ pub fn json(doc: &mut Value, entry: Entry, launch: &Launch) -> Result<bool, Stri
     Ok(*doc != before)
 }
 
+/// Takes switchboard's entry out of a JSON document, and nothing else: our server, or our hook
+/// groups (and those of earlier set-ups), with an event list left empty by that. Returns true
+/// if the document changed.
+pub fn json_remove(doc: &mut Value, entry: Entry) -> Result<bool, String> {
+    let Some(top) = doc.as_object_mut() else {
+        return Err("the file's top level is not a JSON object".into());
+    };
+    let ours: Vec<Hook> = match entry {
+        Entry::McpJson(_) => {
+            let servers = top.get_mut("mcpServers").and_then(Value::as_object_mut);
+            return Ok(servers.is_some_and(|s| s.remove(SERVER).is_some()));
+        }
+        Entry::ClaudeHooks => claude_hooks().into(),
+        Entry::CodexHooks => codex_hooks().into(),
+        Entry::CodexToml => return Err("not a JSON file".into()),
+    };
+    let Some(hooks) = top.get_mut("hooks").and_then(Value::as_object_mut) else {
+        return Ok(false);
+    };
+    let mut changed = false;
+    for hook in &ours {
+        let Some(groups) = hooks.get_mut(hook.event).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let before = groups.len();
+        groups.retain(|g| !is_ours(g, hook.args) && !hook.earlier.is_some_and(|e| is_ours(g, e)));
+        changed |= groups.len() != before;
+        if groups.is_empty() && before > 0 {
+            hooks.remove(hook.event);
+        }
+    }
+    Ok(changed)
+}
+
 /// Whether `doc` already holds switchboard's entry, pointing at `exe`.
 pub fn json_has(doc: &Value, entry: Entry, launch: &Launch) -> bool {
     let mut copy = doc.clone();
@@ -63,6 +97,7 @@ fn json_server(client: AgentClient, launch: &Launch) -> Result<Map<String, Value
     // Claude Desktop expands nothing: its server inherits the token from the environment.
     if let Some(relay) = &launch.relay
         && client != AgentClient::ClaudeDesktop
+        && !relay.from_login
     {
         let name = &relay.token_env;
         server.insert("env".into(), json!({ "SWITCHBOARD_TOKEN": env_ref(name) }));
@@ -356,6 +391,26 @@ pub fn toml(doc: &mut DocumentMut, launch: &Launch, trust: &[Trust]) -> Result<b
     Ok(doc.to_string() != before)
 }
 
+/// Takes `[mcp_servers.switchboard]` out of Codex's TOML, and the trust of switchboard's hook
+/// handlers (`trust`, as they stand in the `hooks.json` beside it before their removal); keeps
+/// everything else, comments included. Returns true if the document changed.
+pub fn toml_remove(doc: &mut DocumentMut, trust: &[Trust]) -> bool {
+    let before = doc.to_string();
+    if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
+        servers.remove(SERVER);
+    }
+    let state = doc
+        .get_mut("hooks")
+        .and_then(|h| h.get_mut("state"))
+        .and_then(Item::as_table_like_mut);
+    if let Some(state) = state {
+        for t in trust {
+            state.remove(&t.key);
+        }
+    }
+    doc.to_string() != before
+}
+
 /// The table at `key`, created as an implicit one (no header of its own) when missing.
 fn implicit_table<'a>(parent: &'a mut Table, key: &str) -> Result<&'a mut Table, String> {
     parent
@@ -473,6 +528,21 @@ mod tests {
     }
 
     #[test]
+    fn removal_takes_out_ours_and_keeps_the_users() {
+        let mut doc = json!({
+            "mcpServers": {"other": {"command": "x"}},
+            "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "their-stop"}]}]}
+        });
+        let user = doc.clone();
+        json(&mut doc, Entry::McpJson(AgentClient::ClaudeCode), &local()).unwrap();
+        json(&mut doc, Entry::ClaudeHooks, &local()).unwrap();
+        assert!(json_remove(&mut doc, Entry::McpJson(AgentClient::ClaudeCode)).unwrap());
+        assert!(json_remove(&mut doc, Entry::ClaudeHooks).unwrap());
+        assert_eq!(doc, json!({"mcpServers": user["mcpServers"], "hooks": user["hooks"]}));
+        assert!(!json_remove(&mut doc, Entry::ClaudeHooks).unwrap(), "nothing left to take");
+    }
+
+    #[test]
     fn a_file_of_the_wrong_shape_is_refused() {
         assert!(
             json(
@@ -513,6 +583,7 @@ mod tests {
             relay: Some(super::super::RelaySetup {
                 url: "https://relay.example:7700".into(),
                 token_env: "SWITCHBOARD_TOKEN".into(),
+                from_login: false,
                 http,
             }),
         }

@@ -7,7 +7,7 @@ mod merge;
 
 use std::path::PathBuf;
 
-pub use files::{Applied, FileError, Found, apply, inspect, preview};
+pub use files::{Applied, FileError, Found, apply, inspect, preview, remove};
 
 /// The clients `setup` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +50,10 @@ pub struct Launch {
 pub struct RelaySetup {
     pub url: String,
     pub token_env: String,
+    /// The session finds the token in the stored login (`switchboard login`), so a stdio
+    /// server's entry passes no token variable (a client may refuse to start a server whose
+    /// variable is unset). A direct HTTP connection still takes it from `token_env`.
+    pub from_login: bool,
     /// Connect the client straight to the relay's `/mcp` (Streamable HTTP) instead of through a
     /// local `switchboard mcp --relay`.
     pub http: bool,

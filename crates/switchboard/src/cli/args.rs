@@ -6,6 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use switchboard_proto::{JobId, MessageId, QuestionId, Scope};
 
+/// The heading every global option is listed under, after the command's own options.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "switchboard",
@@ -20,46 +23,38 @@ use switchboard_proto::{JobId, MessageId, QuestionId, Scope};
                   the same command may work if run again shortly."
 )]
 pub struct Cli {
-    /// Store directory [env: SWITCHBOARD_HOME; default: the platform data dir]
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Store directory [env: SWITCHBOARD_HOME] [default: the platform data dir]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
     pub home: Option<PathBuf>,
 
     /// Print machine-readable JSON instead of text
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// Act as this operator peer instead of the default (settings `operator`, else $USER)
-    #[arg(long = "as", global = true, value_name = "NAME")]
+    #[arg(long = "as", global = true, value_name = "NAME", help_heading = GLOBAL)]
     pub as_name: Option<String>,
 
-    /// Use the relay at this URL instead of the local store [env: SWITCHBOARD_RELAY]
-    #[arg(long, global = true, env = "SWITCHBOARD_RELAY", value_name = "URL")]
+    /// Use the relay at this URL instead of the local store (default: the one `login` stored;
+    /// an empty value means the local store)
+    #[arg(long, global = true, env = "SWITCHBOARD_RELAY", value_name = "URL",
+          hide_env_values = true, help_heading = GLOBAL)]
     pub relay: Option<String>,
 
-    /// The token for --relay [env: SWITCHBOARD_TOKEN]
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHBOARD_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
+    /// The token for --relay (default: the one `login` stored)
+    #[arg(long, global = true, env = "SWITCHBOARD_TOKEN", value_name = "TOKEN",
+          hide_env_values = true, help_heading = GLOBAL)]
     pub token: Option<String>,
 
     /// Also trust the CA certificate(s) in this PEM file for --relay (a private certificate)
-    #[arg(long, global = true, env = "SWITCHBOARD_RELAY_CA", value_name = "FILE")]
+    #[arg(long, global = true, env = "SWITCHBOARD_RELAY_CA", value_name = "FILE",
+          hide_env_values = true, help_heading = GLOBAL)]
     pub relay_ca: Option<PathBuf>,
 
     /// The relay's database for serve, tokens, migrate and doctor: `postgres://…` for a team
-    /// relay of several replicas [env: SWITCHBOARD_DATABASE_URL; default: embedded SQLite in
-    /// the store directory]
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHBOARD_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// relay of several replicas [default: embedded SQLite in the store directory]
+    #[arg(long, global = true, env = "SWITCHBOARD_DATABASE_URL", value_name = "URL",
+          hide_env_values = true, help_heading = GLOBAL)]
     pub database_url: Option<String>,
 
     #[command(subcommand)]
@@ -68,7 +63,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the store, the peers online and the message counts
+    /// Two agent sessions on a throwaway store exchange a message, a question and a job, and
+    /// the timeline shows each step's latency (touches none of your data)
+    Demo(DemoArgs),
+    /// Show the store, the peers online, the message and job counts
     Status,
     /// List peers: who is there, online or not, and what they are doing
     Peers(PeersArgs),
@@ -111,8 +109,19 @@ pub enum Command {
         #[command(subcommand)]
         action: TokensAction,
     },
-    /// Register switchboard with an agent client: prints the entries; --write merges them in
+    /// Register switchboard with an agent client: prints the entries; --write merges them in,
+    /// --remove takes them out
     Setup(SetupArgs),
+    /// Store a relay's URL and token (file mode 0600) for every command and client set-up
+    Login(LoginArgs),
+    /// Forget the stored relay login: commands use the local store again
+    Logout,
+    /// Check that a relay answers (GET /healthz; needs no token): exit 0 when it does
+    Ping(PingArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `switchboard man | man -l -`
+    Man,
     /// Check the store and every client's registration, and say how to fix what is missing
     Doctor,
     /// Hook commands for agent clients (they read the hook's JSON on stdin)
@@ -124,6 +133,39 @@ pub enum Command {
     /// worker (see `worker::guard`). Hidden: nobody runs it by hand.
     #[command(name = "job-guard", hide = true)]
     JobGuard(JobGuardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's store directory instead of deleting it, and print where it is
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The relay's URL, e.g. https://relay.example.com:7700
+    pub url: String,
+    /// The token the relay's admin minted for you (`tokens create`); `-` reads it from stdin
+    #[arg(long, value_name = "TOKEN")]
+    pub token: String,
+    /// Check nothing: store the login without asking the relay whether the token works
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// The relay's URL (default: --relay, or the stored login)
+    pub url: Option<String>,
+    /// Give up after this long
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -149,12 +191,13 @@ pub struct DashboardArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on; anything but loopback needs a token minted first
-    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:7700")]
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:7700", hide_env_values = true)]
     pub listen: std::net::SocketAddr,
     /// TLS certificate chain (PEM); with --tls-key, serve HTTPS
     #[arg(
         long,
         env = "SWITCHBOARD_TLS_CERT",
+        hide_env_values = true,
         requires = "tls_key",
         value_name = "FILE"
     )]
@@ -163,6 +206,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SWITCHBOARD_TLS_KEY",
+        hide_env_values = true,
         requires = "tls_cert",
         value_name = "FILE"
     )]
@@ -184,6 +228,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SWITCHBOARD_DB_POOL",
+        hide_env_values = true,
         default_value_t = 16,
         value_name = "N"
     )]
@@ -216,7 +261,7 @@ pub enum TokensAction {
 
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
-    /// The room the token belongs to
+    /// The room the token belongs to (rooms are created by their first token)
     #[arg(long, required_unless_present = "admin", value_name = "ROOM")]
     pub room: Option<String>,
     /// Make it a peer token for this peer name
@@ -238,8 +283,12 @@ pub struct SetupArgs {
     #[arg(long)]
     pub http: bool,
     /// Merge into the client's configuration (backed up first; other entries are kept)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "remove")]
     pub write: bool,
+    /// Take switchboard's entries out of the client's configuration (backed up first; other
+    /// entries are kept)
+    #[arg(long)]
+    pub remove: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,7 +306,7 @@ pub enum HookClient {
 pub struct ClaudeHookArgs {
     pub event: ClaudeHookEvent,
     /// How long `wait` waits for new mail before exiting quietly
-    #[arg(long, default_value = "9m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "9m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub wait: Duration,
 }
 
@@ -295,10 +344,10 @@ pub struct AskArgs {
     #[arg(long, value_name = "HINT")]
     pub context: Option<String>,
     /// Wait this long for the answer, e.g. 2m
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub wait: Option<Duration>,
     /// How long the question stays open [default: settings default_ttl]
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub ttl: Option<Duration>,
 }
 
@@ -328,22 +377,24 @@ pub struct QuestionsArgs {
     #[arg(long)]
     pub open: bool,
     /// With an id: wait this long for its answer
-    #[arg(long, value_parser = humantime::parse_duration, requires = "id")]
+    #[arg(long, value_parser = humantime::parse_duration, requires = "id", value_name = "DURATION")]
     pub wait: Option<Duration>,
-    #[arg(long, default_value_t = 20)]
+    /// Most questions to list
+    #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: u32,
 }
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The agent name this worker serves (what dispatchers address)
-    #[arg(long)]
+    /// The agent name this worker serves (what dispatchers address); on a relay, a peer
+    /// token must name this agent
+    #[arg(long, value_name = "NAME")]
     pub agent: String,
     /// Also take write jobs (refused by default)
     #[arg(long)]
     pub allow_writes: bool,
     /// Jobs run at once
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_name = "N")]
     pub concurrency: usize,
     /// Run each write job in a fresh git worktree and report its branch
     #[arg(long)]
@@ -360,10 +411,12 @@ pub struct WorkerArgs {
 pub enum JobsAction {
     /// Queue a job for whatever worker serves AGENT
     Dispatch {
+        /// The agent name a worker serves (`switchboard worker --agent NAME`)
         agent: String,
         /// The task; `-` reads it from stdin
         #[arg(required = true, num_args = 1..)]
         prompt: Vec<String>,
+        /// The model the worker's command should use (filled in as {model})
         #[arg(long)]
         model: Option<String>,
         /// The job may change files (only workers run with --allow-writes take it)
@@ -372,54 +425,67 @@ pub enum JobsAction {
         /// Dispatching again with the same id returns the first job
         #[arg(long, value_name = "ID")]
         request_id: Option<String>,
-        /// How long the job waits for a worker
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// How long the job waits for a worker [default: settings job_ttl]
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         ttl: Option<Duration>,
         /// Wait this long for the job to finish
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         wait: Option<Duration>,
     },
     /// Jobs, newest first (active ones unless --all)
     List {
+        /// Also jobs that ended
         #[arg(long)]
         all: bool,
-        #[arg(long)]
+        /// Only jobs for this agent
+        #[arg(long, value_name = "NAME")]
         agent: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        /// Most jobs to list
+        #[arg(long, default_value_t = 20, value_name = "N")]
         limit: u32,
     },
     /// One job with its result or error
     Show {
+        /// The job's id (see `jobs list`)
         id: JobId,
         /// Wait this long for it to finish
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         wait: Option<Duration>,
     },
     /// Cancel a job; a running command is killed
-    Cancel { id: JobId },
+    Cancel {
+        /// The job's id (see `jobs list`)
+        id: JobId,
+    },
     /// Queue again a write job parked in needs_recovery (after checking what it left behind)
-    Recover { id: JobId },
+    Recover {
+        /// The job's id (see `jobs list`)
+        id: JobId,
+    },
     /// Queue again a job that failed, died, expired or was cancelled
-    Retry { id: JobId },
+    Retry {
+        /// The job's id (see `jobs list`)
+        id: JobId,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct McpArgs {
-    /// Peer name for this session [env: SWITCHBOARD_NAME; default: client kind + directory]
+    /// Peer name for this session [env: SWITCHBOARD_NAME] [default: client kind + directory]
     #[arg(long)]
     pub name: Option<String>,
     /// Push new mail as Claude Code channel events: auto (when the client takes them), on, off
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
     pub push: String,
     /// Show a desktop notification when mail arrives that is not pushed to the agent
-    #[arg(long, env = "SWITCHBOARD_NOTIFY")]
+    #[arg(long, env = "SWITCHBOARD_NOTIFY", hide_env_values = true)]
     pub notify: bool,
     /// Run this shell command instead of a desktop notification; it gets
     /// SWITCHBOARD_NOTIFY_TITLE, _BODY, _FROM and _TO in its environment
-    #[arg(long, env = "SWITCHBOARD_NOTIFY_COMMAND", value_name = "CMD")]
+    #[arg(long, env = "SWITCHBOARD_NOTIFY_COMMAND", value_name = "CMD", hide_env_values = true)]
     pub notify_command: Option<String>,
     /// With --relay: also tell the room this session's directory, repository and branch
-    #[arg(long, env = "SWITCHBOARD_SHARE_LOCATION")]
+    #[arg(long, env = "SWITCHBOARD_SHARE_LOCATION", hide_env_values = true)]
     pub share_location: bool,
 }
 
@@ -439,7 +505,7 @@ pub struct SendOptions {
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
     /// How long the message waits for its recipient, e.g. 30m or 2d [default: settings default_ttl]
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub ttl: Option<Duration>,
 }
 
@@ -469,10 +535,10 @@ pub struct BroadcastArgs {
 #[derive(Debug, Args)]
 pub struct InboxArgs {
     /// Wait up to this long for mail when there is none, e.g. 30s
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub wait: Option<Duration>,
     /// Most messages to show (1 to 200)
-    #[arg(long, default_value_t = switchboard_core::delivery::PULL_DEFAULT)]
+    #[arg(long, default_value_t = switchboard_core::delivery::PULL_DEFAULT, value_name = "N")]
     pub limit: u32,
     /// Show without acknowledging (they stay unread and show again, marked as seen)
     #[arg(long)]
@@ -483,14 +549,15 @@ pub struct InboxArgs {
 pub struct SentArgs {
     /// One message id; otherwise your most recent messages
     pub id: Option<MessageId>,
-    #[arg(long, default_value_t = 20)]
+    /// Most messages to list
+    #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: u32,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Only what arrives for this peer
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub peer: Option<String>,
     /// Replay from after this message id instead of starting with new messages
     #[arg(long, value_name = "ID")]

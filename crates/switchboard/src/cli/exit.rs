@@ -13,12 +13,17 @@ pub enum CliError {
     Core(#[from] Error),
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Login(#[from] crate::login::LoginError),
     #[error("{0}")]
     BadInput(String),
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
     #[error("hook failed: {0}")]
     Hook(String),
+    /// `switchboard demo` could not complete a step (it says which).
+    #[error("demo: {0}")]
+    Demo(String),
     /// Not a failure: a command that speaks through its exit code (a hook's 2) and has
     /// already said everything else.
     #[error("")]
@@ -45,7 +50,11 @@ impl CliError {
     pub fn code(&self) -> u8 {
         match self {
             Self::BadInput(_) | Self::Settings(_) => code::BAD_INPUT,
-            Self::Io(_) | Self::Hook(_) => code::FAILURE,
+            Self::Login(crate::login::LoginError::Read { .. } | crate::login::LoginError::Write { .. }) => {
+                code::FAILURE
+            }
+            Self::Login(_) => code::BAD_INPUT,
+            Self::Io(_) | Self::Hook(_) | Self::Demo(_) => code::FAILURE,
             Self::Quiet(code) => *code,
             Self::Interrupted => code::INTERRUPTED,
             Self::JobUnsuccessful { .. } => code::JOB_UNSUCCESSFUL,

@@ -84,6 +84,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::JobGuard(args) = cli.command {
         return crate::worker::guard::run(args.parent, args.program, args.args).await;
     }
+    // Need no store, no settings and no relay.
+    match &cli.command {
+        Command::Completions(args) => return commands::completions::completions(args),
+        Command::Man => return commands::completions::man(),
+        Command::Logout => return commands::login::logout(cli.json),
+        _ => {}
+    }
     let home = settings::resolve_home(cli.home.as_deref())?;
     let settings = settings::load(home)?;
     // Setting a client up for a relay needs its URL, not a token: that is read when it runs.
@@ -93,20 +100,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Doctor
         | Command::Serve(_)
         | Command::Migrate
-        | Command::Tokens { .. } => None,
+        | Command::Tokens { .. }
+        | Command::Login(_)
+        | Command::Demo(_) => None,
         _ => relay_of(&cli)?,
     };
+    let set_up_for = match &cli.command {
+        Command::Setup(_) => setup_relay(&cli)?,
+        _ => None,
+    };
     match cli.command {
+        Command::Login(args) => return commands::login::login(args, cli.relay_ca, cli.json).await,
+        Command::Ping(args) => return commands::login::ping(args, relay, cli.json).await,
+        Command::Demo(args) => return commands::demo::run(args, cli.json).await,
         // The MCP session answers `initialize` before it touches the store.
         Command::Mcp(args) => return commands::mcp::run(settings, args, relay).await,
         // These must work when the store does not.
-        Command::Setup(args) => {
-            return commands::setup::run(
-                &args,
-                cli.relay.clone().filter(|u| !u.is_empty()),
-                cli.json,
-            );
-        }
+        Command::Setup(args) => return commands::setup::run(&args, set_up_for, cli.json),
         Command::Doctor => {
             return commands::doctor::run(&settings, cli.database_url.as_deref(), cli.json).await;
         }
@@ -190,17 +200,54 @@ impl Relay {
     }
 }
 
+/// The relay a command is to use, if any: `--relay` / `SWITCHBOARD_RELAY` first (empty means
+/// the local store), else the stored login. A token from `--token` / `SWITCHBOARD_TOKEN` wins
+/// over the stored one; the stored one serves only the relay it was stored for.
 fn relay_of(cli: &Cli) -> Result<Option<Relay>, CliError> {
-    match (&cli.relay, &cli.token) {
-        (None, _) => Ok(None),
+    let stored = crate::login::load()?;
+    let given_token = cli.token.clone().filter(|t| !t.is_empty());
+    match (&cli.relay, stored) {
         (Some(url), _) if url.is_empty() => Ok(None),
-        (Some(url), Some(token)) => Ok(Some(Relay {
-            url: url.clone(),
-            token: token.clone(),
-            ca: cli.relay_ca.clone(),
+        (Some(url), stored) => {
+            let url = url.trim_end_matches('/');
+            let stored = stored.filter(|l| l.relay == url);
+            let token = given_token
+                .or_else(|| stored.as_ref().map(|l| l.token.clone()))
+                .ok_or_else(|| {
+                    CliError::BadInput(format!(
+                        "--relay {url} needs a token: --token, SWITCHBOARD_TOKEN, or                          `switchboard login {url} --token TOKEN` once"
+                    ))
+                })?;
+            Ok(Some(Relay {
+                url: url.to_owned(),
+                token,
+                ca: cli.relay_ca.clone().or_else(|| stored.and_then(|l| l.ca)),
+            }))
+        }
+        (None, Some(login)) => Ok(Some(Relay {
+            url: login.relay,
+            token: given_token.unwrap_or(login.token),
+            ca: cli.relay_ca.clone().or(login.ca),
         })),
-        (Some(_), _) => Err(CliError::BadInput(
-            "--relay needs a token: --token or SWITCHBOARD_TOKEN".into(),
-        )),
+        (None, None) => Ok(None),
     }
+}
+
+/// The relay a client set-up points at: `--relay`, else the stored login's. The token is
+/// never written into a client's file: the session reads it from the stored login (when it is
+/// that relay's) or from `SWITCHBOARD_TOKEN`.
+fn setup_relay(cli: &Cli) -> Result<Option<commands::setup::SetupRelay>, CliError> {
+    let stored = crate::login::load()?;
+    Ok(match &cli.relay {
+        Some(url) if url.is_empty() => None,
+        Some(url) => {
+            let url = url.trim_end_matches('/').to_owned();
+            let logged_in = stored.is_some_and(|l| l.relay == url);
+            Some(commands::setup::SetupRelay { url, logged_in })
+        }
+        None => stored.map(|l| commands::setup::SetupRelay {
+            url: l.relay,
+            logged_in: true,
+        }),
+    })
 }

@@ -15,7 +15,8 @@ use tokio::sync::watch;
 
 use std::sync::Arc;
 
-use switchboard_core::{Exchange, Run, op};
+use switchboard_core::{Exchange, NamePolicy, OpenSession, Run, op};
+use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 
 pub use command::{CommandSpec, Preset};
 
@@ -48,6 +49,22 @@ pub async fn run(
     config: WorkerConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
+    // Present as the agent it serves, for as long as it runs: `peers` shows the worker, and a
+    // dispatcher can tell that someone will take the job (see [`serves`]). Its liveness is a
+    // session's: gone with the process locally, within the idle window on a relay.
+    let presence = mailbox
+        .open_session(OpenSession {
+            name: PeerName::parse(&config.agent).map_err(switchboard_core::Error::from)?,
+            kind: PeerKind::Agent,
+            info: PeerInfo {
+                client_kind: Some(WORKER_CLIENT.into()),
+                client_version: Some(env!("CARGO_PKG_VERSION").into()),
+                ..PeerInfo::default()
+            },
+            policy: NamePolicy::Join,
+            client_pid: Some(std::process::id()),
+        })
+        .await?;
     let mut slots = tokio::task::JoinSet::new();
     for slot in 0..config.concurrency.max(1) {
         let mailbox = mailbox.clone();
@@ -61,7 +78,23 @@ pub async fn run(
             first_error.get_or_insert(e);
         }
     }
-    first_error.map_or(Ok(()), Err)
+    let closed = mailbox.close_session(presence.id).await;
+    first_error.map_or(Ok(()), Err)?;
+    Ok(closed?)
+}
+
+/// The client kind a worker's presence session reports.
+pub const WORKER_CLIENT: &str = "switchboard-worker";
+
+/// Whether a live worker serves `agent` now: a peer of that name online, last opened by a
+/// worker.
+pub async fn serves(mailbox: &dyn Exchange, agent: &str) -> Result<bool, switchboard_core::Error> {
+    let online = mailbox
+        .run(op::Peers { online_only: true })
+        .await?;
+    Ok(online.iter().any(|p| {
+        p.name == agent && p.info.client_kind.as_deref() == Some(WORKER_CLIENT)
+    }))
 }
 
 async fn serve(

@@ -108,7 +108,7 @@ fn rate_limit_names_the_limit_and_when_to_retry() {
     assert_eq!(out.status.code(), Some(LIMIT));
     let err = stderr(&out);
     assert!(
-        err.contains("rate limit: at most 1 messages per 60 s"),
+        err.contains("rate limit: at most 1 messages per 1 min"),
         "{err}"
     );
     assert!(err.contains("try again in"), "{err}");

@@ -13,7 +13,7 @@ use switchboard_relay::{App, AppConfig, LINK_LIFETIME, ServeOptions};
 use switchboard_store_sqlite::SqliteStore;
 
 use super::super::args::DashboardArgs;
-use super::super::{CliError, Relay};
+use super::super::{CliError, Relay, output};
 use crate::settings::Settings;
 
 /// `human`: `--as`, else settings `operator`; the page's forms act as that operator peer (the
@@ -69,7 +69,7 @@ pub async fn run(
         "switchboard dashboard: {base}/ over {described}\n\
          The link above signs one browser in, once, within {}. Press Enter here for another; \
          Ctrl-C stops the dashboard and signs every browser out.",
-        humantime::format_duration(LINK_LIFETIME)
+        output::duration(LINK_LIFETIME)
     );
     if !args.no_open {
         open_browser(&link).await;

@@ -77,10 +77,26 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
                 request_id,
                 ttl,
             };
+            let agent = d.agent.clone();
             let job = m.dispatch(me.id, d).await?;
+            // The job is stored either way; a person should know when nobody will take it.
+            if !job.duplicate && !ctx.json && !worker::serves(m.as_ref(), &agent).await? {
+                output::warn(format!(
+                    "no live worker serves '{agent}' now: job {} waits until one does (up to {}). \
+                     Start one with `switchboard worker --agent {agent} -- COMMAND`.",
+                    job.id,
+                    output::duration(std::time::Duration::from_millis(
+                        u64::try_from(job.expires_at - job.created_at).unwrap_or(0)
+                    ))
+                ));
+            }
             match wait {
                 Some(wait) => {
                     let id = job.id;
+                    output::progress(format!(
+                        "waiting up to {} for job {id} to finish…",
+                        output::duration(wait)
+                    ));
                     return waited(ctx, m.run(op::Job { id, wait }).await?, wait);
                 }
                 None => job,
@@ -96,7 +112,13 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             return list(ctx, &m.jobs(query).await?);
         }
         JobsAction::Show { id, wait } => match wait {
-            Some(wait) => return waited(ctx, m.run(op::Job { id, wait }).await?, wait),
+            Some(wait) => {
+                output::progress(format!(
+                    "waiting up to {} for job {id} to finish…",
+                    output::duration(wait)
+                ));
+                return waited(ctx, m.run(op::Job { id, wait }).await?, wait);
+            }
             None => m.job(id).await?,
         },
         JobsAction::Cancel { id } => m.act_on_job(id, JobAction::Cancel).await?,
@@ -110,7 +132,7 @@ fn print(ctx: &Context, job: &JobView) -> Result<(), CliError> {
     if ctx.json {
         output::json(job)
     } else {
-        output::line(show(job))
+        output::line(output::job(job))
     }
 }
 
@@ -134,7 +156,7 @@ fn waited(ctx: &Context, job: JobView, wait: std::time::Duration) -> Result<(), 
                 "job {} is still {} after waiting {}; wait again with `switchboard jobs show {} --wait DURATION`",
                 job.id,
                 job.state,
-                humantime::format_duration(wait),
+                output::duration(wait),
                 job.id
             )))
         }
@@ -148,47 +170,5 @@ fn list(ctx: &Context, jobs: &[JobView]) -> Result<(), CliError> {
     if jobs.is_empty() {
         return output::line("no jobs");
     }
-    for j in jobs {
-        let prompt: String = j.prompt.chars().take(60).collect();
-        output::line(format!(
-            "#{} {:<15} {} (attempts {}) from {}: {}",
-            j.id,
-            j.state,
-            j.agent,
-            j.attempts,
-            j.dispatcher,
-            prompt.replace('\n', " ")
-        ))?;
-    }
-    Ok(())
-}
-
-fn show(j: &JobView) -> String {
-    let mut out = format!(
-        "#{} for {}: {}{} (attempts {}, from {}{})",
-        j.id,
-        j.agent,
-        j.state,
-        if j.write { ", write" } else { "" },
-        j.attempts,
-        j.dispatcher,
-        if j.duplicate {
-            "; duplicate of an earlier dispatch"
-        } else {
-            ""
-        }
-    );
-    if let Some(w) = &j.worker {
-        out.push_str(&format!("\nworker: {w}"));
-    }
-    if let Some(b) = &j.branch {
-        out.push_str(&format!("\nbranch: {b}"));
-    }
-    if let Some(r) = &j.result {
-        out.push_str(&format!("\n{r}"));
-    }
-    if let Some(e) = &j.error {
-        out.push_str(&format!("\nerror: {e}"));
-    }
-    out
+    output::jobs(jobs)
 }

@@ -1,11 +1,14 @@
 //! One module per command; each takes the shared [`Context`] and its own arguments.
 
+pub mod completions;
 pub mod dashboard;
+pub mod demo;
 pub mod doctor;
 mod gc;
 mod hook;
 mod inbox;
 mod jobs;
+pub mod login;
 pub mod mcp;
 pub mod migrate;
 mod peers;
@@ -46,6 +49,12 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
             "job-guard is internal to the worker, and only on Unix".into(),
         )),
         Command::Mcp(_)
+        | Command::Demo(_)
+        | Command::Login(_)
+        | Command::Logout
+        | Command::Ping(_)
+        | Command::Completions(_)
+        | Command::Man
         | Command::Setup(_)
         | Command::Doctor
         | Command::Serve(_)

@@ -23,10 +23,11 @@ pub async fn run(ctx: &Context, args: PeersArgs) -> Result<(), CliError> {
         return output::json(&peers);
     }
     if peers.is_empty() {
-        return output::line("no peers yet");
+        return output::line(if args.online {
+            "no peer is online now; `switchboard peers` lists them all"
+        } else {
+            "no peers yet: a peer appears with its first session or message"
+        });
     }
-    for p in &peers {
-        output::line(output::peer(p))?;
-    }
-    Ok(())
+    output::peers(&peers)
 }

@@ -81,8 +81,8 @@ fn show(ctx: &Context, questions: &[QuestionView]) -> Result<(), CliError> {
     if questions.is_empty() {
         return output::line("no questions");
     }
-    for q in questions {
-        output::line(framing::question(q))?;
+    match questions {
+        [one] => output::line(framing::question(one)),
+        _ => output::questions(questions),
     }
-    Ok(())
 }

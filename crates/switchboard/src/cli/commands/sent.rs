@@ -17,8 +17,9 @@ pub async fn run(ctx: &Context, args: SentArgs) -> Result<(), CliError> {
     if sent.is_empty() {
         return output::line("nothing sent yet");
     }
-    for m in &sent {
-        output::line(output::sent(m))?;
+    match (args.id, sent.as_slice()) {
+        // One message asked for by id: each copy with its own times.
+        (Some(_), [m]) => output::line(output::sent_detail(m)),
+        _ => output::sent_table(&sent),
     }
-    Ok(())
 }

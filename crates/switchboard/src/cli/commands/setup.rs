@@ -1,4 +1,4 @@
-//! `switchboard setup <client> [--write]`
+//! `switchboard setup <client> [--write | --remove]`
 
 use serde_json::json;
 
@@ -17,7 +17,17 @@ pub fn exe() -> Result<String, CliError> {
     Ok(path.display().to_string())
 }
 
-pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(), CliError> {
+/// The relay a set-up points the client at, and whether its token is the stored login's.
+#[derive(Debug, Clone)]
+pub struct SetupRelay {
+    pub url: String,
+    pub logged_in: bool,
+}
+
+pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result<(), CliError> {
+    if args.remove {
+        return remove(args, as_json);
+    }
     let exe = exe()?;
     if args.http && relay.is_none() {
         return Err(CliError::BadInput(
@@ -32,9 +42,10 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
     }
     let launch = Launch {
         exe,
-        relay: relay.map(|url| RelaySetup {
-            url: url.trim_end_matches('/').to_owned(),
+        relay: relay.map(|r| RelaySetup {
+            url: r.url,
             token_env: TOKEN_ENV.to_owned(),
+            from_login: r.logged_in && !args.http,
             http: args.http,
         }),
     };
@@ -54,12 +65,19 @@ pub fn run(args: &SetupArgs, relay: Option<String>, as_json: bool) -> Result<(),
             show(target, &launch, args.write, &applied)?;
         }
     }
-    if launch.relay.is_some() && !as_json {
-        output::line(format!(
+    match &launch.relay {
+        Some(r) if r.from_login && !as_json => output::line(format!(
+            "\nThe session reads the token from your stored login ({}); `switchboard logout` \
+             ends that.",
+            crate::login::path()?.display()
+        ))?,
+        Some(_) if !as_json => output::line(format!(
             "\nThe token is read from ${TOKEN_ENV} when the client starts: export it in the shell \
-             (or the service) that launches {}.",
+             (or the service) that launches {}, or run `switchboard login URL --token TOKEN` \
+             once.",
             args.client.label()
-        ))?;
+        ))?,
+        _ => {}
     }
     if args.client == AgentClient::ClaudeCode && !as_json {
         output::line(format!(
@@ -124,6 +142,42 @@ fn show(
         Entry::CodexToml => "the MCP server and the trust of the hooks",
     };
     output::line(format!("# {what}, in {path}\n{}", snippet.trim_end()))
+}
+
+/// `setup CLIENT --remove`: takes switchboard's entries out of the client's files (the
+/// others stay). It acts at once, without `--write`: each changed file's backup is the undo.
+fn remove(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
+    let targets =
+        agent_config::targets(args.client).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let mut report = Vec::new();
+    // Codex's configuration first: the hook trust it drops is found in the hooks file, which
+    // must still hold our hooks then.
+    for target in targets.iter().rev() {
+        let applied = agent_config::remove(target, true)
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+        report.push(json!({
+            "path": applied.path,
+            "changed": applied.changed,
+            "backup": applied.backup,
+        }));
+        if !as_json {
+            let path = target.path.display();
+            output::line(match (&applied.changed, &applied.backup) {
+                (false, _) => format!("{path}: nothing of switchboard's there"),
+                (true, Some(b)) => {
+                    format!("{path}: switchboard's entries removed (previous version: {})", b.display())
+                }
+                (true, None) => format!("{path}: switchboard's entries removed"),
+            })?;
+        }
+    }
+    if as_json {
+        return output::json(&json!({ "client": args.client.label(), "files": report }));
+    }
+    output::line(format!(
+        "{} no longer starts switchboard (sessions already running keep it until they end).",
+        args.client.label()
+    ))
 }
 
 pub fn cli_name(client: AgentClient) -> &'static str {

@@ -116,7 +116,7 @@ pub enum Command {
     Login(LoginArgs),
     /// Forget the stored relay login: commands use the local store again
     Logout,
-    /// Check that a relay answers (GET /healthz; needs no token): exit 0 when it does
+    /// Check that a relay answers (GET /livez; needs no token): exit 0 when it does
     Ping(PingArgs),
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell
     Completions(CompletionsArgs),

@@ -76,6 +76,8 @@ pub struct Context {
     pub operator: Option<String>,
     /// The peer the relay token names, when it is a peer token: whoever uses it is that peer.
     pub token_peer: Option<String>,
+    /// The relay's URL when the command works through one.
+    pub relay: Option<String>,
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -139,6 +141,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     let mut operator = cli.as_name.clone().or_else(|| settings.operator.clone());
     let mut token_peer = None;
+    let relay_url = relay.as_ref().map(|r| r.url.clone());
     let mailbox: Arc<dyn Exchange> = match relay {
         Some(relay) => {
             // A worker and a watcher outlive relay restarts: they wait for it however long.
@@ -165,6 +168,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let ctx = Context {
         operator,
         token_peer,
+        relay: relay_url,
         settings,
         mailbox,
         json: cli.json,

@@ -72,6 +72,14 @@ impl Table {
     }
 
     pub fn print(&self) -> Result<(), CliError> {
+        let mut out = anstream::stdout().lock();
+        // Styled always: anstream drops the styles where colour is off.
+        out.write_all(self.render(true).as_bytes())?;
+        Ok(())
+    }
+
+    /// The table as text, one line per row, with or without its styles.
+    fn render(&self, styled: bool) -> String {
         use unicode_width::UnicodeWidthStr;
         let columns = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.width()).collect();
@@ -80,21 +88,22 @@ impl Table {
                 widths[i] = widths[i].max(text.width());
             }
         }
-        let mut out = anstream::stdout().lock();
         let header: Vec<(String, Style)> =
             self.header.iter().map(|h| ((*h).to_owned(), BOLD)).collect();
+        let mut out = String::new();
         for row in std::iter::once(&header).chain(&self.rows) {
-            let mut text = String::new();
+            let mut line = String::new();
             for (i, (cell, style)) in row.iter().enumerate().take(columns) {
-                let last = i + 1 == columns.min(row.len());
-                text.push_str(&format!("{style}{cell}{style:#}"));
-                if !last {
-                    text.push_str(&" ".repeat(widths[i] - cell.width() + 2));
+                let style = if styled { *style } else { Style::new() };
+                line.push_str(&format!("{style}{cell}{style:#}"));
+                if i + 1 < columns.min(row.len()) {
+                    line.push_str(&" ".repeat(widths[i] - cell.width() + 2));
                 }
             }
-            writeln!(out, "{}", text.trim_end())?;
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
-        Ok(())
+        out
     }
 }
 
@@ -124,18 +133,24 @@ pub fn ago(ms: Millis) -> String {
     if delta.abs() < 5_000 {
         return "just now".into();
     }
-    let span = Duration::from_secs(delta.unsigned_abs() / 1_000);
-    // One unit is enough at a glance: "1 h ago", not "1 h 12 min ago".
-    let text = human::duration(span);
-    let first = text
-        .split(' ')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
-    if delta > 0 {
-        format!("{first} ago")
+    // One unit, rounded to the nearest, is enough at a glance: "1 h ago", "in 1 day".
+    let secs = (delta.unsigned_abs() + 500) / 1_000;
+    let round = |size: u64| (secs + size / 2) / size;
+    // The unit is chosen after rounding: 23 h 59 min is "1 day", not "24 h".
+    let (n, unit) = if secs < 60 {
+        (secs, "s")
+    } else if round(60) < 60 {
+        (round(60), "min")
+    } else if round(3_600) < 24 {
+        (round(3_600), "h")
     } else {
-        format!("in {first}")
+        let days = round(86_400);
+        (days, if days == 1 { "day" } else { "days" })
+    };
+    if delta > 0 {
+        format!("{n} {unit} ago")
+    } else {
+        format!("in {n} {unit}")
     }
 }
 
@@ -415,6 +430,20 @@ mod tests {
         assert_eq!(ago(now - 3 * 60_000 - 500), "3 min ago");
         assert_eq!(ago(now - 2 * 86_400_000 - 3_600_000), "2 days ago");
         assert_eq!(ago(now + 2 * 3_600_000 + 30_000), "in 2 h");
+        assert_eq!(ago(now + 86_400_000 - 1_000), "in 1 day");
+        assert_eq!(ago(now - 59_700), "1 min ago");
+    }
+
+    #[test]
+    fn table_columns_line_up_by_display_width_whatever_the_style() {
+        let mut t = Table::new(&["NAME", "STATUS", "WHERE"]);
+        t.row(vec![(("bob").into(), BOLD), ("online".into(), GOOD), plain("/src/api")]);
+        t.row(vec![plain("日本語"), ("offline".into(), DIM), plain("-")]);
+        assert_eq!(
+            t.render(false),
+            "NAME    STATUS   WHERE\nbob     online   /src/api\n日本語  offline  -\n"
+        );
+        assert!(t.render(true).contains("\u{1b}["), "styled when colour is on");
     }
 
     #[test]

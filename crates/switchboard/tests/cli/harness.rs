@@ -49,6 +49,10 @@ impl Home {
     pub fn cmd(&self, who: &str) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.env("SWITCHBOARD_HOME", self.path())
+            // A relay login stored on the machine running the tests must not reach them.
+            .env("SWITCHBOARD_CONFIG_DIR", self.path().join("config"))
+            .env_remove("SWITCHBOARD_RELAY")
+            .env_remove("SWITCHBOARD_TOKEN")
             .env("SWITCHBOARD_OPERATOR", who)
             .env_remove("SWITCHBOARD_PENDING_CAP")
             .env_remove("SWITCHBOARD_RATE_LIMIT")

@@ -9,6 +9,7 @@ mod bad_input;
 mod browser;
 mod conformance;
 mod dashboard;
+mod finish;
 mod delivery;
 mod delivery_rules;
 mod hooks;

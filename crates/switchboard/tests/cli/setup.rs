@@ -159,6 +159,53 @@ fn setup_write_keeps_every_other_server_and_hook_and_is_idempotent() {
             "doctor: {check}"
         );
     }
+
+    // `--remove` takes out exactly what setup put in: every file is the user's again.
+    for client in ["claude-code", "codex", "claude-desktop", "cursor"] {
+        let out = home
+            .cmd("me")
+            .env("HOME", &user)
+            .env("XDG_CONFIG_HOME", user.join(".config"))
+            .env_remove("CODEX_HOME")
+            .args(["setup", client, "--remove"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{client}: {}", stderr(&out));
+    }
+    let c = read_json(&claude_json);
+    assert_eq!(
+        c,
+        json!({"numStartups": 7, "mcpServers": {"github": {"type": "stdio", "command": "gh-mcp"}}})
+    );
+    let s = read_json(&settings);
+    assert_eq!(s["model"], "opus");
+    assert_eq!(
+        s["hooks"],
+        json!({"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}],
+               "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "guard"}]}]})
+    );
+    let toml = std::fs::read_to_string(&codex).unwrap();
+    assert!(!toml.contains("switchboard") && !toml.contains("trusted_hash"), "{toml}");
+    assert!(toml.starts_with("# personal\nmodel = \"o4\""), "{toml}");
+    assert!(toml.contains("[mcp_servers.docs]"), "{toml}");
+    assert!(!std::fs::read_to_string(&hooks_file).unwrap().contains("switchboard"));
+    assert_eq!(
+        read_json(&desktop),
+        json!({"mcpServers": {"fs": {"command": "/usr/bin/fs-mcp", "args": ["/home"]}}})
+    );
+    assert_eq!(
+        read_json(&cursor),
+        json!({"mcpServers": {"linear": {"url": "https://example.invalid/mcp"}}})
+    );
+    let again = home
+        .cmd("me")
+        .env("HOME", &user)
+        .env("XDG_CONFIG_HOME", user.join(".config"))
+        .args(["setup", "cursor", "--remove"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing of switchboard's there"));
 }
 
 #[test]

@@ -22,8 +22,17 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
         return output::json(&status);
     }
     let s = &status.stats;
+    let j = &s.jobs;
+    let place = match &ctx.relay {
+        Some(url) => format!(" at {url}"),
+        None => String::new(),
+    };
     output::line(format!(
-        "store     {} (schema v{})\npeers     {} online of {}\nmessages  {} stored; copies: {} queued, {} delivered, {} read, {} expired, {} dead",
+        "store     {} (schema v{}){place}\n\
+         peers     {} online of {}\n\
+         messages  {} stored; copies: {} queued, {} delivered, {} read, {} expired, {} dead\n\
+         jobs      {} queued, {} running, {} completed, {} failed, {} cancelled, {} expired, \
+         {} need recovery, {} dead",
         s.backend,
         s.schema_version,
         s.peers_online,
@@ -33,6 +42,14 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
         s.delivered,
         s.read,
         s.expired,
-        s.dead
+        s.dead,
+        j.queued,
+        j.claimed + j.running,
+        j.completed,
+        j.failed,
+        j.cancelled,
+        j.expired,
+        j.needs_recovery,
+        j.dead,
     ))
 }

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use switchboard_proto::{JobId, human, MessageId, NameError, PeerId, QuestionId, Scope, WrongJobAction};
+use switchboard_proto::{
+    JobId, MessageId, NameError, PeerId, QuestionId, Scope, WrongJobAction, human,
+};
 
 use crate::store::StoreError;
 

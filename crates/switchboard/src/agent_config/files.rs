@@ -146,7 +146,10 @@ pub fn remove(target: &Target, write: bool) -> Result<Applied, FileError> {
     let (changed, content) = match &mut doc {
         Doc::Json(v) => {
             let changed = merge::json_remove(v, target.entry).map_err(shape_err)?;
-            (changed, serde_json::to_string_pretty(v).unwrap_or_default() + "\n")
+            (
+                changed,
+                serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
+            )
         }
         Doc::Toml(d) => {
             // The trust to take out is that of our handlers where they stand now, so the

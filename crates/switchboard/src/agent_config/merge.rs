@@ -538,8 +538,14 @@ mod tests {
         json(&mut doc, Entry::ClaudeHooks, &local()).unwrap();
         assert!(json_remove(&mut doc, Entry::McpJson(AgentClient::ClaudeCode)).unwrap());
         assert!(json_remove(&mut doc, Entry::ClaudeHooks).unwrap());
-        assert_eq!(doc, json!({"mcpServers": user["mcpServers"], "hooks": user["hooks"]}));
-        assert!(!json_remove(&mut doc, Entry::ClaudeHooks).unwrap(), "nothing left to take");
+        assert_eq!(
+            doc,
+            json!({"mcpServers": user["mcpServers"], "hooks": user["hooks"]})
+        );
+        assert!(
+            !json_remove(&mut doc, Entry::ClaudeHooks).unwrap(),
+            "nothing left to take"
+        );
     }
 
     #[test]

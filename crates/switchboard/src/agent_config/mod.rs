@@ -44,6 +44,9 @@ pub struct Launch {
     pub relay: Option<RelaySetup>,
 }
 
+/// The variable every relay configuration reads the token from.
+pub const TOKEN_ENV: &str = "SWITCHBOARD_TOKEN";
+
 /// A relay the client reaches, with its token read from an environment variable (never
 /// written into a configuration file).
 #[derive(Debug, Clone, PartialEq, Eq)]

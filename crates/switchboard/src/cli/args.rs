@@ -191,7 +191,12 @@ pub struct DashboardArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on; anything but loopback needs a token minted first
-    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:7700", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LISTEN",
+        default_value = "127.0.0.1:7700",
+        hide_env_values = true
+    )]
     pub listen: std::net::SocketAddr,
     /// TLS certificate chain (PEM); with --tls-key, serve HTTPS
     #[arg(
@@ -482,7 +487,12 @@ pub struct McpArgs {
     pub notify: bool,
     /// Run this shell command instead of a desktop notification; it gets
     /// SWITCHBOARD_NOTIFY_TITLE, _BODY, _FROM and _TO in its environment
-    #[arg(long, env = "SWITCHBOARD_NOTIFY_COMMAND", value_name = "CMD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_NOTIFY_COMMAND",
+        value_name = "CMD",
+        hide_env_values = true
+    )]
     pub notify_command: Option<String>,
     /// With --relay: also tell the room this session's directory, repository and branch
     #[arg(long, env = "SWITCHBOARD_SHARE_LOCATION", hide_env_values = true)]

@@ -50,9 +50,9 @@ impl CliError {
     pub fn code(&self) -> u8 {
         match self {
             Self::BadInput(_) | Self::Settings(_) => code::BAD_INPUT,
-            Self::Login(crate::login::LoginError::Read { .. } | crate::login::LoginError::Write { .. }) => {
-                code::FAILURE
-            }
+            Self::Login(
+                crate::login::LoginError::Read { .. } | crate::login::LoginError::Write { .. },
+            ) => code::FAILURE,
             Self::Login(_) => code::BAD_INPUT,
             Self::Io(_) | Self::Hook(_) | Self::Demo(_) => code::FAILURE,
             Self::Quiet(code) => *code,

@@ -45,7 +45,9 @@ pub fn warn(text: impl std::fmt::Display) {
 
 const DIM: Style = Style::new().dimmed();
 const BOLD: Style = Style::new().bold();
-const WARN: Style = Style::new().bold().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
+const WARN: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
 const GOOD: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
 const BAD: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)));
 const BUSY: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Cyan)));
@@ -88,8 +90,11 @@ impl Table {
                 widths[i] = widths[i].max(text.width());
             }
         }
-        let header: Vec<(String, Style)> =
-            self.header.iter().map(|h| ((*h).to_owned(), BOLD)).collect();
+        let header: Vec<(String, Style)> = self
+            .header
+            .iter()
+            .map(|h| ((*h).to_owned(), BOLD))
+            .collect();
         let mut out = String::new();
         for row in std::iter::once(&header).chain(&self.rows) {
             let mut line = String::new();
@@ -311,7 +316,10 @@ pub fn sent_detail(m: &SentMessage) -> String {
         } else {
             format!(" ({})", times.join(", "))
         };
-        out.push_str(&format!("\n  {}: {style}{}{style:#}{times}", r.peer, r.state));
+        out.push_str(&format!(
+            "\n  {}: {style}{}{style:#}{times}",
+            r.peer, r.state
+        ));
     }
     out
 }
@@ -372,12 +380,21 @@ pub fn job(j: &JobView) -> String {
             ""
         }
     );
-    out.push_str(&format!("\n{DIM}dispatched{DIM:#} {}", when_ago(j.created_at)));
+    out.push_str(&format!(
+        "\n{DIM}dispatched{DIM:#} {}",
+        when_ago(j.created_at)
+    ));
     if j.updated_at != j.created_at {
-        out.push_str(&format!("\n{DIM}updated{DIM:#}    {}", when_ago(j.updated_at)));
+        out.push_str(&format!(
+            "\n{DIM}updated{DIM:#}    {}",
+            when_ago(j.updated_at)
+        ));
     }
     if matches!(j.state, JobState::Queued) {
-        out.push_str(&format!("\n{DIM}expires{DIM:#}    {}", when_ago(j.expires_at)));
+        out.push_str(&format!(
+            "\n{DIM}expires{DIM:#}    {}",
+            when_ago(j.expires_at)
+        ));
     }
     if let Some(w) = &j.worker {
         out.push_str(&format!("\n{DIM}worker{DIM:#}     {w}"));
@@ -437,13 +454,20 @@ mod tests {
     #[test]
     fn table_columns_line_up_by_display_width_whatever_the_style() {
         let mut t = Table::new(&["NAME", "STATUS", "WHERE"]);
-        t.row(vec![(("bob").into(), BOLD), ("online".into(), GOOD), plain("/src/api")]);
+        t.row(vec![
+            (("bob").into(), BOLD),
+            ("online".into(), GOOD),
+            plain("/src/api"),
+        ]);
         t.row(vec![plain("日本語"), ("offline".into(), DIM), plain("-")]);
         assert_eq!(
             t.render(false),
             "NAME    STATUS   WHERE\nbob     online   /src/api\n日本語  offline  -\n"
         );
-        assert!(t.render(true).contains("\u{1b}["), "styled when colour is on");
+        assert!(
+            t.render(true).contains("\u{1b}["),
+            "styled when colour is on"
+        );
     }
 
     #[test]

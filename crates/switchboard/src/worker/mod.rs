@@ -89,12 +89,10 @@ pub const WORKER_CLIENT: &str = "switchboard-worker";
 /// Whether a live worker serves `agent` now: a peer of that name online, last opened by a
 /// worker.
 pub async fn serves(mailbox: &dyn Exchange, agent: &str) -> Result<bool, switchboard_core::Error> {
-    let online = mailbox
-        .run(op::Peers { online_only: true })
-        .await?;
-    Ok(online.iter().any(|p| {
-        p.name == agent && p.info.client_kind.as_deref() == Some(WORKER_CLIENT)
-    }))
+    let online = mailbox.run(op::Peers { online_only: true }).await?;
+    Ok(online
+        .iter()
+        .any(|p| p.name == agent && p.info.client_kind.as_deref() == Some(WORKER_CLIENT)))
 }
 
 async fn serve(

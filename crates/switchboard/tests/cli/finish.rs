@@ -73,12 +73,24 @@ fn tables_have_headers_and_relative_times() {
     };
     run("bob", &["inbox"]);
     run("carol", &["inbox"]);
-    run("alice", &["send", "bob", "the users table: see migrations/001.sql"]);
+    run(
+        "alice",
+        &["send", "bob", "the users table: see migrations/001.sql"],
+    );
     run("alice", &["broadcast", "standup in five minutes"]);
-    run("alice", &["ask", "bob", "which port does the API listen on?"]);
+    run(
+        "alice",
+        &["ask", "bob", "which port does the API listen on?"],
+    );
     run("alice", &["ask", "carol", "who owns the billing service?"]);
-    run("alice", &["jobs", "dispatch", "reviewer", "review the last commit"]);
-    run("alice", &["jobs", "dispatch", "tester", "run the slow tests"]);
+    run(
+        "alice",
+        &["jobs", "dispatch", "reviewer", "review the last commit"],
+    );
+    run(
+        "alice",
+        &["jobs", "dispatch", "tester", "run the slow tests"],
+    );
     table_snapshot!("table_peers", stdout(&run("alice", &["peers"])));
     table_snapshot!("table_sent", stdout(&run("alice", &["sent"])));
     table_snapshot!("table_jobs", stdout(&run("alice", &["jobs", "list"])));
@@ -114,15 +126,18 @@ fn a_job_for_an_agent_no_worker_serves_is_stored_with_a_warning() {
     worker.args(["worker", "--agent", "reviewer", "--", "cat"]);
     let (mut child, _out, _err) = spawn(worker);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(crate::harness::eventually("the worker's presence", || async {
-        let peers = home.json("alice", &["peers", "--online"]);
-        peers
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == "reviewer" && p["client_kind"] == "switchboard-worker")
-            .then_some(())
-    }));
+    rt.block_on(crate::harness::eventually(
+        "the worker's presence",
+        || async {
+            let peers = home.json("alice", &["peers", "--online"]);
+            peers
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "reviewer" && p["client_kind"] == "switchboard-worker")
+                .then_some(())
+        },
+    ));
     let out = home.run(
         "alice",
         &["jobs", "dispatch", "reviewer", "again", "--wait", "30s"],
@@ -164,8 +179,16 @@ fn completions_and_the_man_page_come_from_the_same_definitions() {
     let man = home.run("me", &["man"]);
     assert!(man.status.success());
     let text = stdout(&man);
-    assert!(text.starts_with(".ie") || text.contains(".TH switchboard"), "{}", &text[..200]);
-    for section in [".SH \"SWITCHBOARD SEND\"", ".SH \"SWITCHBOARD LOGIN\"", "SWITCHBOARD_TOKEN"] {
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH switchboard"),
+        "{}",
+        &text[..200]
+    );
+    for section in [
+        ".SH \"SWITCHBOARD SEND\"",
+        ".SH \"SWITCHBOARD LOGIN\"",
+        "SWITCHBOARD_TOKEN",
+    ] {
         assert!(text.contains(section), "man page lacks {section}");
     }
     let bad = home.run("me", &["completions", "tcsh"]);
@@ -191,7 +214,10 @@ fn the_demo_runs_a_message_a_question_and_a_job_between_two_real_sessions() {
         "waits: answered",
         "the worker runs it: completed, \"7\"",
     ] {
-        assert!(steps.iter().any(|s| s.contains(wanted)), "{wanted} in {steps:?}");
+        assert!(
+            steps.iter().any(|s| s.contains(wanted)),
+            "{wanted} in {steps:?}"
+        );
     }
     // Its store was a throwaway one, gone now; the user's own was never touched.
     let demo_home = report["home"].as_str().unwrap();
@@ -213,21 +239,36 @@ fn login_stores_the_relay_for_every_command_and_logout_forgets_it() {
 
     let out = home.run("alice", &["login", &relay.url, "--token", &token]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("as 'alice' in room 'team'"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("as 'alice' in room 'team'"),
+        "{}",
+        stdout(&out)
+    );
     let file = config.join("login.toml");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "the login is readable by its owner only");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the login is readable by its owner only"
+        );
     }
 
     // Every command now reaches the relay without --relay or SWITCHBOARD_TOKEN.
     let sent = home.json("alice", &["send", "alice", "a note to myself"]);
     assert_eq!(sent["recipients"][0]["peer"], "alice");
     let status = home.json("alice", &["status"]);
-    assert!(status["backend"].as_str().unwrap().contains("room 'team'"), "{status}");
-    assert_eq!(relay.home.messages(), 0, "the relay's own local store is not where it went");
+    assert!(
+        status["backend"].as_str().unwrap().contains("room 'team'"),
+        "{status}"
+    );
+    assert_eq!(
+        relay.home.messages(),
+        0,
+        "the relay's own local store is not where it went"
+    );
     // An empty --relay is the local store, once.
     let local = home.json("alice", &["--relay", "", "status"]);
     assert_eq!(local["messages"], 0);
@@ -239,8 +280,14 @@ fn login_stores_the_relay_for_every_command_and_logout_forgets_it() {
     assert!(out.status.success());
     assert!(!file.exists());
     let after = home.json("alice", &["status"]);
-    assert!(after["backend"].as_str().unwrap().contains("sqlite"), "{after}");
-    assert!(!after["backend"].as_str().unwrap().contains("room"), "{after}");
+    assert!(
+        after["backend"].as_str().unwrap().contains("sqlite"),
+        "{after}"
+    );
+    assert!(
+        !after["backend"].as_str().unwrap().contains("room"),
+        "{after}"
+    );
 }
 
 #[test]

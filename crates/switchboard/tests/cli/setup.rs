@@ -185,10 +185,17 @@ fn setup_write_keeps_every_other_server_and_hook_and_is_idempotent() {
                "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "guard"}]}]})
     );
     let toml = std::fs::read_to_string(&codex).unwrap();
-    assert!(!toml.contains("switchboard") && !toml.contains("trusted_hash"), "{toml}");
+    assert!(
+        !toml.contains("switchboard") && !toml.contains("trusted_hash"),
+        "{toml}"
+    );
     assert!(toml.starts_with("# personal\nmodel = \"o4\""), "{toml}");
     assert!(toml.contains("[mcp_servers.docs]"), "{toml}");
-    assert!(!std::fs::read_to_string(&hooks_file).unwrap().contains("switchboard"));
+    assert!(
+        !std::fs::read_to_string(&hooks_file)
+            .unwrap()
+            .contains("switchboard")
+    );
     assert_eq!(
         read_json(&desktop),
         json!({"mcpServers": {"fs": {"command": "/usr/bin/fs-mcp", "args": ["/home"]}}})

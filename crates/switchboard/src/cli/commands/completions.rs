@@ -3,8 +3,8 @@
 
 use clap::CommandFactory;
 
-use super::super::args::{Cli, CompletionsArgs};
 use super::super::CliError;
+use super::super::args::{Cli, CompletionsArgs};
 
 pub fn completions(args: &CompletionsArgs) -> Result<(), CliError> {
     let mut cmd = Cli::command();
@@ -48,7 +48,11 @@ fn write_section(
     page.render_subcommands_section(&mut body)?;
     // The synopsis heading becomes the subcommand's own heading; the rest nest under it.
     let text = String::from_utf8_lossy(&body)
-        .replacen(".SH SYNOPSIS", &format!(".SH \"{}\"", name.to_uppercase()), 1)
+        .replacen(
+            ".SH SYNOPSIS",
+            &format!(".SH \"{}\"", name.to_uppercase()),
+            1,
+        )
         .replace(".SH DESCRIPTION", ".SS Description")
         .replace(".SH OPTIONS", ".SS Options")
         .replace(".SH SUBCOMMANDS", ".SS Subcommands");

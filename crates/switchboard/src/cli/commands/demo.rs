@@ -177,7 +177,10 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), CliError> {
 async fn story(exe: &Path, home: &Path, t: &mut Timeline) -> Result<(), CliError> {
     let began = Instant::now();
     let alice = Agent::start(exe, home, "alice").await?;
-    t.done(began, "alice's session starts (switchboard mcp, MCP handshake)");
+    t.done(
+        began,
+        "alice's session starts (switchboard mcp, MCP handshake)",
+    );
     let began = Instant::now();
     let bob = Agent::start(exe, home, "bob").await?;
     t.done(began, "bob's session starts");
@@ -185,7 +188,12 @@ async fn story(exe: &Path, home: &Path, t: &mut Timeline) -> Result<(), CliError
     let peers = bob.call("peers", json!({})).await?;
     let others = peers["peers"]
         .as_array()
-        .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect::<Vec<_>>().join(", "))
+        .map(|p| {
+            p.iter()
+                .filter_map(|p| p["name"].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default();
     t.done(began, format!("bob asks who is there: {others}"));
 
@@ -201,7 +209,10 @@ async fn story(exe: &Path, home: &Path, t: &mut Timeline) -> Result<(), CliError
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
     let _worker = worker.spawn().map_err(|e| failed("start the worker", e))?;
-    t.done(began, "a worker for agent 'counter' starts (`wc -w` as its command)");
+    t.done(
+        began,
+        "a worker for agent 'counter' starts (`wc -w` as its command)",
+    );
 
     // A message: bob is already waiting in `inbox` when alice sends.
     let waiting = bob.call("inbox", json!({ "wait": 30 }));
@@ -218,7 +229,11 @@ async fn story(exe: &Path, home: &Path, t: &mut Timeline) -> Result<(), CliError
     let (inbox, sent) = tokio::join!(waiting, sending);
     let (began, acked, _) = sent?;
     let (id, _) = first_item(&inbox?, "message")?;
-    t.took(began, acked, "alice sends bob a message (on disk before \"ok\")");
+    t.took(
+        began,
+        acked,
+        "alice sends bob a message (on disk before \"ok\")",
+    );
     t.done(began, "bob's waiting inbox has it (time from the send)");
 
     let began = Instant::now();
@@ -248,7 +263,9 @@ async fn story(exe: &Path, home: &Path, t: &mut Timeline) -> Result<(), CliError
         Ok::<_, CliError>((began, q))
     };
     let answering = async {
-        let inbox = bob.call("inbox", json!({ "wait": 30, "ack": [id] })).await?;
+        let inbox = bob
+            .call("inbox", json!({ "wait": 30, "ack": [id] }))
+            .await?;
         let (qid, _) = first_item(&inbox, "question")?;
         let began = Instant::now();
         bob.call(
@@ -263,8 +280,14 @@ async fn story(exe: &Path, home: &Path, t: &mut Timeline) -> Result<(), CliError
     let (began, q) = asked?;
     let answered = answered?;
     let state = q["state"].as_str().unwrap_or("?").to_owned();
-    t.done(answered, "bob answers it, grounded (verified, with its source)");
-    t.done(began, format!("alice asks bob a question and waits: {state}"));
+    t.done(
+        answered,
+        "bob answers it, grounded (verified, with its source)",
+    );
+    t.done(
+        began,
+        format!("alice asks bob a question and waits: {state}"),
+    );
 
     // A durable job: alice dispatches to `counter` and waits for the worker's result.
     let began = Instant::now();

@@ -46,31 +46,58 @@ pub async fn run(
     }
     checks.push(json!({ "check": "store", "status": store.0, "detail": store.1 }));
 
+    // The stored login: which relay the commands and client set-ups use, and whether it is up.
+    let login = crate::login::load()?;
+    let (status, detail) = match &login {
+        None => ("info", "none: commands use this machine's store".to_owned()),
+        Some(l) => {
+            let timeout = std::time::Duration::from_secs(3);
+            match switchboard_relay_client::ping(&l.relay, l.ca.as_deref(), timeout).await {
+                Ok(()) => ("ok", format!("{} (answers)", l.relay)),
+                Err(e) => {
+                    problems += 1;
+                    ("problem", format!("{}: {e}", l.relay))
+                }
+            }
+        }
+    };
+    checks.push(json!({ "check": "relay login", "status": status, "detail": detail }));
+    // Clients are checked against what `setup` would write now: for the stored login's relay
+    // when there is one.
+    let launch = agent_config::Launch {
+        exe: exe.clone(),
+        relay: login.map(|l| agent_config::RelaySetup {
+            url: l.relay,
+            token_env: agent_config::TOKEN_ENV.into(),
+            from_login: true,
+            http: false,
+        }),
+    };
+
     for client in agent_config::AgentClient::ALL {
         let targets =
             agent_config::targets(client).map_err(|e| CliError::BadInput(e.to_string()))?;
         for target in targets {
             let fix = format!("switchboard setup {} --write", cli_name(client));
-            let (status, detail) =
-                match agent_config::inspect(&target, &agent_config::Launch::local(&exe)) {
-                    Ok(Found::Configured) => ("ok", "set up".to_owned()),
-                    Ok(Found::Different) => (
-                        "stale",
-                        format!("set up for another switchboard binary or version; fix: {fix}"),
-                    ),
-                    Ok(Found::Missing) => (
-                        "missing",
-                        format!("not set up; if you use {}: {fix}", client.label()),
-                    ),
-                    Ok(Found::NoFile) => (
-                        "missing",
-                        format!("no such file; if you use {}: {fix}", client.label()),
-                    ),
-                    Err(e) => {
-                        problems += 1;
-                        ("problem", e.to_string())
-                    }
-                };
+            let (status, detail) = match agent_config::inspect(&target, &launch) {
+                Ok(Found::Configured) => ("ok", "set up".to_owned()),
+                Ok(Found::Different) => (
+                    "stale",
+                    format!("set up for another switchboard binary or version; fix: {fix}"),
+                ),
+                Ok(Found::Missing) => (
+                    "missing",
+                    format!("not set up; if you use {}: {fix}", client.label()),
+                ),
+                Ok(Found::NoFile) => (
+                    "missing",
+                    format!("no such file; if you use {}: {fix}", client.label()),
+                ),
+                Err(e) => {
+                    problems += 1;
+                    ("problem", e.to_string())
+                }
+            };
             checks.push(json!({
                 "check": client.label(),
                 "file": target.path,

@@ -49,7 +49,9 @@ pub async fn login(args: LoginArgs, ca: Option<PathBuf>, as_json: bool) -> Resul
     }
     let identity = match who {
         Some((Some(room), Some(peer))) => format!(" as '{peer}' in room '{room}'"),
-        Some((Some(room), None)) => format!(" in room '{room}' (a room token: say who you are with --as)"),
+        Some((Some(room), None)) => {
+            format!(" in room '{room}' (a room token: say who you are with --as)")
+        }
         Some((None, _)) => " with an admin token (health and metrics only)".to_owned(),
         None => " (not checked)".to_owned(),
     };

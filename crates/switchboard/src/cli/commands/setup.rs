@@ -4,8 +4,7 @@ use serde_json::json;
 
 use crate::agent_config::{self, AgentClient, Entry, Launch, RelaySetup, Target};
 
-/// The variable every relay configuration reads the token from.
-const TOKEN_ENV: &str = "SWITCHBOARD_TOKEN";
+use crate::agent_config::TOKEN_ENV;
 
 use super::super::args::SetupArgs;
 use super::super::{CliError, output};
@@ -153,8 +152,8 @@ fn remove(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
     // Codex's configuration first: the hook trust it drops is found in the hooks file, which
     // must still hold our hooks then.
     for target in targets.iter().rev() {
-        let applied = agent_config::remove(target, true)
-            .map_err(|e| CliError::BadInput(e.to_string()))?;
+        let applied =
+            agent_config::remove(target, true).map_err(|e| CliError::BadInput(e.to_string()))?;
         report.push(json!({
             "path": applied.path,
             "changed": applied.changed,
@@ -165,7 +164,10 @@ fn remove(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
             output::line(match (&applied.changed, &applied.backup) {
                 (false, _) => format!("{path}: nothing of switchboard's there"),
                 (true, Some(b)) => {
-                    format!("{path}: switchboard's entries removed (previous version: {})", b.display())
+                    format!(
+                        "{path}: switchboard's entries removed (previous version: {})",
+                        b.display()
+                    )
                 }
                 (true, None) => format!("{path}: switchboard's entries removed"),
             })?;

@@ -112,7 +112,8 @@ impl Table {
     }
 }
 
-fn plain(text: impl Into<String>) -> (String, Style) {
+/// A table cell without a style.
+pub fn cell(text: impl Into<String>) -> (String, Style) {
     (text.into(), Style::new())
 }
 
@@ -201,10 +202,10 @@ pub fn peers(list: &[PeerView]) -> Result<(), CliError> {
         t.row(vec![
             (p.name.clone(), BOLD),
             status,
-            plain(client),
-            plain(seen),
-            plain(p.info.cwd.as_deref().unwrap_or("-")),
-            plain(preview(&p.summary, 48)),
+            cell(client),
+            cell(seen),
+            cell(p.info.cwd.as_deref().unwrap_or("-")),
+            cell(preview(&p.summary, 48)),
         ]);
     }
     t.print()
@@ -328,11 +329,11 @@ pub fn sent_table(list: &[SentMessage]) -> Result<(), CliError> {
     let mut t = Table::new(&["ID", "TO", "STATE", "SENT", "TEXT"]);
     for m in list {
         t.row(vec![
-            plain(format!("#{}", m.id)),
+            cell(format!("#{}", m.id)),
             (target(&m.to), BOLD),
             copies(m),
-            plain(ago(m.created_at)),
-            plain(preview(&m.text, 60)),
+            cell(ago(m.created_at)),
+            cell(preview(&m.text, 60)),
         ]);
     }
     t.print()
@@ -351,13 +352,13 @@ pub fn jobs(list: &[JobView]) -> Result<(), CliError> {
     let mut t = Table::new(&["ID", "AGENT", "STATE", "TRIES", "FROM", "UPDATED", "PROMPT"]);
     for j in list {
         t.row(vec![
-            plain(format!("#{}", j.id)),
+            cell(format!("#{}", j.id)),
             (j.agent.clone(), BOLD),
             (j.state.to_string(), job_style(j.state)),
-            plain(j.attempts.to_string()),
-            plain(j.dispatcher.clone()),
-            plain(ago(j.updated_at)),
-            plain(preview(&j.prompt, 50)),
+            cell(j.attempts.to_string()),
+            cell(j.dispatcher.clone()),
+            cell(ago(j.updated_at)),
+            cell(preview(&j.prompt, 50)),
         ]);
     }
     t.print()
@@ -420,12 +421,12 @@ pub fn questions(list: &[QuestionView]) -> Result<(), CliError> {
             QuestionState::Open => BUSY,
         };
         t.row(vec![
-            plain(format!("#{}", q.id)),
-            plain(q.from.clone()),
-            plain(q.to.clone()),
+            cell(format!("#{}", q.id)),
+            cell(q.from.clone()),
+            cell(q.to.clone()),
             (q.state.to_string(), style),
-            plain(ago(q.asked_at)),
-            plain(preview(&q.question, 60)),
+            cell(ago(q.asked_at)),
+            cell(preview(&q.question, 60)),
         ]);
     }
     t.print()
@@ -457,9 +458,9 @@ mod tests {
         t.row(vec![
             (("bob").into(), BOLD),
             ("online".into(), GOOD),
-            plain("/src/api"),
+            cell("/src/api"),
         ]);
-        t.row(vec![plain("日本語"), ("offline".into(), DIM), plain("-")]);
+        t.row(vec![cell("日本語"), ("offline".into(), DIM), cell("-")]);
         assert_eq!(
             t.render(false),
             "NAME    STATUS   WHERE\nbob     online   /src/api\n日本語  offline  -\n"

@@ -26,6 +26,10 @@ async fn take(ctx: &Context, session: &Session, args: &InboxArgs) -> Result<(), 
     let mut request = Request::pull(Some(args.limit));
     if let Some(wait) = args.wait {
         request = request.waiting(wait);
+        output::progress(format!(
+            "checking for mail; waiting up to {} if there is none…",
+            output::duration(wait)
+        ));
     }
     if !args.no_ack {
         request = request.acking();

@@ -19,6 +19,11 @@ pub async fn ask(ctx: &Context, args: AskArgs) -> Result<(), CliError> {
     let mut q = ctx.mailbox.ask(me.id, ask).await?;
     if let Some(wait) = args.wait {
         let (peer, id) = (Some(me.id), q.id);
+        output::progress(format!(
+            "asked {} (question {id}); waiting up to {} for the answer…",
+            q.to,
+            output::duration(wait)
+        ));
         q = ctx.mailbox.run(op::Question { peer, id, wait }).await?;
     }
     show_one(ctx, &q)
@@ -50,6 +55,12 @@ pub async fn list(ctx: &Context, args: QuestionsArgs) -> Result<(), CliError> {
     let found = match (args.id, args.wait) {
         (Some(id), wait) => {
             let (peer, wait) = (Some(me.id), wait.unwrap_or_default());
+            if !wait.is_zero() {
+                output::progress(format!(
+                    "waiting up to {} for question {id} to be answered…",
+                    output::duration(wait)
+                ));
+            }
             vec![ctx.mailbox.run(op::Question { peer, id, wait }).await?]
         }
         (None, _) => {

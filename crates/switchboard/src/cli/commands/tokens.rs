@@ -95,22 +95,25 @@ async fn list(store: &dyn TokenStore, json: bool) -> Result<(), CliError> {
         return output::json(&tokens);
     }
     if tokens.is_empty() {
-        println!("No tokens. Mint one with `switchboard tokens create --room ROOM [--peer NAME]`.");
+        return output::line(
+            "No tokens. Mint one with `switchboard tokens create --room ROOM [--peer NAME]`.",
+        );
     }
+    let mut table = output::Table::new(&["ID", "STATE", "GRANTS", "CREATED", "LABEL"]);
     for t in tokens {
-        let state = if t.revoked_at.is_some() {
-            "revoked"
-        } else {
-            "active"
+        let state = match t.revoked_at {
+            Some(at) => format!("revoked {}", output::ago(at)),
+            None => "active".to_owned(),
         };
-        let label = if t.label.is_empty() {
-            String::new()
-        } else {
-            format!(" — {}", t.label)
-        };
-        println!("{}  {state:7}  {}{label}", t.id, describe(&t.grant));
+        table.row(vec![
+            output::cell(t.id),
+            output::cell(state),
+            output::cell(describe(&t.grant)),
+            output::cell(output::ago(t.created_at)),
+            output::cell(t.label),
+        ]);
     }
-    Ok(())
+    table.print()
 }
 
 async fn revoke(store: &dyn TokenStore, id: &str, json: bool) -> Result<(), CliError> {

@@ -81,6 +81,8 @@ ids! {
     QuestionId,
     /// A job.
     JobId,
+    /// A reservation of paths in one repository.
+    ReservationId,
 }
 
 impl From<QuestionId> for MessageId {

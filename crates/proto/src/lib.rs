@@ -11,12 +11,14 @@ pub mod message;
 pub mod name;
 pub mod peer;
 pub mod question;
+pub mod reservation;
 mod string_enum;
 
-pub use id::{JobId, MessageId, PeerId, QuestionId, SessionId};
+pub use id::{JobId, MessageId, PeerId, QuestionId, ReservationId, SessionId};
 pub use job::*;
 pub use limits::*;
 pub use message::*;
 pub use name::{NameError, PeerName};
 pub use peer::*;
 pub use question::*;
+pub use reservation::{Glob, GlobError, Reservation, ReservationMode};

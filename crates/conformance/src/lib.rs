@@ -122,6 +122,7 @@ macro_rules! conformance_suite {
         $crate::conformance_questions!($backend);
         $crate::conformance_jobs!($backend);
         $crate::conformance_upkeep!($backend);
+        $crate::conformance_reservations!($backend);
         $crate::conformance_refusals!($backend);
     };
 }
@@ -145,7 +146,7 @@ macro_rules! conformance_stories {
 #[cfg(test)]
 mod tests {
     /// Every area file, as `conformance_suite!` expands it.
-    const AREAS: [(&str, &str); 7] = [
+    const AREAS: [(&str, &str); 8] = [
         ("mail", include_str!("stories/mail.rs")),
         ("sessions", include_str!("stories/sessions.rs")),
         ("events", include_str!("stories/events.rs")),
@@ -153,6 +154,7 @@ mod tests {
         ("jobs", include_str!("stories/jobs.rs")),
         ("upkeep", include_str!("stories/upkeep.rs")),
         ("refusals", include_str!("stories/refusals.rs")),
+        ("reservations", include_str!("stories/reservations.rs")),
     ];
 
     /// A story that is written but missing from its area's list would never run, and the

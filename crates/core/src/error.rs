@@ -59,6 +59,22 @@ pub enum Rejection {
         state: String,
         action: Cow<'static, str>,
     },
+    #[error(
+        "'{globs}' conflicts with reservation {id}: {} by '{holder}' for {} more ({reason}); wait for it (wait, up to 240 s), ask {holder}, or reserve other paths",
+        if *.exclusive { "held exclusively" } else { "shared" },
+        human::millis(*.left_ms)
+    )]
+    Reserved {
+        /// The reservation in the way (the first, when several are).
+        id: switchboard_proto::ReservationId,
+        holder: String,
+        /// Its patterns, as written.
+        globs: String,
+        exclusive: bool,
+        reason: String,
+        /// How long it still runs, unless released sooner.
+        left_ms: i64,
+    },
     #[error("the name '{name}' is taken by another peer; choose another")]
     NameTaken { name: String },
     #[error("a broadcast to scope '{scope}' needs a sender with a known {what}; use scope 'room'")]

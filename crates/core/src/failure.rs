@@ -164,7 +164,8 @@ impl Rejection {
             Rejection::NotYourQuestion { .. }
             | Rejection::QuestionClosed { .. }
             | Rejection::StaleClaim { .. }
-            | Rejection::JobState { .. } => Failure::Refused,
+            | Rejection::JobState { .. }
+            | Rejection::Reserved { .. } => Failure::Refused,
         }
     }
 }

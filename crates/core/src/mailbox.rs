@@ -7,11 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast::{self, error::RecvError};
 
+use switchboard_proto::reservation::{MAX_GLOBS, MAX_REASON_BYTES, MAX_REPO_BYTES};
 use switchboard_proto::{
     InboxItem, ItemKind, JobClaim, JobState, JobView, LogEntry, MAX_CONTEXT_HINT_BYTES,
     MAX_DECLINE_BYTES, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JOB_FIELD_BYTES, MAX_PROMPT_BYTES,
     MAX_RESULT_BYTES, MAX_SOURCE_BYTES, MAX_SOURCES, MAX_SUMMARY_BYTES, MAX_TEXT_BYTES, Millis,
-    PeerKind, PeerName, QuestionState, QuestionView, SentMessage, Target,
+    PeerKind, PeerName, QuestionState, QuestionView, Reservation, SentMessage, Target,
 };
 
 use crate::clock::{Clock, SystemClock};
@@ -21,8 +22,11 @@ use crate::op::{self, Answer, Call};
 use crate::policy::{Limits, ms};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, LeaseRequest, NewJob, NewMessage,
-    NewQuestion, NewTarget, PeerId, PeerRecord, Reply, Store,
+    NewQuestion, NewReservation, NewTarget, PeerId, PeerRecord, Reply, Store, StoreError,
 };
+
+/// How long a reservation holds when its holder names no TTL.
+pub const RESERVATION_TTL: Duration = Duration::from_secs(3600);
 use crate::wake::Wake;
 
 /// Longest a waiter sleeps without a wake before looking again; it only matters when a lease
@@ -172,6 +176,14 @@ impl Exchange for Mailbox {
             Call::LastMessageId(_) => Answer::LastMessageId(self.store.last_message_id().await?),
             Call::Gc(_) => Answer::Gc(self.gc().await?),
             Call::Stats(_) => Answer::Stats(self.store.stats(self.now()).await?),
+            Call::Reserve(o) => Answer::Reserve(self.reserve(o).await?),
+            Call::Release(o) => {
+                let peer = given(o.peer, "peer")?;
+                Answer::Release(self.store.release(peer, o.which, self.now()).await?)
+            }
+            Call::Reservations(o) => {
+                Answer::Reservations(self.store.reservations(o.repo, self.now()).await?)
+            }
         })
     }
 }
@@ -440,6 +452,48 @@ impl Mailbox {
         let look = || async { Ok(self.store.log(o.query).await?) };
         let found = |entries: &Vec<LogEntry>| !entries.is_empty();
         self.until(o.query.peer, o.wait, look, found).await
+    }
+
+    async fn reserve(&self, o: op::Reserve) -> Result<Reservation> {
+        let peer = given(o.peer, "peer")?;
+        non_empty("repo", &o.repo)?;
+        check_len("repo", &o.repo, MAX_REPO_BYTES)?;
+        non_empty("reason", &o.reason)?;
+        check_len("reason", &o.reason, MAX_REASON_BYTES)?;
+        if o.globs.is_empty() {
+            return Err(Error::Empty { field: "globs" });
+        }
+        if o.globs.len() > MAX_GLOBS {
+            return Err(Error::TooMany {
+                field: "globs",
+                count: o.globs.len(),
+                max: MAX_GLOBS,
+            });
+        }
+        let expires_at = self.expiry(Some(o.ttl.unwrap_or(RESERVATION_TTL)))?;
+        let new = NewReservation {
+            peer,
+            session: o.session,
+            repo: o.repo,
+            globs: o.globs,
+            mode: o.mode,
+            reason: o.reason,
+            expires_at,
+        };
+        // A conflict is an answer to wait on, not an error, until the wait runs out: a release,
+        // a TTL or the holder's death may end it (the first two wake us; a TTL is looked at
+        // again at every wake and at the recheck interval).
+        let look = || async {
+            match self.store.reserve(new.clone(), self.now()).await {
+                Ok(r) => Ok(Ok(r)),
+                Err(StoreError::Rejected(r @ Rejection::Reserved { .. })) => Ok(Err(r)),
+                Err(e) => Err(Error::from(e)),
+            }
+        };
+        let taken = |r: &std::result::Result<Reservation, Rejection>| r.is_ok();
+        self.until(None, o.wait, look, taken)
+            .await?
+            .map_err(Error::Rejected)
     }
 
     async fn gc(&self) -> Result<GcReport> {

@@ -16,15 +16,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use switchboard_proto::{
-    InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionId, QuestionView,
-    SentMessage,
+    Glob, InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, QuestionId,
+    QuestionView, Reservation, ReservationMode, SentMessage,
 };
 
 use crate::error::Error;
 use crate::exchange::{Outgoing, Session};
 use crate::store::{
-    GcReport, JobOutcome, JobQuery, LogQuery, PeerId, PeerRecord, QuestionQuery, SentQuery,
-    SessionId, StoreStats,
+    GcReport, JobOutcome, JobQuery, LogQuery, PeerId, PeerRecord, QuestionQuery, Releasing,
+    SentQuery, SessionId, StoreStats,
 };
 
 /// One operation: what it is called on the wire comes from [`Call`], what it answers is typed.
@@ -312,6 +312,46 @@ impl Lease {
     }
 }
 
+/// Takes a reservation of paths in one repository for `peer`; bound to `session` when given
+/// (an agent's: it ends with the session). While another peer's live reservation conflicts,
+/// waits up to `wait` for it to end, then refuses with who holds what and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserve {
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    #[serde(default)]
+    pub session: Option<SessionId>,
+    /// The repository's key: its root commit (see `switchboard_proto::reservation`).
+    pub repo: String,
+    pub globs: Vec<Glob>,
+    #[serde(default)]
+    pub mode: ReservationMode,
+    pub reason: String,
+    /// How long it holds unless released sooner [default: the reservation TTL of the limits].
+    #[serde(default, rename = "ttl_secs", with = "crate::wire::secs")]
+    pub ttl: Option<Duration>,
+    #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
+    pub wait: Duration,
+}
+
+/// Gives back reservations the peer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    #[serde(default)]
+    pub peer: Option<PeerId>,
+    pub which: Releasing,
+}
+
+/// The live reservations, of one repository or every one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reservations {
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
 /// Builds [`Call`], [`Answer`] and each operation's [`Op`] from one table of
 /// `Operation => its answer`.
 macro_rules! operations {
@@ -393,6 +433,9 @@ operations! {
     RequeueJob => JobView,
     Job => JobView,
     Jobs => Vec<JobView>,
+    Reserve => Reservation,
+    Release => u64,
+    Reservations => Vec<Reservation>,
     Lease => Vec<InboxItem>,
     MarkDelivered => u64,
     Ack => u64,
@@ -411,7 +454,8 @@ impl Call {
             | Call::Claim(Claim { wait, .. })
             | Call::Job(Job { wait, .. })
             | Call::Lease(Lease { wait, .. })
-            | Call::Log(Log { wait, .. }) => Some(wait),
+            | Call::Log(Log { wait, .. })
+            | Call::Reserve(Reserve { wait, .. }) => Some(wait),
             _ => None,
         }
     }

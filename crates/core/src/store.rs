@@ -12,7 +12,8 @@ use tokio::sync::broadcast;
 
 use switchboard_proto::{
     Basis, InboxItem, ItemKind, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis,
-    PeerInfo, PeerKind, PeerName, PeerView, QuestionId, QuestionView, Scope, SentMessage,
+    PeerInfo, PeerKind, PeerName, PeerView, QuestionId, QuestionView, Reservation, Scope,
+    SentMessage,
 };
 
 use crate::error::Rejection;
@@ -126,6 +127,31 @@ pub struct QuestionQuery {
     pub received: bool,
     pub open_only: bool,
     pub limit: u32,
+}
+
+/// A reservation to take: `peer`'s claim on `globs` of `repo`, held until released, until its
+/// TTL, or (when `session` is given, as for an agent) until that session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReservation {
+    pub peer: PeerId,
+    pub session: Option<SessionId>,
+    pub repo: String,
+    pub globs: Vec<switchboard_proto::Glob>,
+    pub mode: switchboard_proto::ReservationMode,
+    pub reason: String,
+    pub expires_at: Millis,
+}
+
+/// Which of its reservations a peer gives back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Releasing {
+    /// These, by id.
+    Ids(Vec<switchboard_proto::ReservationId>),
+    /// Every one it holds in this repository.
+    Repo(String),
+    /// Every one it holds.
+    All,
 }
 
 /// A job to store, addressed to whatever worker serves `agent`.
@@ -493,6 +519,21 @@ pub trait Store: Send + Sync + 'static {
     async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView>;
 
     async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>>;
+
+    /// Takes a reservation unless a live one of another peer conflicts with it (overlapping
+    /// paths, either exclusive), after ending the sessions of dead processes (whose
+    /// reservations end with them); refuses with the first conflict otherwise.
+    async fn reserve(&self, r: NewReservation, now: Millis) -> StoreResult<Reservation>;
+
+    /// Gives back reservations `peer` holds; returns how many ended.
+    async fn release(&self, peer: PeerId, which: Releasing, now: Millis) -> StoreResult<u64>;
+
+    /// Live reservations, of one repository or all, after ending dead processes' sessions.
+    async fn reservations(
+        &self,
+        repo: Option<String>,
+        now: Millis,
+    ) -> StoreResult<Vec<Reservation>>;
 
     /// Leases unread items of a peer to one of its sessions, oldest first. Questions this peer
     /// asked that expired unanswered first become expiry notices in its inbox.

@@ -35,7 +35,7 @@ pub enum GlobError {
     #[error("path pattern '{0}' is longer than {MAX_GLOB_BYTES} bytes")]
     TooLong(String),
     #[error(
-        "path pattern '{0}' must be relative to the repository's root, as git shows paths (no leading '/', no '..' or '.' components, no '\\\\')"
+        "path pattern '{0}' must be relative to the repository's root, as git shows paths (no leading '/', no '..' or '.' components, no '\\\\', no control characters)"
     )]
     NotRelative(String),
     #[error("path pattern '{0}' has a '[' without its ']'")]
@@ -117,6 +117,7 @@ impl Glob {
         let trimmed = text.trim_end_matches('/');
         let relative = !text.starts_with('/')
             && !text.contains('\\')
+            && !text.chars().any(char::is_control)
             && !trimmed.is_empty()
             && trimmed
                 .split('/')
@@ -343,6 +344,11 @@ pub enum ReservationMode {
     Exclusive,
     Shared,
 }
+
+crate::string_enum::string_enum!(ReservationMode, "reservation mode" {
+    Exclusive => "exclusive",
+    Shared => "shared",
+});
 
 impl ReservationMode {
     /// Two reservations of overlapping paths conflict unless both are shared.

@@ -290,6 +290,18 @@ impl Guard {
                 ));
             }
             Call::Gc(_) => {}
+            Call::Reserve(o) => {
+                o.peer = Some(self.acting(o.peer, "peer").await?);
+                // A reservation bound to a session ends with it: only the caller's own.
+                if let Some(session) = o.session {
+                    self.sessions
+                        .get(&self.room, session, &self.caller.token_id)
+                        .ok_or(Error::UnknownSession)?;
+                }
+            }
+            Call::Release(o) => o.peer = Some(self.acting(o.peer, "peer").await?),
+            // Every reservation of the room is visible to every token of it: that is their use.
+            Call::Reservations(_) => {}
         }
         Ok(None)
     }

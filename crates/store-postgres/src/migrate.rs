@@ -223,6 +223,27 @@ UPDATE messages SET sender_seq = n.seq
 CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq)
     WHERE sender_seq IS NOT NULL;
 ",
+    // v4 (the embedded store's v7): reservations of paths in a repository, live while not
+    // released and not past `expires_at`; the end of the holder's session releases them in
+    // the same transaction. `session_id` is no foreign key, as in the embedded store.
+    r"
+CREATE TABLE reservations (
+    id          BIGSERIAL PRIMARY KEY,
+    repo        TEXT   NOT NULL,
+    peer_id     BIGINT NOT NULL REFERENCES peers(id),
+    session_id  BIGINT,
+    mode        TEXT   NOT NULL CHECK (mode IN ('exclusive', 'shared')),
+    globs       TEXT   NOT NULL,
+    reason      TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    released_at BIGINT
+);
+CREATE INDEX reservations_held_by_repo ON reservations(repo, expires_at)
+    WHERE released_at IS NULL;
+CREATE INDEX reservations_held_by_session ON reservations(session_id)
+    WHERE released_at IS NULL AND session_id IS NOT NULL;
+",
 ];
 
 /// The schema that holds tokens and the room list.

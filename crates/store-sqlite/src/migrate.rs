@@ -173,6 +173,28 @@ UPDATE messages SET sender_seq = n.seq
 CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq)
     WHERE sender_seq IS NOT NULL;
 ",
+    // v7: reservations of paths in a repository. A reservation is live while `released_at` is
+    // NULL and `expires_at` is ahead; the end of its session (when it has one) releases it in
+    // the same transaction. `session_id` is no foreign key: ended sessions are deleted by gc
+    // while the record of what they held may stay until its own retention.
+    r"
+CREATE TABLE reservations (
+    id          INTEGER PRIMARY KEY,
+    repo        TEXT    NOT NULL,
+    peer_id     INTEGER NOT NULL REFERENCES peers(id),
+    session_id  INTEGER,
+    mode        TEXT    NOT NULL CHECK (mode IN ('exclusive', 'shared')),
+    globs       TEXT    NOT NULL,
+    reason      TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    released_at INTEGER
+);
+CREATE INDEX reservations_held_by_repo ON reservations(repo, expires_at)
+    WHERE released_at IS NULL;
+CREATE INDEX reservations_held_by_session ON reservations(session_id)
+    WHERE released_at IS NULL AND session_id IS NOT NULL;
+",
 ];
 
 /// The schema version this build writes.

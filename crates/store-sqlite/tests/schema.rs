@@ -88,6 +88,21 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "closed_at",
         ],
     ),
+    (
+        "reservations",
+        &[
+            "id",
+            "repo",
+            "peer_id",
+            "session_id",
+            "mode",
+            "globs",
+            "reason",
+            "created_at",
+            "expires_at",
+            "released_at",
+        ],
+    ),
     ("schema_version", &["version"]),
     (
         "sessions",

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod mail;
 pub mod questions;
 pub mod refusals;
+pub mod reservations;
 pub mod sessions;
 pub mod upkeep;
 

@@ -6,5 +6,6 @@ pub mod jobs;
 pub mod mail;
 pub mod peers;
 pub mod questions;
+pub mod reservations;
 pub mod tokens;
 pub mod upkeep;

@@ -144,6 +144,8 @@ async fn settle_ended<X: Executor>(
     let sessions: Vec<SessionId> = ended.iter().map(|(s, _)| *s).collect();
     let peers: Vec<PeerId> = ended.iter().map(|(_, p)| *p).collect();
     x.release_leases(&sessions).await?;
+    // A reservation bound to a session ends with it, however the session ended.
+    x.release_session_reservations(&sessions, now).await?;
     x.touch_peers(&peers, now).await?;
     x.wake(Wake::Room);
     Ok(sessions.len() as u64)

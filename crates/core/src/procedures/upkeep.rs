@@ -20,6 +20,7 @@ pub async fn gc<X: Executor>(x: &mut X, policy: GcPolicy, now: Millis) -> Step<G
     let messages_deleted = x.delete_old_messages(before).await?;
     // Finished jobs go with their retention window, and their request ids with them.
     x.delete_finished_jobs(before).await?;
+    x.delete_old_reservations(before).await?;
     let sessions_deleted = x.delete_ended_sessions(before).await?;
     // Last: a peer is deleted only once nothing above refers to it.
     let peers_deleted = x.delete_idle_peers(before).await?;

@@ -19,6 +19,7 @@ mod jobs;
 mod messages;
 mod peers;
 mod questions;
+mod reservations;
 mod sessions;
 mod store;
 mod tokens;
@@ -42,6 +43,9 @@ pub use peers::{
 pub use questions::{
     Closing, EXPIRING_COLUMNS, EXPIRING_FROM, Expiring, QUESTION_COLUMNS, QUESTION_FROM,
     QuestionList, QuestionRow, QuestionStatements, expiring, question,
+};
+pub use reservations::{
+    RESERVATION_COLUMNS, RESERVATION_FROM, ReservationStatements, globs_text, reservation,
 };
 pub use sessions::{NewSession, SessionStatements};
 pub use tokens::{TOKEN_COLUMNS, TokenBackend, TokenStatements, grant_values, token};
@@ -97,6 +101,7 @@ pub trait Executor:
     + DeliveryStatements
     + QuestionStatements
     + JobStatements
+    + ReservationStatements
     + UpkeepStatements
 {
 }
@@ -108,6 +113,7 @@ impl<X> Executor for X where
         + DeliveryStatements
         + QuestionStatements
         + JobStatements
+        + ReservationStatements
         + UpkeepStatements
 {
 }

@@ -6,15 +6,16 @@ use tokio::sync::broadcast;
 
 use switchboard_proto::{
     InboxItem, JobClaim, JobId, JobState, JobView, LogEntry, MessageId, Millis, PeerKind, PeerName,
-    QuestionId, QuestionView, SentMessage,
+    QuestionId, QuestionView, Reservation, SentMessage,
 };
 
 use super::{Access, Backend};
-use crate::procedures::{jobs, mail, peers, questions, upkeep};
+use crate::procedures::{jobs, mail, peers, questions, reservations, upkeep};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
-    NewJob, NewMessage, NewQuestion, OpenSession, PeerId, PeerRecord, QuestionQuery, Reply,
-    SentQuery, SessionId, SessionRecord, Store, StoreResult, StoreStats,
+    NewJob, NewMessage, NewQuestion, NewReservation, OpenSession, PeerId, PeerRecord,
+    QuestionQuery, Releasing, Reply, SentQuery, SessionId, SessionRecord, Store, StoreResult,
+    StoreStats,
 };
 use crate::wake::Wake;
 
@@ -206,6 +207,23 @@ impl<B: Backend> Store for B {
     async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
         // A write, as `job` is: the sweep runs first.
         run!(self, Write, jobs::list, query, now)
+    }
+
+    async fn reserve(&self, r: NewReservation, now: Millis) -> StoreResult<Reservation> {
+        run!(self, Write, reservations::reserve, r, now)
+    }
+
+    async fn release(&self, peer: PeerId, which: Releasing, now: Millis) -> StoreResult<u64> {
+        run!(self, Write, reservations::release, peer, which, now)
+    }
+
+    async fn reservations(
+        &self,
+        repo: Option<String>,
+        now: Millis,
+    ) -> StoreResult<Vec<Reservation>> {
+        // Tidy: a dead holder's reservations end before they are listed.
+        run!(self, Tidy, reservations::list, repo, now)
     }
 
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {

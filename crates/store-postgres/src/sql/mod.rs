@@ -12,6 +12,7 @@ mod jobs;
 mod messages;
 mod peers;
 mod questions;
+mod reservations;
 mod sessions;
 mod tokens;
 mod upkeep;

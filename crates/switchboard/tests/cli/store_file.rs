@@ -39,7 +39,7 @@ fn ten_processes_opening_a_fresh_store_at_once_agree_on_one_schema() {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(status["schema_version"], 6);
+        assert_eq!(status["schema_version"], 7);
     }
     let conn = rusqlite::Connection::open(home.db()).unwrap();
     let versions: Vec<i64> = conn

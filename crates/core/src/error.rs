@@ -60,7 +60,7 @@ pub enum Rejection {
         action: Cow<'static, str>,
     },
     #[error(
-        "'{globs}' conflicts with reservation {id}: {} by '{holder}' for {} more ({reason}); wait for it (wait, up to 240 s), ask {holder}, or reserve other paths",
+        "reservation {id} of '{globs}' is {} by '{holder}' for {} more ({reason}); wait for it (wait, up to 240 s), ask {holder}, or reserve other paths",
         if *.exclusive { "held exclusively" } else { "shared" },
         human::millis(*.left_ms)
     )]

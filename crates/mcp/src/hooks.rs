@@ -387,7 +387,7 @@ fn print_mode() -> bool {
 }
 
 /// This process's ancestors, nearest first (parent, grandparent, …).
-fn ancestors() -> Vec<u32> {
+pub fn ancestors() -> Vec<u32> {
     let mut out = Vec::new();
     let mut pid = std::process::id();
     for _ in 0..16 {

@@ -189,3 +189,45 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// Why a directory has no repository key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoKeyError {
+    #[error("{0} is not inside a git repository; reservations name paths of one")]
+    NotARepo(String),
+    #[error(
+        "the repository at {0} has no commit yet; reservations need its first commit to name it"
+    )]
+    NoCommit(String),
+    #[error("cannot run git: {0}")]
+    Git(String),
+}
+
+/// The key reservations name a repository by: its root commit (of several roots, the smallest
+/// hash), which every clone on every machine shares, whatever its path or remote. Spawns
+/// `git`, so it is asked only when a reservation is made or checked, never at start-up.
+pub fn repo_key(dir: &Path) -> Result<String, RepoKeyError> {
+    let shown = dir.display().to_string();
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-list", "--max-parents=0", "HEAD"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| RepoKeyError::Git(e.to_string()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(if err.contains("not a git repository") {
+            RepoKeyError::NotARepo(shown)
+        } else {
+            RepoKeyError::NoCommit(shown)
+        });
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .min()
+        .map(str::to_owned)
+        .ok_or(RepoKeyError::NoCommit(shown))
+}

@@ -12,12 +12,16 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use switchboard_core::Releasing;
 use switchboard_core::delivery;
 use switchboard_core::{
     Ask, Dispatch, Error, Exchange, JobQuery, Outgoing, QuestionQuery, Reply, Run, SentQuery,
     Session, op,
 };
-use switchboard_proto::{Basis, JobId, MessageId, PeerView, QuestionId, Scope, Target};
+use switchboard_proto::{
+    Basis, Glob, JobId, MessageId, PeerView, QuestionId, ReservationId, ReservationMode, Scope,
+    Target,
+};
 
 /// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
 pub const MAX_WAIT_SECS: u32 = 240;
@@ -43,7 +47,7 @@ impl From<ScopeArg> for Scope {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeersArgs {
-    /// room (default): everyone; dir/repo: peers working in your directory/repository.
+    /// room (default), or peers in your dir/repo.
     pub scope: Option<ScopeArg>,
 }
 
@@ -52,30 +56,30 @@ pub struct PeersArgs {
 pub struct ProfileArgs {
     /// What you are working on, shown to other peers.
     pub summary: Option<String>,
-    /// A new peer name: lowercase a-z 0-9 - _, max 32.
+    /// New name: a-z 0-9 - _, max 32.
     pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendArgs {
-    /// Peer name (see `peers`). Omit when broadcasting.
+    /// Peer name; omit to broadcast.
     pub to: Option<String>,
-    /// Send to every live peer in this scope instead of `to`.
+    /// Every live peer in this scope.
     pub broadcast: Option<ScopeArg>,
     pub text: String,
     /// Id of the message you answer; marks it read.
     pub reply_to: Option<i64>,
-    /// Idempotency key: a resend is not stored twice.
+    /// A resend with it is not stored twice.
     pub key: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InboxArgs {
-    /// Ids you have handled: marked read first.
+    /// Ids you handled: marked read.
     pub ack: Option<Vec<i64>>,
-    /// Seconds to wait for mail if none is unread (max 240).
+    /// Seconds to wait if none (max 240).
     pub wait: Option<u32>,
     pub limit: Option<u32>,
 }
@@ -83,7 +87,7 @@ pub struct InboxArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SentArgs {
-    /// One message id; omit for your recent messages.
+    /// One id; omit for recent.
     pub id: Option<i64>,
     pub limit: Option<u32>,
 }
@@ -94,9 +98,9 @@ pub struct AskArgs {
     /// Peer name (see `peers`).
     pub to: String,
     pub question: String,
-    /// Where the answerer should look (files, area, ticket).
+    /// Where to look (files, area, ticket).
     pub context_hint: Option<String>,
-    /// Seconds to wait for the answer (max 240); else it arrives later.
+    /// Seconds to wait for the answer (max 240).
     pub wait: Option<u32>,
 }
 
@@ -115,35 +119,35 @@ pub struct AnswerArgs {
     pub text: Option<String>,
     /// verified: you checked the sources now; from_memory: you did not.
     pub basis: Option<BasisArg>,
-    /// Up to 20: paths, file:line, commit hashes, PR numbers, doc names.
+    /// Up to 20: paths, file:line, commits, PRs, docs.
     pub sources: Option<Vec<String>>,
-    /// Instead of answering: why you will not.
+    /// Why you will not answer.
     pub decline: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuestionsArgs {
-    /// One question; omit to list yours, asked and received.
+    /// One question; omit for all yours.
     pub id: Option<i64>,
     /// Only open ones.
     pub open: Option<bool>,
-    /// With id: seconds to wait for its answer (max 240).
+    /// With id: seconds to wait (max 240).
     pub wait: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchArgs {
-    /// The agent name a worker serves, e.g. codex.
+    /// Name a worker serves.
     pub agent: String,
     pub prompt: String,
     pub model: Option<String>,
     /// The job may change files.
     pub write: Option<bool>,
-    /// Dispatching again with it returns the first job.
+    /// Same id again: the first job.
     pub request_id: Option<String>,
-    /// Seconds the job may wait for a worker.
+    /// Seconds it may wait for a worker.
     pub ttl: Option<u64>,
     /// Seconds to wait for the result (max 240).
     pub wait: Option<u32>,
@@ -151,10 +155,26 @@ pub struct DispatchArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ReserveArgs {
+    /// Globs from repo root (src/api/**); omit to list.
+    pub paths: Option<Vec<String>>,
+    /// Shown to whoever is refused.
+    pub reason: Option<String>,
+    pub shared: Option<bool>,
+    /// Seconds (default 3600).
+    pub ttl: Option<u64>,
+    /// Seconds to wait (max 240).
+    pub wait: Option<u32>,
+    /// Ids to release; [] = all yours.
+    pub release: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JobArgs {
     /// Omit to list your jobs.
     pub id: Option<i64>,
-    /// Seconds to wait for it to finish (max 240).
+    /// Seconds to wait (max 240).
     pub wait: Option<u32>,
     /// Cancel it.
     pub cancel: Option<bool>,
@@ -254,7 +274,7 @@ pub fn definitions() -> Vec<Tool> {
     vec![
         tool::<PeersArgs>(
             "peers",
-            "Who you are and which other agents (peers) are there.",
+            "Who you are and which other agents are there.",
             notes(true, true),
         ),
         tool::<ProfileArgs>(
@@ -264,42 +284,47 @@ pub fn definitions() -> Vec<Tool> {
         ),
         tool::<SendArgs>(
             "send",
-            "Message a peer, or broadcast; stored durably before this returns.",
+            "Message a peer or broadcast; durable before this returns.",
             notes(false, false),
         ),
         tool::<InboxArgs>(
             "inbox",
-            "Your unread messages, oldest first; can wait. They stay unread until you ack or reply.",
+            "Unread messages, oldest first; can wait. Unread until you ack or reply.",
             notes(false, false),
         ),
         tool::<SentArgs>(
             "sent",
-            "Delivery state of what you sent: queued, delivered, read, expired or dead.",
+            "State of what you sent: queued, delivered, read, expired, dead.",
             notes(true, true),
         ),
         tool::<AskArgs>(
             "ask",
-            "Ask a peer a question it can answer from its own work; the answer comes back with sources.",
+            "Ask a peer a question; the answer comes back with sources.",
             notes(false, false),
         ),
         tool::<AnswerArgs>(
             "answer",
-            "Answer a question asked to you, once. Ground it: cite sources and say basis=verified only if you checked them now, else from_memory. Or decline with a reason.",
+            "Answer a question asked to you, once: cite sources; basis=verified only if you checked them now. Or decline.",
             notes(false, false),
         ),
         tool::<QuestionsArgs>(
             "questions",
-            "Questions you asked or received and their answers; can wait for one answer.",
+            "Questions you asked or received, with answers; can wait for one.",
             notes(true, true),
         ),
         tool::<DispatchArgs>(
             "dispatch",
-            "Queue a job for the worker serving an agent name; you are told when it ends.",
+            "Queue a job for the worker of an agent name; you are told when it ends.",
+            notes(false, false),
+        ),
+        tool::<ReserveArgs>(
+            "reserve",
+            "Reserve repo paths you will change (until release, ttl or you leave).",
             notes(false, false),
         ),
         tool::<JobArgs>(
             "job",
-            "A job's state and result (can wait), your jobs when no id, or cancel one.",
+            "A job's state and result (can wait), or your jobs, or cancel one.",
             notes(false, false),
         ),
     ]
@@ -312,6 +337,7 @@ pub type Outcome = Result<Value, String>;
 pub async fn call(
     mailbox: &dyn Exchange,
     me: &Session,
+    cwd: Option<&std::path::Path>,
     name: &str,
     args: Option<JsonObject>,
 ) -> Outcome {
@@ -327,8 +353,9 @@ pub async fn call(
         "questions" => questions(mailbox, me, parse(name, args)?).await,
         "dispatch" => dispatch(mailbox, me, parse(name, args)?).await,
         "job" => job(mailbox, me, parse(name, args)?).await,
+        "reserve" => reserve(mailbox, me, cwd, parse(name, args)?).await,
         other => Err(format!(
-            "no tool named '{other}'; tools are: peers, profile, send, inbox, sent, ask, answer, questions, dispatch, job"
+            "no tool named '{other}'; tools are: peers, profile, send, inbox, sent, ask, answer, questions, dispatch, job, reserve"
         )),
     }
 }
@@ -356,7 +383,25 @@ async fn peers(mailbox: &dyn Exchange, me: &Session, args: PeersArgs) -> Outcome
         })
         .map(PeerView::from)
         .collect();
-    Ok(json!({ "me": mine.map(PeerView::from), "peers": others }))
+    // What each peer holds, beside it: the reservations of every repository of the room.
+    let held = mailbox
+        .run(op::Reservations { repo: None })
+        .await
+        .map_err(explain)?;
+    let with_held = |p: PeerView| {
+        let mine: Vec<Value> = held
+            .iter()
+            .filter(|r| r.holder == p.name)
+            .map(|r| json!({ "id": r.id, "paths": r.globs, "mode": r.mode, "reason": r.reason }))
+            .collect();
+        let mut v = json!(p);
+        if !mine.is_empty() {
+            v["reserved"] = Value::Array(mine);
+        }
+        v
+    };
+    let others: Vec<Value> = others.into_iter().map(with_held).collect();
+    Ok(json!({ "me": mine.map(PeerView::from).map(with_held), "peers": others }))
 }
 
 async fn profile(mailbox: &dyn Exchange, me: &Session, args: ProfileArgs) -> Outcome {
@@ -394,6 +439,64 @@ async fn send(mailbox: &dyn Exchange, me: &Session, args: SendArgs) -> Outcome {
     };
     let sent = mailbox.send(me.peer.id, out).await.map_err(explain)?;
     serde_json::to_value(sent).map_err(|e| e.to_string())
+}
+
+/// Takes, releases or lists reservations of the repository this session works in.
+async fn reserve(
+    mailbox: &dyn Exchange,
+    me: &Session,
+    cwd: Option<&std::path::Path>,
+    args: ReserveArgs,
+) -> Outcome {
+    let Some(cwd) = cwd else {
+        return Err("this session has no working directory (a direct HTTP connection): reserve through `switchboard mcp` started in the repository".into());
+    };
+    let repo = crate::identity::repo_key(cwd).map_err(|e| e.to_string())?;
+    if let Some(ids) = args.release {
+        let which = if ids.is_empty() {
+            Releasing::Repo(repo)
+        } else {
+            Releasing::Ids(ids.into_iter().map(ReservationId).collect())
+        };
+        let peer = Some(me.peer.id);
+        let released = mailbox
+            .run(op::Release { peer, which })
+            .await
+            .map_err(explain)?;
+        return Ok(json!({ "released": released }));
+    }
+    let Some(paths) = args.paths else {
+        let repo = Some(repo);
+        let all = mailbox
+            .run(op::Reservations { repo })
+            .await
+            .map_err(explain)?;
+        return Ok(json!({ "reservations": all }));
+    };
+    let globs = paths
+        .iter()
+        .map(|p| Glob::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let Some(reason) = args.reason else {
+        return Err("give a `reason`: whoever is refused reads it".into());
+    };
+    let r = op::Reserve {
+        peer: Some(me.peer.id),
+        session: Some(me.id),
+        repo,
+        globs,
+        mode: if args.shared == Some(true) {
+            ReservationMode::Shared
+        } else {
+            ReservationMode::Exclusive
+        },
+        reason,
+        ttl: args.ttl.map(Duration::from_secs),
+        wait: wait_secs(args.wait)?,
+    };
+    let taken = mailbox.run(r).await.map_err(explain)?;
+    Ok(json!({ "reservation": taken }))
 }
 
 /// A bounded wait from a tool argument.

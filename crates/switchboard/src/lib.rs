@@ -3,6 +3,7 @@
 
 pub mod agent_config;
 pub mod cli;
+pub mod git;
 pub mod login;
 pub mod settings;
 pub mod worker;

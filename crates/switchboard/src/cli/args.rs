@@ -86,6 +86,13 @@ pub enum Command {
     Answer(AnswerArgs),
     /// Questions you asked or received, open and answered
     Questions(QuestionsArgs),
+    /// Reserve paths of this repository you are changing: others are refused them until you
+    /// release them or the TTL ends (the git pre-commit hook holds commits to it)
+    Reserve(ReserveArgs),
+    /// Give reservations back: by id, or all of yours in this repository (--all: everywhere)
+    Release(ReleaseArgs),
+    /// Who holds which paths of this repository, why and until when (--all: every repository)
+    Reservations(ReservationsArgs),
     /// Run jobs addressed to an agent name with a command (prompt on stdin or as {prompt})
     Worker(WorkerArgs),
     /// Durable jobs: dispatch, list, show, cancel, recover, retry
@@ -133,6 +140,52 @@ pub enum Command {
     /// worker (see `worker::guard`). Hidden: nobody runs it by hand.
     #[command(name = "job-guard", hide = true)]
     JobGuard(JobGuardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReserveArgs {
+    /// Paths or globs from the repository's root, as git shows them: `src/api` (and what is
+    /// under it), `src/*.rs`, `docs/**/*.md`
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Why: whoever is refused reads it
+    #[arg(long, required = true)]
+    pub reason: String,
+    /// Let other shared reservations of these paths stand beside this one
+    #[arg(long)]
+    pub shared: bool,
+    /// How long it holds unless released [default: 1h]
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub ttl: Option<Duration>,
+    /// Wait up to this long (at most 240s) for conflicting reservations to end
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub wait: Option<Duration>,
+    /// The repository: a directory inside it [default: the current directory]
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Reservation ids (see `reservations`); none: all of yours in this repository
+    #[arg(value_name = "ID")]
+    pub ids: Vec<switchboard_proto::ReservationId>,
+    /// All of yours, in every repository
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    /// The repository: a directory inside it [default: the current directory]
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReservationsArgs {
+    /// Every repository's, not only this one's
+    #[arg(long)]
+    pub all: bool,
+    /// The repository: a directory inside it [default: the current directory]
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -280,9 +333,36 @@ pub struct TokenCreateArgs {
     pub label: String,
 }
 
+/// What `setup` registers switchboard with: an agent client, or a git repository's
+/// pre-commit hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SetupTarget {
+    ClaudeCode,
+    Codex,
+    ClaudeDesktop,
+    Cursor,
+    /// The current repository's pre-commit hook: commits touching paths another agent
+    /// reserved are refused
+    Git,
+}
+
+impl SetupTarget {
+    /// The agent client, when it is one.
+    pub fn client(self) -> Option<crate::agent_config::AgentClient> {
+        use crate::agent_config::AgentClient;
+        match self {
+            Self::ClaudeCode => Some(AgentClient::ClaudeCode),
+            Self::Codex => Some(AgentClient::Codex),
+            Self::ClaudeDesktop => Some(AgentClient::ClaudeDesktop),
+            Self::Cursor => Some(AgentClient::Cursor),
+            Self::Git => None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SetupArgs {
-    pub client: crate::agent_config::AgentClient,
+    pub client: SetupTarget,
     /// With --relay: connect the client straight to the relay's /mcp (Streamable HTTP) instead
     /// of through a local `switchboard mcp --relay` (not for Claude Desktop)
     #[arg(long)]
@@ -305,6 +385,19 @@ pub enum HookClient {
     /// Codex hooks: session-start and user-prompt-submit add new mail to the context; stop
     /// keeps the turn going while new mail is there
     Codex(CodexHookArgs),
+    /// Git hooks: pre-commit refuses a commit touching paths another live peer reserved
+    /// exclusively (SWITCHBOARD_OVERRIDE="why" lets it through and tells the holder)
+    Git(GitHookArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GitHookArgs {
+    pub event: GitHookEvent,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GitHookEvent {
+    PreCommit,
 }
 
 #[derive(Debug, Args)]

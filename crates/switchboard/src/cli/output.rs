@@ -12,7 +12,7 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 use switchboard_proto::{
     DeliveryState, InboxItem, ItemKind, JobState, JobView, LogEntry, Millis, PeerView,
-    QuestionState, QuestionView, SentMessage, Target, human,
+    QuestionState, QuestionView, Reservation, ReservationMode, SentMessage, Target, human,
 };
 
 use super::CliError;
@@ -181,8 +181,16 @@ fn indented(text: &str) -> String {
     text.lines().collect::<Vec<_>>().join("\n    ")
 }
 
-pub fn peers(list: &[PeerView]) -> Result<(), CliError> {
-    let mut t = Table::new(&["NAME", "STATUS", "CLIENT", "LAST SEEN", "WHERE", "SUMMARY"]);
+pub fn peers(list: &[PeerView], held: &[Reservation]) -> Result<(), CliError> {
+    let mut t = Table::new(&[
+        "NAME",
+        "STATUS",
+        "CLIENT",
+        "LAST SEEN",
+        "WHERE",
+        "RESERVED",
+        "SUMMARY",
+    ]);
     for p in list {
         let status = if p.online {
             ("online".to_owned(), GOOD)
@@ -205,10 +213,25 @@ pub fn peers(list: &[PeerView]) -> Result<(), CliError> {
             cell(client),
             cell(seen),
             cell(p.info.cwd.as_deref().unwrap_or("-")),
+            cell(reserved_by(held, &p.name)),
             cell(preview(&p.summary, 48)),
         ]);
     }
     t.print()
+}
+
+/// The paths a peer holds, in every repository: `src/api/**, docs/` or `-`.
+fn reserved_by(held: &[Reservation], name: &str) -> String {
+    let paths: Vec<&str> = held
+        .iter()
+        .filter(|r| r.holder == name)
+        .flat_map(|r| r.globs.iter().map(|g| g.as_str()))
+        .collect();
+    if paths.is_empty() {
+        "-".to_owned()
+    } else {
+        preview(&paths.join(", "), 40)
+    }
 }
 
 fn target(t: &Target) -> String {
@@ -428,6 +451,39 @@ pub fn questions(list: &[QuestionView]) -> Result<(), CliError> {
             cell(ago(q.asked_at)),
             cell(preview(&q.question, 60)),
         ]);
+    }
+    t.print()
+}
+
+pub fn reservations(list: &[Reservation], with_repo: bool) -> Result<(), CliError> {
+    let mut header = vec!["ID", "HOLDER", "MODE", "PATHS", "UNTIL", "REASON"];
+    if with_repo {
+        header.push("REPO");
+    }
+    let mut t = Table::new(&header);
+    for r in list {
+        let mode = match r.mode {
+            ReservationMode::Exclusive => ("exclusive".to_owned(), BUSY),
+            ReservationMode::Shared => ("shared".to_owned(), DIM),
+        };
+        let paths: Vec<&str> = r.globs.iter().map(|g| g.as_str()).collect();
+        let until = if r.session_bound {
+            format!("{} or session end", ago(r.expires_at))
+        } else {
+            ago(r.expires_at)
+        };
+        let mut row = vec![
+            cell(format!("#{}", r.id)),
+            (r.holder.clone(), BOLD),
+            mode,
+            cell(paths.join(", ")),
+            cell(until),
+            cell(preview(&r.reason, 40)),
+        ];
+        if with_repo {
+            row.push(cell(r.repo.chars().take(12).collect::<String>()));
+        }
+        t.row(row);
     }
     t.print()
 }

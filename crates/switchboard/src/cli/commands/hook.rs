@@ -1,4 +1,4 @@
-//! `switchboard hook claude|codex <event>`: reads the client's hook input on stdin and answers
+//! `switchboard hook claude|codex <event>` (and `hook git pre-commit`, see `precommit`): reads the client's hook input on stdin and answers
 //! the way that client expects. A failure exits 1 — never 2, which would block the user's
 //! prompt.
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use switchboard_mcp::hooks::{self, Event};
 
-use super::super::args::{ClaudeHookEvent, CodexHookEvent, HookClient};
+use super::super::args::{ClaudeHookEvent, CodexHookEvent, GitHookEvent, HookClient};
 use super::super::{CliError, Context};
 
 /// The names the clients give themselves in MCP `clientInfo`.
@@ -16,6 +16,11 @@ const CODEX: &str = "codex-mcp-client";
 
 pub async fn run(ctx: &Context, client: HookClient) -> Result<(), CliError> {
     let (event, wait, client) = match client {
+        HookClient::Git(args) => {
+            return match args.event {
+                GitHookEvent::PreCommit => super::precommit::run(ctx).await,
+            };
+        }
         HookClient::Claude(args) => {
             let event = match args.event {
                 ClaudeHookEvent::SessionStart => Event::SessionStart,

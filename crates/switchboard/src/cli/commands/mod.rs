@@ -12,8 +12,10 @@ pub mod login;
 pub mod mcp;
 pub mod migrate;
 mod peers;
+mod precommit;
 mod questions;
 mod relay_data;
+pub mod reserve;
 mod send;
 mod sent;
 pub mod serve;
@@ -39,6 +41,9 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Watch(a) => watch::run(ctx, a).await,
         Command::Gc => gc::run(ctx).await,
         Command::Worker(a) => jobs::worker(ctx, a).await,
+        Command::Reserve(a) => reserve::reserve(ctx, a).await,
+        Command::Release(a) => reserve::release(ctx, a).await,
+        Command::Reservations(a) => reserve::list(ctx, a).await,
         Command::Jobs { action } => jobs::run(ctx, action).await,
         Command::Ask(a) => questions::ask(ctx, a).await,
         Command::Answer(a) => questions::answer(ctx, a).await,

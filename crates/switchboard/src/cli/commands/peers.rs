@@ -29,5 +29,6 @@ pub async fn run(ctx: &Context, args: PeersArgs) -> Result<(), CliError> {
             "no peers yet: a peer appears with its first session or message"
         });
     }
-    output::peers(&peers)
+    let held = ctx.mailbox.run(op::Reservations { repo: None }).await?;
+    output::peers(&peers, &held)
 }

@@ -24,8 +24,11 @@ pub struct SetupRelay {
 }
 
 pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result<(), CliError> {
+    let Some(client) = args.client.client() else {
+        return git(args, as_json);
+    };
     if args.remove {
-        return remove(args, as_json);
+        return remove(client, as_json);
     }
     let exe = exe()?;
     if args.http && relay.is_none() {
@@ -33,7 +36,7 @@ pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result
             "--http connects the client straight to a relay: give --relay URL too".into(),
         ));
     }
-    if args.http && args.client == AgentClient::ClaudeDesktop {
+    if args.http && client == AgentClient::ClaudeDesktop {
         return Err(CliError::BadInput(
             "Claude Desktop starts stdio servers only; set it up with --relay but without --http"
                 .into(),
@@ -48,8 +51,7 @@ pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result
             http: args.http,
         }),
     };
-    let targets =
-        agent_config::targets(args.client).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let targets = agent_config::targets(client).map_err(|e| CliError::BadInput(e.to_string()))?;
     let mut report = Vec::new();
     for target in &targets {
         let applied = agent_config::apply(target, &launch, args.write)
@@ -74,11 +76,11 @@ pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result
             "\nThe token is read from ${TOKEN_ENV} when the client starts: export it in the shell \
              (or the service) that launches {}, or run `switchboard login URL --token TOKEN` \
              once.",
-            args.client.label()
+            client.label()
         ))?,
         _ => {}
     }
-    if args.client == AgentClient::ClaudeCode && !as_json {
+    if client == AgentClient::ClaudeCode && !as_json {
         output::line(format!(
             "\nMail reaches Claude Code through switchboard's hooks (no flag needed): at session\n\
              start, with each prompt, and an idle session is woken when mail comes. To have it\n\
@@ -87,7 +89,7 @@ pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result
             agent_config::claude_channel_alias()
         ))?;
     }
-    if args.client == AgentClient::Codex && !as_json {
+    if client == AgentClient::Codex && !as_json {
         let (trusted, approves) = if args.write {
             ("trusted", "lets")
         } else {
@@ -103,7 +105,7 @@ pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result
         ))?;
     }
     if as_json {
-        return output::json(&json!({ "client": args.client.label(), "files": report }));
+        return output::json(&json!({ "client": client.label(), "files": report }));
     }
     if !args.write {
         let relay = match &launch.relay {
@@ -113,7 +115,7 @@ pub fn run(args: &SetupArgs, relay: Option<SetupRelay>, as_json: bool) -> Result
         };
         output::line(format!(
             "\nRun `switchboard setup {}{relay} --write` to merge this in (the file is backed up first).",
-            cli_name(args.client)
+            cli_name(client)
         ))?;
     }
     Ok(())
@@ -145,9 +147,8 @@ fn show(
 
 /// `setup CLIENT --remove`: takes switchboard's entries out of the client's files (the
 /// others stay). It acts at once, without `--write`: each changed file's backup is the undo.
-fn remove(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
-    let targets =
-        agent_config::targets(args.client).map_err(|e| CliError::BadInput(e.to_string()))?;
+fn remove(client: AgentClient, as_json: bool) -> Result<(), CliError> {
+    let targets = agent_config::targets(client).map_err(|e| CliError::BadInput(e.to_string()))?;
     let mut report = Vec::new();
     // Codex's configuration first: the hook trust it drops is found in the hooks file, which
     // must still hold our hooks then.
@@ -174,12 +175,53 @@ fn remove(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
         }
     }
     if as_json {
-        return output::json(&json!({ "client": args.client.label(), "files": report }));
+        return output::json(&json!({ "client": client.label(), "files": report }));
     }
     output::line(format!(
         "{} no longer starts switchboard (sessions already running keep it until they end).",
-        args.client.label()
+        client.label()
     ))
+}
+
+/// `setup git [--remove]`: switchboard's pre-commit hook in the repository at hand, beside
+/// any hook already there.
+fn git(args: &SetupArgs, as_json: bool) -> Result<(), CliError> {
+    use crate::git::{self, Installed};
+    let dir = std::env::current_dir()?;
+    let failed = |e: git::GitError| CliError::BadInput(e.to_string());
+    if args.remove {
+        let removed = git::remove_pre_commit(&dir).map_err(failed)?;
+        if as_json {
+            return output::json(&json!({ "removed": removed }));
+        }
+        return output::line(if removed {
+            "switchboard's pre-commit hook is out (a hook it chained is back in its place)"
+        } else {
+            "no switchboard pre-commit hook here"
+        });
+    }
+    if !args.write {
+        return output::line(
+            "`switchboard setup git --write` installs a pre-commit hook in this repository that \
+             refuses commits touching paths another live agent reserved exclusively (a hook \
+             already there keeps running, after it). `SWITCHBOARD_OVERRIDE=\"why\" git commit …` \
+             lets one through and tells the holder.",
+        );
+    }
+    let installed = git::install_pre_commit(&dir, &exe()?).map_err(failed)?;
+    if as_json {
+        return output::json(&json!({ "hook": format!("{installed:?}") }));
+    }
+    output::line(match installed {
+        Installed::Created(h) => format!("{}: created", h.display()),
+        Installed::Updated(h) => format!("{}: updated", h.display()),
+        Installed::AlreadyThere(h) => format!("{}: already set up", h.display()),
+        Installed::Chained { hook, kept } => format!(
+            "{}: installed; the hook that was there is now {} and runs after it",
+            hook.display(),
+            kept.display()
+        ),
+    })
 }
 
 pub fn cli_name(client: AgentClient) -> &'static str {

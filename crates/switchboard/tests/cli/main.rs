@@ -24,6 +24,7 @@ mod relay;
 mod relay_auth;
 mod relay_inproc;
 mod relay_security;
+mod reservations;
 mod setup;
 mod store_file;
 mod team;

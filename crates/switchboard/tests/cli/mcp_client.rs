@@ -75,6 +75,21 @@ impl Agent {
 
     /// Starts a session with extra `switchboard mcp` arguments.
     pub async fn start_with(home: &Home, name: &str, kind: Kind, extra: &[&str]) -> Self {
+        Self::start_at(home, name, kind, extra, None).await
+    }
+
+    /// Starts a session working in `dir` (its client's project directory).
+    pub async fn start_in(home: &Home, name: &str, kind: Kind, dir: &std::path::Path) -> Self {
+        Self::start_at(home, name, kind, &[], Some(dir)).await
+    }
+
+    async fn start_at(
+        home: &Home,
+        name: &str,
+        kind: Kind,
+        extra: &[&str],
+        dir: Option<&std::path::Path>,
+    ) -> Self {
         let (client_name, caps, version) = match kind {
             Kind::ClaudeCode => {
                 let mut experimental = std::collections::BTreeMap::new();
@@ -109,6 +124,9 @@ impl Agent {
             .env("SWITCHBOARD_HOME", home.path())
             .env("SWITCHBOARD_NAME", name)
             .env_remove("CLAUDE_PROJECT_DIR");
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
         let transport = TokioChildProcess::new(cmd).expect("spawn switchboard mcp");
         let pid = transport.id().expect("child pid");
         let client = match kind {

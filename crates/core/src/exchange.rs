@@ -76,6 +76,9 @@ pub struct Dispatch {
     pub request_id: Option<String>,
     #[serde(default, rename = "ttl_secs", with = "crate::wire::secs")]
     pub ttl: Option<Duration>,
+    /// Paths a write job holds while it runs (its worker reserves them at the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<switchboard_proto::JobReservation>,
 }
 
 impl Dispatch {
@@ -88,6 +91,7 @@ impl Dispatch {
             write: false,
             request_id: None,
             ttl: None,
+            reserve: None,
         }
     }
 }

@@ -340,6 +340,22 @@ impl Mailbox {
                 check_len(field, v, MAX_JOB_FIELD_BYTES)?;
             }
         }
+        if let Some(r) = &d.reserve {
+            if !d.write {
+                return Err(Error::Invalid(
+                    "only a write job reserves paths: dispatch it with write".into(),
+                ));
+            }
+            non_empty("reserve.repo", &r.repo)?;
+            check_len("reserve.repo", &r.repo, MAX_REPO_BYTES)?;
+            if r.paths.is_empty() || r.paths.len() > MAX_GLOBS {
+                return Err(Error::TooMany {
+                    field: "reserve.paths",
+                    count: r.paths.len(),
+                    max: MAX_GLOBS,
+                });
+            }
+        }
         let expires_at = self.expiry(Some(d.ttl.unwrap_or(self.limits.job_ttl)))?;
         let job = NewJob {
             dispatcher: from,
@@ -349,6 +365,7 @@ impl Mailbox {
             write: d.write,
             request_id: d.request_id,
             expires_at,
+            reserve: d.reserve,
         };
         Ok(self.store.dispatch(job, self.now()).await?)
     }
@@ -479,6 +496,7 @@ impl Mailbox {
             mode: o.mode,
             reason: o.reason,
             expires_at,
+            job: o.job,
         };
         // A conflict is an answer to wait on, not an error, until the wait runs out: a release,
         // a TTL or the holder's death may end it (the first two wake us; a TTL is looked at

@@ -333,6 +333,9 @@ pub struct Reserve {
     pub ttl: Option<Duration>,
     #[serde(default, rename = "wait_secs", with = "crate::wire::wait")]
     pub wait: Duration,
+    /// The job it is taken for, by the worker running it.
+    #[serde(default)]
+    pub job: Option<JobId>,
 }
 
 /// Gives back reservations the peer holds.

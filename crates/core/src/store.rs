@@ -140,6 +140,9 @@ pub struct NewReservation {
     pub mode: switchboard_proto::ReservationMode,
     pub reason: String,
     pub expires_at: Millis,
+    /// The job it is taken for: its dispatcher's own reservations do not stand in its way
+    /// (whoever dispatches a job to change paths they hold means the job to change them).
+    pub job: Option<switchboard_proto::JobId>,
 }
 
 /// Which of its reservations a peer gives back.
@@ -164,6 +167,8 @@ pub struct NewJob {
     pub write: bool,
     pub request_id: Option<String>,
     pub expires_at: Millis,
+    /// Paths its worker holds while it runs.
+    pub reserve: Option<switchboard_proto::JobReservation>,
 }
 
 /// A worker asking for the next job of an agent name.

@@ -19,8 +19,8 @@ use switchboard_core::{
     Session, op,
 };
 use switchboard_proto::{
-    Basis, Glob, JobId, MessageId, PeerView, QuestionId, ReservationId, ReservationMode, Scope,
-    Target,
+    Basis, Glob, JobId, JobReservation, MessageId, PeerView, QuestionId, ReservationId,
+    ReservationMode, Scope, Target,
 };
 
 /// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
@@ -117,7 +117,6 @@ pub struct AnswerArgs {
     /// The question id.
     pub id: i64,
     pub text: Option<String>,
-    /// verified: you checked the sources now; from_memory: you did not.
     pub basis: Option<BasisArg>,
     /// Up to 20: paths, file:line, commits, PRs, docs.
     pub sources: Option<Vec<String>>,
@@ -151,6 +150,8 @@ pub struct DispatchArgs {
     pub ttl: Option<u64>,
     /// Seconds to wait for the result (max 240).
     pub wait: Option<u32>,
+    /// Paths it will change (write jobs).
+    pub reserve: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -161,7 +162,6 @@ pub struct ReserveArgs {
     /// Shown to whoever is refused.
     pub reason: Option<String>,
     pub shared: Option<bool>,
-    /// Seconds (default 3600).
     pub ttl: Option<u64>,
     /// Seconds to wait (max 240).
     pub wait: Option<u32>,
@@ -351,7 +351,7 @@ pub async fn call(
         "ask" => ask(mailbox, me, parse(name, args)?).await,
         "answer" => answer(mailbox, me, parse(name, args)?).await,
         "questions" => questions(mailbox, me, parse(name, args)?).await,
-        "dispatch" => dispatch(mailbox, me, parse(name, args)?).await,
+        "dispatch" => dispatch(mailbox, me, cwd, parse(name, args)?).await,
         "job" => job(mailbox, me, parse(name, args)?).await,
         "reserve" => reserve(mailbox, me, cwd, parse(name, args)?).await,
         other => Err(format!(
@@ -448,10 +448,7 @@ async fn reserve(
     cwd: Option<&std::path::Path>,
     args: ReserveArgs,
 ) -> Outcome {
-    let Some(cwd) = cwd else {
-        return Err("this session has no working directory (a direct HTTP connection): reserve through `switchboard mcp` started in the repository".into());
-    };
-    let repo = crate::identity::repo_key(cwd).map_err(|e| e.to_string())?;
+    let repo = repo_here(cwd)?;
     if let Some(ids) = args.release {
         let which = if ids.is_empty() {
             Releasing::Repo(repo)
@@ -473,11 +470,7 @@ async fn reserve(
             .map_err(explain)?;
         return Ok(json!({ "reservations": all }));
     };
-    let globs = paths
-        .iter()
-        .map(|p| Glob::parse(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+    let globs = globs(&paths)?;
     let Some(reason) = args.reason else {
         return Err("give a `reason`: whoever is refused reads it".into());
     };
@@ -494,9 +487,25 @@ async fn reserve(
         reason,
         ttl: args.ttl.map(Duration::from_secs),
         wait: wait_secs(args.wait)?,
+        job: None,
     };
     let taken = mailbox.run(r).await.map_err(explain)?;
     Ok(json!({ "reservation": taken }))
+}
+
+/// The repository this session works in, by its key.
+fn repo_here(cwd: Option<&std::path::Path>) -> Result<String, String> {
+    let Some(cwd) = cwd else {
+        return Err("this session has no working directory (a direct HTTP connection): reserve through `switchboard mcp` started in the repository".into());
+    };
+    crate::identity::repo_key(cwd).map_err(|e| e.to_string())
+}
+
+fn globs(paths: &[String]) -> Result<Vec<Glob>, String> {
+    paths
+        .iter()
+        .map(|p| Glob::parse(p).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// A bounded wait from a tool argument.
@@ -614,8 +623,20 @@ async fn questions(mailbox: &dyn Exchange, me: &Session, args: QuestionsArgs) ->
     Ok(json!({ "questions": list }))
 }
 
-async fn dispatch(mailbox: &dyn Exchange, me: &Session, args: DispatchArgs) -> Outcome {
+async fn dispatch(
+    mailbox: &dyn Exchange,
+    me: &Session,
+    cwd: Option<&std::path::Path>,
+    args: DispatchArgs,
+) -> Outcome {
     let wait = wait_secs(args.wait)?;
+    let reserve = match args.reserve {
+        Some(paths) => Some(JobReservation {
+            repo: repo_here(cwd)?,
+            paths: globs(&paths)?,
+        }),
+        None => None,
+    };
     let d = Dispatch {
         agent: args.agent,
         prompt: args.prompt,
@@ -623,6 +644,7 @@ async fn dispatch(mailbox: &dyn Exchange, me: &Session, args: DispatchArgs) -> O
         write: args.write.unwrap_or(false),
         request_id: args.request_id,
         ttl: args.ttl.map(Duration::from_secs),
+        reserve,
     };
     let mut job = mailbox.dispatch(me.peer.id, d).await.map_err(explain)?;
     if !wait.is_zero() {

@@ -155,6 +155,17 @@ pub struct JobView {
     /// absent otherwise. Absent in the JSON of older relays, hence the default.
     #[serde(default)]
     pub worker: Option<String>,
+    /// The paths a write job reserves while it runs: its worker holds them from start to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<JobReservation>,
+}
+
+/// Paths of one repository a job holds while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReservation {
+    /// The repository's key (its root commit).
+    pub repo: String,
+    pub paths: Vec<crate::Glob>,
 }
 
 /// What a worker holds after a claim: the job and the token every change must present.

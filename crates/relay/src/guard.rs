@@ -298,6 +298,12 @@ impl Guard {
                         .get(&self.room, session, &self.caller.token_id)
                         .ok_or(Error::UnknownSession)?;
                 }
+                // Reserving for a job passes its dispatcher's own reservations: only the
+                // worker serving the job's agent may.
+                if let Some(id) = o.job {
+                    let job = self.visible_job(id).await?;
+                    self.check_agent(&job.agent)?;
+                }
             }
             Call::Release(o) => o.peer = Some(self.acting(o.peer, "peer").await?),
             // Every reservation of the room is visible to every token of it: that is their use.

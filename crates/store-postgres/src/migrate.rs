@@ -223,7 +223,8 @@ UPDATE messages SET sender_seq = n.seq
 CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq)
     WHERE sender_seq IS NOT NULL;
 ",
-    // v4 (the embedded store's v7): reservations of paths in a repository, live while not
+    // v4 (the embedded store's v7): reservations of paths in a repository (and the paths a
+    // write job reserves), live while not
     // released and not past `expires_at`; the end of the holder's session releases them in
     // the same transaction. `session_id` is no foreign key, as in the embedded store.
     r"
@@ -243,6 +244,10 @@ CREATE INDEX reservations_held_by_repo ON reservations(repo, expires_at)
     WHERE released_at IS NULL;
 CREATE INDEX reservations_held_by_session ON reservations(session_id)
     WHERE released_at IS NULL AND session_id IS NOT NULL;
+
+-- The paths a write job's worker reserves while the job runs (both NULL when none).
+ALTER TABLE jobs ADD COLUMN reserve_repo TEXT;
+ALTER TABLE jobs ADD COLUMN reserve_globs TEXT;
 ",
 ];
 

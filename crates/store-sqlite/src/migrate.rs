@@ -173,7 +173,7 @@ UPDATE messages SET sender_seq = n.seq
 CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq)
     WHERE sender_seq IS NOT NULL;
 ",
-    // v7: reservations of paths in a repository. A reservation is live while `released_at` is
+    // v7: reservations of paths in a repository, and the paths a write job reserves. A reservation is live while `released_at` is
     // NULL and `expires_at` is ahead; the end of its session (when it has one) releases it in
     // the same transaction. `session_id` is no foreign key: ended sessions are deleted by gc
     // while the record of what they held may stay until its own retention.
@@ -194,6 +194,10 @@ CREATE INDEX reservations_held_by_repo ON reservations(repo, expires_at)
     WHERE released_at IS NULL;
 CREATE INDEX reservations_held_by_session ON reservations(session_id)
     WHERE released_at IS NULL AND session_id IS NOT NULL;
+
+-- The paths a write job's worker reserves while the job runs (both NULL when none).
+ALTER TABLE jobs ADD COLUMN reserve_repo TEXT;
+ALTER TABLE jobs ADD COLUMN reserve_globs TEXT;
 ",
 ];
 

@@ -41,6 +41,8 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "created_at",
             "updated_at",
             "expires_at",
+            "reserve_repo",
+            "reserve_globs",
         ],
     ),
     (

@@ -21,6 +21,7 @@ fn reserve(who: &Session, globs: &[&str], mode: ReservationMode, reason: &str) -
         reason: reason.into(),
         ttl: None,
         wait: Duration::ZERO,
+        job: None,
     }
 }
 

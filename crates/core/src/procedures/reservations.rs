@@ -22,9 +22,15 @@ pub async fn reserve<X: Executor>(
     x.lock_repo(&r.repo).await?;
     let live = x.live_reservations(Some(&r.repo), now).await?;
     let holder = peers::by_id(x, r.peer).await?.name;
-    if let Some(held) = live.iter().find(|h| {
-        h.holder != holder && h.mode.conflicts_with(r.mode) && overlap(&h.globs, &r.globs)
-    }) {
+    let dispatcher = match r.job {
+        Some(id) => x.job_by_id(id).await?.map(|row| row.job.dispatcher),
+        None => None,
+    };
+    let mine = |name: &str| name == holder || dispatcher.as_deref() == Some(name);
+    if let Some(held) = live
+        .iter()
+        .find(|h| !mine(&h.holder) && h.mode.conflicts_with(r.mode) && overlap(&h.globs, &r.globs))
+    {
         return Err(Rejection::Reserved {
             id: held.id,
             holder: held.holder.clone(),

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use switchboard_proto::{JobId, JobState, JobView, Millis};
+use switchboard_proto::{Glob, JobId, JobReservation, JobState, JobView, Millis};
 
 use super::columns::{Col, Columns};
 use super::{Statements, Step};
@@ -12,7 +12,7 @@ use crate::store::{ClaimRequest, JobQuery, NewJob, PeerId};
 /// The columns [`job`] decodes, in order, from [`JOB_FROM`].
 pub const JOB_COLUMNS: &str = "j.id, j.agent, p.name, j.prompt, j.model, j.write_access,
     j.request_id, j.state, j.attempts, j.created_at, j.updated_at, j.expires_at, j.result,
-    j.error, j.branch, j.fence, j.worker";
+    j.error, j.branch, j.fence, j.worker, j.reserve_repo, j.reserve_globs";
 
 /// A job with its dispatcher `p`.
 pub const JOB_FROM: &str = "FROM jobs j JOIN peers p ON p.id = j.dispatcher_id";
@@ -45,11 +45,28 @@ pub fn job(r: &dyn Columns) -> Col<JobRow> {
         branch: r.opt_text(14)?,
         duplicate: false,
         worker,
+        reserve: job_reservation(r, 17)?,
     };
     Ok(JobRow {
         job,
         fence: r.int(15)?,
     })
+}
+
+/// The paths a job reserves, from its repository and patterns columns (both NULL if none).
+fn job_reservation(r: &dyn Columns, at: usize) -> Col<Option<JobReservation>> {
+    let (Some(repo), Some(globs)) = (r.opt_text(at)?, r.opt_text(at + 1)?) else {
+        return Ok(None);
+    };
+    let paths = globs
+        .lines()
+        .map(Glob::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| super::ColumnError {
+            index: at + 1,
+            detail: e.to_string(),
+        })?;
+    Ok(Some(JobReservation { repo, paths }))
 }
 
 /// A job's view alone, read with [`JOB_COLUMNS`].

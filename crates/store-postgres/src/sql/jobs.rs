@@ -6,7 +6,9 @@
 
 use switchboard_core::seam::columns::int;
 use switchboard_core::seam::settled;
-use switchboard_core::seam::{JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome};
+use switchboard_core::seam::{
+    JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome, globs_text,
+};
 use switchboard_core::seam::{SETTLED_COLUMNS, Settled, job, job_view, lapsed_job, queued_job};
 use switchboard_core::{ClaimRequest, JobQuery, NewJob, PeerId};
 use switchboard_proto::{JobId, JobState, JobView, Millis};
@@ -35,10 +37,12 @@ impl JobStatements for PgTx {
     }
 
     async fn insert_job(&mut self, job: &NewJob, now: Millis) -> OpResult<JobId> {
+        let reserve_repo = job.reserve.as_ref().map(|r| r.repo.as_str());
+        let reserve_globs = job.reserve.as_ref().map(|r| globs_text(&r.paths));
         self.one(
             "INSERT INTO jobs (dispatcher_id, agent, prompt, model, write_access, request_id,
-                 state, created_at, updated_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8) RETURNING id",
+                 state, created_at, updated_at, expires_at, reserve_repo, reserve_globs)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8, $9, $10) RETURNING id",
             &[
                 &job.dispatcher,
                 &job.agent,
@@ -48,6 +52,8 @@ impl JobStatements for PgTx {
                 &job.request_id,
                 &now,
                 &job.expires_at,
+                &reserve_repo,
+                &reserve_globs,
             ],
             int,
         )

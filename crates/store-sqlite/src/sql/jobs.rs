@@ -7,7 +7,9 @@ use rusqlite::params;
 
 use switchboard_core::seam::columns::int;
 use switchboard_core::seam::settled;
-use switchboard_core::seam::{JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome};
+use switchboard_core::seam::{
+    JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome, globs_text,
+};
 use switchboard_core::seam::{SETTLED_COLUMNS, Settled, job, job_view, lapsed_job, queued_job};
 use switchboard_core::{ClaimRequest, JobQuery, NewJob, PeerId};
 use switchboard_proto::{JobId, JobState, JobView, Millis};
@@ -37,8 +39,8 @@ impl JobStatements for LiteTx {
         self.conn
             .prepare_cached(
                 "INSERT INTO jobs (dispatcher_id, agent, prompt, model, write_access, request_id,
-                     state, created_at, updated_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7, ?8)",
+                     state, created_at, updated_at, expires_at, reserve_repo, reserve_globs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 job.dispatcher,
@@ -48,7 +50,9 @@ impl JobStatements for LiteTx {
                 job.write,
                 job.request_id,
                 now,
-                job.expires_at
+                job.expires_at,
+                job.reserve.as_ref().map(|r| r.repo.as_str()),
+                job.reserve.as_ref().map(|r| globs_text(&r.paths)),
             ])?;
         Ok(self.conn.last_insert_rowid().into())
     }

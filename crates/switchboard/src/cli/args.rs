@@ -520,6 +520,10 @@ pub enum JobsAction {
         /// The job may change files (only workers run with --allow-writes take it)
         #[arg(long)]
         write: bool,
+        /// A path of this repository the job will change (repeat it): its worker reserves them
+        /// while the job runs (needs --write)
+        #[arg(long = "reserve", value_name = "PATH", requires = "write")]
+        reserve: Vec<String>,
         /// Dispatching again with the same id returns the first job
         #[arg(long, value_name = "ID")]
         request_id: Option<String>,

@@ -70,7 +70,8 @@ pub async fn run(
         let mailbox = mailbox.clone();
         let config = config.clone();
         let stop = stop.clone();
-        slots.spawn(async move { serve(mailbox, config, slot, stop).await });
+        let presence = presence.clone();
+        slots.spawn(async move { serve(mailbox, config, presence, slot, stop).await });
     }
     let mut first_error = None;
     while let Some(outcome) = slots.join_next().await {
@@ -98,6 +99,7 @@ pub async fn serves(mailbox: &dyn Exchange, agent: &str) -> Result<bool, switchb
 async fn serve(
     mailbox: Arc<dyn Exchange>,
     config: WorkerConfig,
+    presence: switchboard_core::Session,
     slot: usize,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
@@ -127,7 +129,7 @@ async fn serve(
         };
         outage.over();
         if let Some(claim) = claim {
-            run::job(mailbox.as_ref(), &config, claim, stop.clone()).await?;
+            run::job(mailbox.as_ref(), &config, &presence, claim, stop.clone()).await?;
         }
     }
     Ok(())

@@ -9,8 +9,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use switchboard_core::{Error, Exchange, JobOutcome, Rejection, Wake};
-use switchboard_proto::{JobClaim, JobId, JobState, MAX_RESULT_BYTES};
+use switchboard_core::{Error, Exchange, JobOutcome, Rejection, Releasing, Run, Session, Wake, op};
+use switchboard_proto::{
+    JobClaim, JobId, JobReservation, JobState, MAX_RESULT_BYTES, ReservationId, ReservationMode,
+};
 
 use super::{WorkerConfig, WorkerError};
 
@@ -30,6 +32,7 @@ enum End {
 pub async fn job(
     mailbox: &dyn Exchange,
     config: &WorkerConfig,
+    presence: &Session,
     claim: JobClaim,
     stop: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
@@ -38,6 +41,75 @@ pub async fn job(
         tracing::warn!("job #{id}: cannot start: {e}");
         return Ok(());
     }
+    // The paths a write job changes are held by this worker's presence from here to the end
+    // (and with it, should the worker die). Another peer's hold on them fails the job, saying
+    // whose, rather than letting two writers meet in the same files.
+    let held = match &claim.job.reserve {
+        None => None,
+        Some(r) => match reserve(mailbox, presence, &claim, r).await {
+            Ok(held) => Some(held),
+            Err(error) => return report(mailbox, &claim, JobOutcome::Failed { error }).await,
+        },
+    };
+    let outcome = run(mailbox, config, &claim, stop).await;
+    if let Some(held) = held {
+        let which = Releasing::Ids(vec![held]);
+        let peer = Some(presence.peer.id);
+        if let Err(e) = mailbox.run(op::Release { peer, which }).await {
+            // Its session's end or its TTL frees it anyway.
+            tracing::warn!("job #{id}: cannot release its reservation: {e}");
+        }
+    }
+    outcome
+}
+
+/// How long a job waits for another peer's conflicting reservation to end before it fails:
+/// well inside the claim's lease, which nothing renews while it waits.
+const RESERVE_WAIT: Duration = Duration::from_secs(30);
+
+async fn reserve(
+    mailbox: &dyn Exchange,
+    presence: &Session,
+    claim: &JobClaim,
+    r: &JobReservation,
+) -> Result<ReservationId, String> {
+    let job = &claim.job;
+    let first_line = job.prompt.lines().next().unwrap_or_default();
+    let reason: String = format!("job #{}: {first_line}", job.id)
+        .chars()
+        .take(200)
+        .collect();
+    let taken = mailbox
+        .run(op::Reserve {
+            peer: Some(presence.peer.id),
+            session: Some(presence.id),
+            repo: r.repo.clone(),
+            globs: r.paths.clone(),
+            mode: ReservationMode::Exclusive,
+            reason,
+            // Until the job's own end at the latest; the release at its end comes first.
+            ttl: Some(Duration::from_millis(
+                u64::try_from(job.expires_at - job.created_at)
+                    .unwrap_or(0)
+                    .max(60_000),
+            )),
+            wait: RESERVE_WAIT,
+            job: Some(job.id),
+        })
+        .await
+        .map_err(|e| format!("could not reserve its paths: {e}"))?;
+    eprintln!("job #{}: holds reservation #{}", job.id, taken.id);
+    Ok(taken.id)
+}
+
+async fn run(
+    mailbox: &dyn Exchange,
+    config: &WorkerConfig,
+    claim: &JobClaim,
+    stop: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let claim = claim.clone();
+    let id = claim.job.id;
     eprintln!(
         "job #{id}: running (attempt {}, fence {})",
         claim.job.attempts, claim.fence

@@ -765,6 +765,7 @@ fn templates(s: &Setup) -> Vec<Call> {
                 write: false,
                 request_id: Some("r1".into()),
                 ttl: None,
+                reserve: None,
             },
         }),
         Call::Claim(op::Claim {

@@ -377,3 +377,88 @@ fn paths_git_reports_are_matched_as_written() {
     assert!(g("My Docs/*.md").matches(&staged[1]));
     assert!(!g("src/").matches(&staged[2]), "case as git writes it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_jobs_paths_are_held_while_it_runs_and_freed_when_it_ends() {
+    let home = Home::new();
+    let repo = Repo::new(&["src/lib.rs", "README.md"]);
+    let p = &repo.path;
+    // The dispatcher's own reservation of those paths does not stand in her job's way.
+    let out = run_in(
+        &home,
+        "alice",
+        p,
+        &["reserve", "src/", "--reason", "planning the change"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_in(
+        &home,
+        "alice",
+        p,
+        &[
+            "jobs",
+            "dispatch",
+            "writer",
+            "rename the parser",
+            "--write",
+            "--reserve",
+            "src/",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The job's command runs until the test lets it end.
+    let gate = home.path().join("let-it-end");
+    let mut worker = home.cmd("w");
+    worker
+        .current_dir(p)
+        .args(["worker", "--agent", "writer", "--allow-writes", "--"])
+        .args(["sh", "-c", "while [ ! -e \"$0\" ]; do sleep 0.05; done"])
+        .arg(&gate);
+    let (mut child, _out, _err) = crate::harness::spawn(worker);
+    let held = crate::harness::eventually("the job's reservation", || async {
+        let listed = home.json("bob", &["reservations", "--all"]);
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["holder"] == "writer")
+            .cloned()
+    })
+    .await;
+    assert_eq!(held["globs"], json!(["src/"]));
+    assert!(
+        held["reason"].as_str().unwrap().starts_with("job #1"),
+        "{held}"
+    );
+    let refused = run_in(
+        &home,
+        "bob",
+        p,
+        &["reserve", "src/lib.rs", "--reason", "fix"],
+    );
+    assert_eq!(refused.status.code(), Some(6));
+    std::fs::write(&gate, "").unwrap();
+    crate::harness::eventually("the job's end to free its paths", || async {
+        let listed = home.json("bob", &["reservations", "--all"]);
+        let any_writer = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["holder"] == "writer");
+        (!any_writer).then_some(())
+    })
+    .await;
+    let job = home.json("alice", &["jobs", "show", "1"]);
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["reserve"]["paths"], json!(["src/"]));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A read-only job reserves nothing: refused at dispatch.
+    let out = run_in(
+        &home,
+        "alice",
+        p,
+        &["jobs", "dispatch", "writer", "x", "--reserve", "src/"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

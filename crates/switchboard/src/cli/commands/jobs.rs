@@ -1,7 +1,7 @@
 //! `switchboard worker` and `switchboard jobs …`
 
 use switchboard_core::{Dispatch, JobQuery, Run, op};
-use switchboard_proto::{JobAction, JobState, JobView};
+use switchboard_proto::{Glob, JobAction, JobReservation, JobState, JobView};
 use tokio::sync::watch;
 
 use super::super::args::{JobsAction, WorkerArgs};
@@ -64,11 +64,23 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             prompt,
             model,
             write,
+            reserve,
             request_id,
             ttl,
             wait,
         } => {
             let me = super::operator(ctx).await?;
+            let reserve = if reserve.is_empty() {
+                None
+            } else {
+                let paths = reserve
+                    .iter()
+                    .map(|p| Glob::parse(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| CliError::BadInput(e.to_string()))?;
+                let repo = super::reserve::repo_of(&std::env::current_dir()?)?;
+                Some(JobReservation { repo, paths })
+            };
             let d = Dispatch {
                 agent,
                 prompt: message_text(prompt)?,
@@ -76,6 +88,7 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
                 write,
                 request_id,
                 ttl,
+                reserve,
             };
             let agent = d.agent.clone();
             let job = m.dispatch(me.id, d).await?;

@@ -48,6 +48,7 @@ pub async fn reserve(ctx: &Context, args: ReserveArgs) -> Result<(), CliError> {
             reason: args.reason,
             ttl: args.ttl,
             wait,
+            job: None,
         })
         .await?;
     if ctx.json {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use switchboard_core::{Error, Exchange, LogQuery, PeerId, SentQuery};
+use switchboard_core::{Error, Exchange, LogQuery, PeerId, Run, SentQuery, op};
 use switchboard_proto::{LogEntry, MessageId, Millis, RecipientState, SentMessage};
 
 use crate::guard::Guard;
@@ -30,6 +30,17 @@ pub(crate) struct PeerRow {
     pub git_root: String,
     pub git_branch: String,
     pub summary: String,
+    /// The paths it holds, one line per reservation.
+    pub reserved: Vec<ReservedRow>,
+}
+
+pub(crate) struct ReservedRow {
+    pub id: switchboard_proto::ReservationId,
+    pub paths: String,
+    pub exclusive: bool,
+    pub reason: String,
+    pub until: String,
+    pub until_ago: String,
 }
 
 pub(crate) struct MessageRow {
@@ -55,6 +66,7 @@ pub(crate) struct CopyRow {
 pub(crate) async fn peers(guard: &Guard, now: Millis) -> Result<Vec<PeerRow>, Error> {
     let mut peers = guard.peers().await?;
     peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+    let held = guard.run(op::Reservations { repo: None }).await?;
     Ok(peers
         .into_iter()
         .map(|p| {
@@ -64,6 +76,23 @@ pub(crate) async fn peers(guard: &Guard, now: Millis) -> Result<Vec<PeerRow>, Er
                 (None, Some(version)) => version,
                 (None, None) => String::new(),
             };
+            let reserved = held
+                .iter()
+                .filter(|r| r.holder == p.name)
+                .map(|r| ReservedRow {
+                    id: r.id,
+                    paths: r
+                        .globs
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    exclusive: r.mode == switchboard_proto::ReservationMode::Exclusive,
+                    reason: r.reason.clone(),
+                    until: time(r.expires_at),
+                    until_ago: format!("in {}", span(now, r.expires_at)),
+                })
+                .collect();
             PeerRow {
                 name: p.name,
                 kind: p.kind.to_string(),
@@ -76,6 +105,7 @@ pub(crate) async fn peers(guard: &Guard, now: Millis) -> Result<Vec<PeerRow>, Er
                 git_root: p.info.git_root.unwrap_or_default(),
                 git_branch: p.info.git_branch.unwrap_or_default(),
                 summary: p.summary,
+                reserved,
             }
         })
         .collect())

@@ -374,6 +374,19 @@ async fn a_room_token_signs_in_and_sees_its_peers_and_messages() {
     let peers = browser.get("/dashboard/fragments/peers").await;
     assert_eq!(peers.status, StatusCode::OK);
     assert!(peers.body.contains("bob") && peers.body.contains("online"));
+    // What a peer holds shows on its card: a reservation taken through `/v1/reserve`.
+    let body = json!({"peer": ops.0, "repo": "abc123", "globs": ["src/api/**"],
+                      "reason": "moving the <router>"});
+    let taken = relay.post(&relay.room_token, "reserve", body).await;
+    assert_eq!(taken.status, StatusCode::OK, "{taken:?}");
+    let peers = browser.get("/dashboard/fragments/peers").await;
+    assert!(
+        peers.body.contains("src/api/**")
+            && (peers.body.contains("moving the &#60;router&#62;")
+                || peers.body.contains("moving the &lt;router&gt;")),
+        "{}",
+        peers.body
+    );
     let messages = browser.get("/dashboard/fragments/messages").await;
     assert!(messages.body.contains("hello from v1"), "{}", messages.body);
     assert!(

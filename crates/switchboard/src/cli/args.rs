@@ -116,8 +116,8 @@ pub enum Command {
         #[command(subcommand)]
         action: TokensAction,
     },
-    /// Register switchboard with an agent client: prints the entries; --write merges them in,
-    /// --remove takes them out
+    /// Register switchboard with an agent client (or, with `git`, this repository's
+    /// pre-commit hook): prints the entries; --write merges them in, --remove takes them out
     Setup(SetupArgs),
     /// Store a relay's URL and token (file mode 0600) for every command and client set-up
     Login(LoginArgs),
@@ -341,8 +341,8 @@ pub enum SetupTarget {
     Codex,
     ClaudeDesktop,
     Cursor,
-    /// The current repository's pre-commit hook: commits touching paths another agent
-    /// reserved are refused
+    // The current repository's pre-commit hook (see the command's help): undocumented here so
+    // the values stay one line in `--help`.
     Git,
 }
 

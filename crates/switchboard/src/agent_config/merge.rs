@@ -527,6 +527,25 @@ mod tests {
         );
     }
 
+    /// The Claude Code plugin in the repository ships what `setup claude-code` installs, with
+    /// `switchboard` from PATH: the same server and the same four hooks, so the two cannot
+    /// drift apart.
+    #[test]
+    fn the_plugin_ships_the_server_and_hooks_setup_installs() {
+        let on_path = Launch::local("switchboard");
+        let mut hooks = json!({});
+        json(&mut hooks, Entry::ClaudeHooks, &on_path).unwrap();
+        let shipped: Value =
+            serde_json::from_str(include_str!("../../../../plugins/switchboard/hooks/hooks.json"))
+                .unwrap();
+        assert_eq!(shipped, hooks);
+        let mut servers = json!({});
+        json(&mut servers, Entry::McpJson(AgentClient::ClaudeCode), &on_path).unwrap();
+        let shipped: Value =
+            serde_json::from_str(include_str!("../../../../plugins/switchboard/.mcp.json")).unwrap();
+        assert_eq!(shipped, servers);
+    }
+
     #[test]
     fn removal_takes_out_ours_and_keeps_the_users() {
         let mut doc = json!({

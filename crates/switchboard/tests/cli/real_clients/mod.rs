@@ -11,6 +11,7 @@ pub mod model;
 
 mod claude;
 mod codex;
+mod plugin;
 mod python_sdk;
 
 use std::io::Write;

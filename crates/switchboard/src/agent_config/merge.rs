@@ -535,14 +535,21 @@ mod tests {
         let on_path = Launch::local("switchboard");
         let mut hooks = json!({});
         json(&mut hooks, Entry::ClaudeHooks, &on_path).unwrap();
-        let shipped: Value =
-            serde_json::from_str(include_str!("../../../../plugins/switchboard/hooks/hooks.json"))
-                .unwrap();
+        let shipped: Value = serde_json::from_str(include_str!(
+            "../../../../plugins/switchboard/hooks/hooks.json"
+        ))
+        .unwrap();
         assert_eq!(shipped, hooks);
         let mut servers = json!({});
-        json(&mut servers, Entry::McpJson(AgentClient::ClaudeCode), &on_path).unwrap();
+        json(
+            &mut servers,
+            Entry::McpJson(AgentClient::ClaudeCode),
+            &on_path,
+        )
+        .unwrap();
         let shipped: Value =
-            serde_json::from_str(include_str!("../../../../plugins/switchboard/.mcp.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../plugins/switchboard/.mcp.json"))
+                .unwrap();
         assert_eq!(shipped, servers);
     }
 

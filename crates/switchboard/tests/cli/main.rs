@@ -13,6 +13,7 @@ mod delivery;
 mod delivery_rules;
 mod finish;
 mod hooks;
+mod install_script;
 mod jobs;
 mod jsonrpc;
 mod jsonrpc_fuzz;

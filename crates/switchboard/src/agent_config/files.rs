@@ -83,6 +83,15 @@ fn read(path: &Path, entry: Entry) -> Result<Option<Doc>, FileError> {
     }))
 }
 
+/// A file that parses but is not shaped as the client's configuration.
+fn shape_err(path: &Path) -> impl Fn(String) -> FileError + '_ {
+    move |detail| FileError::Parse {
+        path: path.to_owned(),
+        format: "a configuration of this client",
+        detail,
+    }
+}
+
 fn empty(entry: Entry) -> Doc {
     match entry {
         Entry::CodexToml => Doc::Toml(DocumentMut::new()),
@@ -95,11 +104,7 @@ pub fn apply(target: &Target, launch: &Launch, write: bool) -> Result<Applied, F
     let existing = read(&target.path, target.entry)?;
     let existed = existing.is_some();
     let mut doc = existing.unwrap_or_else(|| empty(target.entry));
-    let shape_err = |detail: String| FileError::Parse {
-        path: target.path.clone(),
-        format: "a configuration of this client",
-        detail,
-    };
+    let shape_err = shape_err(&target.path);
     let (changed, content) = match &mut doc {
         Doc::Json(v) => {
             let changed = merge::json(v, target.entry, launch).map_err(shape_err)?;
@@ -138,11 +143,7 @@ pub fn remove(target: &Target, write: bool) -> Result<Applied, FileError> {
             content: String::new(),
         });
     };
-    let shape_err = |detail: String| FileError::Parse {
-        path: target.path.clone(),
-        format: "a configuration of this client",
-        detail,
-    };
+    let shape_err = shape_err(&target.path);
     let (changed, content) = match &mut doc {
         Doc::Json(v) => {
             let changed = merge::json_remove(v, target.entry).map_err(shape_err)?;
@@ -202,11 +203,7 @@ pub fn inspect(target: &Target, launch: &Launch) -> Result<Found, FileError> {
 /// Switchboard's part of the target's file alone, as it would stand in an empty file (for
 /// Codex's configuration, with the hook trust the real `hooks.json` beside it needs).
 pub fn preview(target: &Target, launch: &Launch) -> Result<String, FileError> {
-    let shape_err = |detail: String| FileError::Parse {
-        path: target.path.clone(),
-        format: "a configuration of this client",
-        detail,
-    };
+    let shape_err = shape_err(&target.path);
     Ok(match empty(target.entry) {
         Doc::Json(mut v) => {
             merge::json(&mut v, target.entry, launch).map_err(shape_err)?;

@@ -148,7 +148,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let client = if matches!(cli.command, Command::Worker(_) | Command::Watch(_)) {
                 relay.connect_long_lived().await?
             } else {
-                relay.connect().await?
+                match relay.connect().await {
+                    // Reservations are advisory: a relay that cannot be asked does not stop a
+                    // commit (see `commands::precommit`).
+                    Err(CliError::Core(e))
+                        if commands::precommit::is_hook(&cli.command)
+                            && e.failure() == switchboard_core::Failure::Unavailable =>
+                    {
+                        return commands::precommit::unchecked(&e);
+                    }
+                    other => other?,
+                }
             };
             token_peer.clone_from(&client.hello().peer);
             // A peer token acts as its peer: that is the human's name on this relay.

@@ -55,11 +55,8 @@ fn serve(dir: PathBuf) -> String {
 
 /// The release archive of this machine's target, as the workflow packs it.
 fn pack(dir: &Path) -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "x86_64",
-        "aarch64" => "aarch64",
-        other => other,
-    };
+    // Rust's names for the two architectures are the ones the archives use.
+    let arch = std::env::consts::ARCH;
     let os = if cfg!(target_os = "macos") {
         "apple-darwin"
     } else {

@@ -462,3 +462,39 @@ async fn a_write_jobs_paths_are_held_while_it_runs_and_freed_when_it_ends() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn the_pre_commit_hook_does_not_block_commits_when_the_relay_is_unreachable_regression() {
+    // Reservations are advisory: a relay that cannot be asked (offline, restarting) must not
+    // stop work; the hook says it could not check and lets the commit through.
+    let home = Home::new();
+    let repo = Repo::new(&["a.txt"]);
+    let p = &repo.path;
+    let out = run_in(&home, "me", p, &["setup", "git", "--write"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    repo.write("a.txt", "changed\n");
+    repo.git(&["add", "-A"]);
+    let mut git = Command::new("git");
+    for (k, v) in home.cmd("me").get_envs() {
+        match v {
+            Some(v) => git.env(k, v),
+            None => git.env_remove(k),
+        };
+    }
+    let out = git
+        .current_dir(p)
+        .env("SWITCHBOARD_RELAY", &url)
+        .env("SWITCHBOARD_TOKEN", "swb_0_0")
+        .args(["commit", "-qm", "offline"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot check reservations now"),
+        "{}",
+        stderr(&out)
+    );
+}

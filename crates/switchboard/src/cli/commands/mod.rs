@@ -12,7 +12,7 @@ pub mod login;
 pub mod mcp;
 pub mod migrate;
 mod peers;
-mod precommit;
+pub mod precommit;
 mod questions;
 mod relay_data;
 pub mod reserve;

@@ -25,13 +25,20 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
     if staged.is_empty() {
         return Ok(());
     }
-    let mine = own_names(ctx).await?;
-    let live = ctx
-        .mailbox
-        .run(op::Reservations {
-            repo: Some(repo.clone()),
-        })
-        .await?;
+    // Advisory: when the store or relay cannot be asked, the commit goes on, and says so.
+    let asked = async {
+        let mine = own_names(ctx).await?;
+        let repo = Some(repo.clone());
+        let live = ctx.mailbox.run(op::Reservations { repo }).await?;
+        Ok::<_, CliError>((mine, live))
+    };
+    let (mine, live) = match asked.await {
+        Ok(found) => found,
+        Err(CliError::Core(e)) if e.failure() == switchboard_core::Failure::Unavailable => {
+            return unchecked(&e);
+        }
+        Err(e) => return Err(e),
+    };
     let crossed: Vec<Crossed> = live
         .iter()
         .filter(|r| r.mode == ReservationMode::Exclusive && !mine.contains(&r.holder))
@@ -88,6 +95,23 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
         "switchboard: committing over reservations ({OVERRIDE_ENV}: {}); their holders were told:\n{told}",
         reason.trim()
     );
+    Ok(())
+}
+
+/// Whether the command is this hook.
+pub fn is_hook(command: &super::super::Command) -> bool {
+    use super::super::args::{GitHookEvent, HookClient};
+    matches!(
+        command,
+        super::super::Command::Hook {
+            client: HookClient::Git(a)
+        } if matches!(a.event, GitHookEvent::PreCommit)
+    )
+}
+
+/// The store or relay cannot be asked now: the commit goes on, and the person is told.
+pub fn unchecked(why: &switchboard_core::Error) -> Result<(), CliError> {
+    eprintln!("switchboard: cannot check reservations now ({why}); committing without the check");
     Ok(())
 }
 

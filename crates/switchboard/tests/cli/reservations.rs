@@ -498,3 +498,31 @@ fn the_pre_commit_hook_does_not_block_commits_when_the_relay_is_unreachable_regr
         stderr(&out)
     );
 }
+
+#[test]
+fn the_pre_commit_hook_lets_a_repositorys_first_commit_through_regression() {
+    // Before its first commit a repository has no root commit to be named by: nothing can be
+    // reserved in it, and the hook must not stand in the way of that commit.
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        for (k, v) in home.cmd("me").get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.current_dir(p).args(args).output().unwrap()
+    };
+    assert!(git(&["init", "-q"]).status.success());
+    git(&["config", "user.email", "dev@example.invalid"]);
+    git(&["config", "user.name", "Dev"]);
+    let out = run_in(&home, "me", p, &["setup", "git", "--write"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(p.join("first.txt"), "hello\n").unwrap();
+    assert!(git(&["add", "-A"]).status.success());
+    let out = git(&["commit", "-qm", "first"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

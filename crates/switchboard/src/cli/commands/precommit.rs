@@ -20,7 +20,11 @@ struct Crossed<'a> {
 
 pub async fn run(ctx: &Context) -> Result<(), CliError> {
     let dir = std::env::current_dir()?;
-    let repo = super::reserve::repo_of(&dir)?;
+    // A repository without a commit yet (its first commit is this one) has no key, so nothing
+    // can be reserved in it.
+    let Ok(repo) = switchboard_mcp::identity::repo_key(&dir) else {
+        return Ok(());
+    };
     let staged = git::staged_paths(&dir).map_err(|e| CliError::Hook(e.to_string()))?;
     if staged.is_empty() {
         return Ok(());

@@ -207,7 +207,11 @@ pub enum RepoKeyError {
 /// hash), which every clone on every machine shares, whatever its path or remote. Spawns
 /// `git`, so it is asked only when a reservation is made or checked, never at start-up.
 pub fn repo_key(dir: &Path) -> Result<String, RepoKeyError> {
-    let shown = dir.display().to_string();
+    // Named as a person recognises it: `.` says nothing in an error.
+    let shown = std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string();
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)

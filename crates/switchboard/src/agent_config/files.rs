@@ -117,19 +117,7 @@ pub fn apply(target: &Target, launch: &Launch, write: bool) -> Result<Applied, F
             (changed, d.to_string())
         }
     };
-    let mut applied = Applied {
-        path: target.path.clone(),
-        changed,
-        backup: None,
-        content,
-    };
-    if write && changed {
-        if existed {
-            applied.backup = Some(backup(&target.path)?);
-        }
-        replace(&target.path, &applied.content)?;
-    }
-    Ok(applied)
+    settle(target, changed, content, write && changed, existed)
 }
 
 /// Takes switchboard's entry out of the target's file; writes it only when `write` is set
@@ -163,14 +151,28 @@ pub fn remove(target: &Target, write: bool) -> Result<Applied, FileError> {
             (merge::toml_remove(d, &trust), d.to_string())
         }
     };
+    settle(target, changed, content, write && changed, true)
+}
+
+/// What a merge or a removal did; when `write`, the file is replaced by `content`, after a
+/// backup of the version that `existed`.
+fn settle(
+    target: &Target,
+    changed: bool,
+    content: String,
+    write: bool,
+    existed: bool,
+) -> Result<Applied, FileError> {
     let mut applied = Applied {
         path: target.path.clone(),
         changed,
         backup: None,
         content,
     };
-    if write && changed {
-        applied.backup = Some(backup(&target.path)?);
+    if write {
+        if existed {
+            applied.backup = Some(backup(&target.path)?);
+        }
         replace(&target.path, &applied.content)?;
     }
     Ok(applied)

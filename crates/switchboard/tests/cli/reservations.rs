@@ -52,6 +52,20 @@ impl Repo {
     }
 }
 
+/// `git` in `dir` with the environment the binary would get as `who` (the test's store,
+/// operator and config directory), so the hooks git runs use them.
+fn git_as(home: &Home, who: &str, dir: &Path) -> Command {
+    let mut git = Command::new("git");
+    for (k, v) in home.cmd(who).get_envs() {
+        match v {
+            Some(v) => git.env(k, v),
+            None => git.env_remove(k),
+        };
+    }
+    git.current_dir(dir).env_remove("SWITCHBOARD_OVERRIDE");
+    git
+}
+
 /// Runs the binary in `dir` as `who`.
 fn run_in(home: &Home, who: &str, dir: &Path, args: &[&str]) -> Output {
     home.cmd(who).current_dir(dir).args(args).output().unwrap()
@@ -303,24 +317,9 @@ fn the_pre_commit_hook_refuses_then_allows_a_commit_in_a_real_repository() {
     // A rename out of a reserved directory touches it: refused, naming holder and reason.
     repo.git(&["mv", "docs/my notes.md", "notes.md"]);
     let commit = |who: &str, extra: &[(&str, &str)]| {
-        let mut cmd = home.cmd(who);
-        cmd.current_dir(p).args(["commit", "-qm", "change"]);
-        cmd.env_remove("SWITCHBOARD_OVERRIDE");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        // `git commit`, with the test's store and operator in its environment for the hook.
-        let mut git = Command::new("git");
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => git.env(k, v),
-                None => git.env_remove(k),
-            };
-        }
-        git.current_dir(p)
-            .args(["commit", "-qm", "change"])
-            .output()
-            .unwrap()
+        let mut git = git_as(&home, who, p);
+        git.envs(extra.iter().copied());
+        git.args(["commit", "-qm", "change"]).output().unwrap()
     };
     let refused = commit("bob", &[]);
     assert!(!refused.status.success());
@@ -477,15 +476,7 @@ fn the_pre_commit_hook_does_not_block_commits_when_the_relay_is_unreachable_regr
     drop(closed);
     repo.write("a.txt", "changed\n");
     repo.git(&["add", "-A"]);
-    let mut git = Command::new("git");
-    for (k, v) in home.cmd("me").get_envs() {
-        match v {
-            Some(v) => git.env(k, v),
-            None => git.env_remove(k),
-        };
-    }
-    let out = git
-        .current_dir(p)
+    let out = git_as(&home, "me", p)
         .env("SWITCHBOARD_RELAY", &url)
         .env("SWITCHBOARD_TOKEN", "swb_0_0")
         .args(["commit", "-qm", "offline"])
@@ -506,16 +497,7 @@ fn the_pre_commit_hook_lets_a_repositorys_first_commit_through_regression() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    let git = |args: &[&str]| {
-        let mut cmd = Command::new("git");
-        for (k, v) in home.cmd("me").get_envs() {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        cmd.current_dir(p).args(args).output().unwrap()
-    };
+    let git = |args: &[&str]| git_as(&home, "me", p).args(args).output().unwrap();
     assert!(git(&["init", "-q"]).status.success());
     git(&["config", "user.email", "dev@example.invalid"]);
     git(&["config", "user.name", "Dev"]);

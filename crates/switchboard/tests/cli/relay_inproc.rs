@@ -831,6 +831,22 @@ fn templates(s: &Setup) -> Vec<Call> {
         Call::LastMessageId(op::LastMessageId {}),
         Call::Gc(op::Gc {}),
         Call::Stats(op::Stats {}),
+        Call::Reserve(op::Reserve {
+            peer: Some(s.alice),
+            session: None,
+            repo: "0123abcd".into(),
+            globs: vec![switchboard_proto::Glob::parse("src/**").unwrap()],
+            mode: switchboard_proto::ReservationMode::Exclusive,
+            reason: "fuzzing".into(),
+            ttl: Some(Duration::from_secs(60)),
+            wait: zero,
+            job: None,
+        }),
+        Call::Release(op::Release {
+            peer: Some(s.alice),
+            which: switchboard_core::Releasing::Repo("0123abcd".into()),
+        }),
+        Call::Reservations(op::Reservations { repo: None }),
     ]
 }
 

@@ -22,7 +22,8 @@ use crate::op::{self, Answer, Call};
 use crate::policy::{Limits, ms};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, LeaseRequest, NewJob, NewMessage,
-    NewQuestion, NewReservation, NewTarget, PeerId, PeerRecord, Reply, Store, StoreError,
+    NewQuestion, NewReservation, NewTarget, PeerId, PeerRecord, Releasing, Reply, Store,
+    StoreError,
 };
 
 /// How long a reservation holds when its holder names no TTL.
@@ -179,9 +180,15 @@ impl Exchange for Mailbox {
             Call::Reserve(o) => Answer::Reserve(self.reserve(o).await?),
             Call::Release(o) => {
                 let peer = given(o.peer, "peer")?;
+                if let Releasing::Repo(repo) = &o.which {
+                    check_repo(repo)?;
+                }
                 Answer::Release(self.store.release(peer, o.which, self.now()).await?)
             }
             Call::Reservations(o) => {
+                if let Some(repo) = &o.repo {
+                    check_repo(repo)?;
+                }
                 Answer::Reservations(self.store.reservations(o.repo, self.now()).await?)
             }
         })
@@ -346,8 +353,7 @@ impl Mailbox {
                     "only a write job reserves paths: dispatch it with write".into(),
                 ));
             }
-            non_empty("reserve.repo", &r.repo)?;
-            check_len("reserve.repo", &r.repo, MAX_REPO_BYTES)?;
+            check_repo(&r.repo)?;
             if r.paths.is_empty() || r.paths.len() > MAX_GLOBS {
                 return Err(Error::TooMany {
                     field: "reserve.paths",
@@ -473,8 +479,7 @@ impl Mailbox {
 
     async fn reserve(&self, o: op::Reserve) -> Result<Reservation> {
         let peer = given(o.peer, "peer")?;
-        non_empty("repo", &o.repo)?;
-        check_len("repo", &o.repo, MAX_REPO_BYTES)?;
+        check_repo(&o.repo)?;
         non_empty("reason", &o.reason)?;
         check_len("reason", &o.reason, MAX_REASON_BYTES)?;
         if o.globs.is_empty() {
@@ -539,6 +544,13 @@ fn clip(text: String, max: usize) -> String {
         start += 1;
     }
     text[start..].to_owned()
+}
+
+/// A repository key as every reservation operation takes it: not empty, not too long, no NUL
+/// (which one backend cannot store, or even compare).
+fn check_repo(repo: &str) -> Result<()> {
+    non_empty("repo", repo)?;
+    check_len("repo", repo, MAX_REPO_BYTES)
 }
 
 fn non_empty(field: &'static str, value: &str) -> Result<()> {

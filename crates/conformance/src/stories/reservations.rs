@@ -130,6 +130,35 @@ pub async fn conflicting_exclusive_reservations_are_refused_with_who_and_why(b: 
     .unwrap();
 }
 
+/// Regression (found by the `/v1` fuzz): a repository key with a NUL reached Postgres, which
+/// cannot compare one, and came back a 500. Every reservation operation refuses it first.
+pub async fn a_repository_key_with_a_nul_is_refused_before_the_store(b: &dyn Backend) {
+    let w = world(b, roomy_limits()).await;
+    let alice = w.agent("alice").await;
+    let nul = "a\u{0}b".to_owned();
+    let release = op::Release {
+        peer: Some(alice.peer.id),
+        which: Releasing::Repo(nul.clone()),
+    };
+    assert!(matches!(
+        w.mailbox.run(release).await,
+        Err(Error::NulChar { field: "repo" })
+    ));
+    let list = op::Reservations {
+        repo: Some(nul.clone()),
+    };
+    assert!(matches!(
+        w.mailbox.run(list).await,
+        Err(Error::NulChar { field: "repo" })
+    ));
+    let mut r = reserve(&alice, &["src/"], ReservationMode::Exclusive, "x");
+    r.repo = nul;
+    assert!(matches!(
+        take(&w, r).await,
+        Err(Error::NulChar { field: "repo" })
+    ));
+}
+
 pub async fn shared_reservations_coexist(b: &dyn Backend) {
     let w = world(b, roomy_limits()).await;
     let alice = w.agent("alice").await;
@@ -285,6 +314,7 @@ macro_rules! conformance_reservations {
     ($backend:expr) => {
         $crate::conformance_stories!($backend; reservations;
             conflicting_exclusive_reservations_are_refused_with_who_and_why,
+            a_repository_key_with_a_nul_is_refused_before_the_store,
             shared_reservations_coexist,
             a_reservation_ends_at_its_ttl,
             a_dead_holders_reservations_are_free,

@@ -202,7 +202,8 @@ const MAX_DIR_RUNS: usize = 4;
 fn expand(text: &str) -> Result<Vec<String>, GlobError> {
     let bytes = text.as_bytes();
     let runs: Vec<usize> = (0..bytes.len())
-        .filter(|&p| text[p..].starts_with("**/") && (p == 0 || bytes[p - 1] == b'/'))
+        // By bytes: a position inside a multi-byte character is no `**/` and must not be sliced.
+        .filter(|&p| bytes[p..].starts_with(b"**/") && (p == 0 || bytes[p - 1] == b'/'))
         .collect();
     if runs.len() > MAX_DIR_RUNS {
         return Err(GlobError::TooManyRuns(text.to_owned()));
@@ -439,6 +440,16 @@ mod tests {
                 proptest::prop_assert!(a.overlaps(&b), "{a} and {b} both name {path}");
             }
         }
+    }
+
+    #[test]
+    fn patterns_of_any_characters_parse_without_panicking_regression() {
+        // Found by the `/v1` fuzz: the `**/` scan sliced strings inside a multi-byte character.
+        for text in ["💥🔥\u{202e}txet", "é/**/ü", "日本/**/*.rs", "**/💥"] {
+            let _ = Glob::parse(text);
+        }
+        assert!(g("日本/**/*.rs").matches("日本/a/b.rs"));
+        assert!(g("日本/**/*.rs").matches("日本/b.rs"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - presence: process locks (see [`liveness`]);
 //! - the schema: append-only migrations (see [`migrate`]).
 
+mod checkpoint;
 mod doorbell;
 mod fault;
 mod home;
@@ -103,6 +104,9 @@ impl SqliteStore {
         }
         let mut conn = connect(&path, read_only).map_err(|e| classify(&e, &shown))?;
         prepare_schema(&mut conn, &shown, read_only)?;
+        if !read_only {
+            checkpoint::install(&mut conn, path.clone()).map_err(|e| classify(&e, &shown))?;
+        }
 
         let (wakes, _) = broadcast::channel(WAKE_BUFFER);
         let bell = Arc::new(Doorbell::new(home.join("bells")));
@@ -201,7 +205,7 @@ impl SqliteStore {
 }
 
 /// Opens a connection with the settings every connection of the store uses.
-fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+pub(crate) fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -218,8 +222,12 @@ fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    // temp_store: each write runs in a savepoint, whose sub-journal (the pages it changed
+    // that the batch had already changed) SQLite otherwise keeps in a temporary file: a
+    // `pwrite` per page, 14 % of the writer's time under the relay bench.
     conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;",
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768; \
+         PRAGMA temp_store = MEMORY;",
     )?;
     Ok(conn)
 }

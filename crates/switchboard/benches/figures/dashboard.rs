@@ -15,7 +15,10 @@ use switchboard_core::{Ask, Dispatch, Exchange, Mailbox, Reply};
 use switchboard_proto::Basis;
 use switchboard_store_sqlite::SqliteStore;
 
-use super::{BIN, CHUNK, concurrent_sends, deliver_and_ack, fmt_dur, limits, peers, sessions};
+use super::{
+    BIN, CHUNK, concurrent_sends, cpu_seconds, deliver_and_ack, first3, fmt_dur, limits, peers,
+    sessions,
+};
 
 const PEERS_ONLINE: usize = 20;
 const PEERS_OFFLINE: usize = 80;
@@ -249,28 +252,4 @@ fn median(times: &mut [Duration]) -> Duration {
 
 fn kb(bytes: usize) -> f64 {
     bytes as f64 / 1024.0
-}
-
-fn first3(loadavg: &str) -> String {
-    loadavg
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// User + system CPU seconds the process has used, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces, so split after its ')').
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are the 14th and 15th fields: 11 and 12 after the state.
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -36,7 +36,8 @@ struct Args {
     /// `--growth-only`: just the growth of the store, as `growth` chooses.
     growth_only: bool,
     /// `--runs N`, `--backend embedded|postgres`, `--mode acked|backlog`: what the growth
-    /// measures (default: one run, both backends, both modes).
+    /// measures (default: one run, both backends, both modes); `--backend` also picks the
+    /// relay's.
     growth: growth::Plan,
 }
 
@@ -132,7 +133,7 @@ async fn main() {
     if args.relay_only {
         println!("| figure | value |");
         println!("|---|---|");
-        relay::figures(args.relay_messages).await;
+        relay::figures(args.relay_messages, &args.growth.backends).await;
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -199,7 +200,7 @@ async fn main() {
     mcp::exit_figures();
     tokio::task::spawn_blocking(clients::figures).await.unwrap();
     if args.relay_messages > 0 {
-        relay::figures(args.relay_messages).await;
+        relay::figures(args.relay_messages, &args.growth.backends).await;
     }
     dashboard::figures(100_000).await;
     if args.messages == 0 {
@@ -470,4 +471,29 @@ pub(crate) fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     (at(0.50), at(0.99))
+}
+
+/// The 1, 5 and 15 minute load averages of a `/proc/loadavg` reading.
+pub(crate) fn first3(loadavg: &str) -> String {
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// User + system CPU seconds the process has used, from `/proc/<pid>/stat`.
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are the 14th and 15th fields: 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -19,8 +19,9 @@ use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 use switchboard_relay_client::RelayClient;
 use switchboard_testkit::scratch::Scratch;
 
-use super::BIN;
+use super::growth::Backend;
 use super::mcp::{Session, push_latency};
+use super::{BIN, cpu_seconds, first3};
 
 const SENDERS: usize = 64;
 const RECIPIENTS: usize = 16;
@@ -86,8 +87,13 @@ fn mint(home: &std::path::Path, database_url: Option<&str>) -> String {
         .to_owned()
 }
 
-pub async fn figures(messages: usize) {
-    backend_figures("embedded SQLite", None, messages).await;
+pub async fn figures(messages: usize, backends: &[Backend]) {
+    if backends.contains(&Backend::Embedded) {
+        backend_figures("embedded SQLite", None, messages).await;
+    }
+    if !backends.contains(&Backend::Postgres) {
+        return;
+    }
     match Scratch::create("bench").await {
         Some(db) => backend_figures("Postgres", Some(&db.url), messages).await,
         None => println!("| Postgres figures | skipped: no Postgres server reachable |"),
@@ -103,9 +109,27 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
             .await
             .expect("connect"),
     );
-    let rate = throughput(&client, messages).await;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let (relay0, own0) = (cpu_seconds(relay.child.id()), cpu_seconds(std::process::id()));
+    let (rate, took) = throughput(&client, messages).await;
+    // The relay's CPU and this load generator's own, over the same run: both share the
+    // machine's cores, so a figure that leans on the generator shows it here.
+    let relay_cpu = cpu_seconds(relay.child.id()) - relay0;
+    let own_cpu = cpu_seconds(std::process::id()) - own0;
+    let core = |cpu: f64| 100.0 * cpu / took.as_secs_f64();
     println!(
         "| {backend}: durable messages/s through the relay over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
+    );
+    println!(
+        "| {backend}: CPU over those {:.1} s, relay / this load generator | {relay_cpu:.1} s ({:.0} % of a core) / {own_cpu:.1} s ({:.0} %) |",
+        took.as_secs_f64(),
+        core(relay_cpu),
+        core(own_cpu)
+    );
+    println!(
+        "| {backend}: machine load (1/5/15 min) before → after | {} → {} |",
+        first3(&load),
+        first3(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default())
     );
     let from = client.operator("bench-pusher").await.expect("operator");
     push_through(
@@ -166,7 +190,8 @@ async fn push_through(
     session.stop();
 }
 
-async fn throughput(client: &Arc<RelayClient>, messages: usize) -> f64 {
+/// Messages per second and the time they took.
+async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duration) {
     let mut senders = Vec::new();
     for i in 0..SENDERS {
         senders.push(client.operator(&format!("s{i}")).await.expect("sender"));
@@ -232,5 +257,5 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> f64 {
     for t in tasks {
         let _ = t.await;
     }
-    sent as f64 / elapsed.as_secs_f64()
+    (sent as f64 / elapsed.as_secs_f64(), elapsed)
 }

@@ -29,8 +29,7 @@ fn threads() -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_steady_stream_of_commits_is_checkpointed_beside_the_writer_and_the_wal_stays_bounded()
-{
+async fn a_steady_stream_of_commits_is_checkpointed_beside_the_writer_and_the_wal_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let limits = Limits {

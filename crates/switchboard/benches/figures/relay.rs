@@ -110,7 +110,10 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
             .expect("connect"),
     );
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let (relay0, own0) = (cpu_seconds(relay.child.id()), cpu_seconds(std::process::id()));
+    let (relay0, own0) = (
+        cpu_seconds(relay.child.id()),
+        cpu_seconds(std::process::id()),
+    );
     let (rate, took) = throughput(&client, messages).await;
     // The relay's CPU and this load generator's own, over the same run: both share the
     // machine's cores, so a figure that leans on the generator shows it here.

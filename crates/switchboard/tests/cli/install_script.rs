@@ -1,6 +1,8 @@
 //! `install.sh`, the release's install script, run for real against archives served on
-//! 127.0.0.1 as the release workflow lays them out: it picks this machine's archive, checks its
-//! SHA-256, installs a binary that runs, and refuses an archive whose checksum is wrong.
+//! 127.0.0.1 as the release workflow's `dist` lays them out (`switchboard-<target>.tar.gz`
+//! holding `switchboard-<target>/switchboard`, and `<archive>.sha256` as `<hex> *<archive>`;
+//! dist-workspace.toml): it picks this machine's archive, checks its SHA-256, installs a
+//! binary that runs, and refuses an archive whose checksum is wrong.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -53,7 +55,7 @@ fn serve(dir: PathBuf) -> String {
     url
 }
 
-/// The release archive of this machine's target, as the workflow packs it.
+/// The release archive of this machine's target and its checksum file, as dist packs them.
 fn pack(dir: &Path) -> String {
     // Rust's names for the two architectures are the ones the archives use.
     let arch = std::env::consts::ARCH;
@@ -83,7 +85,17 @@ fn pack(dir: &Path) -> String {
         .output()
         .unwrap();
     assert!(sum.status.success());
-    std::fs::write(dir.join(format!("{name}.tar.gz.sha256")), &sum.stdout).unwrap();
+    let hex = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    // dist writes `<hex> *<file>` (binary mode), not sha256sum's two spaces.
+    std::fs::write(
+        dir.join(format!("{name}.tar.gz.sha256")),
+        format!("{hex} *{name}.tar.gz\n"),
+    )
+    .unwrap();
     name
 }
 
@@ -140,7 +152,7 @@ fn install_sh_installs_a_working_binary_and_refuses_a_bad_checksum() {
     // A tampered archive is refused, and nothing is installed.
     std::fs::write(
         served.path().join(format!("{name}.tar.gz.sha256")),
-        format!("{}  {name}.tar.gz\n", "0".repeat(64)),
+        format!("{} *{name}.tar.gz\n", "0".repeat(64)),
     )
     .unwrap();
     let elsewhere = tempfile::tempdir().unwrap();

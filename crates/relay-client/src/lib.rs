@@ -25,6 +25,9 @@ use switchboard_core::{Error, Exchange, Limits, OpenSession, Session, SessionId,
 const BROKE_OFF: &str = "the relay's answer broke off";
 /// How long a call keeps retrying a relay it cannot connect to (it may be restarting).
 const RECONNECT_FOR: Duration = Duration::from_secs(15);
+/// How long a git hook's client keeps trying: it holds up a person's commit, and what it asks
+/// (reservations) is advisory, so a relay that is away for longer is reported, not waited out.
+const HOOK_PATIENCE: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Beyond the longest server-side wait, so a long poll is never cut short by the client.
@@ -160,6 +163,16 @@ impl RelayClient {
         ca: Option<&std::path::Path>,
     ) -> Result<Self> {
         Self::open(url, token, ca, Lifetime::LongLived).await
+    }
+
+    /// Like [`Self::connect_with`] for a git hook: every call, the first included, gives up
+    /// after [`HOOK_PATIENCE`].
+    pub async fn connect_for_hook(
+        url: &str,
+        token: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        Self::open(url, token, ca, Lifetime::Hook).await
     }
 
     async fn open(
@@ -325,6 +338,7 @@ impl Inner {
         match self.lifetime {
             Lifetime::LongLived => Duration::MAX,
             Lifetime::Brief => RECONNECT_FOR.saturating_add(wait.unwrap_or_default()),
+            Lifetime::Hook => HOOK_PATIENCE.saturating_add(wait.unwrap_or_default()),
         }
     }
 
@@ -429,6 +443,8 @@ impl Inner {
 enum Lifetime {
     /// One command: gives up after [`RECONNECT_FOR`] (plus its wait) and says why.
     Brief,
+    /// A git hook: gives up after [`HOOK_PATIENCE`] (plus its wait).
+    Hook,
     /// A worker or a watcher: keeps trying for as long as it runs.
     LongLived,
 }

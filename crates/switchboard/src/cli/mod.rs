@@ -147,18 +147,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             // A worker and a watcher outlive relay restarts: they wait for it however long.
             let client = if matches!(cli.command, Command::Worker(_) | Command::Watch(_)) {
                 relay.connect_long_lived().await?
-            } else {
-                match relay.connect().await {
-                    // Reservations are advisory: a relay that cannot be asked does not stop a
-                    // commit (see `commands::precommit`).
+            } else if commands::precommit::is_hook(&cli.command) {
+                // Reservations are advisory: a relay that cannot be asked soon does not stop
+                // (or hold up) a commit (see `commands::precommit`).
+                match relay.connect_for_hook().await {
                     Err(CliError::Core(e))
-                        if commands::precommit::is_hook(&cli.command)
-                            && e.failure() == switchboard_core::Failure::Unavailable =>
+                        if e.failure() == switchboard_core::Failure::Unavailable =>
                     {
                         return commands::precommit::unchecked(&e);
                     }
                     other => other?,
                 }
+            } else {
+                relay.connect().await?
             };
             token_peer.clone_from(&client.hello().peer);
             // A peer token acts as its peer: that is the human's name on this relay.
@@ -211,6 +212,11 @@ impl Relay {
     pub async fn connect_long_lived(&self) -> Result<RelayClient, CliError> {
         let ca = self.ca.as_deref();
         Ok(RelayClient::connect_long_lived(&self.url, &self.token, ca).await?)
+    }
+
+    pub async fn connect_for_hook(&self) -> Result<RelayClient, CliError> {
+        let ca = self.ca.as_deref();
+        Ok(RelayClient::connect_for_hook(&self.url, &self.token, ca).await?)
     }
 }
 

@@ -476,6 +476,7 @@ fn the_pre_commit_hook_does_not_block_commits_when_the_relay_is_unreachable_regr
     drop(closed);
     repo.write("a.txt", "changed\n");
     repo.git(&["add", "-A"]);
+    let started = std::time::Instant::now();
     let out = git_as(&home, "me", p)
         .env("SWITCHBOARD_RELAY", &url)
         .env("SWITCHBOARD_TOKEN", "swb_0_0")
@@ -483,6 +484,13 @@ fn the_pre_commit_hook_does_not_block_commits_when_the_relay_is_unreachable_regr
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // Not a speed figure: the hook tries for 2 s where a command's client waits out 15 s of an
+    // outage; a commit hung those 15 s before, and must not.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(12),
+        "the commit waited {:?} for an unreachable relay",
+        started.elapsed()
+    );
     assert!(
         stderr(&out).contains("cannot check reservations now"),
         "{}",

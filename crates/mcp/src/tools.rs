@@ -19,8 +19,8 @@ use switchboard_core::{
     Session, op,
 };
 use switchboard_proto::{
-    Basis, Glob, JobId, JobReservation, MessageId, PeerView, QuestionId, ReservationId,
-    ReservationMode, Scope, Target,
+    Basis, Glob, JobId, JobReservation, MessageId, PeerHolding, PeerView, QuestionId,
+    ReservationId, ReservationMode, Scope, Target,
 };
 
 /// Longest `inbox` wait: below every client's tool-call timeout (SPEC 4).
@@ -388,19 +388,8 @@ async fn peers(mailbox: &dyn Exchange, me: &Session, args: PeersArgs) -> Outcome
         .run(op::Reservations { repo: None })
         .await
         .map_err(explain)?;
-    let with_held = |p: PeerView| {
-        let mine: Vec<Value> = held
-            .iter()
-            .filter(|r| r.holder == p.name)
-            .map(|r| json!({ "id": r.id, "paths": r.globs, "mode": r.mode, "reason": r.reason }))
-            .collect();
-        let mut v = json!(p);
-        if !mine.is_empty() {
-            v["reserved"] = Value::Array(mine);
-        }
-        v
-    };
-    let others: Vec<Value> = others.into_iter().map(with_held).collect();
+    let with_held = |p: PeerView| PeerHolding::new(p, &held);
+    let others: Vec<PeerHolding> = others.into_iter().map(with_held).collect();
     Ok(json!({ "me": mine.map(PeerView::from).map(with_held), "peers": others }))
 }
 

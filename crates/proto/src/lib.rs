@@ -21,4 +21,4 @@ pub use message::*;
 pub use name::{NameError, PeerName};
 pub use peer::*;
 pub use question::*;
-pub use reservation::{Glob, GlobError, Reservation, ReservationMode};
+pub use reservation::{Glob, GlobError, Held, PeerHolding, Reservation, ReservationMode};

@@ -374,6 +374,42 @@ pub struct Reservation {
     pub session_bound: bool,
 }
 
+/// A peer as the `peers` listings show it (the CLI's `--json`, the MCP tool): its view, and
+/// what it holds when it holds anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerHolding {
+    #[serde(flatten)]
+    pub peer: crate::PeerView,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserved: Vec<Held>,
+}
+
+/// One reservation as a peer listing shows it beside its holder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    pub id: ReservationId,
+    pub paths: Vec<Glob>,
+    pub mode: ReservationMode,
+    pub reason: String,
+}
+
+impl PeerHolding {
+    /// `peer` with those of `live` it holds.
+    pub fn new(peer: crate::PeerView, live: &[Reservation]) -> Self {
+        let reserved = live
+            .iter()
+            .filter(|r| r.holder == peer.name)
+            .map(|r| Held {
+                id: r.id,
+                paths: r.globs.clone(),
+                mode: r.mode,
+                reason: r.reason.clone(),
+            })
+            .collect();
+        Self { peer, reserved }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

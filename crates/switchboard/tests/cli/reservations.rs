@@ -126,6 +126,21 @@ fn a_person_reserves_and_another_is_refused_with_who_and_why() {
         peers.contains("RESERVED") && peers.contains("src/api/**"),
         "{peers}"
     );
+    // `peers --json` carries them too (it left them out), as the MCP `peers` tool does.
+    let peers: Value =
+        serde_json::from_slice(&run_in(&home, "bob", p, &["--json", "peers"]).stdout).unwrap();
+    let held = |name: &str| {
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|peer| peer["name"] == name)
+            .map(|peer| peer["reserved"].clone())
+            .unwrap()
+    };
+    assert_eq!(held("alice")[0]["paths"], json!(["src/api/**"]), "{peers}");
+    assert_eq!(held("alice")[0]["mode"], "exclusive", "{peers}");
+    assert_eq!(held("carol")[0]["reason"], "reading", "{peers}");
     // Released, the paths are free; outside a repository there is nothing to reserve.
     let out = run_in(&home, "alice", p, &["release"]);
     assert!(

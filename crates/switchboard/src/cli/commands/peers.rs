@@ -1,7 +1,7 @@
 //! `switchboard peers`
 
 use switchboard_core::{Run, op};
-use switchboard_proto::PeerView;
+use switchboard_proto::{PeerHolding, PeerView};
 
 use super::super::args::PeersArgs;
 use super::super::{CliError, Context, output};
@@ -19,10 +19,7 @@ pub async fn run(ctx: &Context, args: PeersArgs) -> Result<(), CliError> {
         .collect();
     // Live peers first: they are the ones that can answer now.
     peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
-    if ctx.json {
-        return output::json(&peers);
-    }
-    if peers.is_empty() {
+    if peers.is_empty() && !ctx.json {
         return output::line(if args.online {
             "no peer is online now; `switchboard peers` lists them all"
         } else {
@@ -30,5 +27,12 @@ pub async fn run(ctx: &Context, args: PeersArgs) -> Result<(), CliError> {
         });
     }
     let held = ctx.mailbox.run(op::Reservations { repo: None }).await?;
+    if ctx.json {
+        let holding: Vec<PeerHolding> = peers
+            .into_iter()
+            .map(|p| PeerHolding::new(p, &held))
+            .collect();
+        return output::json(&holding);
+    }
     output::peers(&peers, &held)
 }

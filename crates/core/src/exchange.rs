@@ -22,6 +22,9 @@ use crate::store::{
 };
 use crate::wake::Wake;
 
+/// The client kind a worker's presence session reports.
+pub const WORKER_CLIENT: &str = "switchboard-worker";
+
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// A live session of a peer, as handed out by [`crate::Exchange::open_session`].
@@ -201,6 +204,16 @@ pub trait Exchange: Send + Sync + 'static {
     async fn dispatch(&self, from: PeerId, job: Dispatch) -> Result<JobView> {
         let from = Some(from);
         self.run(op::Dispatch { from, job }).await
+    }
+
+    /// Whether a live worker serves `agent` now: a peer of that name online, last opened by a
+    /// worker (whose presence session reports [`WORKER_CLIENT`]). A job for an agent nobody
+    /// serves waits, stored, until its TTL: the CLI and the `dispatch` tool say so.
+    async fn worker_serves(&self, agent: &str) -> Result<bool> {
+        let online = self.run(op::Peers { online_only: true }).await?;
+        Ok(online
+            .iter()
+            .any(|p| p.name == agent && p.info.client_kind.as_deref() == Some(WORKER_CLIENT)))
     }
 
     async fn start_job(&self, claim: &JobClaim) -> Result<()> {

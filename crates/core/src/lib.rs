@@ -25,7 +25,7 @@ pub mod wire;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Delivered, DeliveryError};
 pub use error::{Error, Rejection};
-pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Run, Session};
+pub use exchange::{Ask, Dispatch, Exchange, Outgoing, Run, Session, WORKER_CLIENT};
 pub use failure::Failure;
 pub use mailbox::Mailbox;
 pub use op::{Answer, Call};

@@ -635,12 +635,22 @@ async fn dispatch(
         ttl: args.ttl.map(Duration::from_secs),
         reserve,
     };
+    let agent = d.agent.clone();
     let mut job = mailbox.dispatch(me.peer.id, d).await.map_err(explain)?;
+    // The job is stored either way; the agent should know when nobody will take it (the CLI
+    // says the same).
+    let unserved = !job.duplicate && !mailbox.worker_serves(&agent).await.map_err(explain)?;
     if !wait.is_zero() {
         let id = job.id;
         job = mailbox.run(op::Job { id, wait }).await.map_err(explain)?;
     }
-    serde_json::to_value(job).map_err(|e| e.to_string())
+    let mut answer = serde_json::to_value(&job).map_err(|e| e.to_string())?;
+    if unserved && !job.state.is_final() {
+        answer["warning"] = json!(format!(
+            "no live worker serves '{agent}' now: the job waits until one does, up to its TTL"
+        ));
+    }
+    Ok(answer)
 }
 
 async fn job(mailbox: &dyn Exchange, me: &Session, args: JobArgs) -> Outcome {

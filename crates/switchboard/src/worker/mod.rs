@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use std::sync::Arc;
 
-use switchboard_core::{Exchange, NamePolicy, OpenSession, Run, op};
+use switchboard_core::{Exchange, NamePolicy, OpenSession, Run, WORKER_CLIENT, op};
 use switchboard_proto::{PeerInfo, PeerKind, PeerName};
 
 pub use command::{CommandSpec, Preset};
@@ -82,18 +82,6 @@ pub async fn run(
     let closed = mailbox.close_session(presence.id).await;
     first_error.map_or(Ok(()), Err)?;
     Ok(closed?)
-}
-
-/// The client kind a worker's presence session reports.
-pub const WORKER_CLIENT: &str = "switchboard-worker";
-
-/// Whether a live worker serves `agent` now: a peer of that name online, last opened by a
-/// worker.
-pub async fn serves(mailbox: &dyn Exchange, agent: &str) -> Result<bool, switchboard_core::Error> {
-    let online = mailbox.run(op::Peers { online_only: true }).await?;
-    Ok(online
-        .iter()
-        .any(|p| p.name == agent && p.info.client_kind.as_deref() == Some(WORKER_CLIENT)))
 }
 
 async fn serve(

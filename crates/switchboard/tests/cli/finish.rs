@@ -3,9 +3,10 @@
 
 use std::process::Output;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::{BIN, Home, spawn, stderr};
+use crate::mcp_client::{Agent, Kind};
 use crate::relay::Relay;
 
 fn stdout(out: &Output) -> String {
@@ -120,12 +121,21 @@ fn a_job_for_an_agent_no_worker_serves_is_stored_with_a_warning() {
             && err.contains("switchboard worker --agent reviewer"),
         "{err}"
     );
+    // An agent's `dispatch` tool says the same in its answer (it said nothing).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let agent = rt.block_on(Agent::start(&home, "carol", Kind::Codex));
+    let asked = json!({"agent": "reviewer", "prompt": "from an agent"});
+    let job = rt.block_on(agent.ok("dispatch", asked.clone()));
+    let warning = job["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("no live worker serves 'reviewer'"),
+        "{job}"
+    );
 
     // With a worker serving it, no warning; the worker shows as a live peer.
     let mut worker = home.cmd("w");
     worker.args(["worker", "--agent", "reviewer", "--", "cat"]);
     let (mut child, _out, _err) = spawn(worker);
-    let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(crate::harness::eventually(
         "the worker's presence",
         || async {
@@ -145,6 +155,8 @@ fn a_job_for_an_agent_no_worker_serves_is_stored_with_a_warning() {
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(!err.contains("warning"), "{err}");
+    let job = rt.block_on(agent.ok("dispatch", asked));
+    assert!(job.get("warning").is_none(), "{job}");
     // The wait says it waits (one line), then the job's result.
     assert!(err.contains("waiting up to 30 s for job"), "{err}");
     assert!(stdout(&out).contains("completed"), "{}", stdout(&out));

@@ -93,7 +93,7 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             let agent = d.agent.clone();
             let job = m.dispatch(me.id, d).await?;
             // The job is stored either way; a person should know when nobody will take it.
-            if !job.duplicate && !ctx.json && !worker::serves(m.as_ref(), &agent).await? {
+            if !job.duplicate && !ctx.json && !m.worker_serves(&agent).await? {
                 output::warn(format!(
                     "no live worker serves '{agent}' now: job {} waits until one does (up to {}). \
                      Start one with `switchboard worker --agent {agent} -- COMMAND`.",

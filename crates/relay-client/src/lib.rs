@@ -30,6 +30,11 @@ const RECONNECT_FOR: Duration = Duration::from_secs(15);
 const HOOK_PATIENCE: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a kept-alive connection may sit unused before the client drops it. The relay
+/// closes a connection that sends no request for its header-read timeout (10 s by default):
+/// a client holding one longer (reqwest keeps them 90 s) could send its next request into
+/// that close and lose it mid-flight.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
 /// Beyond the longest server-side wait, so a long poll is never cut short by the client.
 const CALL_TIMEOUT: Duration = Duration::from_secs(260);
 
@@ -81,6 +86,7 @@ fn http_client(url: &str, ca: Option<&std::path::Path>) -> Result<(String, reqwe
     let _ = provider.clone().install_default();
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(POOL_IDLE)
         .tcp_nodelay(true);
     if let Some(path) = ca {
         let pem = std::fs::read(path).map_err(|e| {

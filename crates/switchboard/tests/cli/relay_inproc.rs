@@ -161,7 +161,11 @@ impl InProc {
             room_token,
             peer_token,
             tokens,
-            http: reqwest::Client::new(),
+            // As the product's client does: never reuse a connection the relay is closing.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(switchboard_relay_client::POOL_IDLE)
+                .build()
+                .unwrap(),
             app,
             stop,
             _data: data,
@@ -1301,4 +1305,18 @@ async fn questions_without_a_peer_list_the_room_for_a_room_token_and_ones_own_fo
     assert_eq!(room, [to_alice.0, to_carol.0], "the room's, newest first");
     let own = listed(relay.post(&relay.peer_token, "questions", body).await);
     assert_eq!(own, [to_alice.0], "alice's token: alice's only");
+}
+
+/// The relay closes a kept-alive connection that sends no request within its header-read
+/// timeout (measured: 10.0 s); a relay client that pooled connections longer (reqwest's 90 s)
+/// could send a request into that close and lose it mid-flight (the `IncompleteMessage` seen
+/// once in the /v1 fuzz). The client must let go first.
+#[test]
+fn relay_clients_drop_idle_connections_before_the_relay_closes_them_regression() {
+    let relay_closes = switchboard_relay::ServeOptions::default().header_timeout;
+    assert!(
+        switchboard_relay_client::POOL_IDLE < relay_closes,
+        "a client keeps idle connections {:?}, the relay closes them after {relay_closes:?}",
+        switchboard_relay_client::POOL_IDLE
+    );
 }

@@ -638,8 +638,9 @@ async fn dispatch(
     let agent = d.agent.clone();
     let mut job = mailbox.dispatch(me.peer.id, d).await.map_err(explain)?;
     // The job is stored either way; the agent should know when nobody will take it (the CLI
-    // says the same).
-    let unserved = !job.duplicate && !mailbox.worker_serves(&agent).await.map_err(explain)?;
+    // says the same). A look that fails says nothing: the job is stored, and an error here
+    // would invite a second dispatch.
+    let unserved = !job.duplicate && matches!(mailbox.worker_serves(&agent).await, Ok(false));
     if !wait.is_zero() {
         let id = job.id;
         job = mailbox.run(op::Job { id, wait }).await.map_err(explain)?;

@@ -92,8 +92,9 @@ pub async fn run(ctx: &Context, action: JobsAction) -> Result<(), CliError> {
             };
             let agent = d.agent.clone();
             let job = m.dispatch(me.id, d).await?;
-            // The job is stored either way; a person should know when nobody will take it.
-            if !job.duplicate && !ctx.json && !m.worker_serves(&agent).await? {
+            // The job is stored either way; a person should know when nobody will take it. A
+            // look that fails says nothing: an error here would read as a dispatch that failed.
+            if !job.duplicate && !ctx.json && matches!(m.worker_serves(&agent).await, Ok(false)) {
                 output::warn(format!(
                     "no live worker serves '{agent}' now: job {} waits until one does (up to {}). \
                      Start one with `switchboard worker --agent {agent} -- COMMAND`.",

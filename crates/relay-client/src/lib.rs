@@ -160,25 +160,16 @@ impl RelayClient {
         Self::open(url, token, ca, Lifetime::Brief).await
     }
 
-    /// Like [`Self::connect_with`] for a long-lived client (a worker, `watch`): it waits for
-    /// the relay from the first call on, and every call keeps trying through a relay's
-    /// restart or a replica's death, however long it takes.
-    pub async fn connect_long_lived(
+    /// Like [`Self::connect_with`], waiting out a relay that cannot be reached for as long as
+    /// `lifetime` says: a command's 15 s, a git hook's 2 s, or, for a worker or `watch`, for
+    /// ever (through a relay's restart or a replica's death).
+    pub async fn connect_for(
         url: &str,
         token: &str,
         ca: Option<&std::path::Path>,
+        lifetime: Lifetime,
     ) -> Result<Self> {
-        Self::open(url, token, ca, Lifetime::LongLived).await
-    }
-
-    /// Like [`Self::connect_with`] for a git hook: every call, the first included, gives up
-    /// after [`HOOK_PATIENCE`].
-    pub async fn connect_for_hook(
-        url: &str,
-        token: &str,
-        ca: Option<&std::path::Path>,
-    ) -> Result<Self> {
-        Self::open(url, token, ca, Lifetime::Hook).await
+        Self::open(url, token, ca, lifetime).await
     }
 
     async fn open(
@@ -446,7 +437,7 @@ impl Inner {
 
 /// How long a client means to live, which decides how long it waits out a relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lifetime {
+pub enum Lifetime {
     /// One command: gives up after [`RECONNECT_FOR`] (plus its wait) and says why.
     Brief,
     /// A git hook: gives up after [`HOOK_PATIENCE`] (plus its wait).

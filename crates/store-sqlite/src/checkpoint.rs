@@ -20,7 +20,6 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Mutex, PoisonError};
 use std::thread;
 
 use rusqlite::Connection;
@@ -37,10 +36,7 @@ const RESTART_PAGES: i32 = 4 * CHECKPOINT_PAGES;
 /// Makes `conn`'s commits hand their checkpoints to a thread of this process; `path` is the
 /// database file that thread opens.
 pub fn install(conn: &mut Connection, path: PathBuf) -> rusqlite::Result<()> {
-    let beside = Beside {
-        path,
-        thread: Mutex::new(None),
-    };
+    let mut beside = Beside { path, thread: None };
     // The WAL length at the last request: the thread is asked once per CHECKPOINT_PAGES of
     // new log, not after every commit past the mark (each pass ends in an `fsync`).
     let mut asked = 0;
@@ -62,17 +58,17 @@ pub fn install(conn: &mut Connection, path: PathBuf) -> rusqlite::Result<()> {
     }))
 }
 
-/// The checkpoint thread, started on the first request.
+/// The checkpoint thread, started on the first request. Only the writer's WAL hook holds it,
+/// so it needs no lock.
 struct Beside {
     path: PathBuf,
     /// One pending request at most: a thread that is asked while it runs simply runs again.
-    thread: Mutex<Option<SyncSender<()>>>,
+    thread: Option<SyncSender<()>>,
 }
 
 impl Beside {
-    fn request(&self) {
-        let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = thread.as_ref() {
+    fn request(&mut self) {
+        if let Some(tx) = self.thread.as_ref() {
             match tx.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) => return,
                 // The thread ended (it could not open the file): start another.
@@ -87,7 +83,7 @@ impl Beside {
         match started {
             Ok(_) => {
                 let _ = tx.try_send(());
-                *thread = Some(tx);
+                self.thread = Some(tx);
             }
             // Without a thread the WAL still gets copied: the writer does it at RESTART_PAGES.
             Err(e) => tracing::debug!("no checkpoint thread: {e}"),

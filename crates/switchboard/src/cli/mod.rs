@@ -11,7 +11,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use switchboard_core::{Exchange, Mailbox};
-use switchboard_relay_client::RelayClient;
+use switchboard_relay_client::{Lifetime, RelayClient};
 use switchboard_store_sqlite::SqliteStore;
 
 pub use args::{Cli, Command};
@@ -144,22 +144,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let relay_url = relay.as_ref().map(|r| r.url.clone());
     let mailbox: Arc<dyn Exchange> = match relay {
         Some(relay) => {
-            // A worker and a watcher outlive relay restarts: they wait for it however long.
-            let client = if matches!(cli.command, Command::Worker(_) | Command::Watch(_)) {
-                relay.connect_long_lived().await?
-            } else if commands::precommit::is_hook(&cli.command) {
-                // Reservations are advisory: a relay that cannot be asked soon does not stop
-                // (or hold up) a commit (see `commands::precommit`).
-                match relay.connect_for_hook().await {
-                    Err(CliError::Core(e))
-                        if e.failure() == switchboard_core::Failure::Unavailable =>
-                    {
-                        return commands::precommit::unchecked(&e);
-                    }
-                    other => other?,
-                }
-            } else {
-                relay.connect().await?
+            let hook = commands::precommit::is_hook(&cli.command);
+            let lifetime = match &cli.command {
+                // A worker and a watcher outlive relay restarts: they wait for it however long.
+                Command::Worker(_) | Command::Watch(_) => Lifetime::LongLived,
+                // Reservations are advisory: a relay that cannot be asked soon does not hold
+                // up a commit (see `commands::precommit`).
+                _ if hook => Lifetime::Hook,
+                _ => Lifetime::Brief,
+            };
+            let client = match relay.connect_for(lifetime).await {
+                Err(e) if hook => return commands::precommit::unchecked_if_unavailable(e),
+                other => other?,
             };
             token_peer.clone_from(&client.hello().peer);
             // A peer token acts as its peer: that is the human's name on this relay.
@@ -206,17 +202,12 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     pub async fn connect(&self) -> Result<RelayClient, CliError> {
-        Ok(RelayClient::connect_with(&self.url, &self.token, self.ca.as_deref()).await?)
+        self.connect_for(Lifetime::Brief).await
     }
 
-    pub async fn connect_long_lived(&self) -> Result<RelayClient, CliError> {
+    pub async fn connect_for(&self, lifetime: Lifetime) -> Result<RelayClient, CliError> {
         let ca = self.ca.as_deref();
-        Ok(RelayClient::connect_long_lived(&self.url, &self.token, ca).await?)
-    }
-
-    pub async fn connect_for_hook(&self) -> Result<RelayClient, CliError> {
-        let ca = self.ca.as_deref();
-        Ok(RelayClient::connect_for_hook(&self.url, &self.token, ca).await?)
+        Ok(RelayClient::connect_for(&self.url, &self.token, ca, lifetime).await?)
     }
 }
 

@@ -38,10 +38,7 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
     };
     let (mine, live) = match asked.await {
         Ok(found) => found,
-        Err(CliError::Core(e)) if e.failure() == switchboard_core::Failure::Unavailable => {
-            return unchecked(&e);
-        }
-        Err(e) => return Err(e),
+        Err(e) => return unchecked_if_unavailable(e),
     };
     let crossed: Vec<Crossed> = live
         .iter()
@@ -113,10 +110,18 @@ pub fn is_hook(command: &super::super::Command) -> bool {
     )
 }
 
-/// The store or relay cannot be asked now: the commit goes on, and the person is told.
-pub fn unchecked(why: &switchboard_core::Error) -> Result<(), CliError> {
-    eprintln!("switchboard: cannot check reservations now ({why}); committing without the check");
-    Ok(())
+/// The one advisory rule: when the store or relay cannot be asked now, the commit goes on and
+/// the person is told; any other error stands.
+pub fn unchecked_if_unavailable(e: CliError) -> Result<(), CliError> {
+    match e {
+        CliError::Core(why) if why.failure() == switchboard_core::Failure::Unavailable => {
+            eprintln!(
+                "switchboard: cannot check reservations now ({why}); committing without the check"
+            );
+            Ok(())
+        }
+        other => Err(other),
+    }
 }
 
 /// The names whose reservations never stand in this commit's way: the person's operator

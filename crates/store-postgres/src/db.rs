@@ -15,6 +15,7 @@ use switchboard_proto::{Millis, PeerName};
 
 use crate::fault::{OpError, chain, classify};
 use crate::holder::{self, Router};
+use crate::lane::Lane;
 use crate::migrate::{self, GLOBAL, GLOBAL_SCHEMA, Migrated, ROOM, TooNew, room_schema};
 use crate::store::PgStore;
 use crate::tokens::PgTokens;
@@ -84,6 +85,8 @@ pub struct Database {
 
 struct Inner {
     pool: Pool,
+    /// Where this process's writes go (see [`crate::lane`]).
+    lane: Lane,
     shown: String,
     router: Arc<Router>,
     holder: JoinHandle<()>,
@@ -127,13 +130,29 @@ impl Database {
         let mut first = pool.get().await.map_err(|e| pool_error(&e, &db_shown))?;
         apply(&mut first, GLOBAL_SCHEMA, GLOBAL, &shown).await?;
         drop(first);
+        // The write lane's own connection, made on the lane's thread when it first writes.
+        let lane_pool = Pool::builder(Manager::from_config(
+            cfg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(opts.connect_timeout))
+        .build()
+        .map_err(|e| open_err(e.to_string()))?;
+        let lane = Lane::start(lane_pool, shown.clone())
+            .map_err(|e| open_err(format!("the write lane's thread could not start: {e}")))?;
         let router = Arc::new(Router::new());
-        let holder = holder::start(cfg, Arc::clone(&router))
+        let holder = holder::start(cfg.clone(), Arc::clone(&router))
             .await
             .map_err(open_err)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                lane,
                 shown,
                 router,
                 holder,
@@ -158,6 +177,10 @@ impl Database {
             .get()
             .await
             .map_err(|e| pool_error(&e, &self.inner.shown))
+    }
+
+    pub(crate) fn lane(&self) -> &Lane {
+        &self.inner.lane
     }
 
     /// The store of one room, creating its schema (and recording the room) on first use.

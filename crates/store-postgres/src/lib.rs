@@ -2,9 +2,10 @@
 //!
 //! - layout: deployment-wide tables in the `switchboard` schema (tokens, rooms), and one
 //!   schema per room with the same tables the embedded store has, so rooms stay apart;
-//! - durability: every operation is one transaction, answered after its commit;
+//! - durability: every operation is answered after its commit; a read is a transaction of its
+//!   own, writes of one room share transactions through the room's write lane (see [`lane`]);
 //! - concurrency: claims take `FOR UPDATE SKIP LOCKED`, sends lock their sender and
-//!   recipients, and a transaction that loses a race is run again (see [`tx`]);
+//!   recipients, and an operation that loses a race is run again (see [`tx`]);
 //! - wake-ups and presence: one holder connection per process (see [`holder`]) listens for
 //!   every replica's NOTIFY and holds the advisory lock that says this process is alive;
 //! - the schema: append-only migrations (see [`migrate`]).
@@ -12,6 +13,7 @@
 mod db;
 mod fault;
 mod holder;
+mod lane;
 pub mod migrate;
 mod sql;
 mod store;

@@ -97,6 +97,20 @@ impl PgTx {
         self
     }
 
+    /// Sets what goes out just before the next statement, in place of anything not sent yet:
+    /// the write lane opens each job's savepoint (and ends the one before) this way, in the
+    /// job's first round trip.
+    pub(crate) fn open_next_with(&self, prefix: Arc<str>) {
+        if let Ok(mut slot) = self.opening.lock() {
+            *slot = Some(prefix);
+        }
+    }
+
+    /// True when what [`PgTx::open_next_with`] set went out: a statement ran since.
+    pub(crate) fn opening_sent(&self) -> bool {
+        self.opening.lock().map_or(true, |s| s.is_none())
+    }
+
     /// Runs a statement's request, sending the pending `BEGIN` just before it on the same
     /// connection without waiting for its answer: Postgres runs them in order, so the
     /// statement is inside the transaction, and a transaction costs one round trip fewer.

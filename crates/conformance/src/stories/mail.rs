@@ -355,6 +355,51 @@ pub async fn concurrent_sends_are_all_durable(b: &dyn Backend) {
     assert_eq!(reopened.mailbox.stats().await.unwrap().messages, 200);
 }
 
+/// Two processes send across each other at once: each send locks its sender and recipient, in
+/// an order that crosses the other process's (a batch of one process may hold what the other's
+/// batch waits for). Every send lands, once, and each inbox holds exactly what was sent to it.
+pub async fn crossing_sends_from_two_processes_all_land(b: &dyn Backend) {
+    const EACH: usize = 40;
+    let w = world(b, roomy_limits()).await;
+    let other = w.sibling(b.open().await);
+    let mut peers = Vec::new();
+    for name in ["ann", "ben", "cat", "dan"] {
+        peers.push(w.agent(name).await);
+    }
+    // One process sends ann→cat and ben→dan, the other dan→ben and cat→ann: each lock set
+    // crosses one of the other's.
+    let routes = [(0, 2, &w), (1, 3, &w), (3, 1, &other), (2, 0, &other)];
+    let mut tasks = tokio::task::JoinSet::new();
+    for (from, to, world) in routes {
+        let (mailbox, sender) = (world.mailbox.clone(), peers[from].peer.id);
+        let to = peers[to].peer.name.as_str().to_owned();
+        for i in 0..EACH {
+            let (mailbox, to) = (mailbox.clone(), to.clone());
+            tasks.spawn(async move {
+                mailbox
+                    .send(sender, Outgoing::to_peer(to, format!("n{i}")))
+                    .await
+                    .map(|s| s.id)
+            });
+        }
+    }
+    let mut ids = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        ids.push(r.unwrap().expect("every crossing send lands"));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4 * EACH);
+    for peer in &peers {
+        let inbox = w
+            .mailbox
+            .run(op::Lease::new(peer, 1000))
+            .await
+            .expect("lease");
+        assert_eq!(inbox.len(), EACH, "{}'s inbox", peer.peer.name.as_str());
+    }
+}
+
 pub async fn lease_wait_returns_when_mail_lands(b: &dyn Backend) {
     let w = world(b, roomy_limits()).await;
     let alice = w.agent("alice").await;
@@ -602,6 +647,7 @@ macro_rules! conformance_mail {
             broadcast_reaches_live_peers_in_scope,
             seen_items_return_only_on_explicit_pull,
             concurrent_sends_are_all_durable,
+            crossing_sends_from_two_processes_all_land,
             lease_wait_returns_when_mail_lands,
             a_session_leasing_again_spends_no_attempt,
             pending_cap_follows_copies_as_they_leave_the_queue,

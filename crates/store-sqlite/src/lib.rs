@@ -142,11 +142,11 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs a write on the writer thread.
+    /// Runs a write on the writer thread (perhaps more than once; see [`writer`]).
     async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut LiteTx) -> OpResult<T> + Send + 'static,
+        F: Fn(&mut LiteTx) -> OpResult<T> + Send + 'static,
     {
         if self.inner.read_only {
             return Err(StoreError::ReadOnly {

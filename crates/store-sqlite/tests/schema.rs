@@ -233,6 +233,62 @@ fn a_v5_store_gets_its_queued_counters_and_send_numbers() {
     assert_eq!((queued(1), queued(2)), (1, 0), "kept by the triggers");
 }
 
+/// v8 rewrites three CHECKs from `IN` lists to comparisons by editing the stored schema: a v7
+/// store ends with the new text, still refuses what it refused, and keeps its rows.
+#[test]
+fn a_v7_store_keeps_its_checks_as_comparisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for (i, sql) in migrate::MIGRATIONS[..7].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version VALUES (?1)",
+                [i64::try_from(i + 1).unwrap()],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO peers (id, name, kind, created_at, last_seen_at) VALUES (1, 'a', 'agent', 1, 1);
+             INSERT INTO messages (id, sender_id, recipient_id, body, created_at, expires_at)
+                 VALUES (10, 1, 1, 'x', 1, 9);
+             INSERT INTO deliveries (message_id, recipient_id, state) VALUES (10, 1, 'queued');",
+        )
+        .unwrap();
+    }
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(migrate::current(&conn).unwrap(), migrate::latest());
+    let schema: String = conn
+        .query_row(
+            "SELECT group_concat(sql, ';') FROM sqlite_schema WHERE name IN ('messages', 'deliveries')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!schema.contains(" IN ("), "no IN list left: {schema}");
+    assert!(schema.contains("state = 'dead'") && schema.contains("kind = 'job'"));
+    let refused = |sql: &str| conn.execute_batch(sql).is_err();
+    assert!(refused("UPDATE deliveries SET state = 'lost'"));
+    assert!(refused(
+        "INSERT INTO messages (sender_id, recipient_id, body, created_at, expires_at, kind)
+             VALUES (1, 1, 'y', 1, 9, 'memo')"
+    ));
+    assert!(refused(
+        "INSERT INTO messages (sender_id, scope, body, created_at, expires_at)
+             VALUES (1, 'everywhere', 'y', 1, 9)"
+    ));
+    conn.execute_batch("UPDATE deliveries SET state = 'read'")
+        .unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
+
 #[test]
 fn the_token_file_holds_ids_grants_and_hashes_only() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,11 +29,7 @@ impl DeliveryStatements for LiteTx {
     }
 
     async fn mark_read(&mut self, peer: PeerId, ids: &[MessageId], now: Millis) -> OpResult<u64> {
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE deliveries SET state = 'read', read_at = ?3,
-                 delivered_at = COALESCE(delivered_at, ?3), lease_session = NULL, lease_until = NULL
-             WHERE recipient_id = ?1 AND message_id = ?2 AND state IN ('queued', 'delivered')",
-        )?;
+        let mut stmt = self.conn.prepare_cached(MARK_READ)?;
         let mut changed = 0;
         for id in ids {
             changed += stmt.execute(params![peer, id, now])? as u64;
@@ -134,28 +130,48 @@ impl DeliveryStatements for LiteTx {
     }
 }
 
-/// One copy handed over by the session that leased it. SQLite-specific: the unary `+` keeps the
-/// planner off `deliveries_leased`, which it would otherwise pick for `lease_session = ?1` and
-/// then walk every copy the session holds for each id (a session leases up to 100 at a time:
-/// 100 × 100 rows per hand-over, 71 % of the deliver+ack phase's instructions); by
-/// `deliveries_by_message` it reads the message's few copies. Postgres plans this from its
-/// statistics and needs no hint.
+/// One copy handed over by the session that leased it, found by its primary key: the
+/// recipient is the session's peer (a session leases only its own peer's copies). SQLite
+/// specific on two counts. By `lease_session` alone the planner would take
+/// `deliveries_leased` and walk every copy the session holds for each id (a session leases up
+/// to 100 at a time: 100 × 100 rows per hand-over, 71 % of the deliver+ack phase's
+/// instructions). And an update that may touch several rows of a table with triggers first
+/// gathers their keys in a temporary B-tree built afresh per execution, which a lookup by the
+/// whole key spares. Postgres plans this from its statistics and needs neither.
 const MARK_DELIVERED: &str = "UPDATE deliveries SET state = 'delivered', delivered_at = ?3,
          lease_session = NULL, lease_until = NULL
-     WHERE +lease_session = ?1 AND message_id = ?2 AND state = 'queued'";
+     WHERE recipient_id = (SELECT peer_id FROM sessions WHERE id = ?1) AND message_id = ?2
+       AND lease_session = ?1 AND state = 'queued'";
+
+/// One copy read by its recipient.
+const MARK_READ: &str = "UPDATE deliveries SET state = 'read', read_at = ?3,
+         delivered_at = COALESCE(delivered_at, ?3), lease_session = NULL, lease_until = NULL
+     WHERE recipient_id = ?1 AND message_id = ?2 AND state IN ('queued', 'delivered')";
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::MARK_DELIVERED;
+    use super::{MARK_DELIVERED, MARK_READ};
+
+    /// The state's CHECK was an `IN` list (v1), which SQLite tests through a temporary B-tree
+    /// built on every update of the column; the hand-over also gathered its row's key in one,
+    /// as an update that may touch several rows of a table with triggers does.
+    #[test]
+    fn a_hand_over_and_a_read_build_no_temporary_btree_regression() {
+        assert_eq!(crate::sql::temporary_btrees(MARK_DELIVERED), 0);
+        assert_eq!(crate::sql::temporary_btrees(MARK_READ), 0);
+    }
 
     #[test]
-    fn a_hand_over_reads_the_messages_copies_not_every_copy_the_session_holds_regression() {
+    fn a_hand_over_reads_the_copy_by_its_key_not_every_copy_the_session_holds_regression() {
         let steps = crate::sql::query_plan(MARK_DELIVERED, [1, 1, 1]);
         assert!(
-            steps.iter().any(|s| s.contains("deliveries_by_message")),
-            "by the message's copies: {steps:?}"
+            steps
+                .iter()
+                .any(|s| s
+                    .contains("deliveries USING PRIMARY KEY (recipient_id=? AND message_id=?)")),
+            "by the copy's key: {steps:?}"
         );
         assert!(
             !steps.iter().any(|s| s.contains("deliveries_leased")),

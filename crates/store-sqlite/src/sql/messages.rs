@@ -27,9 +27,7 @@ impl MessageStatements for LiteTx {
         ])?;
         let id: MessageId = self.conn.last_insert_rowid().into();
         // SQLite binds no arrays: a copy per statement, in the same transaction.
-        let mut copy = self.conn.prepare_cached(
-            "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')",
-        )?;
+        let mut copy = self.conn.prepare_cached(INSERT_COPY)?;
         for r in m.copies_to {
             copy.execute(params![id, r])?;
         }
@@ -58,8 +56,7 @@ impl MessageStatements for LiteTx {
     }
 
     async fn recent_sent(&mut self, sender: PeerId, limit: u32) -> OpResult<Vec<MessageId>> {
-        let sql = "SELECT id FROM messages WHERE sender_id = ?1 ORDER BY id DESC LIMIT ?2";
-        self.all(sql, params![sender, limit], int)
+        self.all(RECENT_SENT, params![sender, limit], int)
     }
 
     async fn sent_message(&mut self, id: MessageId) -> OpResult<SentMessage> {
@@ -97,6 +94,13 @@ const INSERT_MESSAGE: &str = "INSERT INTO messages (sender_id, recipient_id, sco
          CASE WHEN ?10 THEN COALESCE((SELECT MAX(sender_seq) FROM messages
              WHERE sender_id = ?1 AND sender_seq IS NOT NULL), 0) + 1 END)";
 
+/// What the sender sent last, by the (sender, number) index, which holds every message.
+const RECENT_SENT: &str = "SELECT id FROM messages WHERE sender_id = ?1 ORDER BY id DESC LIMIT ?2";
+
+/// A recipient's copy of a new message, queued.
+const INSERT_COPY: &str =
+    "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')";
+
 /// Two lookups in the (sender, number) index: the newest number, then the `n`th newest.
 const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
      WHERE sender_id = ?1 AND sender_seq = (SELECT MAX(sender_seq) FROM messages
@@ -106,7 +110,28 @@ const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::{INSERT_MESSAGE, NTH_NEWEST_SEND};
+    use super::{INSERT_COPY, INSERT_MESSAGE, NTH_NEWEST_SEND, RECENT_SENT};
+
+    /// v9 dropped the (sender, time) index: a sender's messages are found through the
+    /// (sender, number) index, never by reading the table.
+    #[test]
+    fn a_senders_messages_are_read_by_the_senders_index() {
+        let steps = crate::sql::query_plan(RECENT_SENT, [1, 10]);
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("messages_by_sender_seq (sender_id=?)")),
+            "by the sender's index: {steps:?}"
+        );
+    }
+
+    /// `kind`, `scope` and a copy's `state` were CHECKed by `IN` lists (v1, v3), which SQLite
+    /// tests through a temporary B-tree built on every insert: three per send.
+    #[test]
+    fn a_send_builds_no_temporary_btree_regression() {
+        assert_eq!(crate::sql::temporary_btrees(INSERT_MESSAGE), 0);
+        assert_eq!(crate::sql::temporary_btrees(INSERT_COPY), 0);
+    }
 
     /// The rate check counted the sender's messages in the window, up to the limit, on every
     /// send: O(limit), 100,000 rows a send in the bench's room.

@@ -32,6 +32,24 @@ pub(crate) fn query_plan(sql: &str, params: impl Params) -> Vec<String> {
     steps.map(Result::unwrap).collect()
 }
 
+/// How many temporary B-trees the program SQLite compiles for `sql` opens, over a fresh
+/// in-memory store at the latest schema. Each is built afresh on every execution (a page
+/// allocated and zeroed, a cursor opened), which a statement run per row cannot afford.
+#[cfg(test)]
+pub(crate) fn temporary_btrees(sql: &str) -> usize {
+    #![allow(clippy::unwrap_used)]
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    crate::migrate::apply(&mut conn).unwrap();
+    let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+    // Unbound parameters read as NULL; the program does not depend on them.
+    let mut rows = stmt.raw_query();
+    let mut count = 0;
+    while let Some(row) = rows.next().unwrap() {
+        count += usize::from(row.get::<_, String>(1).unwrap() == "OpenEphemeral");
+    }
+    count
+}
+
 use switchboard_core::seam::Decode;
 
 use self::columns::read;

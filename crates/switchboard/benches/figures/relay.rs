@@ -114,7 +114,7 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
         cpu_seconds(relay.child.id()),
         cpu_seconds(std::process::id()),
     );
-    let (rate, took) = throughput(&client, messages).await;
+    let (rate, took, requests) = throughput(&client, messages).await;
     // The relay's CPU and this load generator's own, over the same run: both share the
     // machine's cores, so a figure that leans on the generator shows it here.
     let relay_cpu = cpu_seconds(relay.child.id()) - relay0;
@@ -128,6 +128,14 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
         took.as_secs_f64(),
         core(relay_cpu),
         core(own_cpu)
+    );
+    // How many messages one round of lease + hand-over + ack carries decides how many
+    // requests (and writes) a message costs on the recipients' side.
+    println!(
+        "| {backend}: requests per message: sends / leases (empty ones) / hand-overs + acks | 1 / {:.2} ({:.2}) / {:.2} |",
+        requests.leases as f64 / messages as f64,
+        requests.empty_leases as f64 / messages as f64,
+        2.0 * requests.rounds as f64 / messages as f64,
     );
     println!(
         "| {backend}: machine load (1/5/15 min) before → after | {} → {} |",
@@ -193,8 +201,17 @@ async fn push_through(
     session.stop();
 }
 
-/// Messages per second and the time they took.
-async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duration) {
+/// The recipients' requests over a throughput run.
+#[derive(Default)]
+struct Requests {
+    leases: u64,
+    empty_leases: u64,
+    /// Leases that brought something, each followed by one hand-over and one ack.
+    rounds: u64,
+}
+
+/// Messages per second, the time they took, and the recipients' requests.
+async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duration, Requests) {
     let mut senders = Vec::new();
     for i in 0..SENDERS {
         senders.push(client.operator(&format!("s{i}")).await.expect("sender"));
@@ -211,13 +228,16 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
         sessions.push(client.open_session(req).await.expect("session"));
     }
     let acked = Arc::new(AtomicU64::new(0));
+    let (leases, rounds) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let target = messages as u64;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for session in sessions {
         let (client, acked) = (Arc::clone(client), Arc::clone(&acked));
+        let (leases, rounds) = (Arc::clone(&leases), Arc::clone(&rounds));
         tasks.push(tokio::spawn(async move {
             while acked.load(Ordering::Relaxed) < target {
+                leases.fetch_add(1, Ordering::Relaxed);
                 let items = client
                     .run(op::Lease {
                         wait: Duration::from_millis(200),
@@ -228,6 +248,7 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
                 if items.is_empty() {
                     continue;
                 }
+                rounds.fetch_add(1, Ordering::Relaxed);
                 let ids: Vec<_> = items.iter().map(|i| i.id).collect();
                 client
                     .mark_delivered(&session, &ids)
@@ -260,5 +281,14 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
     for t in tasks {
         let _ = t.await;
     }
-    (sent as f64 / elapsed.as_secs_f64(), elapsed)
+    let (leases, rounds) = (
+        leases.load(Ordering::Relaxed),
+        rounds.load(Ordering::Relaxed),
+    );
+    let requests = Requests {
+        leases,
+        empty_leases: leases - rounds,
+        rounds,
+    };
+    (sent as f64 / elapsed.as_secs_f64(), elapsed, requests)
 }

@@ -181,6 +181,22 @@ fn a_store_from_an_older_version_is_migrated_in_place() {
     assert_eq!(kept, "old", "data survives the migration");
 }
 
+/// A store file at `path` as version `version` of the schema left it, opened raw.
+fn store_at_version(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        .unwrap();
+    for (i, sql) in migrate::MIGRATIONS[..version].iter().enumerate() {
+        conn.execute_batch(sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_version VALUES (?1)",
+            [i64::try_from(i + 1).unwrap()],
+        )
+        .unwrap();
+    }
+    conn
+}
+
 /// v6 keeps the pending cap's counter on the peer and numbers each sender's messages: a store
 /// migrated from v5 starts with both right, and the triggers keep the counter right after.
 #[test]
@@ -188,17 +204,7 @@ fn a_v5_store_gets_its_queued_counters_and_send_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DB_FILE);
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            .unwrap();
-        for (i, sql) in migrate::MIGRATIONS[..5].iter().enumerate() {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version VALUES (?1)",
-                [i64::try_from(i + 1).unwrap()],
-            )
-            .unwrap();
-        }
+        let conn = store_at_version(&path, 5);
         conn.execute_batch(
             "INSERT INTO peers (id, name, kind, created_at, last_seen_at)
                  VALUES (1, 'a', 'agent', 1, 1), (2, 'b', 'agent', 1, 1);
@@ -240,17 +246,7 @@ fn a_v7_store_keeps_its_checks_as_comparisons() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DB_FILE);
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            .unwrap();
-        for (i, sql) in migrate::MIGRATIONS[..7].iter().enumerate() {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version VALUES (?1)",
-                [i64::try_from(i + 1).unwrap()],
-            )
-            .unwrap();
-        }
+        let conn = store_at_version(&path, 7);
         conn.execute_batch(
             "INSERT INTO peers (id, name, kind, created_at, last_seen_at) VALUES (1, 'a', 'agent', 1, 1);
              INSERT INTO messages (id, sender_id, recipient_id, body, created_at, expires_at)

@@ -282,7 +282,8 @@ pub struct ServeArgs {
     /// A remote session nobody holds (no event stream, no MCP connection) ends after this
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub session_idle: Duration,
-    /// Most Postgres connections this replica pools (with --database-url; one more listens)
+    /// Most Postgres connections this replica pools for reads (with --database-url; one more
+    /// listens and one more carries the writes)
     #[arg(
         long,
         env = "SWITCHBOARD_DB_POOL",

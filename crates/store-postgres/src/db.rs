@@ -289,7 +289,7 @@ async fn apply(
     }
 }
 
-fn pool_error(e: &deadpool_postgres::PoolError, shown: &str) -> StoreError {
+pub(crate) fn pool_error(e: &deadpool_postgres::PoolError, shown: &str) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Timeout(_) => StoreError::Busy {
             path: shown.to_owned(),

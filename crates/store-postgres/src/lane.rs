@@ -35,6 +35,7 @@ use tokio_postgres::error::SqlState;
 use switchboard_core::seam::{Procedure, Statements};
 use switchboard_core::{StoreError, StoreResult, Wake};
 
+use crate::db::pool_error;
 use crate::fault::{OpError, OpResult};
 use crate::store::Room;
 use crate::tx::{MAX_ATTEMPTS, PgTx, Tx};
@@ -207,10 +208,7 @@ async fn run_batch(
     let tx = match pool.get().await {
         Ok(obj) => Tx::new(obj),
         Err(e) => {
-            let e = StoreError::Unreachable {
-                path: shown.to_owned(),
-                detail: e.to_string(),
-            };
+            let e = pool_error(&e, shown);
             for job in batch {
                 job.answer(Err(e.clone()));
             }

@@ -91,9 +91,7 @@ impl PgTx {
 
     /// Opens the transaction with `begin` when the first statement runs, pipelined with it.
     pub fn opening_with(self, begin: Arc<str>) -> Self {
-        if let Ok(mut slot) = self.opening.lock() {
-            *slot = Some(begin);
-        }
+        self.open_next_with(begin);
         self
     }
 

@@ -249,6 +249,21 @@ CREATE INDEX reservations_held_by_session ON reservations(session_id)
 ALTER TABLE jobs ADD COLUMN reserve_repo TEXT;
 ALTER TABLE jobs ADD COLUMN reserve_globs TEXT;
 ",
+    // v5 (the embedded store's v9 and v10): one index on a message's sender instead of two,
+    // as in the embedded store's v9 (the (sender, number) index answers the rate check and,
+    // now holding every message, what looks a sender's messages up; each index on `messages`
+    // costs every send an insert). And the (recipient, state, message) index holds only the
+    // copies on their way (queued or handed over), which is all a lease and the list of
+    // unacknowledged copies ask it for. Holding every copy, it took a new entry for each read
+    // one (an update of an indexed column writes to every index) and grew with the store.
+    r"
+DROP INDEX messages_sender_time;
+DROP INDEX messages_by_sender_seq;
+CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq);
+DROP INDEX deliveries_by_state;
+CREATE INDEX deliveries_in_flight ON deliveries(recipient_id, state, message_id)
+    WHERE state IN ('queued', 'delivered');
+",
 ];
 
 /// The schema that holds tokens and the room list.

@@ -236,6 +236,18 @@ DROP INDEX messages_sender_time;
 DROP INDEX messages_by_sender_seq;
 CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_id, sender_seq);
 ",
+    // v10: the (recipient, state, message) index holds only the copies still on their way,
+    // queued or handed over; the only readers of the index (a lease, the unacknowledged
+    // handed-over copies) ask for those two states. It held every copy ever delivered, so
+    // each copy moved three times (queued → delivered → read), the third insert into a part of
+    // the index that only grew; now a read copy is only deleted from it, and the index stays
+    // as small as the mail in flight however large the store grows. The predicate is a chain
+    // of `=` for the reason of v8.
+    r"
+DROP INDEX deliveries_by_state;
+CREATE INDEX deliveries_in_flight ON deliveries(recipient_id, state, message_id)
+    WHERE state = 'queued' OR state = 'delivered';
+",
 ];
 
 /// The schema version this build writes.

@@ -285,6 +285,47 @@ fn a_v7_store_keeps_its_checks_as_comparisons() {
     assert_eq!(integrity, "ok");
 }
 
+/// v10 keeps only the copies in flight (queued, handed over) in the (recipient, state,
+/// message) index. It held every copy, so each read copy was one more entry at the end of a
+/// part of the index that grew with the store: a v9 store's read copies leave it on migration,
+/// and a copy read afterwards is taken out rather than moved.
+#[test]
+fn a_read_copy_leaves_the_in_flight_index_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let conn = store_at_version(&path, 9);
+        conn.execute_batch(
+            "INSERT INTO peers (id, name, kind, created_at, last_seen_at) VALUES (1, 'a', 'agent', 1, 1);
+             INSERT INTO messages (id, sender_id, recipient_id, body, created_at, expires_at)
+                 VALUES (10, 1, 1, 'x', 1, 9), (11, 1, 1, 'y', 1, 9), (12, 1, 1, 'z', 1, 9);
+             INSERT INTO deliveries (message_id, recipient_id, state)
+                 VALUES (10, 1, 'read'), (11, 1, 'delivered'), (12, 1, 'queued');",
+        )
+        .unwrap();
+    }
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Entries, not rows: the cells of the index's leaf pages, as SQLite's `dbstat` counts them.
+    let entries = || -> i64 {
+        conn.query_row(
+            "SELECT COALESCE(SUM(ncell), 0) FROM dbstat
+             WHERE name = 'deliveries_in_flight' AND pagetype = 'leaf'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(entries(), 2, "the handed-over and the queued copy, not the read one");
+    conn.execute_batch("UPDATE deliveries SET state = 'read' WHERE message_id = 11")
+        .unwrap();
+    assert_eq!(entries(), 1, "a copy read is taken out of the index");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
+
 #[test]
 fn the_token_file_holds_ids_grants_and_hashes_only() {
     let dir = tempfile::tempdir().unwrap();

@@ -39,13 +39,13 @@ impl DeliveryStatements for LiteTx {
 
     // No row lock: the one writer thread keeps every other lease out until the commit. The
     // planner may prefer the primary key (recipient, message), which walks a recipient's whole
-    // history past every read item to find the unread ones: `INDEXED BY` names the
-    // (recipient, state, message) index so a lease costs what is unread, however much mail the
-    // peer ever had.
+    // history past every read item to find the unread ones: `INDEXED BY` names the index of
+    // copies in flight (v10) so a lease costs what is unread, however much mail the peer ever
+    // had.
     async fn lease_candidates(&mut self, l: &Leasing) -> OpResult<Vec<LeaseCandidate>> {
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS}
-             FROM deliveries d INDEXED BY deliveries_by_state {CANDIDATE_JOINS}
+             FROM deliveries d INDEXED BY deliveries_in_flight {CANDIDATE_JOINS}
              WHERE d.recipient_id = ?1 AND d.state = 'queued' AND m.expires_at > ?2
                AND (d.lease_until IS NULL OR d.lease_until <= ?2 OR d.lease_session = ?3)
              ORDER BY d.message_id LIMIT ?4"
@@ -56,7 +56,7 @@ impl DeliveryStatements for LiteTx {
     async fn seen_deliveries(&mut self, peer: PeerId, limit: u32) -> OpResult<Vec<LeaseCandidate>> {
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS}
-             FROM deliveries d INDEXED BY deliveries_by_state {CANDIDATE_JOINS}
+             FROM deliveries d INDEXED BY deliveries_in_flight {CANDIDATE_JOINS}
              WHERE d.recipient_id = ?1 AND d.state = 'delivered'
              ORDER BY d.message_id LIMIT ?2"
         );

@@ -241,24 +241,26 @@ impl Database {
         Ok(out)
     }
 
-    /// The server's version and the schema version of the deployment: `doctor`.
-    pub async fn check(&self) -> StoreResult<(String, u32)> {
+    /// What `doctor` reports of the server: its version, the deployment's schema version, and
+    /// whether autovacuum runs.
+    pub async fn check(&self) -> StoreResult<ServerCheck> {
         let c = self.conn().await?;
         let row = c
             .query_one(
                 "SELECT current_setting('server_version'),
-                        (SELECT COALESCE(MAX(version), 0) FROM switchboard.schema_version)",
+                        (SELECT COALESCE(MAX(version), 0) FROM switchboard.schema_version),
+                        current_setting('autovacuum') = 'on'",
                 &[],
             )
             .await
             .map_err(|e| classify(&e, &self.inner.shown))?;
-        let version: String = row
-            .try_get(0)
-            .map_err(|e| classify(&e, &self.inner.shown))?;
-        let schema: i32 = row
-            .try_get(1)
-            .map_err(|e| classify(&e, &self.inner.shown))?;
-        Ok((version, u32::try_from(schema).unwrap_or(0)))
+        let get = |e| classify(&e, &self.inner.shown);
+        let schema: i32 = row.try_get(1).map_err(get)?;
+        Ok(ServerCheck {
+            version: row.try_get(0).map_err(get)?,
+            schema: u32::try_from(schema).unwrap_or(0),
+            autovacuum: row.try_get(2).map_err(get)?,
+        })
     }
 
     /// The tokens of this deployment.
@@ -269,6 +271,19 @@ impl Database {
     pub(crate) fn shown(&self) -> &str {
         &self.inner.shown
     }
+}
+
+/// What [`Database::check`] found on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCheck {
+    /// `server_version`, as the server reports it.
+    pub version: String,
+    /// The deployment-wide schema's version.
+    pub schema: u32,
+    /// Whether autovacuum runs. Off, nothing reclaims the row versions every hand-over and
+    /// acknowledgement leaves in `deliveries` (and every send in its recipients' `peers` rows):
+    /// the tables and their indexes grow without end and every lease walks further.
+    pub autovacuum: bool,
 }
 
 async fn apply(

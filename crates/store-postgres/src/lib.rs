@@ -20,7 +20,7 @@ mod store;
 mod tokens;
 mod tx;
 
-pub use db::{Database, PgOptions, redact};
+pub use db::{Database, PgOptions, ServerCheck, redact};
 pub use fault::chain as error_chain;
 pub use store::PgStore;
 pub use tokens::PgTokens;

@@ -27,7 +27,10 @@ const EXPECTED: &[(&str, Option<&str>)] = &[
     ("messages_by_sender_seq", None),
     ("messages_created", None),
     ("messages_expires", None),
-    ("messages_idempotency", Some("(idempotency_key IS NOT NULL)")),
+    (
+        "messages_idempotency",
+        Some("(idempotency_key IS NOT NULL)"),
+    ),
     ("messages_pkey", None),
 ];
 
@@ -63,8 +66,7 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
         )
         .await
         .unwrap();
-    let found: Vec<(String, Option<String>)> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let found: Vec<(String, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let expected: Vec<(String, Option<String>)> = EXPECTED
         .iter()
         .map(|(n, p)| ((*n).to_owned(), p.map(str::to_owned)))
@@ -88,5 +90,9 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
     assert_eq!(w.mailbox.run(handed).await.expect("hand over"), 2);
     w.mailbox.ack(ben.peer.id, &sent[..1]).await.expect("ack");
     let seen: Vec<_> = w.pull(&ben).await.iter().map(|i| i.id).collect();
-    assert_eq!(seen, sent[1..], "only the unacknowledged copy is still in flight");
+    assert_eq!(
+        seen,
+        sent[1..],
+        "only the unacknowledged copy is still in flight"
+    );
 }

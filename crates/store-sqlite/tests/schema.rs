@@ -316,7 +316,11 @@ fn a_read_copy_leaves_the_in_flight_index_regression() {
         )
         .unwrap()
     };
-    assert_eq!(entries(), 2, "the handed-over and the queued copy, not the read one");
+    assert_eq!(
+        entries(),
+        2,
+        "the handed-over and the queued copy, not the read one"
+    );
     conn.execute_batch("UPDATE deliveries SET state = 'read' WHERE message_id = 11")
         .unwrap();
     assert_eq!(entries(), 1, "a copy read is taken out of the index");

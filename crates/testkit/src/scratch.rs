@@ -75,6 +75,18 @@ impl Scratch {
             .unwrap_or_else(|e| panic!("cannot terminate backends: {}", chain(&e)));
         u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)
     }
+
+    /// A setting of the server, as `SHOW` prints it.
+    pub async fn setting(&self, name: &str) -> String {
+        let client = connect(&self.admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {}: {e}", self.admin));
+        let row = client
+            .query_one("SELECT current_setting($1)", &[&name])
+            .await
+            .unwrap_or_else(|e| panic!("cannot read {name}: {}", chain(&e)));
+        row.get(0)
+    }
 }
 
 impl Drop for Scratch {

@@ -144,6 +144,7 @@ async fn open(backend: Backend) -> Option<Opened> {
         }),
         Backend::Postgres => {
             let scratch = Scratch::create("growth").await?;
+            super::print_vacuum(&scratch).await;
             let db = Database::connect(&PgOptions::new(&scratch.url))
                 .await
                 .expect("connect");

@@ -400,6 +400,16 @@ async fn wake_latency(
     (r50, r99, c50, c99)
 }
 
+/// Whether the Postgres server vacuums: with autovacuum off (as some test machines' servers
+/// are) every acknowledgement's old row version stays, and the store slows as it grows, so a
+/// figure is only read beside this setting.
+async fn print_vacuum(db: &switchboard_testkit::scratch::Scratch) {
+    println!(
+        "| Postgres server: autovacuum | {} |",
+        db.setting("autovacuum").await
+    );
+}
+
 mod clients;
 mod dashboard;
 mod growth;

@@ -95,7 +95,10 @@ pub async fn figures(messages: usize, backends: &[Backend]) {
         return;
     }
     match Scratch::create("bench").await {
-        Some(db) => backend_figures("Postgres", Some(&db.url), messages).await,
+        Some(db) => {
+            super::print_vacuum(&db).await;
+            backend_figures("Postgres", Some(&db.url), messages).await;
+        }
         None => println!("| Postgres figures | skipped: no Postgres server reachable |"),
     }
 }

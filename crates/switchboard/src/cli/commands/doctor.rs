@@ -21,11 +21,12 @@ pub async fn run(
     let mut problems = 0;
 
     if let Some(url) = database_url.filter(|u| !u.is_empty()) {
-        let (status, detail) = database(settings, url).await;
-        if status == "problem" {
-            problems += 1;
+        for (check, status, detail) in database(settings, url).await {
+            if status == "problem" {
+                problems += 1;
+            }
+            checks.push(json!({ "check": check, "status": status, "detail": detail }));
         }
-        checks.push(json!({ "check": "database", "status": status, "detail": detail }));
     }
 
     let store = match SqliteStore::open(&settings.home) {
@@ -154,25 +155,45 @@ fn claude_delivery(channels_env: bool) -> String {
     }
 }
 
-/// The relay's shared database: reachable, and at a schema this version knows.
-async fn database(settings: &Settings, url: &str) -> (&'static str, String) {
+/// The relay's shared database: reachable, and at a schema this version knows; and, as a
+/// warning (the relay works, but slows as it grows), whether the server vacuums.
+async fn database(settings: &Settings, url: &str) -> Vec<(&'static str, &'static str, String)> {
     let data = match RelayData::open(&settings.home, DbChoice::url(Some(url))).await {
         Ok(d) => d,
-        Err(e) => return ("problem", e.to_string()),
+        Err(e) => return vec![("database", "problem", e.to_string())],
     };
     let RelayData::Postgres(db) = &data else {
-        return ("ok", data.describe());
+        return vec![("database", "ok", data.describe())];
     };
     let checked = async {
-        let (server, schema) = db.check().await?;
+        let server = db.check().await?;
         let rooms = db.rooms().await?.len();
-        Ok::<_, switchboard_core::StoreError>(format!(
-            "{} (PostgreSQL {server}, schema v{schema}, {rooms} rooms)",
-            db.describe()
-        ))
+        Ok::<_, switchboard_core::StoreError>((server, rooms))
     };
-    match checked.await {
-        Ok(detail) => ("ok", detail),
-        Err(e) => ("problem", e.to_string()),
+    let (server, rooms) = match checked.await {
+        Ok(found) => found,
+        Err(e) => return vec![("database", "problem", e.to_string())],
+    };
+    let mut checks = vec![(
+        "database",
+        "ok",
+        format!(
+            "{} (PostgreSQL {}, schema v{}, {rooms} rooms)",
+            db.describe(),
+            server.version,
+            server.schema
+        ),
+    )];
+    if !server.autovacuum {
+        checks.push((
+            "database vacuum",
+            "warning",
+            "autovacuum is off on this server: the row versions every hand-over and \
+             acknowledgement leaves behind are never reclaimed, so the mail tables and their \
+             indexes grow without end and every lease slows (docs/team.md, \"Vacuum\"). \
+             Turn it on: ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();"
+                .to_owned(),
+        ));
     }
+    checks
 }

@@ -16,6 +16,7 @@ use switchboard_core::{
 };
 use switchboard_proto::{InboxItem, PeerInfo, PeerKind, PeerName};
 
+pub mod panics;
 pub mod stories;
 
 /// A fresh, empty data set of one backend, which can be opened as many times as a test needs.

@@ -16,7 +16,8 @@
 //!   with them): a job that fails is undone alone and the rest of the batch still commits.
 //!   Answers are given only after the commit.
 //! - A job that lost a race (a deadlock, a serialization failure, a unique key inserted
-//!   meanwhile) is undone and runs again in the next batch, up to `MAX_ATTEMPTS` times.
+//!   meanwhile) is undone and runs again in the next batch, up to `MAX_ATTEMPTS` times. A job
+//!   that panics is undone and fails alone; the lane outlives it.
 //! - The lane never waits long for a lock: another replica's batch (or a lone transaction)
 //!   may hold rows in any order, and two batches waiting on each other would stall until
 //!   Postgres's deadlock check (a second by default). So the lane's transaction sets a short
@@ -24,15 +25,17 @@
 //!   own on a pooled connection, which locks in id order and may wait as long as it needs.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use switchboard_core::seam::{Procedure, Statements};
+use switchboard_core::seam::{self, Procedure, Statements};
 use switchboard_core::{StoreError, StoreResult, Wake};
 
 use crate::db::pool_error;
@@ -134,7 +137,13 @@ impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
 
     fn run<'x>(&'x mut self, tx: &'x mut PgTx) -> BoxFuture<'x, Ran> {
         Box::pin(async move {
-            let out = (self.procedure)(tx).await;
+            // A panic counts as this job failing: it is undone to its savepoint like any
+            // failed job (so nothing it changed survives, which is why asserting unwind safety
+            // is sound), and the lane's thread goes on serving every other write.
+            let out = match AssertUnwindSafe((self.procedure)(tx)).catch_unwind().await {
+                Ok(out) => out,
+                Err(payload) => Err(OpError::Store(seam::panicked(payload.as_ref()))),
+            };
             let ran = match &out {
                 Ok(_) => Ran::Done,
                 Err(_) if tx.conn().is_closed() => Ran::Broken,

@@ -36,3 +36,16 @@ async fn fresh() -> Option<Postgres> {
 }
 
 conformance_suite!(fresh());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_write_fails_alone_and_the_lane_carries_on_regression() {
+    let Some(backend) = fresh().await else { return };
+    let db = Database::connect(&PgOptions::new(&backend.scratch.url))
+        .await
+        .expect("connect to scratch db");
+    let room = db.room("panics", T0).await.expect("open room");
+    switchboard_conformance::panics::a_panicking_write_fails_alone_and_the_writer_carries_on_regression(
+        Arc::new(room),
+    )
+    .await;
+}

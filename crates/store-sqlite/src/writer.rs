@@ -7,16 +7,17 @@
 //! procedures a backend may run more than once: they act only through their statements).
 //! A savepoint per write on every batch cost SQLite a copy of each page a write touched into
 //! the savepoint's journal (~40 pages per message through the relay, a sixth of the writer's
-//! instructions), for the rare write that fails. Results are handed back only after the
-//! commit is durable.
+//! instructions), for the rare write that fails. A write that panics is such a failed write:
+//! the thread outlives it. Results are handed back only after the commit is durable.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use switchboard_core::{StoreError, Wake};
+use switchboard_core::{StoreError, Wake, seam};
 
 use crate::fault::{self, OpResult};
 use crate::tx::LiteTx;
@@ -46,7 +47,13 @@ where
     F: Fn(&mut LiteTx) -> OpResult<T> + Send,
 {
     fn run(&mut self, tx: &mut LiteTx) -> Option<StoreError> {
-        let out = (self.op)(tx).map_err(|e| e.into_store(&self.path));
+        // A panic counts as this write failing: the pass is rolled back and run again with a
+        // savepoint per write, so nothing the write changed survives (which is why asserting
+        // unwind safety is sound), and the thread goes on serving every other write.
+        let out = match panic::catch_unwind(AssertUnwindSafe(|| (self.op)(tx))) {
+            Ok(out) => out.map_err(|e| e.into_store(&self.path)),
+            Err(payload) => Err(seam::panicked(payload.as_ref())),
+        };
         let failed = out.as_ref().err().cloned();
         self.out = Some(out);
         failed

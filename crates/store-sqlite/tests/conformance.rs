@@ -30,3 +30,13 @@ async fn fresh() -> Option<Sqlite> {
 }
 
 conformance_suite!(fresh());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_write_fails_alone_and_the_writer_carries_on_regression() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path()).expect("open sqlite store");
+    switchboard_conformance::panics::a_panicking_write_fails_alone_and_the_writer_carries_on_regression(
+        Arc::new(store),
+    )
+    .await;
+}

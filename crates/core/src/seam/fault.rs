@@ -60,3 +60,19 @@ macro_rules! op_error {
         pub type OpResult<T> = Result<T, OpError>;
     };
 }
+
+/// What the caller of a procedure that panicked gets back. A backend's writer (the embedded
+/// writer thread, the Postgres write lane) runs the writes of many callers; it catches a
+/// procedure's panic, undoes that write alone and carries on, rather than let one bug end the
+/// thread every later write of the process waits on.
+pub fn panicked(payload: &(dyn std::any::Any + Send)) -> crate::StoreError {
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    crate::StoreError::Backend(format!(
+        "a store procedure panicked ({what}); its write was undone and nothing of it was \
+         stored. This is a bug in switchboard: please report it with the log"
+    ))
+}

@@ -30,6 +30,7 @@ pub use deliveries::{
     CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements, Handover, LeaseCandidate, Leasing,
     RECIPIENT_COLUMNS, candidate, recipient_state,
 };
+pub use fault::panicked;
 pub use jobs::{
     JOB_COLUMNS, JOB_FROM, JobRow, JobStatements, RunOutcome, SETTLED_COLUMNS, Settled, job,
     job_view, lapsed_job, queued_job, settled,

@@ -1,5 +1,7 @@
 //! `switchboard doctor`: what is configured, what is missing, and how to fix it.
 
+use std::path::PathBuf;
+
 use serde_json::json;
 use switchboard_core::Store;
 use switchboard_store_sqlite::SqliteStore;
@@ -18,51 +20,42 @@ pub async fn run(
 ) -> Result<(), CliError> {
     let exe = exe()?;
     let mut checks = Vec::new();
-    let mut problems = 0;
 
     if let Some(url) = database_url.filter(|u| !u.is_empty()) {
-        for (check, status, detail) in database(settings, url).await {
-            if status == "problem" {
-                problems += 1;
-            }
-            checks.push(json!({ "check": check, "status": status, "detail": detail }));
-        }
+        checks.extend(database(settings, url).await);
     }
 
-    let store = match SqliteStore::open(&settings.home) {
+    checks.push(match SqliteStore::open(&settings.home) {
         Ok(store) => match store.stats(0).await {
-            Ok(s) => (
-                "ok",
+            Ok(s) => Check::new(
+                "store",
+                Status::Ok,
                 format!(
                     "{} (schema v{}, {} peers, {} online)",
                     s.backend, s.schema_version, s.peers, s.peers_online
                 ),
             ),
-            Err(e) => ("problem", e.to_string()),
+            Err(e) => Check::new("store", Status::Problem, e.to_string()),
         },
-        Err(e) => ("problem", e.to_string()),
-    };
-    if store.0 == "problem" {
-        problems += 1;
-    }
-    checks.push(json!({ "check": "store", "status": store.0, "detail": store.1 }));
+        Err(e) => Check::new("store", Status::Problem, e.to_string()),
+    });
 
     // The stored login: which relay the commands and client set-ups use, and whether it is up.
     let login = crate::login::load()?;
-    let (status, detail) = match &login {
-        None => ("info", "none: commands use this machine's store".to_owned()),
+    checks.push(match &login {
+        None => Check::new(
+            "relay login",
+            Status::Info,
+            "none: commands use this machine's store",
+        ),
         Some(l) => {
             let timeout = std::time::Duration::from_secs(3);
             match switchboard_relay_client::ping(&l.relay, l.ca.as_deref(), timeout).await {
-                Ok(()) => ("ok", format!("{} (answers)", l.relay)),
-                Err(e) => {
-                    problems += 1;
-                    ("problem", format!("{}: {e}", l.relay))
-                }
+                Ok(()) => Check::new("relay login", Status::Ok, format!("{} (answers)", l.relay)),
+                Err(e) => Check::new("relay login", Status::Problem, format!("{}: {e}", l.relay)),
             }
         }
-    };
-    checks.push(json!({ "check": "relay login", "status": status, "detail": detail }));
+    });
     // Clients are checked against what `setup` would write now: for the stored login's relay
     // when there is one.
     let launch = agent_config::Launch {
@@ -81,59 +74,113 @@ pub async fn run(
         for target in targets {
             let fix = format!("switchboard setup {} --write", cli_name(client));
             let (status, detail) = match agent_config::inspect(&target, &launch) {
-                Ok(Found::Configured) => ("ok", "set up".to_owned()),
+                Ok(Found::Configured) => (Status::Ok, "set up".to_owned()),
                 Ok(Found::Different) => (
-                    "stale",
+                    Status::Stale,
                     format!("set up for another switchboard binary or version; fix: {fix}"),
                 ),
                 Ok(Found::Missing) => (
-                    "missing",
+                    Status::Missing,
                     format!("not set up; if you use {}: {fix}", client.label()),
                 ),
                 Ok(Found::NoFile) => (
-                    "missing",
+                    Status::Missing,
                     format!("no such file; if you use {}: {fix}", client.label()),
                 ),
-                Err(e) => {
-                    problems += 1;
-                    ("problem", e.to_string())
-                }
+                Err(e) => (Status::Problem, e.to_string()),
             };
-            checks.push(json!({
-                "check": client.label(),
-                "file": target.path,
-                "status": status,
-                "detail": detail,
-            }));
+            checks.push(Check {
+                file: Some(target.path),
+                ..Check::new(client.label(), status, detail)
+            });
         }
     }
-    checks.push(json!({
-        "check": "Claude Code delivery",
-        "status": "info",
-        "detail": claude_delivery(switchboard_mcp::hooks::channels_enabled()),
-    }));
+    checks.push(Check::new(
+        "Claude Code delivery",
+        Status::Info,
+        claude_delivery(switchboard_mcp::hooks::channels_enabled()),
+    ));
 
     if as_json {
+        let checks: Vec<_> = checks.iter().map(Check::json).collect();
         output::json(&json!({ "binary": exe, "checks": checks }))?;
     } else {
         output::line(format!("binary    {exe}"))?;
         for c in &checks {
-            let file = c["file"]
-                .as_str()
-                .map(|f| format!(" ({f})"))
+            let file = c
+                .file
+                .as_ref()
+                .map(|f| format!(" ({})", f.display()))
                 .unwrap_or_default();
             output::line(format!(
                 "{:<8} {}{file}: {}",
-                c["status"].as_str().unwrap_or(""),
-                c["check"].as_str().unwrap_or(""),
-                c["detail"].as_str().unwrap_or("")
+                c.status.as_str(),
+                c.name,
+                c.detail
             ))?;
         }
     }
-    if problems > 0 {
+    if checks.iter().any(|c| c.status == Status::Problem) {
         return Err(CliError::Quiet(1));
     }
     Ok(())
+}
+
+/// How one check came out. Only a problem makes `doctor` fail; a warning is something that
+/// works today but should be fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Info,
+    Warning,
+    /// A client is set up, but for another binary or version.
+    Stale,
+    /// A client is not set up (fine when that client is not used).
+    Missing,
+    Problem,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Info => "info",
+            Status::Warning => "warning",
+            Status::Stale => "stale",
+            Status::Missing => "missing",
+            Status::Problem => "problem",
+        }
+    }
+}
+
+/// One line of the report: what was checked (and in which file), how it came out, and what
+/// was found or how to fix it.
+struct Check {
+    name: &'static str,
+    file: Option<PathBuf>,
+    status: Status,
+    detail: String,
+}
+
+impl Check {
+    fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            file: None,
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let (check, status, detail) = (self.name, self.status.as_str(), &self.detail);
+        match &self.file {
+            Some(file) => {
+                json!({ "check": check, "file": file, "status": status, "detail": detail })
+            }
+            None => json!({ "check": check, "status": status, "detail": detail }),
+        }
+    }
 }
 
 /// Which MCP era a Claude Code session started from this shell negotiates with
@@ -157,13 +204,13 @@ fn claude_delivery(channels_env: bool) -> String {
 
 /// The relay's shared database: reachable, and at a schema this version knows; and, as a
 /// warning (the relay works, but slows as it grows), whether the server vacuums.
-async fn database(settings: &Settings, url: &str) -> Vec<(&'static str, &'static str, String)> {
+async fn database(settings: &Settings, url: &str) -> Vec<Check> {
     let data = match RelayData::open(&settings.home, DbChoice::url(Some(url))).await {
         Ok(d) => d,
-        Err(e) => return vec![("database", "problem", e.to_string())],
+        Err(e) => return vec![Check::new("database", Status::Problem, e.to_string())],
     };
     let RelayData::Postgres(db) = &data else {
-        return vec![("database", "ok", data.describe())];
+        return vec![Check::new("database", Status::Ok, data.describe())];
     };
     let checked = async {
         let server = db.check().await?;
@@ -172,11 +219,11 @@ async fn database(settings: &Settings, url: &str) -> Vec<(&'static str, &'static
     };
     let (server, rooms) = match checked.await {
         Ok(found) => found,
-        Err(e) => return vec![("database", "problem", e.to_string())],
+        Err(e) => return vec![Check::new("database", Status::Problem, e.to_string())],
     };
-    let mut checks = vec![(
+    let mut checks = vec![Check::new(
         "database",
-        "ok",
+        Status::Ok,
         format!(
             "{} (PostgreSQL {}, schema v{}, {rooms} rooms)",
             db.describe(),
@@ -185,14 +232,13 @@ async fn database(settings: &Settings, url: &str) -> Vec<(&'static str, &'static
         ),
     )];
     if !server.autovacuum {
-        checks.push((
+        checks.push(Check::new(
             "database vacuum",
-            "warning",
+            Status::Warning,
             "autovacuum is off on this server: the row versions every hand-over and \
              acknowledgement leaves behind are never reclaimed, so the mail tables and their \
              indexes grow without end and every lease slows (docs/team.md, \"Vacuum\"). \
-             Turn it on: ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();"
-                .to_owned(),
+             Turn it on: ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();",
         ));
     }
     checks

@@ -12,9 +12,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use switchboard_core::{
-    Exchange, Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Run, Session, Store, op,
+    Exchange, Limits, Mailbox, ManualClock, NamePolicy, OpenSession, Outgoing, Run, Session, Store,
+    op,
 };
-use switchboard_proto::{InboxItem, PeerInfo, PeerKind, PeerName};
+use switchboard_proto::{InboxItem, MessageId, PeerId, PeerInfo, PeerKind, PeerName};
 
 pub mod panics;
 pub mod stories;
@@ -77,6 +78,30 @@ impl World {
             mailbox,
             clock: self.clock.clone(),
         }
+    }
+
+    /// Sends `n` messages to bob at once, each a task of its own, the `i`th from
+    /// `senders[i % len]`; their outcomes, in the order they finished.
+    pub async fn race_to_bob(
+        &self,
+        senders: &[PeerId],
+        n: usize,
+    ) -> Vec<Result<MessageId, switchboard_core::Error>> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let (mailbox, from) = (self.mailbox.clone(), senders[i % senders.len()]);
+            tasks.spawn(async move {
+                mailbox
+                    .send(from, Outgoing::to_peer("bob", format!("n{i}")))
+                    .await
+                    .map(|sent| sent.id)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            out.push(r.expect("a send task"));
+        }
+        out
     }
 
     pub async fn agent(&self, name: &str) -> Session {

@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use switchboard_core::seam::{self, Access, Statements, Step};
 use switchboard_core::{Exchange, Outgoing, Run, Store, StoreError, op};
-use tokio::task::JoinSet;
 
 use crate::{World, roomy_limits};
 
-/// How many sends are queued beside the panicking write, so that some share its batch.
+/// How many sends race the panicking write.
 const BESIDE: usize = 16;
 
 fn deliberate<T>() -> T {
@@ -34,17 +33,12 @@ where
     let alice = w.agent("alice").await;
     let bob = w.agent("bob").await;
 
-    let mut sends = JoinSet::new();
-    for i in 0..BESIDE {
-        let mailbox = w.mailbox.clone();
-        let from = alice.peer.id;
-        sends.spawn(async move {
-            mailbox
-                .send(from, Outgoing::to_peer("bob", format!("beside {i}")))
-                .await
-        });
-    }
-    let failed = backend.transact(Access::Write, panicking::<B::Tx>).await;
+    // Sends queued beside the panicking write, so that some share its batch.
+    let senders = [alice.peer.id];
+    let (sent, failed) = tokio::join!(
+        w.race_to_bob(&senders, BESIDE),
+        backend.transact(Access::Write, panicking::<B::Tx>)
+    );
     match failed {
         Err(StoreError::Backend(why)) => assert!(
             why.contains("panicked") && why.contains("deliberate panic"),
@@ -52,9 +46,8 @@ where
         ),
         other => panic!("a panicking write must fail as a backend error, got {other:?}"),
     }
-    while let Some(sent) = sends.join_next().await {
-        sent.expect("send task")
-            .expect("a send beside the panic commits");
+    for outcome in sent {
+        outcome.expect("a send beside the panic commits");
     }
 
     // The writer still serves writes after the panic.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use switchboard_core::{
-    Error, Exchange, Limits, NamePolicy, Outgoing, PeerId, Rejection, Run, SentQuery, op,
+    Error, Exchange, Limits, NamePolicy, Outgoing, Rejection, Run, SentQuery, op,
 };
 use switchboard_proto::{DeliveryState, MessageId, PeerKind, Scope, Target};
 
@@ -333,21 +333,12 @@ pub async fn concurrent_sends_are_all_durable(b: &dyn Backend) {
     let w = world(b, roomy_limits()).await;
     let alice = w.agent("alice").await;
     w.agent("bob").await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..200 {
-        let mailbox = w.mailbox.clone();
-        let from = alice.peer.id;
-        tasks.spawn(async move {
-            mailbox
-                .send(from, Outgoing::to_peer("bob", format!("n{i}")))
-                .await
-                .map(|s| s.id)
-        });
-    }
-    let mut ids = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        ids.push(r.unwrap().unwrap());
-    }
+    let mut ids: Vec<MessageId> = w
+        .race_to_bob(&[alice.peer.id], 200)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 200);
@@ -553,25 +544,6 @@ pub async fn pending_cap_follows_copies_as_they_leave_the_queue(b: &dyn Backend)
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
 }
 
-/// Sends `n` messages to bob at once, the `i`th from `senders[i % len]`; their outcomes.
-async fn race_to_bob(w: &World, senders: &[PeerId], n: usize) -> Vec<Result<MessageId, Error>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let (mailbox, from) = (w.mailbox.clone(), senders[i % senders.len()]);
-        tasks.spawn(async move {
-            mailbox
-                .send(from, Outgoing::to_peer("bob", format!("n{i}")))
-                .await
-                .map(|sent| sent.id)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        out.push(r.unwrap());
-    }
-    out
-}
-
 /// Many senders racing into one inbox: exactly the cap gets in, on every backend.
 pub async fn concurrent_sends_never_pass_the_pending_cap(b: &dyn Backend) {
     let w = world(
@@ -587,7 +559,7 @@ pub async fn concurrent_sends_never_pass_the_pending_cap(b: &dyn Backend) {
     for i in 0..4 {
         senders.push(w.agent(&format!("s{i}")).await.peer.id);
     }
-    let outcomes = race_to_bob(&w, &senders, 40).await;
+    let outcomes = w.race_to_bob(&senders, 40).await;
     let refused = |r: &&Result<MessageId, Error>| {
         matches!(
             r,
@@ -612,7 +584,7 @@ pub async fn concurrent_sends_never_pass_the_rate_limit(b: &dyn Backend) {
     .await;
     let alice = w.agent("alice").await;
     w.agent("bob").await;
-    let outcomes = race_to_bob(&w, &[alice.peer.id], 30).await;
+    let outcomes = w.race_to_bob(&[alice.peer.id], 30).await;
     let refused = |r: &&Result<MessageId, Error>| {
         matches!(
             r,

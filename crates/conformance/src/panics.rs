@@ -17,8 +17,24 @@ fn deliberate<T>() -> T {
     panic!("a deliberate panic in a store procedure")
 }
 
+/// Panics while its future runs.
 fn panicking<X: Statements>(_: &mut X) -> seam::BoxFuture<'_, Step<(), X>> {
     Box::pin(async { deliberate() })
+}
+
+/// Panics before it returns a future.
+fn panicking_at_call<X: Statements>(_: &mut X) -> seam::BoxFuture<'_, Step<(), X>> {
+    deliberate()
+}
+
+fn assert_names_the_panic<T: std::fmt::Debug>(failed: Result<T, StoreError>) {
+    match failed {
+        Err(StoreError::Backend(why)) => assert!(
+            why.contains("panicked") && why.contains("deliberate panic"),
+            "the error names the panic: {why}"
+        ),
+        other => panic!("a panicking write must fail as a backend error, got {other:?}"),
+    }
 }
 
 /// Regression: a panicking procedure used to end the thread that runs every write of the
@@ -39,16 +55,15 @@ where
         w.race_to_bob(&senders, BESIDE),
         backend.transact(Access::Write, panicking::<B::Tx>)
     );
-    match failed {
-        Err(StoreError::Backend(why)) => assert!(
-            why.contains("panicked") && why.contains("deliberate panic"),
-            "the error names the panic: {why}"
-        ),
-        other => panic!("a panicking write must fail as a backend error, got {other:?}"),
-    }
+    assert_names_the_panic(failed);
     for outcome in sent {
         outcome.expect("a send beside the panic commits");
     }
+    assert_names_the_panic(
+        backend
+            .transact(Access::Write, panicking_at_call::<B::Tx>)
+            .await,
+    );
 
     // The writer still serves writes after the panic.
     w.mailbox

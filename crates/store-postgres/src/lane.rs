@@ -140,7 +140,10 @@ impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
             // A panic counts as this job failing: it is undone to its savepoint like any
             // failed job (so nothing it changed survives, which is why asserting unwind safety
             // is sound), and the lane's thread goes on serving every other write.
-            let out = match AssertUnwindSafe((self.procedure)(tx)).catch_unwind().await {
+            // The call is inside the caught future too: a procedure may panic before it
+            // returns its future.
+            let call = async { (self.procedure)(tx).await };
+            let out = match AssertUnwindSafe(call).catch_unwind().await {
                 Ok(out) => out,
                 Err(payload) => Err(OpError::Store(seam::panicked(payload.as_ref()))),
             };

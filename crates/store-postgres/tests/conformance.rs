@@ -9,23 +9,28 @@ use std::sync::Arc;
 
 use switchboard_conformance::{Backend, T0, conformance_suite};
 use switchboard_core::Store;
-use switchboard_store_postgres::{Database, PgOptions};
+use switchboard_store_postgres::{Database, PgOptions, PgStore};
 use switchboard_testkit::scratch::Scratch;
 
 struct Postgres {
     scratch: Scratch,
 }
 
+impl Postgres {
+    /// A new handle on the scratch database's room, as a separate process would open it.
+    async fn room(&self) -> PgStore {
+        let mut opts = PgOptions::new(&self.scratch.url);
+        opts.pool_size = 8;
+        let db = Database::connect(&opts)
+            .await
+            .expect("connect to scratch db");
+        db.room("conformance", T0).await.expect("open room")
+    }
+}
+
 impl Backend for Postgres {
     fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
-        Box::pin(async move {
-            let mut opts = PgOptions::new(&self.scratch.url);
-            opts.pool_size = 8;
-            let db = Database::connect(&opts)
-                .await
-                .expect("connect to scratch db");
-            Arc::new(db.room("conformance", T0).await.expect("open room")) as Arc<dyn Store>
-        })
+        Box::pin(async move { Arc::new(self.room().await) as Arc<dyn Store> })
     }
 }
 
@@ -40,12 +45,8 @@ conformance_suite!(fresh());
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_write_fails_alone_and_the_lane_carries_on_regression() {
     let Some(backend) = fresh().await else { return };
-    let db = Database::connect(&PgOptions::new(&backend.scratch.url))
-        .await
-        .expect("connect to scratch db");
-    let room = db.room("panics", T0).await.expect("open room");
     switchboard_conformance::panics::a_panicking_write_fails_alone_and_the_writer_carries_on_regression(
-        Arc::new(room),
+        Arc::new(backend.room().await),
     )
     .await;
 }

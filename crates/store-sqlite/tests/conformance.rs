@@ -14,12 +14,16 @@ struct Sqlite {
     dir: tempfile::TempDir,
 }
 
+impl Sqlite {
+    /// A new handle on the store, as a separate process would open it.
+    fn store(&self) -> SqliteStore {
+        SqliteStore::open(self.dir.path()).expect("open sqlite store")
+    }
+}
+
 impl Backend for Sqlite {
     fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
-        Box::pin(async move {
-            let store = SqliteStore::open(self.dir.path()).expect("open sqlite store");
-            Arc::new(store) as Arc<dyn Store>
-        })
+        Box::pin(async move { Arc::new(self.store()) as Arc<dyn Store> })
     }
 }
 
@@ -33,10 +37,9 @@ conformance_suite!(fresh());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_write_fails_alone_and_the_writer_carries_on_regression() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path()).expect("open sqlite store");
+    let Some(backend) = fresh().await else { return };
     switchboard_conformance::panics::a_panicking_write_fails_alone_and_the_writer_carries_on_regression(
-        Arc::new(store),
+        Arc::new(backend.store()),
     )
     .await;
 }

@@ -10,6 +10,10 @@
 //!
 //! For each run: the median chunk of the first tenth of the growth against the median chunk
 //! of the last tenth (one chunk is too noisy on a shared 2-core machine to stand for a size).
+//! Beside each rate, the CPU time this process spent per message sent: on the embedded store
+//! every instruction of a send runs here, so a cost that grows with the store shows in it
+//! even when other work on the machine moves the wall-clock rate (on Postgres it counts only
+//! the client's side).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +23,9 @@ use switchboard_store_postgres::{Database, PgOptions};
 use switchboard_store_sqlite::SqliteStore;
 use switchboard_testkit::scratch::Scratch;
 
-use super::{CHUNK, RECIPIENTS, SENDERS, concurrent_sends, deliver_and_ack, peers, sessions};
+use super::{
+    CHUNK, RECIPIENTS, SENDERS, concurrent_sends, cpu_seconds, deliver_and_ack, peers, sessions,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -59,9 +65,17 @@ fn limits() -> Limits {
     }
 }
 
-/// One chunk: how many messages the store held after it, its send rate, and its
-/// deliver+ack rate (acked mode only).
-type Chunk = (usize, f64, Option<f64>);
+/// One chunk of the growth.
+struct Chunk {
+    /// How many messages the store held after it.
+    at: usize,
+    /// Sends per second of wall time.
+    sends: f64,
+    /// This process's CPU time per message sent, in microseconds.
+    send_cpu_us: f64,
+    /// Deliveries + acknowledgements per second (acked mode only).
+    acks: Option<f64>,
+}
 
 pub async fn figures(plan: &Plan) {
     for &backend in &plan.backends {
@@ -82,6 +96,14 @@ pub async fn figures(plan: &Plan) {
                     summary.first_send,
                     summary.last_send,
                     pct(summary.last_send, summary.first_send)
+                );
+                println!(
+                    "| {}, {}, run {run}: this process's CPU µs per send, first tenth → last tenth | {:.1} → {:.1} ({:+.1}%) |",
+                    store.name,
+                    mode.name(),
+                    summary.first_cpu,
+                    summary.last_cpu,
+                    pct(summary.last_cpu, summary.first_cpu)
                 );
                 if let (Some(a), Some(b)) = (summary.first_ack, summary.last_ack) {
                     println!(
@@ -168,13 +190,20 @@ async fn grow(store: Arc<dyn Store>, mode: Mode, messages: usize) -> Vec<Chunk> 
     let started = Instant::now();
     while total < messages {
         let n = CHUNK.min(messages - total);
-        let send = concurrent_sends(&mailbox, &senders, &recipients, n).await;
-        let ack = match mode {
+        let cpu = cpu_seconds(std::process::id());
+        let sends = concurrent_sends(&mailbox, &senders, &recipients, n).await;
+        let send_cpu_us = (cpu_seconds(std::process::id()) - cpu) * 1e6 / n as f64;
+        let acks = match mode {
             Mode::Acked => Some(deliver_and_ack(&mailbox, &recipients).await),
             Mode::Backlog => None,
         };
         total += n;
-        rows.push((total, send, ack));
+        rows.push(Chunk {
+            at: total,
+            sends,
+            send_cpu_us,
+            acks,
+        });
     }
     eprintln!(
         "grew to {total} messages ({}) in {:.0} s",
@@ -187,6 +216,8 @@ async fn grow(store: Arc<dyn Store>, mode: Mode, messages: usize) -> Vec<Chunk> 
 struct Summary {
     first_send: f64,
     last_send: f64,
+    first_cpu: f64,
+    last_cpu: f64,
     first_ack: Option<f64>,
     last_ack: Option<f64>,
 }
@@ -194,14 +225,17 @@ struct Summary {
 fn summarise(rows: &[Chunk]) -> Summary {
     let tenth = (rows.len() / 10).max(1);
     let (first, last) = (&rows[..tenth], &rows[rows.len() - tenth..]);
-    let sends = |r: &[Chunk]| median(&r.iter().map(|c| c.1).collect::<Vec<_>>());
+    let sends = |r: &[Chunk]| median(&r.iter().map(|c| c.sends).collect::<Vec<_>>());
+    let cpu = |r: &[Chunk]| median(&r.iter().map(|c| c.send_cpu_us).collect::<Vec<_>>());
     let acks = |r: &[Chunk]| {
-        let v: Vec<f64> = r.iter().filter_map(|c| c.2).collect();
+        let v: Vec<f64> = r.iter().filter_map(|c| c.acks).collect();
         (!v.is_empty()).then(|| median(&v))
     };
     Summary {
         first_send: sends(first),
         last_send: sends(last),
+        first_cpu: cpu(first),
+        last_cpu: cpu(last),
         first_ack: acks(first),
         last_ack: acks(last),
     }
@@ -213,13 +247,18 @@ fn print_curve(rows: &[Chunk]) {
         .iter()
         .step_by(step)
         .chain(rows.last())
-        .map(|(at, s, a)| match a {
-            Some(a) => format!("{}k {s:.0}/{a:.0}", at / 1000),
-            None => format!("{}k {s:.0}", at / 1000),
+        .map(|c| match c.acks {
+            Some(a) => format!(
+                "{}k {:.0}/{a:.0} ({:.0} µs)",
+                c.at / 1000,
+                c.sends,
+                c.send_cpu_us
+            ),
+            None => format!("{}k {:.0} ({:.0} µs)", c.at / 1000, c.sends, c.send_cpu_us),
         })
         .collect();
     eprintln!(
-        "  curve (messages → sends/s[/deliver+ack/s]): {}",
+        "  curve (messages → sends/s[/deliver+ack/s] (CPU µs per send)): {}",
         points.join(", ")
     );
 }

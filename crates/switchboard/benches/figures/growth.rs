@@ -10,6 +10,11 @@
 //!
 //! For each run: the median chunk of the first tenth of the growth against the median chunk
 //! of the last tenth (one chunk is too noisy on a shared 2-core machine to stand for a size).
+//! And side by side: during the last tenth a second store, fresh, grows through the first
+//! tenth again, one chunk right after each chunk of the large store, and the median of those
+//! paired changes is reported too. The first-against-last figure compares minutes that lie
+//! far apart, so a busier or quieter machine moves it by ±40 % on its own; each pair falls in
+//! the same few seconds.
 //! Beside each rate, the CPU time this process spent per message sent: on the embedded store
 //! every instruction of a send runs here, so a cost that grows with the store shows in it
 //! even when other work on the machine moves the wall-clock rate (on Postgres it counts only
@@ -18,7 +23,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{Clock, Limits, Mailbox, Store, SystemClock};
+use switchboard_core::{Clock, Limits, Mailbox, PeerRecord, Session, Store, SystemClock};
 use switchboard_store_postgres::{Database, PgOptions};
 use switchboard_store_sqlite::SqliteStore;
 use switchboard_testkit::scratch::Scratch;
@@ -81,13 +86,37 @@ pub async fn figures(plan: &Plan) {
     for &backend in &plan.backends {
         for &mode in &plan.modes {
             let mut changes = Vec::new();
+            let mut paired = Vec::new();
             for run in 1..=plan.runs {
-                let Some(store) = open(backend).await else {
+                let (Some(store), Some(reference)) = (open(backend).await, open(backend).await)
+                else {
                     println!("| Postgres growth | skipped: no Postgres server reachable |");
                     return;
                 };
-                let rows = grow(Arc::clone(&store.store), mode, plan.messages).await;
+                let Grown {
+                    rows,
+                    reference: beside,
+                } = grow(
+                    Arc::clone(&store.store),
+                    Arc::clone(&reference.store),
+                    mode,
+                    plan.messages,
+                )
+                .await;
                 let summary = summarise(&rows);
+                let pair = side_by_side(&rows, &beside);
+                println!(
+                    "| {}, {}, run {run}: the first tenth again beside the last, sends/s of a store of {}k–{}k → of {}k–{}k (median of the paired changes) | {:.0} → {:.0} ({:+.1}%) |",
+                    store.name,
+                    mode.name(),
+                    beside.first().map_or(0, |c| c.at / 1000),
+                    beside.last().map_or(0, |c| c.at / 1000),
+                    rows[rows.len() - beside.len()].at / 1000,
+                    plan.messages / 1000,
+                    pair.small,
+                    pair.large,
+                    pair.change
+                );
                 println!(
                     "| {}, {}, run {run}: sends/s first tenth → last tenth of {} messages | {:.0} → {:.0} ({:+.1}%) |",
                     store.name,
@@ -115,7 +144,8 @@ pub async fn figures(plan: &Plan) {
                 }
                 print_curve(&rows);
                 changes.push(summary);
-                drop(store);
+                paired.push(pair.change);
+                drop((store, reference));
             }
             let name = match backend {
                 Backend::Embedded => "embedded SQLite",
@@ -130,6 +160,12 @@ pub async fn figures(plan: &Plan) {
                 mode.name(),
                 list(&sends),
                 median(&sends)
+            );
+            println!(
+                "| {name}, {}: the last tenth against the first run beside it, sends/s per run (median) | {} ({:+.1}%) |",
+                mode.name(),
+                list(&paired),
+                median(&paired)
             );
             let acks: Vec<f64> = changes
                 .iter()
@@ -181,36 +217,87 @@ async fn open(backend: Backend) -> Option<Opened> {
     }
 }
 
-async fn grow(store: Arc<dyn Store>, mode: Mode, messages: usize) -> Vec<Chunk> {
-    let mailbox = Mailbox::new(store, limits());
-    let senders = peers(&mailbox, "sender", SENDERS).await;
-    let recipients = sessions(&mailbox, "recipient", RECIPIENTS).await;
-    let mut rows = Vec::new();
-    let mut total = 0;
-    let started = Instant::now();
-    while total < messages {
-        let n = CHUNK.min(messages - total);
+/// A store being grown: its mailbox, the 64 senders and the 100 recipient sessions, and how
+/// many messages it holds.
+struct Room {
+    mailbox: Mailbox,
+    senders: Vec<PeerRecord>,
+    recipients: Vec<Session>,
+    held: usize,
+}
+
+impl Room {
+    async fn new(store: Arc<dyn Store>) -> Room {
+        let mailbox = Mailbox::new(store, limits());
+        let senders = peers(&mailbox, "sender", SENDERS).await;
+        let recipients = sessions(&mailbox, "recipient", RECIPIENTS).await;
+        Room {
+            mailbox,
+            senders,
+            recipients,
+            held: 0,
+        }
+    }
+
+    /// Sends `n` messages (and in acked mode has them delivered and acknowledged).
+    async fn chunk(&mut self, mode: Mode, n: usize) -> Chunk {
         let cpu = cpu_seconds(std::process::id());
-        let sends = concurrent_sends(&mailbox, &senders, &recipients, n).await;
+        let sends = concurrent_sends(&self.mailbox, &self.senders, &self.recipients, n).await;
         let send_cpu_us = (cpu_seconds(std::process::id()) - cpu) * 1e6 / n as f64;
         let acks = match mode {
-            Mode::Acked => Some(deliver_and_ack(&mailbox, &recipients).await),
+            Mode::Acked => Some(deliver_and_ack(&self.mailbox, &self.recipients).await),
             Mode::Backlog => None,
         };
-        total += n;
-        rows.push(Chunk {
-            at: total,
+        self.held += n;
+        Chunk {
+            at: self.held,
             sends,
             send_cpu_us,
             acks,
-        });
+        }
+    }
+}
+
+/// What one run measured: the growing store's chunks and the reference store's first tenth,
+/// each of its chunks run right after one of the growing store's last tenth.
+struct Grown {
+    rows: Vec<Chunk>,
+    reference: Vec<Chunk>,
+}
+
+/// Grows `store` to `messages`. `reference` is a second, empty store of the same backend:
+/// during the last tenth it runs one chunk after each chunk of `store`, so it grows through
+/// the sizes of the first tenth while `store` grows through the last, and whatever else the
+/// machine does in those minutes falls on both.
+async fn grow(
+    store: Arc<dyn Store>,
+    reference: Arc<dyn Store>,
+    mode: Mode,
+    messages: usize,
+) -> Grown {
+    let mut room = Room::new(store).await;
+    let mut small = Room::new(reference).await;
+    let tenth = (messages.div_ceil(CHUNK) / 10).max(1);
+    let chunks = messages.div_ceil(CHUNK);
+    let mut grown = Grown {
+        rows: Vec::new(),
+        reference: Vec::new(),
+    };
+    let started = Instant::now();
+    while room.held < messages {
+        let n = CHUNK.min(messages - room.held);
+        grown.rows.push(room.chunk(mode, n).await);
+        if grown.rows.len() > chunks - tenth {
+            grown.reference.push(small.chunk(mode, n).await);
+        }
     }
     eprintln!(
-        "grew to {total} messages ({}) in {:.0} s",
+        "grew to {} messages ({}) in {:.0} s",
+        room.held,
         mode.name(),
         started.elapsed().as_secs_f64()
     );
-    rows
+    grown
 }
 
 struct Summary {
@@ -238,6 +325,31 @@ fn summarise(rows: &[Chunk]) -> Summary {
         last_cpu: cpu(last),
         first_ack: acks(first),
         last_ack: acks(last),
+    }
+}
+
+/// The last tenth's chunks against the reference store's chunks run right after each.
+struct Pair {
+    /// Median sends/s of the reference (small) store's chunks.
+    small: f64,
+    /// Median sends/s of the growing store's last-tenth chunks.
+    large: f64,
+    /// Median of the per-pair changes, large against small, in percent.
+    change: f64,
+}
+
+fn side_by_side(rows: &[Chunk], beside: &[Chunk]) -> Pair {
+    let last = &rows[rows.len() - beside.len()..];
+    let changes: Vec<f64> = last
+        .iter()
+        .zip(beside)
+        .map(|(large, small)| pct(large.sends, small.sends))
+        .collect();
+    let rates = |r: &[Chunk]| median(&r.iter().map(|c| c.sends).collect::<Vec<_>>());
+    Pair {
+        small: rates(beside),
+        large: rates(last),
+        change: median(&changes),
     }
 }
 

@@ -277,8 +277,8 @@ async fn grow(
 ) -> Grown {
     let mut room = Room::new(store).await;
     let mut small = Room::new(reference).await;
-    let tenth = (messages.div_ceil(CHUNK) / 10).max(1);
     let chunks = messages.div_ceil(CHUNK);
+    let tenth = tenth(chunks);
     let mut grown = Grown {
         rows: Vec::new(),
         reference: Vec::new(),
@@ -309,8 +309,13 @@ struct Summary {
     last_ack: Option<f64>,
 }
 
+/// How many chunks make a tenth of a growth of `chunks` chunks (at least one).
+fn tenth(chunks: usize) -> usize {
+    (chunks / 10).max(1)
+}
+
 fn summarise(rows: &[Chunk]) -> Summary {
-    let tenth = (rows.len() / 10).max(1);
+    let tenth = tenth(rows.len());
     let (first, last) = (&rows[..tenth], &rows[rows.len() - tenth..]);
     let sends = |r: &[Chunk]| median(&r.iter().map(|c| c.sends).collect::<Vec<_>>());
     let cpu = |r: &[Chunk]| median(&r.iter().map(|c| c.send_cpu_us).collect::<Vec<_>>());
@@ -354,7 +359,7 @@ fn side_by_side(rows: &[Chunk], beside: &[Chunk]) -> Pair {
 }
 
 fn print_curve(rows: &[Chunk]) {
-    let step = (rows.len() / 10).max(1);
+    let step = tenth(rows.len());
     let points: Vec<String> = rows
         .iter()
         .step_by(step)

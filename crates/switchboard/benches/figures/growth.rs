@@ -93,10 +93,7 @@ pub async fn figures(plan: &Plan) {
                     println!("| Postgres growth | skipped: no Postgres server reachable |");
                     return;
                 };
-                let Grown {
-                    rows,
-                    reference: beside,
-                } = grow(
+                let Grown { rows, beside } = grow(
                     Arc::clone(&store.store),
                     Arc::clone(&reference.store),
                     mode,
@@ -262,7 +259,7 @@ impl Room {
 /// each of its chunks run right after one of the growing store's last tenth.
 struct Grown {
     rows: Vec<Chunk>,
-    reference: Vec<Chunk>,
+    beside: Vec<Chunk>,
 }
 
 /// Grows `store` to `messages`. `reference` is a second, empty store of the same backend:
@@ -281,14 +278,14 @@ async fn grow(
     let tenth = tenth(chunks);
     let mut grown = Grown {
         rows: Vec::new(),
-        reference: Vec::new(),
+        beside: Vec::new(),
     };
     let started = Instant::now();
     while room.held < messages {
         let n = CHUNK.min(messages - room.held);
         grown.rows.push(room.chunk(mode, n).await);
         if grown.rows.len() > chunks - tenth {
-            grown.reference.push(small.chunk(mode, n).await);
+            grown.beside.push(small.chunk(mode, n).await);
         }
     }
     eprintln!(
@@ -309,6 +306,11 @@ struct Summary {
     last_ack: Option<f64>,
 }
 
+/// The median send rate of `chunks`.
+fn median_sends(chunks: &[Chunk]) -> f64 {
+    median(&chunks.iter().map(|c| c.sends).collect::<Vec<_>>())
+}
+
 /// How many chunks make a tenth of a growth of `chunks` chunks (at least one).
 fn tenth(chunks: usize) -> usize {
     (chunks / 10).max(1)
@@ -317,15 +319,14 @@ fn tenth(chunks: usize) -> usize {
 fn summarise(rows: &[Chunk]) -> Summary {
     let tenth = tenth(rows.len());
     let (first, last) = (&rows[..tenth], &rows[rows.len() - tenth..]);
-    let sends = |r: &[Chunk]| median(&r.iter().map(|c| c.sends).collect::<Vec<_>>());
     let cpu = |r: &[Chunk]| median(&r.iter().map(|c| c.send_cpu_us).collect::<Vec<_>>());
     let acks = |r: &[Chunk]| {
         let v: Vec<f64> = r.iter().filter_map(|c| c.acks).collect();
         (!v.is_empty()).then(|| median(&v))
     };
     Summary {
-        first_send: sends(first),
-        last_send: sends(last),
+        first_send: median_sends(first),
+        last_send: median_sends(last),
         first_cpu: cpu(first),
         last_cpu: cpu(last),
         first_ack: acks(first),
@@ -350,10 +351,9 @@ fn side_by_side(rows: &[Chunk], beside: &[Chunk]) -> Pair {
         .zip(beside)
         .map(|(large, small)| pct(large.sends, small.sends))
         .collect();
-    let rates = |r: &[Chunk]| median(&r.iter().map(|c| c.sends).collect::<Vec<_>>());
     Pair {
-        small: rates(beside),
-        large: rates(last),
+        small: median_sends(beside),
+        large: median_sends(last),
         change: median(&changes),
     }
 }

@@ -23,6 +23,8 @@
 //!   Postgres's deadlock check (a second by default). So the lane's transaction sets a short
 //!   `lock_timeout`; a job that hits it is undone and set aside to run in a transaction of its
 //!   own on a pooled connection, which locks in id order and may wait as long as it needs.
+//!   The commit itself waits without a bound: a commit that notifies queues behind every
+//!   other notifying commit of the cluster, each until its WAL flush is done.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -302,6 +304,11 @@ async fn run_batch(
         return again;
     }
     let mut end: Vec<String> = carry.map(str::to_owned).into_iter().collect();
+    // The short lock wait is for the jobs' statements only. A commit that notifies first
+    // takes Postgres's one lock for the notification queue, which every notifying commit of
+    // the cluster holds until its WAL flush is done: behind another replica's commit on a busy
+    // disk, 10 ms ran out and the whole batch failed `Busy` at its commit.
+    end.push("SET LOCAL lock_timeout = 0".to_owned());
     for (room, w) in &mut wakes {
         let mut seen = HashSet::new();
         w.retain(|w| seen.insert(*w));

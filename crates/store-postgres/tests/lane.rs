@@ -1,6 +1,7 @@
 //! The write lane: a row lock held elsewhere holds up only the writes that need that row (the
-//! lane sets them aside rather than wait with the whole batch behind them). That concurrent
-//! writes share commits is a matter of speed, shown by the benchmark, not here.
+//! lane sets them aside rather than wait with the whole batch behind them), and a commit
+//! waits for the notification queue's lock however long another replica holds it. That
+//! concurrent writes share commits is a matter of speed, shown by the benchmark, not here.
 
 #![allow(clippy::unwrap_used)]
 
@@ -94,4 +95,68 @@ async fn a_row_locked_elsewhere_holds_up_only_the_sends_that_need_it() {
         .unwrap()
         .expect("the held-up send lands once the row is free");
     assert_eq!(w.lease(&ben).await.len(), 1);
+}
+
+/// Regression: the lane's short `lock_timeout` (meant for row locks) also bounded the wait for
+/// the lock every notifying commit holds until its WAL flush is done, so behind another
+/// replica's commit on a slow disk a whole batch failed `Busy` at its commit (seen as a claim
+/// failing in `concurrent_workers_never_share_a_job` while the machine was loaded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_commits_behind_another_replicas_notify_instead_of_failing_busy_regression() {
+    let Some(scratch) = Scratch::create("lane_notify").await else {
+        eprintln!("SKIPPED: no Postgres server reachable");
+        return;
+    };
+    let w = world(&scratch).await;
+    let (ann, ben) = (w.agent("ann").await, w.agent("ben").await);
+    // Other replicas' commits that write and notify, each holding the queue's lock through a
+    // WAL flush that `commit_delay` stretches to 100 ms (a commit that wrote nothing is not
+    // flushed at once, so would not wait); queued behind one another, they hold it for about
+    // half a second, far past the lane's 10 ms.
+    raw(&scratch)
+        .await
+        .batch_execute("CREATE TABLE lane_notify_test (x int)")
+        .await
+        .unwrap();
+    let mut holders = Vec::new();
+    for _ in 0..5 {
+        let holder = raw(&scratch).await;
+        holders.push(tokio::spawn(async move {
+            holder
+                .batch_execute(
+                    "SET commit_delay = 100000; SET commit_siblings = 0; BEGIN; \
+                     INSERT INTO lane_notify_test VALUES (1); NOTIFY lane_notify_test; COMMIT",
+                )
+                .await
+        }));
+    }
+    until_the_notify_lock_is_held(&raw(&scratch).await).await;
+    // A send wakes its recipient: the lane's commit notifies too.
+    w.mailbox
+        .send(ann.peer.id, Outgoing::to_peer("ben", "after the others"))
+        .await
+        .expect("the commit waits for the queue's lock instead of failing");
+    for h in holders {
+        h.await.unwrap().unwrap();
+    }
+    assert_eq!(w.lease(&ben).await.len(), 1);
+}
+
+/// Waits until a backend holds the lock Postgres takes to commit a notification (a lock on
+/// "database 0"), polled without pause: each holder keeps it for only 100 ms.
+async fn until_the_notify_lock_is_held(client: &tokio_postgres::Client) {
+    for _ in 0..100_000 {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'object' \
+                 AND classid = 'pg_database'::regclass AND objid = 0 AND granted",
+                &[],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) > 0 {
+            return;
+        }
+    }
+    panic!("no commit ever held the notification queue's lock");
 }

@@ -248,6 +248,16 @@ DROP INDEX deliveries_by_state;
 CREATE INDEX deliveries_in_flight ON deliveries(recipient_id, state, message_id)
     WHERE state = 'queued' OR state = 'delivered';
 ",
+    // v11: a new copy is counted in `peers.queued` by the statement after its insert
+    // (`sql::messages`, the store's one insert into `deliveries`), no longer by a trigger.
+    // With the trigger the insert was a statement that may write several rows, and its foreign
+    // keys could stop it midway, so SQLite gave every insert a statement journal: a copy of
+    // each page it touched that the writer's batch had already changed (a twentieth of the
+    // relay's instructions per message). The triggers on a change of state and on a delete
+    // stay: many statements change states, one inserts copies.
+    r"
+DROP TRIGGER deliveries_queued_insert;
+",
 ];
 
 /// The schema version this build writes.

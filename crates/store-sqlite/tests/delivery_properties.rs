@@ -190,8 +190,22 @@ proptest! {
                 last: HashMap::new(),
                 sent: Vec::new(),
             };
+            // The pending cap's counter against the copies it counts, read from the file
+            // after every step: a trigger keeps it on a change of state, the send's own
+            // statement on an insert (v11), and no path may forget it.
+            let file = rusqlite::Connection::open(dir.path().join("switchboard.db")).unwrap();
+            let miscounted = || -> i64 {
+                file.query_row(
+                    "SELECT COUNT(*) FROM peers p WHERE p.queued <> (SELECT COUNT(*)
+                         FROM deliveries d WHERE d.recipient_id = p.id AND d.state = 'queued')",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            };
             for op in ops {
                 run.apply(op).await;
+                prop_assert_eq_sync(miscounted() == 0, "a peer's queued count is its queued copies");
             }
             // Nothing is lost: once every session is gone and leases have run out, an explicit
             // pull lists every message that is neither read, expired nor dead.

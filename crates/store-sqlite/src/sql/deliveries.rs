@@ -138,13 +138,22 @@ impl DeliveryStatements for LiteTx {
 /// instructions). And an update that may touch several rows of a table with triggers first
 /// gathers their keys in a temporary B-tree built afresh per execution, which a lookup by the
 /// whole key spares. Postgres plans this from its statistics and needs neither.
-const MARK_DELIVERED: &str = "UPDATE deliveries SET state = 'delivered', delivered_at = ?3,
+///
+/// `OR FAIL` (here and in [`MARK_READ`]): the state's trigger makes this a statement that may
+/// write several rows, and with the default `ABORT` SQLite then opens a statement journal so
+/// it could undo the statement alone, copying in every page it touches that the writer's
+/// batch already changed (about three 4 KB pages per hand-over, an eighth of the relay's
+/// instructions over the send's insert, the hand-over and the read together). The writer
+/// never needs that: a write that fails is undone with its whole batch, or with the savepoint
+/// it runs in when the batch runs again (`writer`), so `FAIL`, which leaves the undoing to
+/// them, loses nothing.
+const MARK_DELIVERED: &str = "UPDATE OR FAIL deliveries SET state = 'delivered', delivered_at = ?3,
          lease_session = NULL, lease_until = NULL
      WHERE recipient_id = (SELECT peer_id FROM sessions WHERE id = ?1) AND message_id = ?2
        AND lease_session = ?1 AND state = 'queued'";
 
-/// One copy read by its recipient.
-const MARK_READ: &str = "UPDATE deliveries SET state = 'read', read_at = ?3,
+/// One copy read by its recipient (`OR FAIL`: see [`MARK_DELIVERED`]).
+const MARK_READ: &str = "UPDATE OR FAIL deliveries SET state = 'read', read_at = ?3,
          delivered_at = COALESCE(delivered_at, ?3), lease_session = NULL, lease_until = NULL
      WHERE recipient_id = ?1 AND message_id = ?2 AND state IN ('queued', 'delivered')";
 
@@ -161,6 +170,12 @@ mod tests {
     fn a_hand_over_and_a_read_build_no_temporary_btree_regression() {
         assert_eq!(crate::sql::temporary_btrees(MARK_DELIVERED), 0);
         assert_eq!(crate::sql::temporary_btrees(MARK_READ), 0);
+    }
+
+    #[test]
+    fn a_hand_over_and_a_read_open_no_statement_journal_regression() {
+        assert!(!crate::sql::opens_statement_journal(MARK_DELIVERED));
+        assert!(!crate::sql::opens_statement_journal(MARK_READ));
     }
 
     #[test]

@@ -26,10 +26,13 @@ impl MessageStatements for LiteTx {
             m.counted
         ])?;
         let id: MessageId = self.conn.last_insert_rowid().into();
-        // SQLite binds no arrays: a copy per statement, in the same transaction.
+        // SQLite binds no arrays: a copy per statement, in the same transaction, each counted
+        // as queued for its recipient right after (see migration v11).
         let mut copy = self.conn.prepare_cached(INSERT_COPY)?;
+        let mut count = self.conn.prepare_cached(COUNT_QUEUED_COPY)?;
         for r in m.copies_to {
             copy.execute(params![id, r])?;
+            count.execute([r])?;
         }
         Ok(id)
     }
@@ -101,6 +104,10 @@ const RECENT_SENT: &str = "SELECT id FROM messages WHERE sender_id = ?1 ORDER BY
 const INSERT_COPY: &str =
     "INSERT INTO deliveries (message_id, recipient_id, state) VALUES (?1, ?2, 'queued')";
 
+/// A new queued copy in its recipient's count (the pending cap's), which a trigger kept until
+/// v11: with a trigger the insert above opened a statement journal.
+const COUNT_QUEUED_COPY: &str = "UPDATE peers SET queued = queued + 1 WHERE id = ?1";
+
 /// Two lookups in the (sender, number) index: the newest number, then the `n`th newest.
 const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
      WHERE sender_id = ?1 AND sender_seq = (SELECT MAX(sender_seq) FROM messages
@@ -110,7 +117,7 @@ const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::{INSERT_COPY, INSERT_MESSAGE, NTH_NEWEST_SEND, RECENT_SENT};
+    use super::{COUNT_QUEUED_COPY, INSERT_COPY, INSERT_MESSAGE, NTH_NEWEST_SEND, RECENT_SENT};
 
     /// v9 dropped the (sender, time) index: a sender's messages are found through the
     /// (sender, number) index, never by reading the table.
@@ -131,6 +138,15 @@ mod tests {
     fn a_send_builds_no_temporary_btree_regression() {
         assert_eq!(crate::sql::temporary_btrees(INSERT_MESSAGE), 0);
         assert_eq!(crate::sql::temporary_btrees(INSERT_COPY), 0);
+    }
+
+    /// Until v11 a trigger counted each new copy, which made its insert open a statement
+    /// journal (a copy of every page it touched that its batch had changed).
+    #[test]
+    fn a_send_opens_no_statement_journal_regression() {
+        for sql in [INSERT_MESSAGE, INSERT_COPY, COUNT_QUEUED_COPY] {
+            assert!(!crate::sql::opens_statement_journal(sql), "{sql}");
+        }
     }
 
     /// The rate check counted the sender's messages in the window, up to the limit, on every

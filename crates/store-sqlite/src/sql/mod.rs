@@ -50,6 +50,35 @@ pub(crate) fn temporary_btrees(sql: &str) -> usize {
     count
 }
 
+/// Whether SQLite opens a statement journal when it runs `sql` inside a transaction, over a
+/// fresh in-memory store at the latest schema with foreign keys on, as the store runs. It does
+/// for a program that may write several rows (here: one that runs a trigger) and may stop
+/// midway (a constraint checked with `ABORT`, an immediate foreign key's counter), and then
+/// copies in every page the statement touches that the transaction had already changed, so
+/// it can undo the statement alone.
+#[cfg(test)]
+pub(crate) fn opens_statement_journal(sql: &str) -> bool {
+    #![allow(clippy::unwrap_used)]
+    // SQLite's numbers for `ABORT` in a halt's P2, and for the statement's own counter (not
+    // the deferred one) in an `FkCounter`'s P1.
+    const OE_ABORT: i64 = 2;
+    const STATEMENT_COUNTER: i64 = 0;
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    crate::migrate::apply(&mut conn).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+    let mut rows = stmt.raw_query();
+    let (mut writes_several, mut may_stop) = (false, false);
+    while let Some(row) = rows.next().unwrap() {
+        let opcode: String = row.get(1).unwrap();
+        let (p1, p2): (i64, i64) = (row.get(2).unwrap(), row.get(3).unwrap());
+        writes_several |= opcode == "Program";
+        may_stop |= matches!(opcode.as_str(), "Halt" | "HaltIfNull") && p2 == OE_ABORT
+            || opcode == "FkCounter" && p1 == STATEMENT_COUNTER;
+    }
+    writes_several && may_stop
+}
+
 use switchboard_core::seam::Decode;
 
 use self::columns::read;
@@ -83,5 +112,19 @@ impl LiteTx {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params, read(decode))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The check can fail: the same update with SQLite's default `ABORT` opens one.
+    #[test]
+    fn an_update_that_runs_a_trigger_and_may_abort_opens_a_statement_journal() {
+        assert!(super::opens_statement_journal(
+            "UPDATE deliveries SET state = 'read' WHERE recipient_id = 1 AND message_id = 1"
+        ));
+        assert!(!super::opens_statement_journal(
+            "UPDATE deliveries SET lease_until = 1 WHERE recipient_id = 1 AND message_id = 1"
+        ));
     }
 }

@@ -356,15 +356,15 @@ pub struct Reservations {
 }
 
 /// Builds [`Call`], [`Answer`] and each operation's [`Op`] from one table of
-/// `Operation => its answer`.
+/// `Operation "its name on the wire" => its answer`.
 macro_rules! operations {
-    ($($op:ident => $answer:ty,)*) => {
-        /// Any one operation. Serialized with its name in `op` (snake case); over HTTP the name
-        /// is the last path segment and the rest is the body.
+    ($($op:ident $name:literal => $answer:ty,)*) => {
+        /// Any one operation. Serialized with its name in `op`; over HTTP the name is the last
+        /// path segment and the rest is the body.
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(tag = "op", rename_all = "snake_case")]
+        #[serde(tag = "op")]
         pub enum Call {
-            $($op($op),)*
+            $(#[serde(rename = $name)] $op($op),)*
         }
 
         /// The answer to any one operation. Serialized as the bare answer, as the relay
@@ -394,6 +394,33 @@ macro_rules! operations {
         )*
 
         impl Call {
+            /// Every operation's name on the wire, in the table's order.
+            pub const NAMES: &[&str] = &[$($name,)*];
+
+            /// This operation's name on the wire (`POST /v1/<name>`).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Call::$op(_) => $name,)*
+                }
+            }
+
+            /// The operation's own fields as a JSON object, without its name: the body of
+            /// `POST /v1/<name>`. Written straight from the operation's type.
+            pub fn body(&self) -> serde_json::Result<Vec<u8>> {
+                match self {
+                    $(Call::$op(op) => serde_json::to_vec(op),)*
+                }
+            }
+
+            /// Reads the operation named `name` straight from its JSON body into its type, or
+            /// `None` when no operation has that name.
+            pub(crate) fn read_named(name: &str, body: &[u8]) -> Option<serde_json::Result<Call>> {
+                match name {
+                    $($name => Some(serde_json::from_slice::<$op>(body).map(Call::$op)),)*
+                    _ => None,
+                }
+            }
+
             /// Reads this call's answer from the JSON the relay sent back.
             pub fn read_answer(&self, json: &[u8]) -> serde_json::Result<Answer> {
                 match self {
@@ -413,40 +440,40 @@ macro_rules! operations {
 }
 
 operations! {
-    Operator => PeerRecord,
-    OpenSession => Session,
-    CloseSession => (),
-    Peers => Vec<PeerRecord>,
-    Peer => PeerRecord,
-    PeerOfClient => Option<PeerRecord>,
-    Rename => PeerRecord,
-    SetSummary => PeerRecord,
-    Send => SentMessage,
-    Ask => QuestionView,
-    Reply => QuestionView,
-    Questions => Vec<QuestionView>,
-    Question => QuestionView,
-    Dispatch => JobView,
-    Claim => Option<JobClaim>,
-    StartJob => (),
-    Heartbeat => JobState,
-    FinishJob => JobView,
-    ReleaseJob => (),
-    CancelJob => JobView,
-    RequeueJob => JobView,
-    Job => JobView,
-    Jobs => Vec<JobView>,
-    Reserve => Reservation,
-    Release => u64,
-    Reservations => Vec<Reservation>,
-    Lease => Vec<InboxItem>,
-    MarkDelivered => u64,
-    Ack => u64,
-    Sent => Vec<SentMessage>,
-    Log => Vec<LogEntry>,
-    LastMessageId => MessageId,
-    Gc => GcReport,
-    Stats => StoreStats,
+    Operator "operator" => PeerRecord,
+    OpenSession "open_session" => Session,
+    CloseSession "close_session" => (),
+    Peers "peers" => Vec<PeerRecord>,
+    Peer "peer" => PeerRecord,
+    PeerOfClient "peer_of_client" => Option<PeerRecord>,
+    Rename "rename" => PeerRecord,
+    SetSummary "set_summary" => PeerRecord,
+    Send "send" => SentMessage,
+    Ask "ask" => QuestionView,
+    Reply "reply" => QuestionView,
+    Questions "questions" => Vec<QuestionView>,
+    Question "question" => QuestionView,
+    Dispatch "dispatch" => JobView,
+    Claim "claim" => Option<JobClaim>,
+    StartJob "start_job" => (),
+    Heartbeat "heartbeat" => JobState,
+    FinishJob "finish_job" => JobView,
+    ReleaseJob "release_job" => (),
+    CancelJob "cancel_job" => JobView,
+    RequeueJob "requeue_job" => JobView,
+    Job "job" => JobView,
+    Jobs "jobs" => Vec<JobView>,
+    Reserve "reserve" => Reservation,
+    Release "release" => u64,
+    Reservations "reservations" => Vec<Reservation>,
+    Lease "lease" => Vec<InboxItem>,
+    MarkDelivered "mark_delivered" => u64,
+    Ack "ack" => u64,
+    Sent "sent" => Vec<SentMessage>,
+    Log "log" => Vec<LogEntry>,
+    LastMessageId "last_message_id" => MessageId,
+    Gc "gc" => GcReport,
+    Stats "stats" => StoreStats,
 }
 
 impl Call {
@@ -480,10 +507,7 @@ mod tests {
 
     #[test]
     fn a_wait_left_out_or_null_is_no_wait() {
-        for body in [
-            serde_json::json!({"id": 3}),
-            serde_json::json!({"id": 3, "wait_secs": null}),
-        ] {
+        for body in [&br#"{"id": 3}"#[..], br#"{"id": 3, "wait_secs": null}"#] {
             let call = Call::from_parts("job", body).unwrap();
             assert_eq!(
                 call,
@@ -493,7 +517,7 @@ mod tests {
                 })
             );
         }
-        let call = Call::from_parts("job", serde_json::json!({"id": 3, "wait_secs": 1.5}));
+        let call = Call::from_parts("job", br#"{"id": 3, "wait_secs": 1.5}"#);
         assert_eq!(
             call.unwrap().wait_mut(),
             Some(&mut Duration::from_millis(1500))

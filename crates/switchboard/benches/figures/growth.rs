@@ -30,6 +30,7 @@ use switchboard_testkit::scratch::Scratch;
 
 use super::{
     CHUNK, RECIPIENTS, SENDERS, concurrent_sends, cpu_seconds, deliver_and_ack, peers, sessions,
+    written_bytes,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,11 @@ struct Chunk {
     send_cpu_us: f64,
     /// Deliveries + acknowledgements per second (acked mode only).
     acks: Option<f64>,
+    /// Bytes this process had written to disk per message, over the whole chunk (its sends,
+    /// and in acked mode the hand-overs and acknowledgements): the WAL's frames and the
+    /// checkpoints', so what each commit writes as the store grows (embedded store only; a
+    /// checkpoint of the other store may still be running into a chunk).
+    written: f64,
 }
 
 pub async fn figures(plan: &Plan) {
@@ -131,6 +137,16 @@ pub async fn figures(plan: &Plan) {
                     summary.last_cpu,
                     pct(summary.last_cpu, summary.first_cpu)
                 );
+                if backend == Backend::Embedded {
+                    println!(
+                        "| {}, {}, run {run}: bytes written to disk per message, first tenth → last tenth | {:.0} → {:.0} ({:+.1}%) |",
+                        store.name,
+                        mode.name(),
+                        summary.first_written,
+                        summary.last_written,
+                        pct(summary.last_written, summary.first_written)
+                    );
+                }
                 if let (Some(a), Some(b)) = (summary.first_ack, summary.last_ack) {
                     println!(
                         "| {}, {}, run {run}: deliver+ack/s first tenth → last tenth | {a:.0} → {b:.0} ({:+.1}%) |",
@@ -238,7 +254,10 @@ impl Room {
 
     /// Sends `n` messages (and in acked mode has them delivered and acknowledged).
     async fn chunk(&mut self, mode: Mode, n: usize) -> Chunk {
-        let cpu = cpu_seconds(std::process::id());
+        let (cpu, written) = (
+            cpu_seconds(std::process::id()),
+            written_bytes(std::process::id()),
+        );
         let sends = concurrent_sends(&self.mailbox, &self.senders, &self.recipients, n).await;
         let send_cpu_us = (cpu_seconds(std::process::id()) - cpu) * 1e6 / n as f64;
         let acks = match mode {
@@ -251,6 +270,7 @@ impl Room {
             sends,
             send_cpu_us,
             acks,
+            written: written_bytes(std::process::id()).saturating_sub(written) as f64 / n as f64,
         }
     }
 }
@@ -302,6 +322,8 @@ struct Summary {
     last_send: f64,
     first_cpu: f64,
     last_cpu: f64,
+    first_written: f64,
+    last_written: f64,
     first_ack: Option<f64>,
     last_ack: Option<f64>,
 }
@@ -320,6 +342,7 @@ fn summarise(rows: &[Chunk]) -> Summary {
     let tenth = tenth(rows.len());
     let (first, last) = (&rows[..tenth], &rows[rows.len() - tenth..]);
     let cpu = |r: &[Chunk]| median(&r.iter().map(|c| c.send_cpu_us).collect::<Vec<_>>());
+    let written = |r: &[Chunk]| median(&r.iter().map(|c| c.written).collect::<Vec<_>>());
     let acks = |r: &[Chunk]| {
         let v: Vec<f64> = r.iter().filter_map(|c| c.acks).collect();
         (!v.is_empty()).then(|| median(&v))
@@ -329,6 +352,8 @@ fn summarise(rows: &[Chunk]) -> Summary {
         last_send: median_sends(last),
         first_cpu: cpu(first),
         last_cpu: cpu(last),
+        first_written: written(first),
+        last_written: written(last),
         first_ack: acks(first),
         last_ack: acks(last),
     }
@@ -366,16 +391,23 @@ fn print_curve(rows: &[Chunk]) {
         .chain(rows.last())
         .map(|c| match c.acks {
             Some(a) => format!(
-                "{}k {:.0}/{a:.0} ({:.0} µs)",
+                "{}k {:.0}/{a:.0} ({:.0} µs, {:.1} kB)",
                 c.at / 1000,
                 c.sends,
-                c.send_cpu_us
+                c.send_cpu_us,
+                c.written / 1000.0
             ),
-            None => format!("{}k {:.0} ({:.0} µs)", c.at / 1000, c.sends, c.send_cpu_us),
+            None => format!(
+                "{}k {:.0} ({:.0} µs, {:.1} kB)",
+                c.at / 1000,
+                c.sends,
+                c.send_cpu_us,
+                c.written / 1000.0
+            ),
         })
         .collect();
     eprintln!(
-        "  curve (messages → sends/s[/deliver+ack/s] (CPU µs per send)): {}",
+        "  curve (messages → sends/s[/deliver+ack/s] (CPU µs per send, disk written per message)): {}",
         points.join(", ")
     );
 }

@@ -492,6 +492,17 @@ pub(crate) fn first3(loadavg: &str) -> String {
         .join(" ")
 }
 
+/// Bytes the process has caused to be written to the storage layer (`write_bytes` of
+/// `/proc/<pid>/io`, counted when a page of the page cache is dirtied): the WAL frames and
+/// checkpoints of the embedded store, none of its sockets' traffic.
+pub(crate) fn written_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// User + system CPU seconds the process has used, from `/proc/<pid>/stat`.
 pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

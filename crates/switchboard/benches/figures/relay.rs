@@ -21,7 +21,7 @@ use switchboard_testkit::scratch::Scratch;
 
 use super::growth::Backend;
 use super::mcp::{Session, push_latency};
-use super::{BIN, cpu_seconds, first3};
+use super::{BIN, cpu_seconds, first3, written_bytes};
 
 const SENDERS: usize = 64;
 const RECIPIENTS: usize = 16;
@@ -117,7 +117,9 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
         cpu_seconds(relay.child.id()),
         cpu_seconds(std::process::id()),
     );
+    let written0 = written_bytes(relay.child.id());
     let (rate, took, requests) = throughput(&client, messages).await;
+    let written = written_bytes(relay.child.id()).saturating_sub(written0);
     // The relay's CPU and this load generator's own, over the same run: both share the
     // machine's cores, so a figure that leans on the generator shows it here.
     let relay_cpu = cpu_seconds(relay.child.id()) - relay0;
@@ -132,6 +134,13 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
         core(relay_cpu),
         core(own_cpu)
     );
+    // What a message costs the disk (on Postgres the server writes, not the relay).
+    if database_url.is_none() {
+        println!(
+            "| {backend}: bytes the relay wrote to disk per message (WAL and checkpoints) | {:.0} |",
+            written as f64 / messages as f64
+        );
+    }
     // How many messages one round of lease + hand-over + ack carries decides how many
     // requests (and writes) a message costs on the recipients' side.
     println!(

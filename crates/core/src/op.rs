@@ -397,6 +397,11 @@ macro_rules! operations {
             /// Every operation's name on the wire, in the table's order.
             pub const NAMES: &[&str] = &[$($name,)*];
 
+            /// Every operation's type name, in the table's order (for the test that each wire
+            /// name is its type's name in snake case, as the relay's API has always named them).
+            #[cfg(test)]
+            const TYPES: &[&str] = &[$(stringify!($op),)*];
+
             /// This operation's name on the wire (`POST /v1/<name>`).
             pub fn name(&self) -> &'static str {
                 match self {
@@ -504,6 +509,23 @@ fn mismatch(asked: &str, got: &Answer) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The wire names were serde's `snake_case` of each type until they were written in the
+    /// table; a name that drifted from it would break every client built before.
+    #[test]
+    fn each_wire_name_is_its_type_in_snake_case() {
+        assert_eq!(Call::NAMES.len(), Call::TYPES.len());
+        for (name, ty) in Call::NAMES.iter().zip(Call::TYPES) {
+            let mut snake = String::new();
+            for (i, c) in ty.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            assert_eq!(*name, snake, "the wire name of {ty}");
+        }
+    }
 
     #[test]
     fn a_wait_left_out_or_null_is_no_wait() {

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use switchboard_core::exchange::Result;
 use switchboard_core::op::{self, Op};
 use switchboard_core::wire::{Answer, Call, WireError};
@@ -54,7 +55,11 @@ pub struct RelayClient {
 
 struct Inner {
     base: String,
-    token: String,
+    /// `Authorization: Bearer <token>`, made once: formatting and checking it on every
+    /// request showed in the profile of a busy client, and so did parsing each request's URL.
+    auth: HeaderValue,
+    /// `<base>/v1/<name>` for every operation, parsed once.
+    op_urls: HashMap<&'static str, reqwest::Url>,
     http: reqwest::Client,
     hello: Hello,
     wakes: broadcast::Sender<Wake>,
@@ -180,9 +185,27 @@ impl RelayClient {
     ) -> Result<Self> {
         let (base, http) = http_client(url, ca)?;
         let (wakes, _) = broadcast::channel(256);
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::Invalid(
+                "the token holds characters an HTTP header cannot carry; \
+                 give the token `switchboard tokens create` printed"
+                    .into(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        let op_urls = Call::NAMES
+            .iter()
+            .map(|name| {
+                let url = format!("{base}/v1/{name}");
+                reqwest::Url::parse(&url)
+                    .map(|parsed| (*name, parsed))
+                    .map_err(|e| Error::Invalid(format!("relay URL '{url}' is not usable: {e}")))
+            })
+            .collect::<Result<_>>()?;
         let mut inner = Inner {
             base,
-            token: token.to_owned(),
+            auth,
+            op_urls,
             http,
             hello: Hello {
                 room: None,
@@ -314,7 +337,10 @@ impl Inner {
         let url = format!("{}/v1/hello", self.base);
         let read = |json: &[u8]| serde_json::from_slice(json);
         self.exchange(Resend::Safe, self.patience(None), read, || {
-            self.http.get(&url).bearer_auth(&self.token).send()
+            self.http
+                .get(&url)
+                .header(AUTHORIZATION, self.auth.clone())
+                .send()
         })
         .await
     }
@@ -343,12 +369,16 @@ impl Inner {
     async fn call_within(&self, call: Call, patience: Duration) -> Result<Answer> {
         let resend = resend(&call);
         let (op, body) = call.into_parts()?;
-        let url = format!("{}/v1/{op}", self.base);
+        let url = match self.op_urls.get(op) {
+            Some(url) => url.clone(),
+            None => reqwest::Url::parse(&format!("{}/v1/{op}", self.base))
+                .map_err(|e| Error::Invalid(format!("no URL for '{op}': {e}")))?,
+        };
         let read = |json: &[u8]| call.read_answer(json);
         self.exchange(resend, patience, read, || {
             self.http
-                .post(&url)
-                .bearer_auth(&self.token)
+                .post(url.clone())
+                .header(AUTHORIZATION, self.auth.clone())
                 .timeout(CALL_TIMEOUT)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone())
@@ -655,7 +685,10 @@ async fn stream_once(inner: &Inner) -> std::result::Result<(), Broken> {
     if let Some((_, id)) = session {
         url.push_str(&format!("?session={id}"));
     }
-    let mut request = inner.http.get(&url).bearer_auth(&inner.token);
+    let mut request = inner
+        .http
+        .get(&url)
+        .header(AUTHORIZATION, inner.auth.clone());
     let cursor = inner.cursor.load(Ordering::SeqCst);
     if cursor >= 0 {
         request = request.header("Last-Event-ID", cursor.to_string());

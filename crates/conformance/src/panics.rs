@@ -1,4 +1,5 @@
-//! A procedure that panics, run by a backend's writer beside other writes. Not a story of
+//! A procedure that panics, run by a backend's writer beside other writes, or as a read. Not
+//! a story of
 //! [`conformance_suite!`](crate::conformance_suite): it needs the backend's own type (a
 //! procedure is run through [`seam::Backend::transact`], which a `dyn Store` does not offer),
 //! so each backend's test file calls it with its store.
@@ -82,4 +83,25 @@ where
         "every send arrived once: {texts:?}"
     );
     assert!(texts.iter().any(|t| t == "after"));
+}
+
+/// Regression: on Postgres a read ran in its caller's task, so a read procedure that panicked
+/// took that task down with it (a relay's request, say) instead of failing. A panicking read
+/// fails with an error that names the panic, and the store goes on answering.
+pub async fn a_panicking_read_fails_as_an_error_regression<B>(backend: Arc<B>)
+where
+    B: seam::Backend,
+{
+    let w = World::new(Arc::clone(&backend) as Arc<dyn Store>, roomy_limits());
+    let alice = w.agent("alice").await;
+    assert_names_the_panic(backend.transact(Access::Read, panicking::<B::Tx>).await);
+    assert_names_the_panic(
+        backend
+            .transact(Access::Read, panicking_at_call::<B::Tx>)
+            .await,
+    );
+    w.mailbox
+        .send(alice.peer.id, Outgoing::to_peer("alice", "still here"))
+        .await
+        .expect("a send after the panicking reads commits");
 }

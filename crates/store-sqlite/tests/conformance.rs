@@ -43,3 +43,12 @@ async fn a_panicking_write_fails_alone_and_the_writer_carries_on_regression() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_read_fails_as_an_error_regression() {
+    let Some(backend) = fresh().await else { return };
+    switchboard_conformance::panics::a_panicking_read_fails_as_an_error_regression(Arc::new(
+        backend.store(),
+    ))
+    .await;
+}

@@ -110,6 +110,13 @@ fn http_client(url: &str, ca: Option<&std::path::Path>) -> Result<(String, reqwe
     Ok((base, http))
 }
 
+/// `POST <base>/v1/<op>`'s URL.
+fn op_url(base: &str, op: &str) -> Result<reqwest::Url> {
+    let url = format!("{base}/v1/{op}");
+    reqwest::Url::parse(&url)
+        .map_err(|e| Error::Invalid(format!("relay URL '{url}' is not usable: {e}")))
+}
+
 /// Whether a relay is up: `GET /livez`, which needs no token and says nothing but `ok` (a
 /// container's health check holds no secret). Fails with [`Error::Unavailable`] when the relay
 /// cannot be reached within `timeout` or answers anything but 200.
@@ -195,12 +202,7 @@ impl RelayClient {
         auth.set_sensitive(true);
         let op_urls = Call::NAMES
             .iter()
-            .map(|name| {
-                let url = format!("{base}/v1/{name}");
-                reqwest::Url::parse(&url)
-                    .map(|parsed| (*name, parsed))
-                    .map_err(|e| Error::Invalid(format!("relay URL '{url}' is not usable: {e}")))
-            })
+            .map(|name| op_url(&base, name).map(|url| (*name, url)))
             .collect::<Result<_>>()?;
         let mut inner = Inner {
             base,
@@ -369,10 +371,10 @@ impl Inner {
     async fn call_within(&self, call: Call, patience: Duration) -> Result<Answer> {
         let resend = resend(&call);
         let (op, body) = call.into_parts()?;
+        // Every operation's URL was made with the client; the lookup cannot miss.
         let url = match self.op_urls.get(op) {
             Some(url) => url.clone(),
-            None => reqwest::Url::parse(&format!("{}/v1/{op}", self.base))
-                .map_err(|e| Error::Invalid(format!("no URL for '{op}': {e}")))?,
+            None => op_url(&self.base, op)?,
         };
         let read = |json: &[u8]| call.read_answer(json);
         self.exchange(resend, patience, read, || {

@@ -1,9 +1,12 @@
 //! Turns Postgres errors into the store errors a user can act on, and tells which ones mean
 //! "another transaction got there first, run it again".
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use tokio_postgres::error::SqlState;
 
-use switchboard_core::StoreError;
+use switchboard_core::{StoreError, seam};
 
 switchboard_core::op_error!(Pg(tokio_postgres::Error), classify);
 
@@ -19,6 +22,18 @@ impl OpError {
                 || *c == SqlState::T_R_DEADLOCK_DETECTED
                 || *c == SqlState::UNIQUE_VIOLATION
         )
+    }
+}
+
+/// Runs a procedure's future; a panic in it counts as the procedure failing, with an error
+/// that names the panic. Every caller undoes a failed procedure (its savepoint or its whole
+/// transaction), so nothing a panicking one changed survives, which is why asserting unwind
+/// safety is sound. The call that makes the future belongs inside `run`: a procedure may
+/// panic before it returns its future.
+pub async fn caught<T>(run: impl Future<Output = OpResult<T>>) -> OpResult<T> {
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(out) => out,
+        Err(payload) => Err(OpError::Store(seam::panicked(payload.as_ref()))),
     }
 }
 

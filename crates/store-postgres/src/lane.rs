@@ -27,17 +27,15 @@
 //!   other notifying commit of the cluster, each until its WAL flush is done.
 
 use std::collections::HashSet;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use switchboard_core::seam::{self, Procedure, Statements};
+use switchboard_core::seam::{Procedure, Statements};
 use switchboard_core::{StoreError, StoreResult, Wake};
 
 use crate::db::pool_error;
@@ -140,15 +138,8 @@ impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
     fn run<'x>(&'x mut self, tx: &'x mut PgTx) -> BoxFuture<'x, Ran> {
         Box::pin(async move {
             // A panic counts as this job failing: it is undone to its savepoint like any
-            // failed job (so nothing it changed survives, which is why asserting unwind safety
-            // is sound), and the lane's thread goes on serving every other write.
-            // The call is inside the caught future too: a procedure may panic before it
-            // returns its future.
-            let call = async { (self.procedure)(tx).await };
-            let out = match AssertUnwindSafe(call).catch_unwind().await {
-                Ok(out) => out,
-                Err(payload) => Err(OpError::Store(seam::panicked(payload.as_ref()))),
-            };
+            // failed job, and the lane's thread goes on serving every other write.
+            let out = crate::fault::caught(async { (self.procedure)(tx).await }).await;
             let ran = match &out {
                 Ok(_) => Ran::Done,
                 Err(_) if tx.conn().is_closed() => Ran::Broken,

@@ -2,17 +2,15 @@
 //! read-only transaction on a pooled connection; writes go through the process's write lane
 //! ([`crate::lane`]), which commits many at once.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures_util::FutureExt;
 use tokio::sync::broadcast;
 
-use switchboard_core::seam::{self, Access, Backend, Procedure};
+use switchboard_core::seam::{Access, Backend, Procedure};
 use switchboard_core::{StoreResult, Wake};
 
 use crate::db::Database;
-use crate::fault::{OpError, OpResult};
+use crate::fault::OpResult;
 use crate::holder::CHANNEL;
 use crate::migrate::room_schema;
 use crate::tx::{MAX_ATTEMPTS, PgTx, Tx, backoff};
@@ -151,14 +149,9 @@ impl Room {
         loop {
             let mut pg = self.begin(read_only).await?;
             // A panic counts as the procedure failing, as in the lane: its transaction is
-            // rolled back below (so nothing it did survives, which is why asserting unwind
-            // safety is sound), and the caller gets an error instead of a panic in its own
+            // rolled back below, and the caller gets an error instead of a panic in its own
             // task (a relay request, a set-aside write of the lane).
-            let call = async { procedure(&mut pg).await };
-            let out = match AssertUnwindSafe(call).catch_unwind().await {
-                Ok(out) => out,
-                Err(payload) => Err(OpError::Store(seam::panicked(payload.as_ref()))),
-            };
+            let out = crate::fault::caught(async { procedure(&mut pg).await }).await;
             let (tx, wakes) = pg.into_parts();
             match self.end(tx, out, wakes, attempt).await? {
                 Some(v) => return Ok(v),

@@ -19,63 +19,75 @@ mod upkeep;
 
 use rusqlite::{OptionalExtension, Params};
 
-/// The steps SQLite plans for `sql` with `params`, over a fresh in-memory store at the latest
-/// schema: what the statements' plan tests read (a plan is the regression a timing test would
-/// only hint at).
+/// A fresh in-memory store at the latest schema with foreign keys on, as the store runs: what
+/// the statements' plan and program tests compile against (a plan is the regression a timing
+/// test would only hint at).
 #[cfg(test)]
-pub(crate) fn query_plan(sql: &str, params: impl Params) -> Vec<String> {
+fn latest_schema() -> rusqlite::Connection {
     #![allow(clippy::unwrap_used)]
     let mut conn = rusqlite::Connection::open_in_memory().unwrap();
     crate::migrate::apply(&mut conn).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    conn
+}
+
+/// The steps SQLite plans for `sql` with `params`.
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str, params: impl Params) -> Vec<String> {
+    #![allow(clippy::unwrap_used)]
+    let conn = latest_schema();
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     let steps = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
     steps.map(Result::unwrap).collect()
 }
 
-/// How many temporary B-trees the program SQLite compiles for `sql` opens, over a fresh
-/// in-memory store at the latest schema. Each is built afresh on every execution (a page
-/// allocated and zeroed, a cursor opened), which a statement run per row cannot afford.
+/// The program SQLite compiles for `sql`, one `(opcode, p1, p2)` per instruction. Unbound
+/// parameters read as NULL; the program does not depend on them.
 #[cfg(test)]
-pub(crate) fn temporary_btrees(sql: &str) -> usize {
+fn program(sql: &str) -> Vec<(String, i64, i64)> {
     #![allow(clippy::unwrap_used)]
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    crate::migrate::apply(&mut conn).unwrap();
+    let conn = latest_schema();
     let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
-    // Unbound parameters read as NULL; the program does not depend on them.
     let mut rows = stmt.raw_query();
-    let mut count = 0;
+    let mut program = Vec::new();
     while let Some(row) = rows.next().unwrap() {
-        count += usize::from(row.get::<_, String>(1).unwrap() == "OpenEphemeral");
+        program.push((
+            row.get(1).unwrap(),
+            row.get(2).unwrap(),
+            row.get(3).unwrap(),
+        ));
     }
-    count
+    program
 }
 
-/// Whether SQLite opens a statement journal when it runs `sql` inside a transaction, over a
-/// fresh in-memory store at the latest schema with foreign keys on, as the store runs. It does
+/// How many temporary B-trees the program SQLite compiles for `sql` opens. Each is built
+/// afresh on every execution (a page allocated and zeroed, a cursor opened), which a
+/// statement run per row cannot afford.
+#[cfg(test)]
+pub(crate) fn temporary_btrees(sql: &str) -> usize {
+    program(sql)
+        .iter()
+        .filter(|(opcode, ..)| opcode == "OpenEphemeral")
+        .count()
+}
+
+/// Whether SQLite opens a statement journal when it runs `sql` inside a transaction. It does
 /// for a program that may write several rows (here: one that runs a trigger) and may stop
 /// midway (a constraint checked with `ABORT`, an immediate foreign key's counter), and then
 /// copies in every page the statement touches that the transaction had already changed, so
 /// it can undo the statement alone.
 #[cfg(test)]
 pub(crate) fn opens_statement_journal(sql: &str) -> bool {
-    #![allow(clippy::unwrap_used)]
     // SQLite's numbers for `ABORT` in a halt's P2, and for the statement's own counter (not
     // the deferred one) in an `FkCounter`'s P1.
     const OE_ABORT: i64 = 2;
     const STATEMENT_COUNTER: i64 = 0;
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    crate::migrate::apply(&mut conn).unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
-    let mut rows = stmt.raw_query();
-    let (mut writes_several, mut may_stop) = (false, false);
-    while let Some(row) = rows.next().unwrap() {
-        let opcode: String = row.get(1).unwrap();
-        let (p1, p2): (i64, i64) = (row.get(2).unwrap(), row.get(3).unwrap());
-        writes_several |= opcode == "Program";
-        may_stop |= matches!(opcode.as_str(), "Halt" | "HaltIfNull") && p2 == OE_ABORT
-            || opcode == "FkCounter" && p1 == STATEMENT_COUNTER;
-    }
+    let program = program(sql);
+    let writes_several = program.iter().any(|(opcode, ..)| opcode == "Program");
+    let may_stop = program.iter().any(|(opcode, p1, p2)| {
+        matches!(opcode.as_str(), "Halt" | "HaltIfNull") && *p2 == OE_ABORT
+            || opcode == "FkCounter" && *p1 == STATEMENT_COUNTER
+    });
     writes_several && may_stop
 }
 

@@ -328,9 +328,14 @@ struct Summary {
     last_ack: Option<f64>,
 }
 
+/// The median over `chunks` of one of their figures.
+fn median_of(chunks: &[Chunk], figure: impl Fn(&Chunk) -> f64) -> f64 {
+    median(&chunks.iter().map(figure).collect::<Vec<_>>())
+}
+
 /// The median send rate of `chunks`.
 fn median_sends(chunks: &[Chunk]) -> f64 {
-    median(&chunks.iter().map(|c| c.sends).collect::<Vec<_>>())
+    median_of(chunks, |c| c.sends)
 }
 
 /// How many chunks make a tenth of a growth of `chunks` chunks (at least one).
@@ -341,8 +346,8 @@ fn tenth(chunks: usize) -> usize {
 fn summarise(rows: &[Chunk]) -> Summary {
     let tenth = tenth(rows.len());
     let (first, last) = (&rows[..tenth], &rows[rows.len() - tenth..]);
-    let cpu = |r: &[Chunk]| median(&r.iter().map(|c| c.send_cpu_us).collect::<Vec<_>>());
-    let written = |r: &[Chunk]| median(&r.iter().map(|c| c.written).collect::<Vec<_>>());
+    let cpu = |r: &[Chunk]| median_of(r, |c| c.send_cpu_us);
+    let written = |r: &[Chunk]| median_of(r, |c| c.written);
     let acks = |r: &[Chunk]| {
         let v: Vec<f64> = r.iter().filter_map(|c| c.acks).collect();
         (!v.is_empty()).then(|| median(&v))
@@ -389,21 +394,15 @@ fn print_curve(rows: &[Chunk]) {
         .iter()
         .step_by(step)
         .chain(rows.last())
-        .map(|c| match c.acks {
-            Some(a) => format!(
-                "{}k {:.0}/{a:.0} ({:.0} µs, {:.1} kB)",
+        .map(|c| {
+            let acks = c.acks.map(|a| format!("/{a:.0}")).unwrap_or_default();
+            format!(
+                "{}k {:.0}{acks} ({:.0} µs, {:.1} kB)",
                 c.at / 1000,
                 c.sends,
                 c.send_cpu_us,
                 c.written / 1000.0
-            ),
-            None => format!(
-                "{}k {:.0} ({:.0} µs, {:.1} kB)",
-                c.at / 1000,
-                c.sends,
-                c.send_cpu_us,
-                c.written / 1000.0
-            ),
+            )
         })
         .collect();
     eprintln!(

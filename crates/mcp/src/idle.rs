@@ -37,13 +37,13 @@ impl IdleMark {
         std::fs::create_dir_all(dir)?;
         sweep(dir);
         let path = mark_path(dir, client_pid);
-        std::fs::write(&path, if pushes { PUSHES } else { "" })?;
+        write_mark(&path, pushes)?;
         Ok(Self { path })
     }
 
     /// Records whether the session pushes by channel, once `initialize` has decided it.
     pub fn set_pushes(&self, pushes: bool) -> std::io::Result<()> {
-        std::fs::write(&self.path, if pushes { PUSHES } else { "" })
+        write_mark(&self.path, pushes)
     }
 
     /// Whether an idle session's `Stop` hook holds the mark now.
@@ -149,6 +149,22 @@ fn mark_path(dir: &Path, client_pid: u32) -> PathBuf {
     dir.join(format!("claude-{client_pid}.idle"))
 }
 
+/// Writes what a mark says in place. Never truncated first (as `fs::write` does): a hook that
+/// reads the mark meanwhile must see the old content or the new, never an empty file. An empty
+/// mark says "this server does not push", and a waiter that believed it of a pushing server
+/// held no lock, so the server pushed by channel mail the client then dropped, and the waiter,
+/// finding it handed over, never woke the session. A mark is not replaced by a renamed file
+/// either: a waiting hook's lock is on the file it opened.
+fn write_mark(path: &Path, pushes: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = open(path)?;
+    let content = if pushes { PUSHES } else { "" };
+    // Over an empty mark this write makes it "push" at once; over "push" it changes nothing.
+    file.write_all(content.as_bytes())?;
+    // Over "push" this empties it at once; otherwise there is nothing past the content.
+    file.set_len(content.len() as u64)
+}
+
 fn open(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .create(true)
@@ -182,6 +198,38 @@ mod tests {
         let quiet = IdleMark::create(&dir, 4243, false).unwrap();
         assert!(!find(&dir, &[4243]).unwrap().pushes);
         drop(quiet);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The flaky real-client failure: a waiter read the mark of a pushing server while
+    /// `initialize` rewrote it (`fs::write` truncates, then writes), took it for a server that
+    /// does not push, and so held no lock; the server pushed the mail by channel, the offline
+    /// client dropped it, and the idle session was never woken. Rewriting a mark with the value
+    /// it has must never show a reader anything else.
+    #[test]
+    fn a_mark_rewritten_while_a_hook_reads_it_never_reads_as_not_pushing_regression() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = std::env::temp_dir().join(format!("sb-idle-rw-{}", std::process::id()));
+        let mark = IdleMark::create(&dir, 4244, true).unwrap();
+        let done = AtomicBool::new(false);
+        let misread = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut misread = 0;
+                while !done.load(Ordering::Relaxed) {
+                    if !find(&dir, &[4244]).expect("the mark is there").pushes {
+                        misread += 1;
+                    }
+                }
+                misread
+            });
+            for _ in 0..20_000 {
+                mark.set_pushes(true).unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            reader.join().unwrap()
+        });
+        assert_eq!(misread, 0, "reads that found a pushing server's mark empty");
+        drop(mark);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

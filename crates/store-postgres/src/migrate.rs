@@ -264,6 +264,17 @@ DROP INDEX deliveries_by_state;
 CREATE INDEX deliveries_in_flight ON deliveries(recipient_id, state, message_id)
     WHERE state IN ('queued', 'delivered');
 ",
+    // v6 (the embedded store's v12): the idempotency index by key first, then sender. The
+    // relay client's automatic keys begin with the time, so new keys join the index at its
+    // end whoever sends them, instead of at each sender's own end of a (sender, key) index:
+    // a batch of sends from many senders dirties a leaf page or two, not one per sender (and,
+    // after a checkpoint, writes as many full pages to the WAL). The lookup names both
+    // columns; a key stays unique per sender.
+    r"
+DROP INDEX messages_idempotency;
+CREATE UNIQUE INDEX messages_idempotency ON messages(idempotency_key, sender_id)
+    WHERE idempotency_key IS NOT NULL;
+",
 ];
 
 /// The schema that holds tokens and the room list.

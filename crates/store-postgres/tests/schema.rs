@@ -72,6 +72,19 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
         .map(|(n, p)| ((*n).to_owned(), p.map(str::to_owned)))
         .collect();
     assert_eq!(found, expected);
+    // v6: new idempotency keys (time-ordered) join that index at its end, whoever sends them.
+    let definition: String = client
+        .query_one(
+            "SELECT pg_get_indexdef(to_regclass($1))",
+            &[&format!("room_{ROOM}.messages_idempotency")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        definition.contains("(idempotency_key, sender_id)"),
+        "key first: {definition}"
+    );
 
     // The lease and the list of copies handed over but unacknowledged still find their copies
     // through it, and a read copy is gone from what they see.

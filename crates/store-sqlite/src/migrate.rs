@@ -258,6 +258,17 @@ CREATE INDEX deliveries_in_flight ON deliveries(recipient_id, state, message_id)
     r"
 DROP TRIGGER deliveries_queued_insert;
 ",
+    // v12: the idempotency index by key first, then sender. The relay client's automatic keys
+    // begin with the time (`auto-<ms hex>…`), so every new key now joins the index at its end,
+    // whoever sent it: a batch of sends from 64 senders wrote 64 leaf pages of the
+    // (sender, key) index to the log (each sender's own end of it), and writes one or two of
+    // the (key, sender) index. The lookup names both columns, so it uses either order; a key
+    // stays unique per sender.
+    r"
+DROP INDEX messages_idempotency;
+CREATE UNIQUE INDEX messages_idempotency ON messages(idempotency_key, sender_id)
+    WHERE idempotency_key IS NOT NULL;
+",
 ];
 
 /// The schema version this build writes.

@@ -38,8 +38,7 @@ impl MessageStatements for LiteTx {
     }
 
     async fn message_by_key(&mut self, sender: PeerId, key: &str) -> OpResult<Option<MessageId>> {
-        let sql = "SELECT id FROM messages WHERE sender_id = ?1 AND idempotency_key = ?2";
-        self.opt(sql, params![sender, key], int)
+        self.opt(MESSAGE_BY_KEY, params![sender, key], int)
     }
 
     async fn nth_newest_send(&mut self, sender: PeerId, n: u32) -> OpResult<Option<Millis>> {
@@ -97,6 +96,10 @@ const INSERT_MESSAGE: &str = "INSERT INTO messages (sender_id, recipient_id, sco
          CASE WHEN ?10 THEN COALESCE((SELECT MAX(sender_seq) FROM messages
              WHERE sender_id = ?1 AND sender_seq IS NOT NULL), 0) + 1 END)";
 
+/// A sender's message by its idempotency key, through the (key, sender) index (v12).
+const MESSAGE_BY_KEY: &str =
+    "SELECT id FROM messages WHERE sender_id = ?1 AND idempotency_key = ?2";
+
 /// What the sender sent last, by the (sender, number) index, which holds every message.
 const RECENT_SENT: &str = "SELECT id FROM messages WHERE sender_id = ?1 ORDER BY id DESC LIMIT ?2";
 
@@ -117,7 +120,33 @@ const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::{COUNT_QUEUED_COPY, INSERT_COPY, INSERT_MESSAGE, NTH_NEWEST_SEND, RECENT_SENT};
+    use super::{COUNT_QUEUED_COPY, INSERT_COPY, INSERT_MESSAGE, MESSAGE_BY_KEY};
+    use super::{NTH_NEWEST_SEND, RECENT_SENT};
+
+    /// Until v12 the idempotency index was (sender, key): with time-ordered keys each sender
+    /// appended at its own end of it, so a batch of sends from many senders dirtied a leaf page
+    /// per sender. By key first they all append at the index's one end. A retry's lookup still
+    /// finds its message through the index, by both columns.
+    #[test]
+    fn new_idempotency_keys_join_the_index_at_its_end_whoever_sends_regression() {
+        let conn = crate::sql::latest_schema();
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_info('messages_idempotency') ORDER BY seqno")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(columns, ["idempotency_key", "sender_id"]);
+        let steps = crate::sql::query_plan(MESSAGE_BY_KEY, rusqlite::params![1, "auto-1"]);
+        assert!(
+            steps
+                .iter()
+                .any(|s| s
+                    .contains("INDEX messages_idempotency (idempotency_key=? AND sender_id=?)")),
+            "by the idempotency index, both columns: {steps:?}"
+        );
+    }
 
     /// v9 dropped the (sender, time) index: a sender's messages are found through the
     /// (sender, number) index, never by reading the table.

@@ -550,15 +550,15 @@ fn broke(e: &reqwest::Error) -> bool {
 
 /// A key unique to one call of this client, for calls the caller gave none.
 ///
-/// It opens with the time in milliseconds, fixed-width hex, so a sender's keys sort in the
-/// order they were made: the store's unique index on (sender, key) then takes each new key at
-/// the end of that sender's part, on a page the previous send already touched. Wholly random
-/// keys landed on a random page of an index that grows by one entry per message, so once it
-/// outgrew the page cache (~50 MB at a million messages) each send read a page from the OS: on
-/// a model of that index, 9.4 → 16.3 µs per insert over a million, against 7.1 → 8.1 µs for
-/// time-ordered keys (docs/benchmarks.md, ninth step). The random half keeps apart the keys
-/// made in the same millisecond, by this client or any other; a clock that steps back costs
-/// only that locality, never uniqueness.
+/// It opens with the time in milliseconds, fixed-width hex, so keys sort in the order they
+/// were made: the store's unique index on (key, sender) then takes each new key at its end,
+/// whoever sends it, on a page the previous send already touched. Wholly random keys landed on
+/// a random page of an index that grows by one entry per message, so once it outgrew the page
+/// cache (~50 MB at a million messages) each send read a page from the OS: on a model of that
+/// index, 9.4 → 16.3 µs per insert over a million, against 7.1 → 8.1 µs for time-ordered keys
+/// (docs/benchmarks.md, ninth step; key first since the tenth). The random half keeps apart the
+/// keys made in the same millisecond, by this client or any other; a clock that steps back
+/// costs only that locality, never uniqueness.
 fn auto_key() -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -790,7 +790,7 @@ impl Exchange for RelayClient {
 mod tests {
     use super::auto_key;
 
-    /// Regression (issue 17): random keys scattered every send over the (sender, key) index.
+    /// Regression (issue 17): random keys scattered every send over the idempotency index.
     #[test]
     fn auto_keys_sort_in_the_order_they_were_made() {
         let first = auto_key();

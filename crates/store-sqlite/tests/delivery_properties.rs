@@ -14,7 +14,7 @@ use switchboard_core::{
     Clock, Exchange, NamePolicy, Outgoing, PeerId, Run as _, SentQuery, Session, Store, op,
 };
 use switchboard_proto::{DeliveryState, MessageId, PeerKind};
-use switchboard_store_sqlite::SqliteStore;
+use switchboard_store_sqlite::{DB_FILE, SqliteStore};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -193,7 +193,7 @@ proptest! {
             // The pending cap's counter against the copies it counts, read from the file
             // after every step: a trigger keeps it on a change of state, the send's own
             // statement on an insert (v11), and no path may forget it.
-            let file = rusqlite::Connection::open(dir.path().join("switchboard.db")).unwrap();
+            let file = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
             let miscounted = || -> i64 {
                 file.query_row(
                     "SELECT COUNT(*) FROM peers p WHERE p.queued <> (SELECT COUNT(*)

@@ -600,6 +600,41 @@ pub async fn concurrent_sends_never_pass_the_rate_limit(b: &dyn Backend) {
         .unwrap();
 }
 
+/// One sender racing itself through two processes sharing the store: exactly the rate limit
+/// gets through in the window. A send reads the rate after it holds the sender's lock, in a
+/// snapshot that sees what the other process committed while it waited; read with the lock's
+/// own (a backend sending its admission's reads together), sends would pass the limit.
+pub async fn concurrent_sends_from_two_processes_never_pass_the_rate_limit(b: &dyn Backend) {
+    let w = world(
+        b,
+        Limits {
+            rate_limit: 10,
+            rate_window: Duration::from_secs(60),
+            ..roomy_limits()
+        },
+    )
+    .await;
+    let other = w.sibling(b.open().await);
+    let alice = w.agent("alice").await;
+    w.agent("bob").await;
+    let sender = [alice.peer.id];
+    let (mut outcomes, theirs) =
+        tokio::join!(w.race_to_bob(&sender, 20), other.race_to_bob(&sender, 20));
+    outcomes.extend(theirs);
+    let refused = |r: &&Result<MessageId, Error>| {
+        matches!(
+            r,
+            Err(Error::Rejected(Rejection::RateLimited { limit: 10, .. }))
+        )
+    };
+    assert_eq!(
+        outcomes.iter().filter(|r| r.is_ok()).count(),
+        10,
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes.iter().filter(refused).count(), 30, "{outcomes:?}");
+}
+
 /// This area's stories, expanded by [`conformance_suite!`](crate::conformance_suite). A new
 /// story is a `pub async fn` above and one line in this list.
 #[doc(hidden)]
@@ -625,6 +660,7 @@ macro_rules! conformance_mail {
             pending_cap_follows_copies_as_they_leave_the_queue,
             concurrent_sends_never_pass_the_pending_cap,
             concurrent_sends_never_pass_the_rate_limit,
+            concurrent_sends_from_two_processes_never_pass_the_rate_limit,
         );
     };
 }

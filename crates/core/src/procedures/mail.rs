@@ -2,14 +2,16 @@
 //! sender, recipient and observer.
 
 use switchboard_proto::{
-    DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, PeerName,
-    SentMessage, Target,
+    DeliveryState, Grounding, InboxItem, ItemKind, LogEntry, MessageId, Millis, Scope, SentMessage,
+    Target,
 };
 
 use super::{peers, questions};
 use crate::error::Rejection;
 use crate::rules::{BroadcastPlace, LeaseStep, fresh_sent};
-use crate::seam::{Executor, Handover, LeaseCandidate, Leasing, MessageRow, Party, Step};
+use crate::seam::{
+    AdmitTo, Admitting, Executor, Handover, LeaseCandidate, Leasing, MessageRow, Party, Step,
+};
 use crate::store::{
     Admission, LeaseRequest, LogQuery, NewMessage, NewTarget, PeerId, SentQuery, SessionId,
 };
@@ -43,16 +45,43 @@ pub(crate) async fn submit<X: Executor>(
     adm: Admission,
     now: Millis,
 ) -> Step<SentMessage, X> {
-    if let Some(key) = &msg.idempotency_key
-        && let Some(id) = x.message_by_key(msg.sender, key).await?
-    {
-        let mut sent = load_sent(x, id, now).await?;
-        sent.duplicate = true;
-        return Ok(sent);
+    let mut key = msg.idempotency_key.as_deref();
+    let broadcast: Vec<PeerId>;
+    let to = match &msg.target {
+        NewTarget::Peer(p) => AdmitTo::Peers(std::slice::from_ref(p)),
+        NewTarget::Name(name) => AdmitTo::Name(name.as_str()),
+        NewTarget::Broadcast(scope) => {
+            // A broadcast's recipients are found (and dead sessions ended) only once its key
+            // is known to be new.
+            if let Some(k) = key.take()
+                && let Some(id) = x.message_by_key(msg.sender, k).await?
+            {
+                return duplicate(x, id, now).await;
+            }
+            broadcast = broadcast_recipients(x, msg.sender, *scope, now).await?;
+            AdmitTo::Peers(&broadcast)
+        }
+    };
+    let admitted = x
+        .admit(Admitting {
+            sender: msg.sender,
+            key,
+            to,
+            rate_nth: (adm.rate_limit > 0).then_some(adm.rate_limit),
+        })
+        .await?;
+    if let Some(id) = admitted.duplicate {
+        return duplicate(x, id, now).await;
     }
-    let ids = recipients(x, msg, now).await?;
-    let recipients = lock_parties(x, msg.sender, &ids).await?;
-    check_rate(x, msg.sender, adm, now).await?;
+    let ids = match (admitted.recipients, to) {
+        (Some(ids), _) => ids,
+        (None, AdmitTo::Name(name)) => {
+            return Err(unknown_peer(x, name, msg.sender, now).await?.into());
+        }
+        (None, AdmitTo::Peers(ids)) => ids.to_vec(),
+    };
+    let recipients = parties(msg.sender, &ids, &admitted.parties)?;
+    check_rate(admitted.nth_newest, adm, now)?;
     for party in &recipients {
         check_pending(party, adm.pending_cap)?;
     }
@@ -87,28 +116,31 @@ pub(crate) async fn submit<X: Executor>(
     Ok(fresh_sent(id, to, msg, now, names))
 }
 
-/// Who receives a message: the named peer, or every live peer in the broadcast's place (after
-/// ending the sessions of dead processes, which no longer count as live).
-async fn recipients<X: Executor>(x: &mut X, msg: &NewMessage, now: Millis) -> Step<Vec<PeerId>, X> {
-    match &msg.target {
-        NewTarget::Peer(p) => Ok(vec![*p]),
-        NewTarget::Name(name) => match x.peer_id_by_name(name.as_str()).await? {
-            Some(id) => Ok(vec![id]),
-            None => Err(unknown_peer(x, name, msg.sender, now).await?.into()),
-        },
-        NewTarget::Broadcast(scope) => {
-            peers::reap(x, now).await?;
-            let sender = peers::by_id(x, msg.sender).await?;
-            let place = BroadcastPlace::of(*scope, &sender.info)?;
-            x.broadcast_recipients(msg.sender, &place).await
-        }
-    }
+/// Who receives a broadcast: every live peer in its place (after ending the sessions of dead
+/// processes, which no longer count as live).
+async fn broadcast_recipients<X: Executor>(
+    x: &mut X,
+    sender: PeerId,
+    scope: Scope,
+    now: Millis,
+) -> Step<Vec<PeerId>, X> {
+    peers::reap(x, now).await?;
+    let from = peers::by_id(x, sender).await?;
+    let place = BroadcastPlace::of(scope, &from.info)?;
+    x.broadcast_recipients(sender, &place).await
+}
+
+/// The message the sender already sent under a send's key, marked as the duplicate it is.
+async fn duplicate<X: Executor>(x: &mut X, id: MessageId, now: Millis) -> Step<SentMessage, X> {
+    let mut sent = load_sent(x, id, now).await?;
+    sent.duplicate = true;
+    Ok(sent)
 }
 
 /// The refusal of a name nobody has, with the names the sender could have meant.
 async fn unknown_peer<X: Executor>(
     x: &mut X,
-    name: &PeerName,
+    name: &str,
     sender: PeerId,
     now: Millis,
 ) -> Step<Rejection, X> {
@@ -119,47 +151,38 @@ async fn unknown_peer<X: Executor>(
         .map(|p| p.name)
         .collect();
     Ok(Rejection::UnknownPeer {
-        name: name.as_str().to_owned(),
+        name: name.to_owned(),
         known,
     })
 }
 
-/// Locks the sender and the recipients and reads the recipients as parties, in the order
-/// given. Both parties must exist: ids come from callers (a question's addressee is resolved
+/// The recipients as parties, in the order given, from the parties the admission locked. Both
+/// sender and recipients must exist: ids come from callers (a question's addressee is resolved
 /// by name before its transaction), and may have been removed by `gc` since.
-async fn lock_parties<X: Executor>(
-    x: &mut X,
+fn parties(
     sender: PeerId,
     recipients: &[PeerId],
-) -> Step<Vec<Party>, X> {
-    let mut ids = recipients.to_vec();
-    ids.push(sender);
-    ids.sort_unstable();
-    ids.dedup();
-    let found = x.lock_parties(&ids).await?;
+    found: &[Party],
+) -> Result<Vec<Party>, Rejection> {
     let party = |id: PeerId| found.iter().find(|p| p.id == id).cloned();
     if party(sender).is_none() {
-        return Err(Rejection::UnknownPeerId { id: sender }.into());
+        return Err(Rejection::UnknownPeerId { id: sender });
     }
     recipients
         .iter()
-        .map(|&id| party(id).ok_or_else(|| Rejection::UnknownPeerId { id }.into()))
+        .map(|&id| party(id).ok_or(Rejection::UnknownPeerId { id }))
         .collect()
 }
 
 /// At most `rate_limit` counted messages in any `rate_window`: refused while the sender's
-/// `rate_limit`th newest message is still inside the window, until it ages out. One indexed
-/// lookup, however many messages the window holds.
-async fn check_rate<X: Executor>(
-    x: &mut X,
-    sender: PeerId,
-    adm: Admission,
-    now: Millis,
-) -> Step<(), X> {
+/// `rate_limit`th newest message (`nth`, read by the admission after the lock: one indexed
+/// lookup, however many messages the window holds) is still inside the window, until it ages
+/// out.
+fn check_rate(nth: Option<Millis>, adm: Admission, now: Millis) -> Result<(), Rejection> {
     let nth = match adm.rate_limit {
         // A limit of 0 stops every send; the window is all there is to wait for.
         0 => Some(now),
-        n => x.nth_newest_send(sender, n).await?,
+        _ => nth,
     };
     let Some(nth) = nth else {
         return Ok(());
@@ -172,8 +195,7 @@ async fn check_rate<X: Executor>(
         limit: adm.rate_limit,
         window_secs: u64::try_from(adm.rate_window_ms / 1000).unwrap_or(0),
         retry_after_ms: frees_at - now,
-    }
-    .into())
+    })
 }
 
 /// The recipient's queued copies, read from the counter on its locked row.

@@ -12,6 +12,7 @@
 //! A statement method returns a future so one procedure serves both kinds of backend; the
 //! embedded store's statements run synchronously and their futures are ready at once.
 
+mod admission;
 pub mod columns;
 mod deliveries;
 mod fault;
@@ -25,6 +26,7 @@ mod store;
 mod tokens;
 mod upkeep;
 
+pub use admission::{AdmissionStatements, AdmitTo, Admitted, Admitting, party_ids};
 pub use columns::{Cell, Col, ColumnError, Columns, Decode};
 pub use deliveries::{
     CANDIDATE_COLUMNS, CANDIDATE_JOINS, DeliveryStatements, Handover, LeaseCandidate, Leasing,
@@ -96,7 +98,8 @@ pub trait Statements: Send {
 
 /// Every statement a procedure may run.
 pub trait Executor:
-    PeerStatements
+    AdmissionStatements
+    + PeerStatements
     + SessionStatements
     + MessageStatements
     + DeliveryStatements
@@ -108,7 +111,8 @@ pub trait Executor:
 }
 
 impl<X> Executor for X where
-    X: PeerStatements
+    X: AdmissionStatements
+        + PeerStatements
         + SessionStatements
         + MessageStatements
         + DeliveryStatements

@@ -16,6 +16,15 @@ use crate::tx::PgTx;
 // miss an entry; filtering on settled transaction ids would close that gap but stall every
 // tail behind any long write anywhere on the server.
 
+/// The message a sender sent under an idempotency key: `$1` the sender, `$2` the key.
+pub(super) const MESSAGE_BY_KEY: &str =
+    "SELECT id FROM messages WHERE sender_id = $1 AND idempotency_key = $2";
+
+/// When a sender's `$2`th newest counted message was sent: `$1` the sender.
+pub(super) const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
+     WHERE sender_id = $1 AND sender_seq = (SELECT MAX(sender_seq) FROM messages
+         WHERE sender_id = $1 AND sender_seq IS NOT NULL) - $2 + 1";
+
 impl MessageStatements for PgTx {
     async fn insert_message(&mut self, m: MessageRow<'_>) -> OpResult<MessageId> {
         self.one(
@@ -50,15 +59,11 @@ impl MessageStatements for PgTx {
     }
 
     async fn message_by_key(&mut self, sender: PeerId, key: &str) -> OpResult<Option<MessageId>> {
-        let sql = "SELECT id FROM messages WHERE sender_id = $1 AND idempotency_key = $2";
-        self.opt(sql, &[&sender, &key], int).await
+        self.opt(MESSAGE_BY_KEY, &[&sender, &key], int).await
     }
 
     async fn nth_newest_send(&mut self, sender: PeerId, n: u32) -> OpResult<Option<Millis>> {
-        let sql = "SELECT created_at FROM messages
-             WHERE sender_id = $1 AND sender_seq = (SELECT MAX(sender_seq) FROM messages
-                 WHERE sender_id = $1 AND sender_seq IS NOT NULL) - $2 + 1";
-        self.opt(sql, &[&sender, &big(n)], int).await
+        self.opt(NTH_NEWEST_SEND, &[&sender, &big(n)], int).await
     }
 
     async fn knows_message(&mut self, peer: PeerId, id: MessageId) -> OpResult<bool> {

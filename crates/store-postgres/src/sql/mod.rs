@@ -6,6 +6,7 @@
 //! (`FOR NO KEY UPDATE`) or skips rows another transaction is taking (`SKIP LOCKED`); sets of
 //! ids are bound as one array where SQLite runs one statement per id.
 
+mod admission;
 mod columns;
 mod deliveries;
 mod jobs;

@@ -87,10 +87,7 @@ impl PeerStatements for PgTx {
     // count what every earlier send committed. Rows are locked in id order, so two sends never
     // deadlock.
     async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<Party>> {
-        let sql = format!(
-            "SELECT {PARTY_COLUMNS} FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
-        );
-        self.all(&sql, &[&ids], party).await
+        self.all(&lock_parties_sql(), &[&ids], party).await
     }
 
     async fn broadcast_recipients(&mut self, from: PeerId, to: &Place) -> OpResult<Vec<PeerId>> {
@@ -104,4 +101,9 @@ impl PeerStatements for PgTx {
         );
         self.all(&sql, &[&from, &to.value], int).await
     }
+}
+
+/// Locks the peers whose ids are in `$1`, in id order, and reads them as parties.
+pub(super) fn lock_parties_sql() -> String {
+    format!("SELECT {PARTY_COLUMNS} FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
 }

@@ -6,6 +6,7 @@
 //! Where SQLite's single writer makes a lock needless, the statement says so; the Postgres
 //! store takes a row lock in the same place.
 
+mod admission;
 mod columns;
 mod deliveries;
 mod jobs;

@@ -85,6 +85,23 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
         definition.contains("(idempotency_key, sender_id)"),
         "key first: {definition}"
     );
+    // v7: a new copy is counted by the statement that inserts it; the triggers count only the
+    // copies that change state or go.
+    let triggers: Vec<String> = client
+        .query(
+            "SELECT tgname::text FROM pg_trigger
+             WHERE tgrelid = to_regclass($1) AND NOT tgisinternal ORDER BY 1",
+            &[&format!("room_{ROOM}.deliveries")],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        triggers,
+        ["deliveries_queued_delete", "deliveries_queued_update"]
+    );
 
     // The lease and the list of copies handed over but unacknowledged still find their copies
     // through it, and a read copy is gone from what they see.

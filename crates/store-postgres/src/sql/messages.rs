@@ -28,7 +28,9 @@ pub(super) const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
 impl MessageStatements for PgTx {
     async fn insert_message(&mut self, m: MessageRow<'_>) -> OpResult<MessageId> {
         self.one(
-            // The message and its copies in one statement: one round trip.
+            // The message, its copies and their count in their recipients' `queued` (the pending
+            // cap's) in one statement: one round trip. The recipients' rows are locked by the
+            // send's admission, or (a notice) it has one.
             "WITH m AS (
                  INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to,
                      idempotency_key, created_at, expires_at, kind, sender_seq)
@@ -38,7 +40,9 @@ impl MessageStatements for PgTx {
                  RETURNING id),
              copies AS (
                  INSERT INTO deliveries (message_id, recipient_id, state)
-                 SELECT m.id, r, 'queued' FROM m, unnest($11::bigint[]) AS r)
+                 SELECT m.id, r, 'queued' FROM m, unnest($11::bigint[]) AS r),
+             counted AS (
+                 UPDATE peers SET queued = queued + 1 WHERE id = ANY($11::bigint[]))
              SELECT id FROM m",
             &[
                 &m.sender,

@@ -113,16 +113,28 @@ pub async fn pending_cap_rejects_and_names_the_limit(b: &dyn Backend) {
     assert_eq!(w.mailbox.stats().await.unwrap().messages, 2);
 }
 
+/// A world where a sender may send `limit` messages a minute.
+async fn rate_limited(b: &dyn Backend, limit: u32) -> World {
+    let limits = Limits {
+        rate_limit: limit,
+        rate_window: Duration::from_secs(60),
+        ..roomy_limits()
+    };
+    world(b, limits).await
+}
+
+/// How many of a race's sends went through, and how many the rate limit of `limit` refused.
+fn passed_and_rate_limited(outcomes: &[Result<MessageId, Error>], limit: u32) -> (usize, usize) {
+    let refused = |r: &&Result<MessageId, Error>| match r {
+        Err(Error::Rejected(Rejection::RateLimited { limit: l, .. })) => *l == limit,
+        _ => false,
+    };
+    let passed = outcomes.iter().filter(|r| r.is_ok()).count();
+    (passed, outcomes.iter().filter(refused).count())
+}
+
 pub async fn rate_limit_rejects_until_the_window_moves(b: &dyn Backend) {
-    let w = world(
-        b,
-        Limits {
-            rate_limit: 3,
-            rate_window: Duration::from_secs(60),
-            ..roomy_limits()
-        },
-    )
-    .await;
+    let w = rate_limited(b, 3).await;
     let alice = w.agent("alice").await;
     w.agent("bob").await;
     for i in 0..3 {
@@ -573,26 +585,12 @@ pub async fn concurrent_sends_never_pass_the_pending_cap(b: &dyn Backend) {
 
 /// One sender racing itself: exactly the rate limit gets through in the window.
 pub async fn concurrent_sends_never_pass_the_rate_limit(b: &dyn Backend) {
-    let w = world(
-        b,
-        Limits {
-            rate_limit: 10,
-            rate_window: Duration::from_secs(60),
-            ..roomy_limits()
-        },
-    )
-    .await;
+    let w = rate_limited(b, 10).await;
     let alice = w.agent("alice").await;
     w.agent("bob").await;
     let outcomes = w.race_to_bob(&[alice.peer.id], 30).await;
-    let refused = |r: &&Result<MessageId, Error>| {
-        matches!(
-            r,
-            Err(Error::Rejected(Rejection::RateLimited { limit: 10, .. }))
-        )
-    };
-    assert_eq!(outcomes.iter().filter(|r| r.is_ok()).count(), 10);
-    assert_eq!(outcomes.iter().filter(refused).count(), 20, "{outcomes:?}");
+    let counted = passed_and_rate_limited(&outcomes, 10);
+    assert_eq!(counted, (10, 20), "{outcomes:?}");
     w.clock.advance_ms(60_000);
     w.mailbox
         .send(alice.peer.id, Outgoing::to_peer("bob", "the window moved"))
@@ -605,15 +603,7 @@ pub async fn concurrent_sends_never_pass_the_rate_limit(b: &dyn Backend) {
 /// snapshot that sees what the other process committed while it waited; read with the lock's
 /// own (a backend sending its admission's reads together), sends would pass the limit.
 pub async fn concurrent_sends_from_two_processes_never_pass_the_rate_limit(b: &dyn Backend) {
-    let w = world(
-        b,
-        Limits {
-            rate_limit: 10,
-            rate_window: Duration::from_secs(60),
-            ..roomy_limits()
-        },
-    )
-    .await;
+    let w = rate_limited(b, 10).await;
     let other = w.sibling(b.open().await);
     let alice = w.agent("alice").await;
     w.agent("bob").await;
@@ -621,18 +611,8 @@ pub async fn concurrent_sends_from_two_processes_never_pass_the_rate_limit(b: &d
     let (mut outcomes, theirs) =
         tokio::join!(w.race_to_bob(&sender, 20), other.race_to_bob(&sender, 20));
     outcomes.extend(theirs);
-    let refused = |r: &&Result<MessageId, Error>| {
-        matches!(
-            r,
-            Err(Error::Rejected(Rejection::RateLimited { limit: 10, .. }))
-        )
-    };
-    assert_eq!(
-        outcomes.iter().filter(|r| r.is_ok()).count(),
-        10,
-        "{outcomes:?}"
-    );
-    assert_eq!(outcomes.iter().filter(refused).count(), 30, "{outcomes:?}");
+    let counted = passed_and_rate_limited(&outcomes, 10);
+    assert_eq!(counted, (10, 30), "{outcomes:?}");
 }
 
 /// This area's stories, expanded by [`conformance_suite!`](crate::conformance_suite). A new

@@ -101,14 +101,13 @@ impl AdmissionStatements for PgTx {
 }
 
 /// Locks the sender (`$1`) and the peer named `$2`, in id order, and reads them as parties,
-/// each with whether it is the named one. The name is resolved in the same snapshot the lock
-/// starts from, so the row locked is the one the name found.
+/// each with whether it is the named one. The name is read from the row the lock holds (one
+/// renamed while this waited for it is no longer the named one), so the peer locked is the
+/// peer named.
 fn lock_named_sql() -> String {
     format!(
-        "WITH named AS MATERIALIZED (SELECT id FROM peers WHERE name = $2)
-         SELECT {PARTY_COLUMNS}, id IS NOT DISTINCT FROM (SELECT id FROM named) FROM peers
-         WHERE id = ANY(ARRAY[$1, (SELECT id FROM named)])
-         ORDER BY id FOR NO KEY UPDATE OF peers"
+        "SELECT {PARTY_COLUMNS}, name = $2 FROM peers WHERE id = $1 OR name = $2
+         ORDER BY id FOR NO KEY UPDATE"
     )
 }
 

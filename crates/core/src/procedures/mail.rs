@@ -73,12 +73,12 @@ pub(crate) async fn submit<X: Executor>(
     if let Some(id) = admitted.duplicate {
         return duplicate(x, id, now).await;
     }
-    let ids = match (admitted.recipients, to) {
-        (Some(ids), _) => ids,
-        (None, AdmitTo::Name(name)) => {
+    let ids = match (to, admitted.named) {
+        (AdmitTo::Peers(ids), _) => ids.to_vec(),
+        (AdmitTo::Name(_), Some(id)) => vec![id],
+        (AdmitTo::Name(name), None) => {
             return Err(unknown_peer(x, name, msg.sender, now).await?.into());
         }
-        (None, AdmitTo::Peers(ids)) => ids.to_vec(),
     };
     let recipients = parties(msg.sender, &ids, &admitted.parties)?;
     check_rate(admitted.nth_newest, adm, now)?;

@@ -43,8 +43,9 @@ pub struct Admitting<'a> {
 pub struct Admitted {
     /// The message the sender already sent under the key.
     pub duplicate: Option<MessageId>,
-    /// The recipients, in the order given; none when the name is nobody's.
-    pub recipients: Option<Vec<PeerId>>,
+    /// The peer a [`AdmitTo::Name`] names; none when the name is nobody's (and always for
+    /// [`AdmitTo::Peers`], whose recipients the caller has).
+    pub named: Option<PeerId>,
     /// The sender and the recipients that exist, locked until the commit, in id order.
     pub parties: Vec<Party>,
     /// When the sender's `rate_nth`th newest counted message was sent.
@@ -66,21 +67,25 @@ pub trait AdmissionStatements: PeerStatements + MessageStatements {
                     ..Admitted::default()
                 });
             }
-            let recipients = match a.to {
-                AdmitTo::Peers(ids) => ids.to_vec(),
+            let named = match a.to {
+                AdmitTo::Peers(_) => None,
                 AdmitTo::Name(name) => match self.peer_id_by_name(name).await? {
-                    Some(id) => vec![id],
+                    Some(id) => Some(id),
                     None => return Ok(Admitted::default()),
                 },
             };
-            let parties = self.lock_parties(&party_ids(a.sender, &recipients)).await?;
+            let recipients = match a.to {
+                AdmitTo::Peers(ids) => ids,
+                AdmitTo::Name(_) => named.as_slice(),
+            };
+            let parties = self.lock_parties(&party_ids(a.sender, recipients)).await?;
             let nth_newest = match a.rate_nth {
                 Some(n) => self.nth_newest_send(a.sender, n).await?,
                 None => None,
             };
             Ok(Admitted {
                 duplicate: None,
-                recipients: Some(recipients),
+                named,
                 parties,
                 nth_newest,
             })

@@ -9,6 +9,8 @@
 //! read past a decided answer (the rest, after a key found) is read and dropped; the locks taken
 //! for it end with the batch's commit, as any send's.
 
+use std::sync::LazyLock;
+
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -20,7 +22,7 @@ use switchboard_core::seam::{Col, Columns};
 
 use super::columns::read;
 use super::messages::{MESSAGE_BY_KEY, NTH_NEWEST_SEND};
-use super::peers::lock_parties_sql;
+use super::peers::LOCK_PARTIES;
 use super::{Conn, big};
 use crate::fault::OpResult;
 use crate::tx::PgTx;
@@ -29,15 +31,11 @@ impl AdmissionStatements for PgTx {
     async fn admit(&mut self, a: Admitting<'_>) -> OpResult<Admitted> {
         let c = self.conn();
         let ids;
-        let name;
-        let (lock_sql, lock_params): (String, Vec<&(dyn ToSql + Sync)>) = match a.to {
-            AdmitTo::Name(n) => {
-                name = n;
-                (lock_named_sql(), vec![&a.sender, &name])
-            }
+        let (lock_sql, lock_params): (&str, Vec<&(dyn ToSql + Sync)>) = match &a.to {
+            AdmitTo::Name(name) => (&LOCK_NAMED, vec![&a.sender, name]),
             AdmitTo::Peers(recipients) => {
                 ids = party_ids(a.sender, recipients);
-                (lock_parties_sql(), vec![&ids])
+                (&LOCK_PARTIES, vec![&ids])
             }
         };
         let rate_n = a.rate_nth.map(big);
@@ -49,7 +47,7 @@ impl AdmissionStatements for PgTx {
                     Some(_) => Some(c.prepare_cached(MESSAGE_BY_KEY).await?),
                     None => None,
                 };
-                let lock_stmt = c.prepare_cached(&lock_sql).await?;
+                let lock_stmt = c.prepare_cached(lock_sql).await?;
                 let rate_stmt = match rate_n {
                     Some(_) => Some(c.prepare_cached(NTH_NEWEST_SEND).await?),
                     None => None,
@@ -74,10 +72,10 @@ impl AdmissionStatements for PgTx {
             });
         }
         let nth_newest = nth.first().map(|r| read(r, int)).transpose()?;
-        let (recipients, parties) = match a.to {
-            AdmitTo::Peers(recipients) => {
+        let (named, parties) = match a.to {
+            AdmitTo::Peers(_) => {
                 let parties = locked.iter().map(|r| read(r, party));
-                (recipients.to_vec(), parties.collect::<OpResult<_>>()?)
+                (None, parties.collect::<OpResult<_>>()?)
             }
             AdmitTo::Name(_) => {
                 let found: Vec<(Party, bool)> = locked
@@ -87,13 +85,13 @@ impl AdmissionStatements for PgTx {
                 let Some((named, _)) = found.iter().find(|(_, named)| *named) else {
                     return Ok(Admitted::default());
                 };
-                let recipients = vec![named.id];
-                (recipients, found.into_iter().map(|(p, _)| p).collect())
+                let named = named.id;
+                (Some(named), found.into_iter().map(|(p, _)| p).collect())
             }
         };
         Ok(Admitted {
             duplicate: None,
-            recipients: Some(recipients),
+            named,
             parties,
             nth_newest,
         })
@@ -103,13 +101,13 @@ impl AdmissionStatements for PgTx {
 /// Locks the sender (`$1`) and the peer named `$2`, in id order, and reads them as parties,
 /// each with whether it is the named one. The name is read from the row the lock holds (one
 /// renamed while this waited for it is no longer the named one), so the peer locked is the
-/// peer named.
-fn lock_named_sql() -> String {
+/// peer named. Made once: every send on a name prepares it by this text.
+static LOCK_NAMED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {PARTY_COLUMNS}, name = $2 FROM peers WHERE id = $1 OR name = $2
          ORDER BY id FOR NO KEY UPDATE"
     )
-}
+});
 
 /// A party with whether the send named it.
 fn named_party(r: &dyn Columns) -> Col<(Party, bool)> {

@@ -1,5 +1,7 @@
 //! The `peers` table: who is in the room.
 
+use std::sync::LazyLock;
+
 use switchboard_core::seam::columns::{flag, int};
 use switchboard_core::seam::peer;
 use switchboard_core::seam::{
@@ -87,7 +89,7 @@ impl PeerStatements for PgTx {
     // count what every earlier send committed. Rows are locked in id order, so two sends never
     // deadlock.
     async fn lock_parties(&mut self, ids: &[PeerId]) -> OpResult<Vec<Party>> {
-        self.all(&lock_parties_sql(), &[&ids], party).await
+        self.all(&LOCK_PARTIES, &[&ids], party).await
     }
 
     async fn broadcast_recipients(&mut self, from: PeerId, to: &Place) -> OpResult<Vec<PeerId>> {
@@ -103,7 +105,8 @@ impl PeerStatements for PgTx {
     }
 }
 
-/// Locks the peers whose ids are in `$1`, in id order, and reads them as parties.
-pub(super) fn lock_parties_sql() -> String {
+/// Locks the peers whose ids are in `$1`, in id order, and reads them as parties. Made once:
+/// every send prepares it by this text.
+pub(super) static LOCK_PARTIES: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {PARTY_COLUMNS} FROM peers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-}
+});

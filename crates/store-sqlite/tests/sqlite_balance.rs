@@ -60,17 +60,22 @@ fn apply(conn: &Connection, model: &mut BTreeMap<String, Vec<u8>>, rng: &mut Rng
     }
 }
 
+/// Every row of the table, read back from the file.
+fn rows(conn: &Connection) -> BTreeMap<String, Vec<u8>> {
+    conn.prepare("SELECT k, v FROM t")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn check(conn: &Connection, model: &BTreeMap<String, Vec<u8>>, round: usize) {
     let verdict: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(verdict, "ok", "round {round}: the file is damaged");
-    let mut stmt = conn.prepare("SELECT k, v FROM t ORDER BY k").unwrap();
-    let rows: BTreeMap<String, Vec<u8>> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = rows(conn);
     assert!(
         rows == *model,
         "round {round}: {} rows read back, {} expected, or a value differs",
@@ -93,6 +98,7 @@ fn balance_swaps_through_the_first_page_past_the_end_keep_the_store_intact() {
     let mut rng = Rng(0x5eed_5717_c4b0_a4d1);
     let mut model = BTreeMap::new();
     for round in 0..40 {
+        let committed = model.clone();
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         apply(&conn, &mut model, &mut rng, 150);
         // A savepoint undone: the pages its balances numbered are given back.
@@ -106,15 +112,9 @@ fn balance_swaps_through_the_first_page_past_the_end_keep_the_store_intact() {
         conn.execute_batch("RELEASE s").unwrap();
         apply(&conn, &mut model, &mut rng, 100);
         if round % 7 == 6 {
-            // A whole transaction undone.
+            // A whole transaction undone: the rows are the last commit's again.
             conn.execute_batch("ROLLBACK").unwrap();
-            model = conn
-                .prepare("SELECT k, v FROM t")
-                .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            model = committed;
         } else {
             conn.execute_batch("COMMIT").unwrap();
         }

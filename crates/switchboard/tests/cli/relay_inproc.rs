@@ -1166,6 +1166,9 @@ async fn still_answers(r: &InProc, tag: usize) {
 }
 
 async fn fuzz(r: &InProc, cases: usize, seed: u64) {
+    // First, so that a run that panics on its way (a request the relay drops, say) still shows
+    // the seed to replay it with.
+    eprintln!("fuzz: seed {seed:#x} (replay with SWITCHBOARD_FUZZ_SEED={seed:#x})");
     let s = setup(r).await;
     let calls = templates(&s);
     let templates: Vec<(String, Value)> = calls

@@ -13,23 +13,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, params};
-
-/// A fixed-seed generator: the same rounds on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use switchboard_testkit::rng::Rng;
 
 fn value(rng: &mut Rng) -> Vec<u8> {
     // From a few bytes to more than a page, so cells overflow now and then.
@@ -37,7 +21,7 @@ fn value(rng: &mut Rng) -> Vec<u8> {
         0 => 3_000 + rng.below(3_000),
         _ => 20 + rng.below(400),
     };
-    (0..len).map(|_| rng.next() as u8).collect()
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 fn apply(conn: &Connection, model: &mut BTreeMap<String, Vec<u8>>, rng: &mut Rng, ops: usize) {

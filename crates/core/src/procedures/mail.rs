@@ -73,14 +73,18 @@ pub(crate) async fn submit<X: Executor>(
     if let Some(id) = admitted.duplicate {
         return duplicate(x, id, now).await;
     }
-    let ids = match (to, admitted.named) {
-        (AdmitTo::Peers(ids), _) => ids.to_vec(),
-        (AdmitTo::Name(_), Some(id)) => vec![id],
+    let named;
+    let ids: &[PeerId] = match (to, admitted.named) {
+        (AdmitTo::Peers(ids), _) => ids,
+        (AdmitTo::Name(_), Some(id)) => {
+            named = id;
+            std::slice::from_ref(&named)
+        }
         (AdmitTo::Name(name), None) => {
             return Err(unknown_peer(x, name, msg.sender, now).await?.into());
         }
     };
-    let recipients = parties(msg.sender, &ids, &admitted.parties)?;
+    let recipients = parties(msg.sender, ids, &admitted.parties)?;
     check_rate(admitted.nth_newest, adm, now)?;
     for party in &recipients {
         check_pending(party, adm.pending_cap)?;
@@ -106,10 +110,10 @@ pub(crate) async fn submit<X: Executor>(
             created_at: now,
             expires_at: msg.expires_at,
             counted: true,
-            copies_to: &ids,
+            copies_to: ids,
         })
         .await?;
-    for r in &ids {
+    for r in ids {
         x.wake(Wake::Inbox(*r));
     }
     let names = recipients.into_iter().map(|p| p.name).collect();

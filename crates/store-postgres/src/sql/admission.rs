@@ -85,8 +85,7 @@ impl AdmissionStatements for PgTx {
                 let Some((named, _)) = found.iter().find(|(_, named)| *named) else {
                     return Ok(Admitted::default());
                 };
-                let named = named.id;
-                (Some(named), found.into_iter().map(|(p, _)| p).collect())
+                (Some(named.id), found.into_iter().map(|(p, _)| p).collect())
             }
         };
         Ok(Admitted {

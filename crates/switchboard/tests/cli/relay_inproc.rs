@@ -23,6 +23,7 @@ use switchboard_relay::{
 };
 use switchboard_store_postgres::{Database, PgOptions};
 use switchboard_store_sqlite::{SqliteStore, SqliteTokens};
+use switchboard_testkit::rng::Rng;
 use switchboard_testkit::scratch::Scratch;
 
 use crate::harness::agent;
@@ -677,31 +678,6 @@ async fn re_leases_after_failed_hand_overs_made_a_message_dead_regression() {
 // Requests that never reach `/v1/{op}` as a call — a path that is no route, an op name that is
 // not UTF-8 — get the same JSON envelope from the router's own refusals.
 
-/// A small, seeded generator (SplitMix64): the same seed replays the same run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.next() % 100 < p
-    }
-
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
-}
-
 /// Every operation of `/v1`, as a valid call against the room of `s`.
 fn templates(s: &Setup) -> Vec<Call> {
     let session: switchboard_core::Session = serde_json::from_value(s.bob_session.clone()).unwrap();
@@ -1072,7 +1048,7 @@ fn mangle(rng: &mut Rng, mut bytes: Vec<u8>) -> Vec<u8> {
 fn garbage(rng: &mut Rng) -> Vec<u8> {
     match rng.below(6) {
         0 => Vec::new(),
-        1 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
+        1 => (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect(),
         2 => "[".repeat(2_000).into_bytes(),
         3 => b"null".to_vec(),
         4 => b"\"a string\"".to_vec(),

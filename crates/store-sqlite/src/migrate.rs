@@ -269,6 +269,72 @@ DROP INDEX messages_idempotency;
 CREATE UNIQUE INDEX messages_idempotency ON messages(idempotency_key, sender_id)
     WHERE idempotency_key IS NOT NULL;
 ",
+    // v13: a commit writes as many pages in a store of a million messages as in an empty one.
+    // Two B-trees took each send at its own sender's or recipient's end: the (sender, number)
+    // index and the copies' (recipient, message) key. While a tree is small those ends share
+    // pages; once it has more leaves than there are senders (or recipients), a batch of sends
+    // from 64 senders to 64 recipients wrote a leaf of each per sender and per recipient to the
+    // log. Measured on a model of the growth bench (docs/benchmarks.md, thirteenth step):
+    // ~67 pages a commit in an empty store, ~180 from ~50,000 messages on, three quarters of
+    // them those two trees'.
+    //
+    // - The numbers index is (number, sender): senders that send at similar rates hold similar
+    //   numbers, so new entries join it near its one end. A sender's newest number is kept on
+    //   its row (`peers.sent_seq`), since that index cannot find a sender's largest quickly;
+    //   the rate check and a send read it there, and find a numbered message by both columns.
+    // - A copy is keyed by (message, recipient): a send's copies join the table at its end,
+    //   and a message's copies are read by the key (its `deliveries_by_message` index goes).
+    //   What reads a recipient's copies in order reads the in-flight index (a lease, the
+    //   handed-over copies) or walks the key by message (the event stream's log, from a recent
+    //   id on); a copy is found by both columns. A copy's three updates (lease, hand-over,
+    //   read) now touch pages of recent messages that the other recipients' updates in the
+    //   same batch share, rather than a page of the recipient's own.
+    //
+    // The table is rebuilt (SQLite cannot change a primary key in place); its triggers go with
+    // the old table and are made again on the new one. (With foreign keys on, `DROP TABLE`
+    // deletes the rows first, but that delete runs no trigger, so the counts stay.)
+    r"
+ALTER TABLE peers ADD COLUMN sent_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE peers SET sent_seq = COALESCE(
+    (SELECT MAX(sender_seq) FROM messages WHERE sender_id = peers.id), 0);
+DROP INDEX messages_by_sender_seq;
+CREATE UNIQUE INDEX messages_by_sender_seq ON messages(sender_seq, sender_id);
+
+CREATE TABLE deliveries_v13 (
+    message_id    INTEGER NOT NULL REFERENCES messages(id),
+    recipient_id  INTEGER NOT NULL REFERENCES peers(id),
+    state         TEXT    NOT NULL
+                  CHECK (state = 'queued' OR state = 'delivered' OR state = 'read'
+                      OR state = 'expired' OR state = 'dead'),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    lease_session INTEGER,
+    lease_until   INTEGER,
+    delivered_at  INTEGER,
+    read_at       INTEGER,
+    PRIMARY KEY (message_id, recipient_id)
+) WITHOUT ROWID;
+INSERT INTO deliveries_v13 (message_id, recipient_id, state, attempts, lease_session,
+        lease_until, delivered_at, read_at)
+    SELECT message_id, recipient_id, state, attempts, lease_session, lease_until, delivered_at,
+        read_at
+    FROM deliveries ORDER BY message_id, recipient_id;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v13 RENAME TO deliveries;
+CREATE INDEX deliveries_leased ON deliveries(lease_session) WHERE lease_session IS NOT NULL;
+CREATE INDEX deliveries_in_flight ON deliveries(recipient_id, state, message_id)
+    WHERE state = 'queued' OR state = 'delivered';
+CREATE TRIGGER deliveries_queued_update AFTER UPDATE OF state ON deliveries
+    WHEN (OLD.state = 'queued') <> (NEW.state = 'queued')
+BEGIN
+    UPDATE peers SET queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued')
+    WHERE id = NEW.recipient_id;
+END;
+CREATE TRIGGER deliveries_queued_delete AFTER DELETE ON deliveries
+    WHEN OLD.state = 'queued'
+BEGIN
+    UPDATE peers SET queued = queued - 1 WHERE id = OLD.recipient_id;
+END;
+",
 ];
 
 /// The schema version this build writes.

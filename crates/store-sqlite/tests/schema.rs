@@ -77,6 +77,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "created_at",
             "last_seen_at",
             "queued",
+            "sent_seq",
         ],
     ),
     (
@@ -330,6 +331,102 @@ fn a_read_copy_leaves_the_in_flight_index_regression() {
     conn.execute_batch("UPDATE deliveries SET state = 'read' WHERE message_id = 11")
         .unwrap();
     assert_eq!(entries(), 1, "a copy read is taken out of the index");
+    assert_intact(&conn);
+}
+
+/// v13 rebuilds the copies' table keyed by (message, recipient) and keeps each sender's newest
+/// number on its row: a v12 store keeps every copy as it was and every recipient's count of
+/// queued copies, its senders' newest numbers are on their rows, and the triggers, made again
+/// on the new table, still count.
+#[test]
+fn a_v12_store_keeps_its_copies_counts_and_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let copies = "SELECT message_id, recipient_id, state, attempts, lease_session, lease_until,
+                      delivered_at, read_at
+                  FROM deliveries ORDER BY message_id, recipient_id";
+    type Copy = (
+        i64,
+        i64,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let read = |conn: &rusqlite::Connection| -> Vec<Copy> {
+        conn.prepare(copies)
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let before = {
+        let conn = store_at_version(&path, 12);
+        conn.execute_batch(
+            "INSERT INTO peers (id, name, kind, created_at, last_seen_at)
+                 VALUES (1, 'a', 'agent', 1, 1), (2, 'b', 'agent', 1, 1), (3, 'c', 'agent', 1, 1);
+             INSERT INTO messages (id, sender_id, recipient_id, scope, body, created_at,
+                     expires_at, sender_seq)
+                 VALUES (10, 1, 2, NULL, 'x', 1, 9, 1), (11, 1, NULL, 'room', 'y', 2, 9, 2),
+                        (12, 2, 1, NULL, 'z', 3, 9, 1), (13, 1, 3, NULL, 'notice', 4, 9, NULL);
+             INSERT INTO deliveries (message_id, recipient_id, state, attempts, lease_session,
+                     lease_until, delivered_at, read_at)
+                 VALUES (10, 2, 'read', 1, NULL, NULL, 5, 6),
+                        (11, 2, 'queued', 1, 7, 8, NULL, NULL),
+                        (11, 3, 'delivered', 1, NULL, NULL, 5, NULL),
+                        (12, 1, 'queued', 0, NULL, NULL, NULL, NULL),
+                        (13, 3, 'queued', 0, NULL, NULL, NULL, NULL);
+             UPDATE peers SET queued = 1;",
+        )
+        .unwrap();
+        read(&conn)
+    };
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(read(&conn), before, "every copy as it was");
+    let peer = |column: &str| -> Vec<i64> {
+        conn.prepare(&format!("SELECT {column} FROM peers ORDER BY id"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        peer("queued"),
+        [1, 1, 1],
+        "the counts of queued copies kept"
+    );
+    assert_eq!(peer("sent_seq"), [2, 1, 0], "each sender's newest number");
+    let pk: String = conn
+        .query_row(
+            "SELECT group_concat(name, ', ') FROM (SELECT name
+                 FROM pragma_table_info('deliveries') WHERE pk > 0 ORDER BY pk)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(pk, "message_id, recipient_id", "keyed by message first");
+    conn.execute_batch(
+        "UPDATE deliveries SET state = 'read' WHERE message_id = 12;
+         DELETE FROM deliveries WHERE message_id = 13;",
+    )
+    .unwrap();
+    assert_eq!(peer("queued"), [0, 1, 0], "kept by the triggers after");
     assert_intact(&conn);
 }
 

@@ -38,10 +38,10 @@ impl DeliveryStatements for LiteTx {
     }
 
     // No row lock: the one writer thread keeps every other lease out until the commit. The
-    // planner may prefer the primary key (recipient, message), which walks a recipient's whole
-    // history past every read item to find the unread ones: `INDEXED BY` names the index of
-    // copies in flight (v10) so a lease costs what is unread, however much mail the peer ever
-    // had.
+    // planner may prefer the primary key (message, recipient) for the order it gives, which
+    // walks every copy ever written to find this recipient's unread ones: `INDEXED BY` names
+    // the index of copies in flight (v10) so a lease costs what is unread, however much mail
+    // the store ever had.
     async fn lease_candidates(&mut self, l: &Leasing) -> OpResult<Vec<LeaseCandidate>> {
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS}
@@ -185,7 +185,7 @@ mod tests {
             steps
                 .iter()
                 .any(|s| s
-                    .contains("deliveries USING PRIMARY KEY (recipient_id=? AND message_id=?)")),
+                    .contains("deliveries USING PRIMARY KEY (message_id=? AND recipient_id=?)")),
             "by the copy's key: {steps:?}"
         );
         assert!(

@@ -130,6 +130,115 @@ impl LiteTx {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use switchboard_core::PeerId;
+    use switchboard_core::seam::{DeliveryStatements, MessageRow, MessageStatements};
+    use switchboard_proto::ItemKind;
+
+    use crate::liveness::Liveness;
+    use crate::tx::LiteTx;
+
+    /// Every statement of this store is synchronous: its future is ready when first polled.
+    fn ready<T>(f: impl Future<Output = T>) -> T {
+        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("a statement waited"),
+        }
+    }
+
+    /// Until v13 a batch of sends from many senders to many recipients wrote a leaf page per
+    /// sender (the (sender, number) index) and per recipient (the copies' (recipient,
+    /// message) key) once those trees outgrew the senders and recipients: ~67 pages a commit
+    /// in an empty store, ~180 from ~50,000 messages on, so sends slowed as the store grew
+    /// (the growth bench's first tenth against its last). By (number, sender) and (message,
+    /// recipient) a batch's entries join each tree near its one end. Counted, not timed: the
+    /// frames each send commit appends to the log, early and after 20,000 messages, with the
+    /// copies read between batches as in a live room.
+    #[test]
+    fn a_send_commit_writes_as_many_pages_in_a_large_store_as_in_an_empty_one_regression() {
+        const SENDERS: i64 = 64;
+        const RECIPIENTS: i64 = 64;
+        const ROUNDS: usize = 320;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let mut conn = crate::connect(&path, false).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .unwrap();
+        crate::migrate::apply(&mut conn).unwrap();
+        conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 0;")
+            .unwrap();
+        for id in 1..=SENDERS + RECIPIENTS {
+            conn.execute(
+                "INSERT INTO peers (id, name, kind, created_at, last_seen_at)
+                 VALUES (?1, 'p' || ?1, 'agent', 0, 0)",
+                [id],
+            )
+            .unwrap();
+        }
+        let frame = 24
+            + u64::from(
+                conn.query_row("PRAGMA page_size", [], |r| r.get::<_, u32>(0))
+                    .unwrap(),
+            );
+        let wal = dir.path().join("store.db-wal");
+        let mut tx = LiteTx::new(
+            conn,
+            Arc::new(Liveness::new(dir.path().join("procs"))),
+            true,
+        );
+        let mut pages = Vec::new();
+        for round in 0..ROUNDS {
+            // An empty log each round, so a commit's frames are the file's length.
+            tx.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .unwrap();
+            tx.conn.execute_batch("BEGIN").unwrap();
+            let mut copies = Vec::new();
+            for s in 0..SENDERS {
+                let to = PeerId(SENDERS + 1 + (s + round as i64) % RECIPIENTS);
+                let id = ready(tx.insert_message(MessageRow {
+                    kind: ItemKind::Message,
+                    sender: PeerId(s + 1),
+                    recipient: Some(to),
+                    scope: None,
+                    body: "a message of a few words",
+                    reply_to: None,
+                    idempotency_key: None,
+                    created_at: 1,
+                    expires_at: 2,
+                    counted: true,
+                    copies_to: &[to],
+                }))
+                .unwrap();
+                copies.push((to, id));
+            }
+            tx.conn.execute_batch("COMMIT").unwrap();
+            let written = std::fs::metadata(&wal).unwrap().len();
+            pages.push((written - 32) / frame);
+            tx.conn.execute_batch("BEGIN").unwrap();
+            for (to, id) in copies {
+                ready(tx.mark_read(to, &[id], 1)).unwrap();
+            }
+            tx.conn.execute_batch("COMMIT").unwrap();
+        }
+        let median = |rounds: &[u64]| {
+            let mut sorted = rounds.to_vec();
+            sorted.sort_unstable();
+            sorted[sorted.len() / 2]
+        };
+        let (small, large) = (median(&pages[1..21]), median(&pages[ROUNDS - 20..]));
+        assert!(
+            large * 4 <= small * 5,
+            "a send commit wrote {small} pages in an empty store, {large} after {} messages",
+            ROUNDS as i64 * SENDERS
+        );
+    }
+
     /// The check can fail: the same update with SQLite's default `ABORT` opens one.
     #[test]
     fn an_update_that_runs_a_trigger_and_may_abort_opens_a_statement_journal() {

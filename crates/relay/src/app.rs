@@ -52,6 +52,7 @@ use crate::metrics::{Metrics, RouteLabels};
 use crate::revocation::Streams;
 use crate::rooms::Rooms;
 use crate::sessions::Sessions;
+use crate::unread;
 
 /// What the routes check and allow.
 #[derive(Debug, Clone)]
@@ -191,6 +192,8 @@ impl App {
             // relay by a Host the list does not name, and `ok` tells nobody anything.
             .route("/livez", get(|| async { "ok" }))
             .layer(DefaultBodyLimit::max(limit))
+            // Outermost, so it sees every answer, the checks' refusals included.
+            .layer(middleware::from_fn(unread::close_if_body_unread))
             .with_state(self)
     }
 

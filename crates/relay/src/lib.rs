@@ -27,6 +27,7 @@ pub mod revocation;
 pub mod rooms;
 pub mod server;
 pub mod sessions;
+mod unread;
 
 pub use app::{App, AppConfig, AppState};
 pub use auth::{Caller, Verifier, mint};

@@ -1292,6 +1292,54 @@ async fn questions_without_a_peer_list_the_room_for_a_room_token_and_ones_own_fo
     assert_eq!(own, [to_alice.0], "alice's token: alice's only");
 }
 
+/// An answer made before the request's body was read (here: a token the relay does not know)
+/// ends the connection, since the unread bytes cannot be taken for a request; hyper closed it
+/// after the answer without saying so, and a client that pooled it could send its next request
+/// into the close and lose it (`IncompleteMessage` on `POST /v1/operator` in the /v1 fuzz,
+/// the request after a refused one whose body arrived after its head). The answer now says
+/// `Connection: close`. An answer to a request whose body was read keeps the connection.
+#[tokio::test]
+async fn an_answer_before_the_body_was_read_says_the_connection_closes_regression() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let r = InProc::embedded().await;
+    let host = r.url.trim_start_matches("http://").to_owned();
+    // Sends a request's head (and `body`, if any), and reads the answer's head.
+    let answer_head = |token: String, length: usize, body: &'static [u8]| {
+        let host = host.clone();
+        async move {
+            let mut conn = tokio::net::TcpStream::connect(&host).await.unwrap();
+            let head = format!(
+                "POST /v1/peers HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n\
+                 content-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+            );
+            conn.write_all(head.as_bytes()).await.unwrap();
+            conn.write_all(body).await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the relay closed without an answer: {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&got).to_ascii_lowercase()
+        }
+    };
+    // The body never comes: the relay refuses the token before it could read it.
+    let refused = answer_head("swb_00_11".into(), 64, b"").await;
+    assert!(refused.starts_with("http/1.1 401"), "{refused}");
+    assert!(
+        refused.contains("\r\nconnection: close\r\n"),
+        "the refusal says the connection ends: {refused}"
+    );
+    let served = answer_head(r.room_token.clone(), 2, b"{}").await;
+    assert!(served.starts_with("http/1.1 200"), "{served}");
+    assert!(
+        !served.contains("connection: close"),
+        "a request read to its end keeps the connection: {served}"
+    );
+}
+
 /// The relay closes a kept-alive connection that sends no request within its header-read
 /// timeout (measured: 10.0 s); a relay client that pooled connections longer (reqwest's 90 s)
 /// could send a request into that close and lose it mid-flight (the `IncompleteMessage` seen

@@ -323,6 +323,7 @@ ALTER TABLE deliveries_v13 RENAME TO deliveries;
 CREATE INDEX deliveries_leased ON deliveries(lease_session) WHERE lease_session IS NOT NULL;
 CREATE INDEX deliveries_in_flight ON deliveries(recipient_id, state, message_id)
     WHERE state = 'queued' OR state = 'delivered';
+-- v6's two triggers that still stand (v11 dropped the insert's), word for word.
 CREATE TRIGGER deliveries_queued_update AFTER UPDATE OF state ON deliveries
     WHEN (OLD.state = 'queued') <> (NEW.state = 'queued')
 BEGIN

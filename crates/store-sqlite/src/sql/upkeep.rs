@@ -14,6 +14,19 @@ use super::columns::read;
 use crate::fault::OpResult;
 use crate::tx::LiteTx;
 
+/// The peers idle since the cut-off that nothing refers to. No index finds a peer's messages
+/// as recipient, nor (since v13, copies keyed by message first) its copies: a correlated check
+/// per peer would read both tables whole for each idle peer, in the writer, every gc. Each
+/// `NOT IN` list is read once per statement instead, and only if some peer is idle that long
+/// with no session (no column in them holds NULL, which `NOT IN` would take for "maybe").
+const DELETE_IDLE_PEERS: &str = "DELETE FROM peers AS p
+     WHERE p.last_seen_at < ?1
+       AND NOT EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id)
+       AND NOT EXISTS(SELECT 1 FROM jobs j WHERE j.dispatcher_id = p.id)
+       AND p.id NOT IN (SELECT sender_id FROM messages)
+       AND p.id NOT IN (SELECT recipient_id FROM messages WHERE recipient_id IS NOT NULL)
+       AND p.id NOT IN (SELECT recipient_id FROM deliveries)";
+
 impl LiteTx {
     /// Runs one housekeeping statement, uncached, with the cut-off as `?1`; returns how many
     /// rows it changed.
@@ -66,13 +79,7 @@ impl UpkeepStatements for LiteTx {
     }
 
     async fn delete_idle_peers(&mut self, before: Millis) -> OpResult<u64> {
-        let sql = "DELETE FROM peers AS p
-             WHERE p.last_seen_at < ?1
-               AND NOT EXISTS(SELECT 1 FROM sessions s WHERE s.peer_id = p.id)
-               AND NOT EXISTS(SELECT 1 FROM messages m WHERE m.sender_id = p.id OR m.recipient_id = p.id)
-               AND NOT EXISTS(SELECT 1 FROM deliveries d WHERE d.recipient_id = p.id)
-               AND NOT EXISTS(SELECT 1 FROM jobs j WHERE j.dispatcher_id = p.id)";
-        self.tidy(sql, before)
+        self.tidy(DELETE_IDLE_PEERS, before)
     }
 
     // Every store is migrated when opened (a read-only one must already be current), so the
@@ -99,5 +106,31 @@ impl UpkeepStatements for LiteTx {
         let mut stmt = self.conn.prepare(COUNT_JOBS)?;
         let rows = stmt.query_map([], read(state_count))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DELETE_IDLE_PEERS;
+
+    /// Until v13 the copies were found by recipient through their key; keyed by message, a
+    /// check per idle peer would read every copy (and every message, which no index finds by
+    /// recipient) once per peer. Read once per statement, whatever the number of idle peers.
+    #[test]
+    fn idle_peers_are_checked_against_each_table_once_not_once_a_peer_regression() {
+        let steps = crate::sql::query_plan(DELETE_IDLE_PEERS, [1]);
+        assert!(
+            !steps.iter().any(|s| s.contains("CORRELATED")
+                && (s.contains("messages") || s.contains("deliveries"))),
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| s.starts_with("LIST SUBQUERY"))
+                .count(),
+            3,
+            "{steps:?}"
+        );
     }
 }

@@ -6,8 +6,9 @@
 //! decides so only once it notices the body was dropped, after the answer's head is written,
 //! so the answer did not say it (hyper 1.x adds no `Connection: close` of its own then). A
 //! client pooled the connection and could send its next request into the close and lose it:
-//! reqwest's `IncompleteMessage`, seen in the relay's `/v1` fuzz on the request after a refused
-//! one, whenever the body arrived after the head. The relay client resends what is safe to
+//! reqwest's `IncompleteMessage`, the likeliest cause of the one seen in the relay's `/v1`
+//! fuzz (a request after a refused one whose body came after its head; that run's seed was
+//! not kept, so it was not replayed). The relay client resends what is safe to
 //! resend; other clients need not. The answer now says the connection closes, which both ends
 //! act on: hyper closes after it, and the client does not pool the connection.
 //!

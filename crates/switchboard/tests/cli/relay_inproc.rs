@@ -1295,8 +1295,8 @@ async fn questions_without_a_peer_list_the_room_for_a_room_token_and_ones_own_fo
 /// An answer made before the request's body was read (here: a token the relay does not know)
 /// ends the connection, since the unread bytes cannot be taken for a request; hyper closed it
 /// after the answer without saying so, and a client that pooled it could send its next request
-/// into the close and lose it (`IncompleteMessage` on `POST /v1/operator` in the /v1 fuzz,
-/// the request after a refused one whose body arrived after its head). The answer now says
+/// into the close and lose it (the likeliest cause of the `IncompleteMessage` on `POST
+/// /v1/operator` in the /v1 fuzz, not replayed: its seed was not kept). The answer now says
 /// `Connection: close`. An answer to a request whose body was read keeps the connection.
 #[tokio::test]
 async fn an_answer_before_the_body_was_read_says_the_connection_closes_regression() {

@@ -37,6 +37,7 @@ use tokio_postgres::error::SqlState;
 
 use switchboard_core::seam::{Procedure, Statements};
 use switchboard_core::{StoreError, StoreResult, Wake};
+use switchboard_proto::MessageId;
 
 use crate::db::pool_error;
 use crate::fault::{OpError, OpResult};
@@ -227,6 +228,8 @@ async fn run_batch(
     let mut begun = false;
     let (mut ran, mut again) = (Vec::new(), Vec::new());
     let mut wakes: Vec<(Arc<Room>, Vec<Wake>)> = Vec::new();
+    // The newest message each room's jobs inserted, for its statistics after the commit.
+    let mut grown: Vec<(Arc<Room>, MessageId)> = Vec::new();
     let mut jobs = batch.into_iter();
     while let Some(mut job) = jobs.next() {
         let room = Arc::clone(job.room());
@@ -237,12 +240,19 @@ async fn run_batch(
         }));
         pg.pending().wakes.clear();
         let outcome = job.run(&mut pg).await;
+        let newest = pg.take_newest_message();
         // A job that ran no statement opened no savepoint, and what was to precede it still
         // waits.
         let sent = pg.opening_sent();
         begun |= sent;
         match outcome {
             Ran::Done => {
+                if let Some(id) = newest {
+                    match grown.iter_mut().find(|(r, _)| Arc::ptr_eq(r, &room)) {
+                        Some((_, n)) => *n = (*n).max(id),
+                        None => grown.push((Arc::clone(&room), id)),
+                    }
+                }
                 let done = std::mem::take(&mut pg.pending().wakes);
                 match wakes.iter_mut().find(|(r, _)| Arc::ptr_eq(r, &room)) {
                     Some((_, w)) => w.extend(done),
@@ -318,6 +328,11 @@ async fn run_batch(
             tx.release();
             for (room, w) in wakes {
                 room.wake(w);
+            }
+            // On the relay's runtime: the lane's thread only writes.
+            let _entered = main.enter();
+            for (room, newest) in grown {
+                room.grew(Some(newest));
             }
         }
         Err(_) => tx.rollback().await,

@@ -8,7 +8,8 @@
 //!   recipients, and an operation that loses a race is run again (see [`tx`]);
 //! - wake-ups and presence: one holder connection per process (see [`holder`]) listens for
 //!   every replica's NOTIFY and holds the advisory lock that says this process is alive;
-//! - the schema: append-only migrations (see [`migrate`]).
+//! - the schema: append-only migrations (see [`migrate`]); the planner's statistics of a room
+//!   kept current as it grows (see [`stats`]).
 
 mod db;
 mod fault;
@@ -16,6 +17,7 @@ mod holder;
 mod lane;
 pub mod migrate;
 mod sql;
+mod stats;
 mod store;
 mod tokens;
 mod tx;

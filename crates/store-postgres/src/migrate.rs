@@ -283,6 +283,47 @@ CREATE UNIQUE INDEX messages_idempotency ON messages(idempotency_key, sender_id)
     r"
 DROP TRIGGER deliveries_queued_insert ON deliveries;
 ",
+    // v8: the update trigger returns at once when no copy entered or left the queue. A
+    // statement-level trigger with transition tables cannot be limited to `UPDATE OF state`
+    // (Postgres refuses column lists there), so it ran its three statements over the
+    // transition tables for every update of a copy: for the lease's `take_leases` (every copy
+    // queued before and after) and an acknowledgement of copies already handed over (none
+    // queued before or after) too, which moved nothing. The test is exact: with every row
+    // queued on both sides, or none, no row's queued-ness changed (an update keeps a row's key).
+    r"
+CREATE OR REPLACE FUNCTION deliveries_queued_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Each branch reads only the transition tables its event has (no insert trigger since
+    -- v7: the insert counts its copies).
+    IF TG_OP = 'DELETE' THEN
+        WITH change AS (
+            SELECT recipient_id AS id, -COUNT(*) AS delta FROM old_rows
+            WHERE state = 'queued' GROUP BY recipient_id),
+        locked AS (
+            SELECT p.id FROM peers p JOIN change c USING (id) ORDER BY p.id FOR NO KEY UPDATE)
+        UPDATE peers p SET queued = p.queued + c.delta
+        FROM change c WHERE p.id = c.id AND p.id IN (SELECT id FROM locked);
+    ELSIF NOT EXISTS (SELECT 1 FROM old_rows WHERE state <> 'queued')
+          AND NOT EXISTS (SELECT 1 FROM new_rows WHERE state <> 'queued')
+       OR NOT EXISTS (SELECT 1 FROM old_rows WHERE state = 'queued')
+          AND NOT EXISTS (SELECT 1 FROM new_rows WHERE state = 'queued') THEN
+        -- Nothing entered or left the queue.
+        RETURN NULL;
+    ELSE
+        WITH change AS (
+            SELECT id, SUM(delta) AS delta FROM (
+                SELECT recipient_id AS id, 1 AS delta FROM new_rows WHERE state = 'queued'
+                UNION ALL
+                SELECT recipient_id, -1 FROM old_rows WHERE state = 'queued') moved
+            GROUP BY id HAVING SUM(delta) <> 0),
+        locked AS (
+            SELECT p.id FROM peers p JOIN change c USING (id) ORDER BY p.id FOR NO KEY UPDATE)
+        UPDATE peers p SET queued = p.queued + c.delta
+        FROM change c WHERE p.id = c.id AND p.id IN (SELECT id FROM locked);
+    END IF;
+    RETURN NULL;
+END $$;
+",
 ];
 
 /// The schema that holds tokens and the room list.

@@ -8,11 +8,13 @@ use tokio::sync::broadcast;
 
 use switchboard_core::seam::{Access, Backend, Procedure};
 use switchboard_core::{StoreResult, Wake};
+use switchboard_proto::MessageId;
 
 use crate::db::Database;
 use crate::fault::OpResult;
 use crate::holder::CHANNEL;
 use crate::migrate::room_schema;
+use crate::stats::{Stats, analyze_sql};
 use crate::tx::{MAX_ATTEMPTS, PgTx, Tx, backoff};
 
 #[derive(Clone)]
@@ -29,6 +31,9 @@ pub(crate) struct Room {
     /// Puts this room's schema first for the rest of a transaction of the write lane, which
     /// serves every room.
     search_path: String,
+    /// Its schema, quoted.
+    schema: String,
+    stats: Stats,
     wakes: broadcast::Sender<Wake>,
 }
 
@@ -42,6 +47,8 @@ impl PgStore {
                 "BEGIN READ ONLY; SET LOCAL search_path TO {schema}"
             )),
             search_path: format!("SET LOCAL search_path TO {schema}"),
+            schema,
+            stats: Stats::new(),
             db,
             name: room.to_owned(),
             wakes,
@@ -102,6 +109,32 @@ impl Room {
         Some(format!("SELECT pg_notify('{CHANNEL}', '{payload}')"))
     }
 
+    /// After a commit that inserted `newest` (a message id): refreshes the planner's
+    /// statistics of the room's tables when the room has doubled since they were last
+    /// refreshed (see [`crate::stats`]), on a pooled connection of the current runtime,
+    /// without waiting for it.
+    pub(crate) fn grew(self: &Arc<Self>, newest: Option<MessageId>) {
+        if !newest.is_some_and(|id| self.stats.due(id)) {
+            return;
+        }
+        let room = Arc::clone(self);
+        tokio::spawn(async move {
+            let sql = analyze_sql(&room.schema);
+            let done = match room.connect().await {
+                Ok(tx) => {
+                    let done = tx.conn().batch_execute(&sql).await;
+                    tx.release();
+                    done.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            // Stale statistics cost speed, not correctness: the next doubling tries again.
+            if let Err(e) = done {
+                tracing::warn!("cannot refresh the statistics of room {}: {e}", room.name);
+            }
+        });
+    }
+
     /// Wakes this process's waiters after a commit (other replicas hear the NOTIFY).
     pub(crate) fn wake(&self, wakes: Vec<Wake>) {
         for w in wakes {
@@ -141,7 +174,7 @@ impl Room {
     /// transaction (a serialization failure, a deadlock, a unique key inserted meanwhile) is
     /// rolled back and run again, up to `MAX_ATTEMPTS`.
     pub(crate) async fn alone<T: Send + 'static>(
-        &self,
+        self: &Arc<Self>,
         read_only: bool,
         procedure: &impl Procedure<PgTx, T>,
     ) -> StoreResult<T> {
@@ -152,9 +185,15 @@ impl Room {
             // rolled back below, and the caller gets an error instead of a panic in its own
             // task (a relay request, a set-aside write of the lane).
             let out = crate::fault::caught(async { procedure(&mut pg).await }).await;
+            let newest = pg.take_newest_message();
             let (tx, wakes) = pg.into_parts();
             match self.end(tx, out, wakes, attempt).await? {
-                Some(v) => return Ok(v),
+                Some(v) => {
+                    if !read_only {
+                        self.grew(newest);
+                    }
+                    return Ok(v);
+                }
                 None => attempt += 1,
             }
         }

@@ -9,6 +9,7 @@ use deadpool_postgres::Object;
 
 use switchboard_core::Wake;
 use switchboard_core::seam::{Pending, Statements};
+use switchboard_proto::MessageId;
 
 use crate::fault::OpError;
 use crate::sql::Conn;
@@ -73,6 +74,9 @@ pub struct PgTx {
     /// The `BEGIN …` not sent yet: it goes out with the first statement, in the same round
     /// trip (see [`PgTx::opened`]).
     opening: Mutex<Option<Arc<str>>>,
+    /// The newest message inserted since [`PgTx::take_newest_message`] was last called: how
+    /// far the room has grown, for its statistics (see `Room::stats_due`).
+    newest_message: Option<MessageId>,
 }
 
 impl PgTx {
@@ -86,7 +90,18 @@ impl PgTx {
             pending,
             process_key,
             opening: Mutex::new(None),
+            newest_message: None,
         }
+    }
+
+    /// Notes a message this transaction inserted.
+    pub(crate) fn inserted_message(&mut self, id: MessageId) {
+        self.newest_message = self.newest_message.max(Some(id));
+    }
+
+    /// The newest message inserted since the last call, if any.
+    pub(crate) fn take_newest_message(&mut self) -> Option<MessageId> {
+        self.newest_message.take()
     }
 
     /// Opens the transaction with `begin` when the first statement runs, pipelined with it.

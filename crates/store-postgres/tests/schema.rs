@@ -126,3 +126,140 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
         "only the unacknowledged copy is still in flight"
     );
 }
+
+/// A room's `queued` counts (the pending cap's) after each step of a delivery, read from the
+/// peers' rows.
+async fn queued(client: &tokio_postgres::Client, names: &[&str]) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for name in names {
+        let sql = format!("SELECT queued FROM room_{ROOM}.peers WHERE name = $1");
+        counts.push(client.query_one(&sql, &[name]).await.unwrap().get(0));
+    }
+    counts
+}
+
+/// v8: the update trigger returns at once for a statement that moved no copy into or out of
+/// the queue (a lease taking copies, an acknowledgement of copies already handed over), and
+/// still counts one that did, whichever way (a hand-over, an acknowledgement straight from the
+/// queue), for each recipient of a statement apart.
+#[tokio::test]
+async fn the_queued_count_moves_only_when_a_copy_enters_or_leaves_the_queue() {
+    let Some(scratch) = Scratch::create("schema").await else {
+        eprintln!("SKIPPED: no Postgres server reachable");
+        return;
+    };
+    let db = Database::connect(&PgOptions::new(&scratch.url))
+        .await
+        .expect("connect to scratch db");
+    let store = db.room(ROOM, T0).await.expect("open room");
+    let (client, conn) = tokio_postgres::connect(&scratch.url, NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let w = World::new(Arc::new(store), roomy_limits());
+    let (ann, ben, cy) = (
+        w.agent("ann").await,
+        w.agent("ben").await,
+        w.agent("cy").await,
+    );
+    let mut to_ben = Vec::new();
+    for body in ["one", "two", "three"] {
+        let m = w.mailbox.send(ann.peer.id, Outgoing::to_peer("ben", body));
+        to_ben.push(m.await.expect("send").id);
+    }
+    let to_cy = w.mailbox.send(ann.peer.id, Outgoing::to_peer("cy", "four"));
+    let to_cy = to_cy.await.expect("send").id;
+    assert_eq!(queued(&client, &["ben", "cy"]).await, [3, 1]);
+
+    // Taking the leases moves nothing out of the queue.
+    assert_eq!(w.lease(&ben).await.len(), 3);
+    assert_eq!(queued(&client, &["ben", "cy"]).await, [3, 1]);
+    // Two handed over leave it; the third stays.
+    let handed = op::MarkDelivered {
+        session: ben.clone(),
+        ids: to_ben[..2].to_vec(),
+    };
+    assert_eq!(w.mailbox.run(handed).await.expect("hand over"), 2);
+    assert_eq!(queued(&client, &["ben", "cy"]).await, [1, 1]);
+    // Acknowledging what was handed over moves nothing; acknowledging straight from the queue
+    // does, for the recipient it belongs to only.
+    w.mailbox.ack(ben.peer.id, &to_ben[..2]).await.expect("ack");
+    assert_eq!(queued(&client, &["ben", "cy"]).await, [1, 1]);
+    w.mailbox.ack(ben.peer.id, &to_ben[2..]).await.expect("ack");
+    w.mailbox.ack(cy.peer.id, &[to_cy]).await.expect("ack");
+    assert_eq!(queued(&client, &["ben", "cy"]).await, [0, 0]);
+}
+
+/// A new room's statements are planned once its tables hold a handful of rows, and Postgres
+/// keeps those generic plans until a table they read is analyzed: without autovacuum (this
+/// project's test server runs without it), an acknowledgement's check of which copies exist
+/// went on hashing every copy the recipient ever had. The process that inserts a room's
+/// messages analyzes its tables as the newest id reaches 1,024 and each doubling after.
+#[tokio::test]
+async fn a_growing_room_has_its_planner_statistics_refreshed_regression() {
+    let Some(scratch) = Scratch::create("schema").await else {
+        eprintln!("SKIPPED: no Postgres server reachable");
+        return;
+    };
+    let db = Database::connect(&PgOptions::new(&scratch.url))
+        .await
+        .expect("connect to scratch db");
+    let store = db.room(ROOM, T0).await.expect("open room");
+    let (client, conn) = tokio_postgres::connect(&scratch.url, NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let analyzed = async || -> Vec<i64> {
+        let sql = "SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables
+             WHERE schemaname = $1 AND relname = ANY(ARRAY['peers', 'messages', 'deliveries'])
+             ORDER BY relname";
+        let rows = client.query(sql, &[&format!("room_{ROOM}")]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    let w = World::new(Arc::new(store), roomy_limits());
+    let ann = w.agent("ann").await;
+    w.agent("ben").await;
+    // Up to the 1,023rd message (whatever the room holds already), sent 64 at a time so the
+    // write lane takes them in batches.
+    let newest = format!("SELECT COALESCE(MAX(id), 0) FROM room_{ROOM}.messages");
+    loop {
+        let have: i64 = client.query_one(&newest, &[]).await.unwrap().get(0);
+        let n = (1023 - have).min(64);
+        if n <= 0 {
+            assert_eq!(have, 1023, "the ids run one by one");
+            break;
+        }
+        let sends = (0..n).map(|i| {
+            let body = format!("{}", have + i);
+            w.mailbox.send(ann.peer.id, Outgoing::to_peer("ben", body))
+        });
+        for m in futures_util::future::join_all(sends).await {
+            m.expect("send");
+        }
+    }
+    // Autovacuum, where the server runs it, may have analyzed them meanwhile: the count is
+    // what is compared.
+    let before = analyzed().await;
+    w.mailbox
+        .send(ann.peer.id, Outgoing::to_peer("ben", "the 1,024th"))
+        .await
+        .expect("send");
+    // The refresh runs beside the lane after the commit: wait for it (a statistics snapshot
+    // is cached per transaction, so each look is a new one).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        client
+            .batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .unwrap();
+        let now = analyzed().await;
+        if now.iter().zip(&before).all(|(n, b)| n > b) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "peers, messages and deliveries not analyzed after the 1,024th message: {before:?} → {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

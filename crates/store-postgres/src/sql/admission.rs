@@ -1,13 +1,21 @@
-//! A send's admission reads in one round trip.
+//! A send's admission reads in one round trip, and in two statements.
 //!
 //! The write lane runs every write of the process one statement after another, and each
 //! statement costs it a round trip to the server, so a send's four reads before its insert
-//! (key, name, lock, rate) were four trips in a row of the lane. Here they are pipelined: sent
-//! together, without waiting for each answer. Postgres still runs them one after another, in
-//! the order sent, each with a snapshot of its own, so the rate is read after the lock is held
-//! and counts every send committed before this one, exactly as when sent one by one. What they
-//! read past a decided answer (the rest, after a key found) is read and dropped; the locks taken
-//! for it end with the batch's commit, as any send's.
+//! (key, name, lock, rate) were four trips in a row of the lane. Here they are two statements,
+//! pipelined: sent together, without waiting for the first's answer. The first locks the
+//! parties (resolving the name on the locked rows) and reads the key's message beside them;
+//! the second reads the rate. Postgres runs them one after another, in the order sent, each
+//! with a snapshot of its own, so the rate is read after the lock is held and counts every
+//! send committed before this one, exactly as when sent one by one. The key needs no such
+//! care: a message under the same key committed while the lock was awaited is caught by the
+//! unique index at the insert, a lost race the lane runs again. What is read past a decided
+//! answer (the rest, after a key found) is read and dropped; the locks taken for it end with
+//! the batch's commit, as any send's.
+//!
+//! Each statement is a message of the protocol's own (its `Sync`) and an answer the server
+//! sends back by itself: folding the key into the lock saved the server and the lane a send
+//! and a wake-up each a message (`docs/benchmarks.md`, issue 17's fourteenth step).
 
 use std::sync::LazyLock;
 
@@ -18,11 +26,11 @@ use switchboard_core::seam::columns::int;
 use switchboard_core::seam::{
     AdmissionStatements, AdmitTo, Admitted, Admitting, PARTY_COLUMNS, Party, party, party_ids,
 };
-use switchboard_core::seam::{Col, Columns};
+use switchboard_core::seam::{Col, Columns, Decode};
+use switchboard_proto::MessageId;
 
 use super::columns::read;
-use super::messages::{MESSAGE_BY_KEY, NTH_NEWEST_SEND};
-use super::peers::LOCK_PARTIES;
+use super::messages::{MESSAGE_BY_KEY_OF, NTH_NEWEST_SEND};
 use super::{Conn, big};
 use crate::fault::OpResult;
 use crate::tx::PgTx;
@@ -32,42 +40,44 @@ impl AdmissionStatements for PgTx {
         let c = self.conn();
         let ids;
         let (lock_sql, lock_params): (&str, Vec<&(dyn ToSql + Sync)>) = match &a.to {
-            AdmitTo::Name(name) => (&LOCK_NAMED, vec![&a.sender, name]),
+            AdmitTo::Name(name) => (&LOCK_NAMED, vec![&a.sender, name, &a.key]),
             AdmitTo::Peers(recipients) => {
                 ids = party_ids(a.sender, recipients);
-                (&LOCK_PARTIES, vec![&ids])
+                (&LOCK_PARTIES_KEYED, vec![&ids, &a.sender, &a.key])
             }
         };
         let rate_n = a.rate_nth.map(big);
-        let (by_key, locked, nth) = self
+        let (locked, nth) = self
             .opened(async {
-                // Every statement is prepared before any is sent: a prepare not cached yet is a
-                // round trip of its own, and would let a later statement go out first.
-                let key_stmt = match a.key {
-                    Some(_) => Some(c.prepare_cached(MESSAGE_BY_KEY).await?),
-                    None => None,
-                };
+                // Both statements are prepared before either is sent: a prepare not cached yet
+                // is a round trip of its own, and would let the later statement go out first.
                 let lock_stmt = c.prepare_cached(lock_sql).await?;
                 let rate_stmt = match rate_n {
                     Some(_) => Some(c.prepare_cached(NTH_NEWEST_SEND).await?),
                     None => None,
                 };
-                let key_params: [&(dyn ToSql + Sync); 2] = [&a.sender, &a.key];
                 let rate_params: [&(dyn ToSql + Sync); 2] = [&a.sender, &rate_n];
                 // Each query goes out when first polled, and `join!` polls them in this order.
-                let (by_key, locked, nth) = tokio::join!(
-                    maybe(c, key_stmt.as_ref(), &key_params),
+                let (locked, nth) = tokio::join!(
                     c.query(&lock_stmt, &lock_params),
                     maybe(c, rate_stmt.as_ref(), &rate_params),
                 );
-                // The first error is the cause: after it, the others only say the transaction
+                // The first error is the cause: after it, the other only says the transaction
                 // was aborted.
-                Ok((by_key?, locked?, nth?))
+                Ok((locked?, nth?))
             })
             .await?;
-        if let Some(row) = by_key.first() {
+        // The key's message is read beside every locked row; a sender who has sent under the
+        // key exists, so a found key has a row to be read on.
+        let keyed: Decode<Option<MessageId>> = match &a.to {
+            AdmitTo::Name(_) => |r| r.opt_int(4),
+            AdmitTo::Peers(_) => |r| r.opt_int(3),
+        };
+        if let Some(row) = locked.first()
+            && let Some(id) = read(row, keyed)?
+        {
             return Ok(Admitted {
-                duplicate: Some(read(row, int)?),
+                duplicate: Some(id),
                 ..Admitted::default()
             });
         }
@@ -98,13 +108,24 @@ impl AdmissionStatements for PgTx {
 }
 
 /// Locks the sender (`$1`) and the peer named `$2`, in id order, and reads them as parties,
-/// each with whether it is the named one. The name is read from the row the lock holds (one
-/// renamed while this waited for it is no longer the named one), so the peer locked is the
-/// peer named. Made once: every send on a name prepares it by this text.
+/// each with whether it is the named one, and the message the sender sent under the key `$3`
+/// (NULL when none, or no key). The name is read from the row the lock holds (one renamed
+/// while this waited for it is no longer the named one), so the peer locked is the peer
+/// named. Made once: every send on a name prepares it by this text.
 static LOCK_NAMED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {PARTY_COLUMNS}, name = $2 FROM peers WHERE id = $1 OR name = $2
-         ORDER BY id FOR NO KEY UPDATE"
+        "SELECT {PARTY_COLUMNS}, name = $2, ({MESSAGE_BY_KEY_OF}) AS duplicate FROM peers
+         WHERE id = $1 OR name = $2 ORDER BY id FOR NO KEY UPDATE"
+    )
+});
+
+/// Locks the parties `$1` (the sender `$2` among them) as `LOCK_PARTIES` does, with the message
+/// the sender sent under the key `$3` beside each.
+static LOCK_PARTIES_KEYED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {PARTY_COLUMNS}, ({MESSAGE_BY_KEY_OF}) AS duplicate FROM peers
+         WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        MESSAGE_BY_KEY_OF = MESSAGE_BY_KEY_OF.replace("$1", "$2")
     )
 });
 

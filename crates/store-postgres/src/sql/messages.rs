@@ -17,8 +17,12 @@ use crate::tx::PgTx;
 // tail behind any long write anywhere on the server.
 
 /// The message a sender sent under an idempotency key: `$1` the sender, `$2` the key.
-pub(super) const MESSAGE_BY_KEY: &str =
+const MESSAGE_BY_KEY: &str =
     "SELECT id FROM messages WHERE sender_id = $1 AND idempotency_key = $2";
+
+/// The same, as the admission reads it beside its lock: `$1` the sender, `$3` the key.
+pub(super) const MESSAGE_BY_KEY_OF: &str =
+    "SELECT id FROM messages WHERE sender_id = $1 AND idempotency_key = $3";
 
 /// When a sender's `$2`th newest counted message was sent: `$1` the sender.
 pub(super) const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
@@ -27,11 +31,12 @@ pub(super) const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
 
 impl MessageStatements for PgTx {
     async fn insert_message(&mut self, m: MessageRow<'_>) -> OpResult<MessageId> {
-        self.one(
-            // The message, its copies and their count in their recipients' `queued` (the pending
-            // cap's) in one statement: one round trip. The recipients' rows are locked by the
-            // send's admission, or (a notice) it has one.
-            "WITH m AS (
+        let id = self
+            .one(
+                // The message, its copies and their count in their recipients' `queued` (the pending
+                // cap's) in one statement: one round trip. The recipients' rows are locked by the
+                // send's admission, or (a notice) it has one.
+                "WITH m AS (
                  INSERT INTO messages (sender_id, recipient_id, scope, body, reply_to,
                      idempotency_key, created_at, expires_at, kind, sender_seq)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
@@ -44,22 +49,24 @@ impl MessageStatements for PgTx {
              counted AS (
                  UPDATE peers SET queued = queued + 1 WHERE id = ANY($11::bigint[]))
              SELECT id FROM m",
-            &[
-                &m.sender,
-                &m.recipient,
-                &m.scope,
-                &m.body,
-                &m.reply_to,
-                &m.idempotency_key,
-                &m.created_at,
-                &m.expires_at,
-                &m.kind.as_str(),
-                &m.counted,
-                &m.copies_to,
-            ],
-            int,
-        )
-        .await
+                &[
+                    &m.sender,
+                    &m.recipient,
+                    &m.scope,
+                    &m.body,
+                    &m.reply_to,
+                    &m.idempotency_key,
+                    &m.created_at,
+                    &m.expires_at,
+                    &m.kind.as_str(),
+                    &m.counted,
+                    &m.copies_to,
+                ],
+                int,
+            )
+            .await?;
+        self.inserted_message(id);
+        Ok(id)
     }
 
     async fn message_by_key(&mut self, sender: PeerId, key: &str) -> OpResult<Option<MessageId>> {

@@ -15,6 +15,12 @@
 //!   in the same round trip as the job's first statement (and the savepoint before released
 //!   with them): a job that fails is undone alone and the rest of the batch still commits.
 //!   Answers are given only after the commit.
+//! - The sends of one room in a batch run side by side (see [`Batch::run_beside`]): their
+//!   statements go out without waiting for each other's answers, so the server always has the
+//!   next one at hand instead of idling a round trip between jobs. Each claims its parties at
+//!   its admission ([`crate::claims`]), so two sends to one recipient still read each other's
+//!   writes. They share one savepoint; should one fail in a way only a savepoint undoes, the
+//!   savepoint is rolled back and they run again one after another.
 //! - A job that lost a race (a deadlock, a serialization failure, a unique key inserted
 //!   meanwhile) is undone and runs again in the next batch, up to `MAX_ATTEMPTS` times. A job
 //!   that panics is undone and fails alone; the lane outlives it.
@@ -35,10 +41,11 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use switchboard_core::seam::{Procedure, Statements};
+use switchboard_core::seam::{Access, Procedure, Statements};
 use switchboard_core::{StoreError, StoreResult, Wake};
 use switchboard_proto::MessageId;
 
+use crate::claims::Claims;
 use crate::db::pool_error;
 use crate::fault::{OpError, OpResult};
 use crate::store::Room;
@@ -76,15 +83,17 @@ impl Lane {
     }
 
     /// Queues `procedure` on `room` for the next batch and waits for its answer, given after
-    /// the commit.
+    /// the commit. A procedure of [`Access::Admitted`] may run beside others.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         room: Arc<Room>,
+        access: Access,
         procedure: impl Procedure<PgTx, T>,
     ) -> StoreResult<T> {
         let (done, answer) = oneshot::channel();
         let job = Write {
             room,
+            beside: access == Access::Admitted,
             procedure,
             out: None,
             attempts: 0,
@@ -103,6 +112,9 @@ pub(crate) enum Ran {
     Done,
     /// It failed for good: undone, and it answers with its error.
     Failed,
+    /// It refused its request (a [`switchboard_core::Rejection`]): as `Failed`, except that
+    /// beside other jobs nothing needs undoing unless it wrote before refusing.
+    Refused,
     /// It lost a race: undone, and it runs again in the next batch.
     Again,
     /// It waited too long for a lock: undone, and it runs in a transaction of its own.
@@ -114,6 +126,8 @@ pub(crate) enum Ran {
 /// A write waiting in the lane, its type erased so one queue holds every kind.
 pub(crate) trait Job: Send {
     fn room(&self) -> &Arc<Room>;
+    /// True when it may run beside other such jobs of its room ([`Access::Admitted`]).
+    fn beside(&self) -> bool;
     /// Runs the procedure on the batch's transaction, keeping its result for the answer.
     fn run<'x>(&'x mut self, tx: &'x mut PgTx) -> BoxFuture<'x, Ran>;
     /// Answers the caller once the batch's commit has an outcome: the job's own error if it
@@ -125,6 +139,7 @@ pub(crate) trait Job: Send {
 
 struct Write<T, P> {
     room: Arc<Room>,
+    beside: bool,
     procedure: P,
     out: Option<OpResult<T>>,
     attempts: u32,
@@ -134,6 +149,10 @@ struct Write<T, P> {
 impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
     fn room(&self) -> &Arc<Room> {
         &self.room
+    }
+
+    fn beside(&self) -> bool {
+        self.beside
     }
 
     fn run<'x>(&'x mut self, tx: &'x mut PgTx) -> BoxFuture<'x, Ran> {
@@ -149,6 +168,7 @@ impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
                     self.attempts += 1;
                     Ran::Again
                 }
+                Err(OpError::Store(StoreError::Rejected(_))) => Ran::Refused,
                 Err(_) => Ran::Failed,
             };
             self.out = Some(out);
@@ -221,126 +241,302 @@ async fn run_batch(
             return Vec::new();
         }
     };
-    let mut pg = PgTx::new(tx, batch[0].room().process_key(), true);
-    // What must go out before the next statement: the transaction's opening, then the end of
-    // the last job's savepoint.
-    let mut carry = Some(BEGIN);
-    let mut begun = false;
-    let (mut ran, mut again) = (Vec::new(), Vec::new());
-    let mut wakes: Vec<(Arc<Room>, Vec<Wake>)> = Vec::new();
-    // The newest message each room's jobs inserted, for its statistics after the commit.
-    let mut grown: Vec<(Arc<Room>, MessageId)> = Vec::new();
-    let mut jobs = batch.into_iter();
-    while let Some(mut job) = jobs.next() {
-        let room = Arc::clone(job.room());
+    let mut b = Batch {
+        pg: PgTx::new(tx, batch[0].room().process_key(), true),
+        main,
+        shown,
+        carry: Some(BEGIN),
+        begun: false,
+        ran: Vec::new(),
+        again: Vec::new(),
+        wakes: Vec::new(),
+        grown: Vec::new(),
+    };
+    // The sends of each room go side by side, before the rest one by one. Every job of a batch
+    // was queued while the others were, none waiting for another's answer, so any order is
+    // one they could have run in.
+    let (beside, alone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|j| j.beside());
+    let mut sides: Vec<Vec<Box<dyn Job>>> = Vec::new();
+    for job in beside {
+        match sides
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(s[0].room(), job.room()))
+        {
+            Some(side) => side.push(job),
+            None => sides.push(vec![job]),
+        }
+    }
+    let mut sides = sides.into_iter();
+    let mut one_by_one: Vec<Box<dyn Job>> = Vec::new();
+    while let Some(side) = sides.next() {
+        if side.len() == 1 {
+            one_by_one.extend(side);
+            continue;
+        }
+        match b.run_beside(side).await {
+            Beside::Done => {}
+            Beside::OneByOne(side) => one_by_one.extend(side),
+            Beside::Lost(e, side) => {
+                let rest = side
+                    .into_iter()
+                    .chain(sides.flatten())
+                    .chain(one_by_one)
+                    .chain(alone);
+                abandon(b.ran, rest, &mut b.again, &e);
+                return b.again;
+            }
+        }
+    }
+    let mut rest = one_by_one.into_iter().chain(alone);
+    while let Some(job) = rest.next() {
+        if let Err(e) = b.run_one(job).await {
+            abandon(b.ran, rest, &mut b.again, &e);
+            return b.again;
+        }
+    }
+    b.commit().await
+}
+
+/// A batch's transaction while its jobs run: what goes out before the next statement, and what
+/// the jobs came to.
+struct Batch<'a> {
+    pg: PgTx,
+    main: &'a Handle,
+    shown: &'a str,
+    /// What must go out before the next statement: the transaction's opening, then the end of
+    /// the last job's savepoint.
+    carry: Option<&'static str>,
+    /// True once a statement reached the database: there is a transaction to end.
+    begun: bool,
+    ran: Vec<Box<dyn Job>>,
+    again: Vec<Box<dyn Job>>,
+    wakes: Vec<(Arc<Room>, Vec<Wake>)>,
+    /// The newest message each room's jobs inserted, for its statistics after the commit.
+    grown: Vec<(Arc<Room>, MessageId)>,
+}
+
+/// What running jobs side by side came to.
+enum Beside {
+    /// Each is done or refused without having written: they commit with the batch.
+    Done,
+    /// Their savepoint is rolled back: they are to run one after another.
+    OneByOne(Vec<Box<dyn Job>>),
+    /// The transaction is lost; none of them is answered yet.
+    Lost(StoreError, Vec<Box<dyn Job>>),
+}
+
+impl Batch<'_> {
+    /// The opening of the next savepoint named `name`, with what must precede it.
+    fn opening(&self, room: &Room, name: &str) -> String {
         let path = room.search_path();
-        pg.open_next_with(Arc::from(match carry {
-            Some(c) => format!("{c}; {path}; SAVEPOINT job"),
-            None => format!("{path}; SAVEPOINT job"),
-        }));
-        pg.pending().wakes.clear();
-        let outcome = job.run(&mut pg).await;
-        let newest = pg.take_newest_message();
+        match self.carry {
+            Some(c) => format!("{c}; {path}; SAVEPOINT {name}"),
+            None => format!("{path}; SAVEPOINT {name}"),
+        }
+    }
+
+    /// Keeps what a job that worked leaves for the commit: its wakes and its newest message.
+    fn keep(&mut self, room: &Arc<Room>, newest: Option<MessageId>, done: Vec<Wake>) {
+        if let Some(id) = newest {
+            match self.grown.iter_mut().find(|(r, _)| Arc::ptr_eq(r, room)) {
+                Some((_, n)) => *n = (*n).max(id),
+                None => self.grown.push((Arc::clone(room), id)),
+            }
+        }
+        match self.wakes.iter_mut().find(|(r, _)| Arc::ptr_eq(r, room)) {
+            Some((_, w)) => w.extend(done),
+            None => self.wakes.push((Arc::clone(room), done)),
+        }
+    }
+
+    /// Runs one job in its own savepoint. An error means the transaction is lost: the job has
+    /// been answered, the caller gives up the rest.
+    async fn run_one(&mut self, mut job: Box<dyn Job>) -> Result<(), StoreError> {
+        let room = Arc::clone(job.room());
+        self.pg
+            .open_next_with(Arc::from(self.opening(&room, "job")));
+        self.pg.pending().wakes.clear();
+        let outcome = job.run(&mut self.pg).await;
+        let newest = self.pg.take_newest_message();
         // A job that ran no statement opened no savepoint, and what was to precede it still
         // waits.
-        let sent = pg.opening_sent();
-        begun |= sent;
+        let sent = self.pg.opening_sent();
+        self.begun |= sent;
         match outcome {
             Ran::Done => {
-                if let Some(id) = newest {
-                    match grown.iter_mut().find(|(r, _)| Arc::ptr_eq(r, &room)) {
-                        Some((_, n)) => *n = (*n).max(id),
-                        None => grown.push((Arc::clone(&room), id)),
-                    }
-                }
-                let done = std::mem::take(&mut pg.pending().wakes);
-                match wakes.iter_mut().find(|(r, _)| Arc::ptr_eq(r, &room)) {
-                    Some((_, w)) => w.extend(done),
-                    None => wakes.push((room, done)),
-                }
+                let done = std::mem::take(&mut self.pg.pending().wakes);
+                self.keep(&room, newest, done);
                 if sent {
-                    carry = Some("RELEASE job");
+                    self.carry = Some("RELEASE job");
                 }
-                ran.push(job);
+                self.ran.push(job);
+                Ok(())
             }
             Ran::Broken => {
                 // The job's own error says how the connection went.
                 job.answer(Ok(()));
-                let lost = StoreError::Unreachable {
-                    path: shown.to_owned(),
-                    detail: "the connection to the database closed before the commit".into(),
-                };
-                abandon(ran, jobs, &mut again, &lost);
-                return again;
+                Err(lost(self.shown))
             }
             outcome => {
                 if sent {
-                    carry = None;
-                    let undo = pg.conn().batch_execute("ROLLBACK TO job; RELEASE job");
+                    self.carry = None;
+                    let undo = self.pg.conn().batch_execute("ROLLBACK TO job; RELEASE job");
                     if let Err(e) = undo.await {
                         // The transaction is in a state nothing vouches for: give it up.
-                        let e = OpError::Pg(e).into_store(shown);
+                        let e = OpError::Pg(e).into_store(self.shown);
                         job.answer(Err(e.clone()));
-                        abandon(ran, jobs, &mut again, &e);
-                        return again;
+                        return Err(e);
                     }
                 }
                 match outcome {
-                    Ran::Again => again.push(job),
+                    Ran::Again => self.again.push(job),
                     Ran::Aside => {
-                        main.spawn(job.alone());
+                        self.main.spawn(job.alone());
                     }
-                    _ => ran.push(job),
+                    _ => self.ran.push(job),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs jobs of one room side by side in one savepoint: every statement goes out as soon
+    /// as its job has it, the savepoint's opening first (a request goes out when first polled,
+    /// and `join!` polls in order). Each job has its own view of the transaction, whose
+    /// admission claims its parties (see [`crate::claims`]).
+    async fn run_beside(&mut self, mut side: Vec<Box<dyn Job>>) -> Beside {
+        let room = Arc::clone(side[0].room());
+        let opening = self.opening(&room, "side");
+        let claims = Arc::new(Claims::default());
+        let mut views: Vec<PgTx> = (0..side.len())
+            .map(|i| self.pg.beside(&claims, i))
+            .collect();
+        let runs = side
+            .iter_mut()
+            .zip(views.iter_mut())
+            .enumerate()
+            .map(|(i, (job, view))| {
+                let claims = &claims;
+                async move {
+                    let ran = job.run(view).await;
+                    // Done or not, it reads and claims nothing more.
+                    claims.release(i);
+                    ran
+                }
+            });
+        let (opened, outcomes) = tokio::join!(
+            self.pg.conn().batch_execute(&opening),
+            futures_util::future::join_all(runs)
+        );
+        self.begun = true;
+        if opened.is_err() || outcomes.iter().any(|r| matches!(r, Ran::Broken)) {
+            return Beside::Lost(lost(self.shown), side);
+        }
+        let clean = outcomes.iter().zip(&views).all(|(ran, view)| match ran {
+            Ran::Done => true,
+            Ran::Refused => !view.wrote(),
+            _ => false,
+        });
+        if !clean {
+            drop(views);
+            self.carry = None;
+            let undo = self
+                .pg
+                .conn()
+                .batch_execute("ROLLBACK TO side; RELEASE side");
+            if let Err(e) = undo.await {
+                return Beside::Lost(OpError::Pg(e).into_store(self.shown), side);
+            }
+            return Beside::OneByOne(side);
+        }
+        self.carry = Some("RELEASE side");
+        for ((job, mut view), ran) in side.into_iter().zip(views).zip(outcomes) {
+            if matches!(ran, Ran::Done) {
+                let newest = view.take_newest_message();
+                let done = std::mem::take(&mut view.pending().wakes);
+                self.keep(&room, newest, done);
+            }
+            self.ran.push(job);
+        }
+        Beside::Done
+    }
+
+    /// Commits what ran and answers it; returns the jobs to run again.
+    async fn commit(self) -> Vec<Box<dyn Job>> {
+        let Batch {
+            pg,
+            main,
+            shown,
+            carry,
+            begun,
+            ran,
+            again,
+            mut wakes,
+            grown,
+        } = self;
+        let tx = match pg.into_parts() {
+            Ok((tx, _)) => tx,
+            Err(e) => {
+                for job in ran {
+                    job.answer(Err(e.clone()));
+                }
+                return again;
+            }
+        };
+        if !begun {
+            // Nothing reached the database: no transaction to end.
+            tx.release();
+            for job in ran {
+                job.answer(Ok(()));
+            }
+            return again;
+        }
+        let mut end: Vec<String> = carry.map(str::to_owned).into_iter().collect();
+        // The short lock wait is for the jobs' statements only. A commit that notifies first
+        // takes Postgres's one lock for the notification queue, which every notifying commit
+        // of the cluster holds until its WAL flush is done: behind another replica's commit on
+        // a busy disk, 10 ms ran out and the whole batch failed `Busy` at its commit.
+        end.push("SET LOCAL lock_timeout = 0".to_owned());
+        for (room, w) in &mut wakes {
+            let mut seen = HashSet::new();
+            w.retain(|w| seen.insert(*w));
+            end.extend(room.notify_sql(w));
+        }
+        end.push("COMMIT".to_owned());
+        // Under READ COMMITTED with no deferred constraints a commit does not lose races: an
+        // error here is the connection or the server, and every job of the batch reports it.
+        let commit = tx
+            .conn()
+            .batch_execute(&end.join("; "))
+            .await
+            .map_err(|e| OpError::Pg(e).into_store(shown));
+        match &commit {
+            Ok(()) => {
+                tx.release();
+                for (room, w) in wakes {
+                    room.wake(w);
+                }
+                // On the relay's runtime: the lane's thread only writes.
+                let _entered = main.enter();
+                for (room, newest) in grown {
+                    room.grew(Some(newest));
                 }
             }
+            Err(_) => tx.rollback().await,
         }
-    }
-    let (tx, _) = pg.into_parts();
-    if !begun {
-        // Nothing reached the database: no transaction to end.
-        tx.release();
         for job in ran {
-            job.answer(Ok(()));
+            job.answer(commit.clone());
         }
-        return again;
+        again
     }
-    let mut end: Vec<String> = carry.map(str::to_owned).into_iter().collect();
-    // The short lock wait is for the jobs' statements only. A commit that notifies first
-    // takes Postgres's one lock for the notification queue, which every notifying commit of
-    // the cluster holds until its WAL flush is done: behind another replica's commit on a busy
-    // disk, 10 ms ran out and the whole batch failed `Busy` at its commit.
-    end.push("SET LOCAL lock_timeout = 0".to_owned());
-    for (room, w) in &mut wakes {
-        let mut seen = HashSet::new();
-        w.retain(|w| seen.insert(*w));
-        end.extend(room.notify_sql(w));
+}
+
+/// The error of every job of a batch whose connection closed before the commit.
+fn lost(shown: &str) -> StoreError {
+    StoreError::Unreachable {
+        path: shown.to_owned(),
+        detail: "the connection to the database closed before the commit".into(),
     }
-    end.push("COMMIT".to_owned());
-    // Under READ COMMITTED with no deferred constraints a commit does not lose races: an
-    // error here is the connection or the server, and every job of the batch reports it.
-    let commit = tx
-        .conn()
-        .batch_execute(&end.join("; "))
-        .await
-        .map_err(|e| OpError::Pg(e).into_store(shown));
-    match &commit {
-        Ok(()) => {
-            tx.release();
-            for (room, w) in wakes {
-                room.wake(w);
-            }
-            // On the relay's runtime: the lane's thread only writes.
-            let _entered = main.enter();
-            for (room, newest) in grown {
-                room.grew(Some(newest));
-            }
-        }
-        Err(_) => tx.rollback().await,
-    }
-    for job in ran {
-        job.answer(commit.clone());
-    }
-    again
 }
 
 /// Gives up a batch whose transaction is lost: the jobs that ran fail with `e` (nothing of

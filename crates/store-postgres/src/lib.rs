@@ -11,6 +11,7 @@
 //! - the schema: append-only migrations (see [`migrate`]); the planner's statistics of a room
 //!   kept current as it grows (see [`stats`]).
 
+mod claims;
 mod db;
 mod fault;
 mod holder;

@@ -186,7 +186,7 @@ impl Room {
             // task (a relay request, a set-aside write of the lane).
             let out = crate::fault::caught(async { procedure(&mut pg).await }).await;
             let newest = pg.take_newest_message();
-            let (tx, wakes) = pg.into_parts();
+            let (tx, wakes) = pg.into_parts()?;
             match self.end(tx, out, wakes, attempt).await? {
                 Some(v) => {
                     if !read_only {
@@ -222,9 +222,9 @@ impl Backend for PgStore {
     ) -> StoreResult<T> {
         match access {
             Access::Read => self.room.alone(true, &procedure).await,
-            Access::Write | Access::Tidy => {
+            Access::Write | Access::Tidy | Access::Admitted => {
                 let room = Arc::clone(&self.room);
-                self.room.db.lane().write(room, procedure).await
+                self.room.db.lane().write(room, access, procedure).await
             }
         }
     }

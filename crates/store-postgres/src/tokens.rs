@@ -38,7 +38,7 @@ impl TokenBackend for PgTokens {
         }
         let mut pg = PgTx::new(tx, self.db.router().key(), writes);
         let out = procedure(&mut pg).await;
-        let (tx, _) = pg.into_parts();
+        let (tx, _) = pg.into_parts()?;
         match out {
             Ok(v) if writes => match tx.conn().batch_execute("COMMIT").await {
                 Ok(()) => {

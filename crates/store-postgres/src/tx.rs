@@ -2,15 +2,17 @@
 //! the search path, committed with its NOTIFY, rolled back and run again when it lost a race.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::Object;
 
-use switchboard_core::Wake;
 use switchboard_core::seam::{Pending, Statements};
+use switchboard_core::{StoreError, Wake};
 use switchboard_proto::MessageId;
 
+use crate::claims::Claims;
 use crate::fault::OpError;
 use crate::sql::Conn;
 
@@ -68,7 +70,9 @@ pub async fn backoff(attempt: u32) {
 /// A transaction of one room as the seam's [`Statements`] see it: its connection, the wakes to
 /// send at the commit, and this process's liveness key (its sessions are stored with it).
 pub struct PgTx {
-    tx: Tx,
+    /// Shared by the jobs the write lane runs side by side in one transaction (see
+    /// [`crate::lane`]); each has a `PgTx` of its own.
+    tx: Arc<Tx>,
     pending: Pending,
     pub(crate) process_key: i64,
     /// The `BEGIN …` not sent yet: it goes out with the first statement, in the same round
@@ -77,6 +81,12 @@ pub struct PgTx {
     /// The newest message inserted since [`PgTx::take_newest_message`] was last called: how
     /// far the room has grown, for its statistics (see `Room::stats_due`).
     newest_message: Option<MessageId>,
+    /// For a send the write lane runs beside others: where it claims the parties its
+    /// admission locked, and its number there.
+    pub(crate) claims: Option<(Arc<Claims>, usize)>,
+    /// True once a statement that may write went out: anything but a `SELECT` (which at
+    /// most locks rows).
+    wrote: AtomicBool,
 }
 
 impl PgTx {
@@ -86,12 +96,44 @@ impl PgTx {
             writable,
         };
         Self {
-            tx,
+            tx: Arc::new(tx),
             pending,
             process_key,
             opening: Mutex::new(None),
             newest_message: None,
+            claims: None,
+            wrote: AtomicBool::new(false),
         }
+    }
+
+    /// Another job's view of the same transaction, as one of several run side by side: its
+    /// own wakes and answers, no opening of its own (the lane sends it), its parties claimed
+    /// in `claims` as number `job`.
+    pub(crate) fn beside(&self, claims: &Arc<Claims>, job: usize) -> Self {
+        Self {
+            tx: Arc::clone(&self.tx),
+            pending: Pending {
+                wakes: Vec::new(),
+                writable: self.pending.writable,
+            },
+            process_key: self.process_key,
+            opening: Mutex::new(None),
+            newest_message: None,
+            claims: Some((Arc::clone(claims), job)),
+            wrote: AtomicBool::new(false),
+        }
+    }
+
+    /// Notes that `sql` went out: anything but a `SELECT` may have written.
+    pub(crate) fn sent(&self, sql: &str) {
+        if !sql.trim_start().starts_with("SELECT") {
+            self.wrote.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// True when a statement that may write went out through this view.
+    pub(crate) fn wrote(&self) -> bool {
+        self.wrote.load(Ordering::Relaxed)
     }
 
     /// Notes a message this transaction inserted.
@@ -147,8 +189,17 @@ impl PgTx {
         self.tx.conn()
     }
 
-    pub fn into_parts(self) -> (Tx, Vec<Wake>) {
-        (self.tx, self.pending.wakes)
+    /// The transaction and the wakes of its commit. Called once every view made by
+    /// [`PgTx::beside`] is gone (the lane drops them with the jobs they ran); were one left,
+    /// the transaction could not be ended here, and it ends with that view instead (dropped
+    /// unreleased, its connection is closed).
+    pub fn into_parts(self) -> Result<(Tx, Vec<Wake>), StoreError> {
+        match Arc::into_inner(self.tx) {
+            Some(tx) => Ok((tx, self.pending.wakes)),
+            None => Err(StoreError::Backend(
+                "a transaction was ended while a job still held it".into(),
+            )),
+        }
     }
 }
 

@@ -298,7 +298,7 @@ impl Backend for SqliteStore {
     ) -> StoreResult<T> {
         let writes = match access {
             Access::Read => false,
-            Access::Write => true,
+            Access::Write | Access::Admitted => true,
             Access::Tidy => !self.inner.read_only,
         };
         if writes {

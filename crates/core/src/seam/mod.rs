@@ -133,6 +133,13 @@ pub enum Access {
     /// Reads, after tidying up what it can (ending sessions whose process died): a write when
     /// the store can be written, else a read of what is recorded.
     Tidy,
+    /// A write that reads what other writes change only in its admission
+    /// ([`AdmissionStatements::admit`], which names the parties it locks): a send to given
+    /// peers. A backend may run several at once in one transaction, holding one back while
+    /// another has one of its parties, as the Postgres lane does; one that refuses after it
+    /// wrote (an unknown name ends dead sessions to list the names there are) is undone as
+    /// any failed write. To any other backend, a write.
+    Admitted,
 }
 
 /// The result of one statement or procedure inside a transaction of `X`.

@@ -13,7 +13,7 @@ use super::{Access, Backend};
 use crate::procedures::{jobs, mail, peers, questions, reservations, upkeep};
 use crate::store::{
     Admission, ClaimRequest, GcPolicy, GcReport, JobOutcome, JobQuery, LeaseRequest, LogQuery,
-    NewJob, NewMessage, NewQuestion, NewReservation, OpenSession, PeerId, PeerRecord,
+    NewJob, NewMessage, NewQuestion, NewReservation, NewTarget, OpenSession, PeerId, PeerRecord,
     QuestionQuery, Releasing, Reply, SentQuery, SessionId, SessionRecord, Store, StoreResult,
     StoreStats,
 };
@@ -103,7 +103,14 @@ impl<B: Backend> Store for B {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<SentMessage> {
-        run!(self, Write, mail::send, msg, admission, now)
+        match msg.target {
+            // A send to given peers reads what other sends change only in its admission; a
+            // broadcast first ends the sessions of dead processes, to find who is live.
+            NewTarget::Peer(_) | NewTarget::Name(_) => {
+                run!(self, Admitted, mail::send, msg, admission, now)
+            }
+            NewTarget::Broadcast(_) => run!(self, Write, mail::send, msg, admission, now),
+        }
     }
 
     async fn ask(

@@ -22,6 +22,7 @@ use std::sync::LazyLock;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use switchboard_core::PeerId;
 use switchboard_core::seam::columns::int;
 use switchboard_core::seam::{
     AdmissionStatements, AdmitTo, Admitted, Admitting, PARTY_COLUMNS, Party, party, party_ids,
@@ -32,6 +33,7 @@ use switchboard_proto::MessageId;
 use super::columns::read;
 use super::messages::{MESSAGE_BY_KEY_OF, NTH_NEWEST_SEND};
 use super::{Conn, big};
+use crate::claims::Key;
 use crate::fault::OpResult;
 use crate::tx::PgTx;
 
@@ -47,26 +49,68 @@ impl AdmissionStatements for PgTx {
             }
         };
         let rate_n = a.rate_nth.map(big);
-        let (locked, nth) = self
-            .opened(async {
-                // Both statements are prepared before either is sent: a prepare not cached yet
-                // is a round trip of its own, and would let the later statement go out first.
+        // Both statements are prepared before either is sent: a prepare not cached yet is a
+        // round trip of its own, and would let the later one go out first.
+        let reads = async || {
+            self.opened(async {
                 let lock_stmt = c.prepare_cached(lock_sql).await?;
                 let rate_stmt = match rate_n {
                     Some(_) => Some(c.prepare_cached(NTH_NEWEST_SEND).await?),
                     None => None,
                 };
                 let rate_params: [&(dyn ToSql + Sync); 2] = [&a.sender, &rate_n];
-                // Each query goes out when first polled, and `join!` polls them in this order.
+                // Each query goes out when first polled, and `join!` polls them in order.
                 let (locked, nth) = tokio::join!(
                     c.query(&lock_stmt, &lock_params),
                     maybe(c, rate_stmt.as_ref(), &rate_params),
                 );
                 // The first error is the cause: after it, the other only says the transaction
                 // was aborted.
-                Ok((locked?, nth?))
+                Ok::<_, tokio_postgres::Error>((locked?, nth?))
             })
-            .await?;
+            .await
+        };
+        let (locked, nth) = match &self.claims {
+            None => reads().await?,
+            // Beside other sends in one transaction (see `crate::claims`): what was read stands
+            // once this send holds the parties and none was written since the read went out;
+            // else it is read again.
+            Some((claims, job)) => {
+                // The parties it names first: a send that would wait for another's parties
+                // waits before it reads, not after.
+                let mut named = vec![Key::Id(a.sender)];
+                match &a.to {
+                    AdmitTo::Name(name) => named.push(Key::Name((*name).to_owned())),
+                    AdmitTo::Peers(ids) => named.extend(ids.iter().map(|&id| Key::Id(id))),
+                }
+                loop {
+                    let released = claims.released();
+                    if claims.claim(*job, &named) {
+                        break;
+                    }
+                    released.await;
+                }
+                let mut read_at = claims.clock();
+                let mut read = reads().await?;
+                loop {
+                    let parties: Vec<Key> = read
+                        .0
+                        .iter()
+                        .map(|r| read_id(r).map(Key::Id))
+                        .collect::<OpResult<_>>()?;
+                    let released = claims.released();
+                    if !claims.claim(*job, &parties) {
+                        released.await;
+                        continue;
+                    }
+                    if !claims.written_since(&parties, read_at) {
+                        break read;
+                    }
+                    read_at = claims.clock();
+                    read = reads().await?;
+                }
+            }
+        };
         // The key's message is read beside every locked row; a sender who has sent under the
         // key exists, so a found key has a row to be read on.
         let keyed: Decode<Option<MessageId>> = match &a.to {
@@ -128,6 +172,11 @@ static LOCK_PARTIES_KEYED: LazyLock<String> = LazyLock::new(|| {
         MESSAGE_BY_KEY_OF = MESSAGE_BY_KEY_OF.replace("$1", "$2")
     )
 });
+
+/// The id of a locked party (the rows' first column).
+fn read_id(row: &Row) -> OpResult<PeerId> {
+    read(row, int)
+}
 
 /// A party with whether the send named it.
 fn named_party(r: &dyn Columns) -> Col<(Party, bool)> {

@@ -38,6 +38,7 @@ type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 impl PgTx {
     /// Runs one statement that returns no rows; returns how many rows it changed.
     async fn exec(&self, sql: &str, params: Params<'_>) -> OpResult<u64> {
+        self.sent(sql);
         let c = self.conn();
         self.opened(async { c.execute(&c.prepare_cached(sql).await?, params).await })
             .await
@@ -45,6 +46,7 @@ impl PgTx {
 
     /// The one row a statement returns, through a shared decoder.
     async fn one<T>(&self, sql: &str, params: Params<'_>, decode: Decode<T>) -> OpResult<T> {
+        self.sent(sql);
         let c = self.conn();
         let row = self
             .opened(async { c.query_one(&c.prepare_cached(sql).await?, params).await })
@@ -54,6 +56,7 @@ impl PgTx {
 
     /// The row a statement returns, if any, through a shared decoder.
     async fn opt<T>(&self, sql: &str, p: Params<'_>, decode: Decode<T>) -> OpResult<Option<T>> {
+        self.sent(sql);
         let c = self.conn();
         let row = self
             .opened(async { c.query_opt(&c.prepare_cached(sql).await?, p).await })
@@ -63,6 +66,7 @@ impl PgTx {
 
     /// Every row a statement returns, through a shared decoder.
     async fn all<T>(&self, sql: &str, params: Params<'_>, decode: Decode<T>) -> OpResult<Vec<T>> {
+        self.sent(sql);
         let c = self.conn();
         let rows = self
             .opened(async { c.query(&c.prepare_cached(sql).await?, params).await })

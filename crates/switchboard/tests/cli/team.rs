@@ -279,56 +279,17 @@ async fn terminated_database_backends_cost_retries_never_a_4xx_or_a_message_regr
     let bob = relay.token(&["--room", "team", "--peer", "bob"]);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
-    let post = |token: &str, op: &str, body: Value| {
-        http.post(format!("{}/v1/{op}", relay.url))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-    };
     for (token, name) in [(&alice, "alice"), (&bob, "bob")] {
-        let res = post(token, "operator", json!({"name": name}))
-            .await
-            .unwrap();
-        assert!(res.status().is_success());
+        until_done(&http, &relay.url, token, "operator", json!({"name": name})).await;
     }
 
     // The database drops the relay's connections again and again while alice sends.
     let stop = tokio_util::sync::CancellationToken::new();
-    let killer = {
-        let stop = stop.clone();
-        let db = &db;
-        async move {
-            let mut ended = 0;
-            while !stop.is_cancelled() {
-                ended += db.terminate_backends().await;
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    () = tokio::time::sleep(std::time::Duration::from_millis(30)) => {}
-                }
-            }
-            ended
-        }
-    };
-    // A call as a client makes it: a 503 (a passing failure) is retried with the same body —
-    // the same idempotency key for a send; anything but 200 or 503 fails the test. A pooled
-    // connection the database ended is found dead only when next used, so this holds after the
-    // hiccup too. Returns the answer and how many retries it took.
+    let killer = terminate_until(&db, &stop);
     let retried = |token: &str, op: &str, body: Value| {
-        let post = &post;
+        let (http, url) = (&http, &relay.url);
         let (token, op) = (token.to_owned(), op.to_owned());
-        async move {
-            let mut retries = 0;
-            loop {
-                let res = post(&token, &op, body.clone()).await.unwrap();
-                let status = res.status();
-                let answer: Value = res.json().await.unwrap_or(Value::Null);
-                match status.as_u16() {
-                    200 => return (answer, retries),
-                    503 => retries += 1,
-                    _ => panic!("{op} got {status} during the hiccup: {answer}"),
-                }
-            }
-        }
+        async move { until_done(http, url, &token, &op, body).await }
     };
     const SENDS: usize = 60;
     let sender = async {
@@ -361,4 +322,127 @@ async fn terminated_database_backends_cost_retries_never_a_4xx_or_a_message_regr
     assert_eq!(texts, want, "nothing lost, nothing twice");
     let ids: BTreeSet<i64> = acked.values().copied().collect();
     assert_eq!(ids.len(), SENDS);
+}
+
+/// Posts a call as a client makes it: a 503 (a passing failure) is retried with the same body
+/// (the same idempotency key for a send); anything but 200 or 503 fails the test. A pooled
+/// connection the database ended is found dead only when next used, so this holds after a
+/// hiccup too. Returns the answer and how many retries it took.
+async fn until_done(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    op: &str,
+    body: Value,
+) -> (Value, u32) {
+    let mut retries = 0;
+    loop {
+        let res = http
+            .post(format!("{url}/v1/{op}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let answer: Value = res.json().await.unwrap_or(Value::Null);
+        match status.as_u16() {
+            200 => return (answer, retries),
+            503 => retries += 1,
+            _ => panic!("{op} got {status} during the hiccup: {answer}"),
+        }
+    }
+}
+
+/// Ends every connection to the scratch database every 30 ms until `stop`; how many it ended.
+async fn terminate_until(db: &Scratch, stop: &tokio_util::sync::CancellationToken) -> u64 {
+    let mut ended = 0;
+    while !stop.is_cancelled() {
+        ended += db.terminate_backends().await;
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(std::time::Duration::from_millis(30)) => {}
+        }
+    }
+    ended
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_side_by_side_in_the_write_lane_survive_terminated_backends_regression() {
+    // The Postgres write lane runs a batch's sends side by side on one connection: a
+    // connection ended mid-side must leave each acknowledged send stored once, and each
+    // sender's in its order, however the side was cut.
+    let Some(db) = Scratch::create("sides").await else {
+        return;
+    };
+    let relay = Relay::replica(&db.url);
+    let bob = relay.token(&["--room", "team", "--peer", "bob"]);
+    const SENDERS: usize = 8;
+    const SENDS: usize = 15;
+    let senders: Vec<String> = (0..SENDERS)
+        .map(|i| relay.token(&["--room", "team", "--peer", &format!("s{i}")]))
+        .collect();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let url = relay.url.clone();
+    let names = (0..SENDERS).map(|i| format!("s{i}"));
+    for (token, name) in senders
+        .iter()
+        .chain([&bob])
+        .zip(names.chain(["bob".to_owned()]))
+    {
+        until_done(&http, &url, token, "operator", json!({ "name": name })).await;
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let killer = terminate_until(&db, &stop);
+    let sending = async {
+        let mut each = tokio::task::JoinSet::new();
+        for (s, token) in senders.iter().cloned().enumerate() {
+            let (http, url) = (http.clone(), url.clone());
+            each.spawn(async move {
+                let mut retries = 0;
+                for i in 0..SENDS {
+                    let body = json!({"message": {"to": {"peer": "bob"},
+                        "text": format!("s{s} {i}"), "idempotency_key": format!("s{s}-{i}")}});
+                    retries += until_done(&http, &url, &token, "send", body).await.1;
+                }
+                retries
+            });
+        }
+        let mut retries = 0;
+        while let Some(done) = each.join_next().await {
+            retries += done.expect("a sender");
+        }
+        stop.cancel();
+        retries
+    };
+    let (ended, retries) = tokio::join!(killer, sending);
+    eprintln!("{ended} backends terminated; {retries} sends retried after a 503");
+    assert!(ended > 0, "the hiccup happened");
+
+    let query = json!({"query": {"after": 0, "limit": 1000}});
+    let (log, _) = until_done(&http, &url, &bob, "log", query).await;
+    let texts: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        texts.len(),
+        SENDERS * SENDS,
+        "nothing lost, nothing twice: {texts:?}"
+    );
+    for s in 0..SENDERS {
+        let mine: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.starts_with(&format!("s{s} ")))
+            .collect();
+        let want: Vec<String> = (0..SENDS).map(|i| format!("s{s} {i}")).collect();
+        assert_eq!(
+            mine,
+            want.iter().collect::<Vec<_>>(),
+            "sender s{s}, in its order"
+        );
+    }
 }

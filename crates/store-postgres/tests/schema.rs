@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use switchboard_conformance::{T0, World, roomy_limits};
 use switchboard_core::{Exchange, Outgoing, Run, op};
-use switchboard_store_postgres::{Database, PgOptions};
+use switchboard_store_postgres::{Database, PgOptions, PgStore};
 use switchboard_testkit::scratch::Scratch;
 use tokio_postgres::NoTls;
 
@@ -34,14 +34,13 @@ const EXPECTED: &[(&str, Option<&str>)] = &[
     ("messages_pkey", None),
 ];
 
-/// v5 (the embedded store's v9 and v10): no second index on the sender, and the index a lease
-/// reads holds the copies in flight only. Before, every read copy took one more entry in an
-/// index that grew with the store, and every send one more in `messages_sender_time`.
-#[tokio::test]
-async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() {
+/// A scratch database with the room `pins` open, and a connection of its own to read the
+/// schema with; `None` (said on stderr) when no server is reachable outside CI. The scratch
+/// database is dropped with the first value, after the others.
+async fn pins_room() -> Option<(Scratch, PgStore, tokio_postgres::Client)> {
     let Some(scratch) = Scratch::create("schema").await else {
         eprintln!("SKIPPED: no Postgres server reachable");
-        return;
+        return None;
     };
     let db = Database::connect(&PgOptions::new(&scratch.url))
         .await
@@ -51,6 +50,17 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
         .await
         .expect("connect");
     tokio::spawn(conn);
+    Some((scratch, store, client))
+}
+
+/// v5 (the embedded store's v9 and v10): no second index on the sender, and the index a lease
+/// reads holds the copies in flight only. Before, every read copy took one more entry in an
+/// index that grew with the store, and every send one more in `messages_sender_time`.
+#[tokio::test]
+async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() {
+    let Some((_scratch, store, client)) = pins_room().await else {
+        return;
+    };
 
     let rows = client
         .query(
@@ -144,18 +154,9 @@ async fn queued(client: &tokio_postgres::Client, names: &[&str]) -> Vec<i64> {
 /// queue), for each recipient of a statement apart.
 #[tokio::test]
 async fn the_queued_count_moves_only_when_a_copy_enters_or_leaves_the_queue() {
-    let Some(scratch) = Scratch::create("schema").await else {
-        eprintln!("SKIPPED: no Postgres server reachable");
+    let Some((_scratch, store, client)) = pins_room().await else {
         return;
     };
-    let db = Database::connect(&PgOptions::new(&scratch.url))
-        .await
-        .expect("connect to scratch db");
-    let store = db.room(ROOM, T0).await.expect("open room");
-    let (client, conn) = tokio_postgres::connect(&scratch.url, NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
     let w = World::new(Arc::new(store), roomy_limits());
     let (ann, ben, cy) = (
         w.agent("ann").await,
@@ -197,18 +198,9 @@ async fn the_queued_count_moves_only_when_a_copy_enters_or_leaves_the_queue() {
 /// messages analyzes its tables as the newest id reaches 1,024 and each doubling after.
 #[tokio::test]
 async fn a_growing_room_has_its_planner_statistics_refreshed_regression() {
-    let Some(scratch) = Scratch::create("schema").await else {
-        eprintln!("SKIPPED: no Postgres server reachable");
+    let Some((_scratch, store, client)) = pins_room().await else {
         return;
     };
-    let db = Database::connect(&PgOptions::new(&scratch.url))
-        .await
-        .expect("connect to scratch db");
-    let store = db.room(ROOM, T0).await.expect("open room");
-    let (client, conn) = tokio_postgres::connect(&scratch.url, NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
     let analyzed = async || -> Vec<i64> {
         let sql = "SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables
              WHERE schemaname = $1 AND relname = ANY(ARRAY['peers', 'messages', 'deliveries'])

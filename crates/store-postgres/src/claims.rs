@@ -11,16 +11,17 @@
 //! name), waiting while another send holds one, and then claims the parties its admission
 //! locked; its read counts only if no other send held one of them since the read went out:
 //!
-//! - a party another send holds: it waits until that send is done (released), claims, and
-//!   reads again;
+//! - a party another send holds: it lets go of every party it holds, waits until it can
+//!   claim them all at once, and reads again;
 //! - a party released after its read went out (another send wrote it meanwhile): it claims and
 //!   reads again;
 //! - else what it read stands.
 //!
 //! A read that goes out while its sender holds every party it names stands, since no other
-//! send can write them meanwhile. A send holds its claims until it is done and never waits for
-//! a party while its own reads are outstanding with others waiting on it: it waits only before
-//! it holds what it needs, so no two wait on each other.
+//! send can write them meanwhile. A send holds its claims until it is done and never waits
+//! while it holds any, so no two wait on each other: two sends crossing (ann→ben beside
+//! ben→ann), each holding its sender and waiting for the other's, stalled the lane before
+//! (`peers_writing_to_each_other_at_once_all_land`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -556,6 +556,48 @@ pub async fn pending_cap_follows_copies_as_they_leave_the_queue(b: &dyn Backend)
     assert_eq!(state_of(&view, "bob"), DeliveryState::Dead);
 }
 
+/// Peers writing to each other at once, by name, in one process: every send lands. The Postgres
+/// lane runs a batch's sends side by side, each claiming its sender and recipient before it
+/// goes on; two sends crossing (ann→ben beside ben→ann) each held its sender and waited for
+/// the other's, and the lane stalled. A stall fails here after a minute instead of hanging.
+pub async fn peers_writing_to_each_other_at_once_all_land(b: &dyn Backend) {
+    const EACH: usize = 20;
+    let w = world(b, roomy_limits()).await;
+    let mut peers = Vec::new();
+    for name in ["ann", "ben", "cat"] {
+        peers.push(w.agent(name).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for from in 0..peers.len() {
+        for to in (0..peers.len()).filter(|&to| to != from) {
+            let sender = peers[from].peer.id;
+            let to = peers[to].peer.name.as_str().to_owned();
+            for i in 0..EACH {
+                let (mailbox, to) = (w.mailbox.clone(), to.clone());
+                tasks.spawn(async move {
+                    mailbox
+                        .send(sender, Outgoing::to_peer(to, format!("n{i}")))
+                        .await
+                        .map(|s| s.id)
+                });
+            }
+        }
+    }
+    let all = async {
+        let mut landed = 0;
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap().expect("every send lands");
+            landed += 1;
+        }
+        landed
+    };
+    let landed = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("the sends stalled");
+    assert_eq!(landed, 6 * EACH);
+    assert_eq!(w.mailbox.stats().await.unwrap().messages, 6 * EACH as u64);
+}
+
 /// Many senders racing into one inbox: exactly the cap gets in, on every backend.
 pub async fn concurrent_sends_never_pass_the_pending_cap(b: &dyn Backend) {
     let w = world(
@@ -635,6 +677,7 @@ macro_rules! conformance_mail {
             seen_items_return_only_on_explicit_pull,
             concurrent_sends_are_all_durable,
             crossing_sends_from_two_processes_all_land,
+            peers_writing_to_each_other_at_once_all_land,
             lease_wait_returns_when_mail_lands,
             a_session_leasing_again_spends_no_attempt,
             pending_cap_follows_copies_as_they_leave_the_queue,

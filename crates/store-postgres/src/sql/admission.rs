@@ -98,13 +98,23 @@ impl AdmissionStatements for PgTx {
                         .iter()
                         .map(|r| read_id(r).map(Key::Id))
                         .collect::<OpResult<_>>()?;
-                    let released = claims.released();
-                    if !claims.claim(*job, &parties) {
-                        released.await;
-                        continue;
-                    }
-                    if !claims.written_since(&parties, read_at) {
-                        break read;
+                    if claims.claim(*job, &parties) {
+                        if !claims.written_since(&parties, read_at) {
+                            break read;
+                        }
+                    } else {
+                        // Another send holds one. Waiting while holding its own would let two
+                        // crossing sends (ann→ben beside ben→ann) wait on each other for ever:
+                        // it lets go of all, waits, and takes them all at once.
+                        claims.release(*job);
+                        let all: Vec<Key> = named.iter().cloned().chain(parties).collect();
+                        loop {
+                            let released = claims.released();
+                            if claims.claim(*job, &all) {
+                                break;
+                            }
+                            released.await;
+                        }
                     }
                     read_at = claims.clock();
                     read = reads().await?;

@@ -43,11 +43,11 @@ use tokio_postgres::error::SqlState;
 
 use switchboard_core::seam::{Access, Procedure, Statements};
 use switchboard_core::{StoreError, StoreResult, Wake};
-use switchboard_proto::MessageId;
 
 use crate::claims::Claims;
 use crate::db::pool_error;
 use crate::fault::{OpError, OpResult};
+use crate::stats::Grown;
 use crate::store::Room;
 use crate::tx::{MAX_ATTEMPTS, PgTx, Tx};
 
@@ -311,8 +311,8 @@ struct Batch<'a> {
     ran: Vec<Box<dyn Job>>,
     again: Vec<Box<dyn Job>>,
     wakes: Vec<(Arc<Room>, Vec<Wake>)>,
-    /// The newest message each room's jobs inserted, for its statistics after the commit.
-    grown: Vec<(Arc<Room>, MessageId)>,
+    /// The newest rows each room's jobs inserted, for its statistics after the commit.
+    grown: Vec<(Arc<Room>, Grown)>,
 }
 
 /// What running jobs side by side came to.
@@ -335,12 +335,12 @@ impl Batch<'_> {
         }
     }
 
-    /// Keeps what a job that worked leaves for the commit: its wakes and its newest message.
-    fn keep(&mut self, room: &Arc<Room>, newest: Option<MessageId>, done: Vec<Wake>) {
-        if let Some(id) = newest {
+    /// Keeps what a job that worked leaves for the commit: its wakes and the rows it inserted.
+    fn keep(&mut self, room: &Arc<Room>, grown: Grown, done: Vec<Wake>) {
+        if grown != Grown::default() {
             match self.grown.iter_mut().find(|(r, _)| Arc::ptr_eq(r, room)) {
-                Some((_, n)) => *n = (*n).max(id),
-                None => self.grown.push((Arc::clone(room), id)),
+                Some((_, g)) => g.merge(grown),
+                None => self.grown.push((Arc::clone(room), grown)),
             }
         }
         match self.wakes.iter_mut().find(|(r, _)| Arc::ptr_eq(r, room)) {
@@ -357,7 +357,7 @@ impl Batch<'_> {
             .open_next_with(Arc::from(self.opening(&room, "job")));
         self.pg.pending().wakes.clear();
         let outcome = job.run(&mut self.pg).await;
-        let newest = self.pg.take_newest_message();
+        let grown = self.pg.take_grown();
         // A job that ran no statement opened no savepoint, and what was to precede it still
         // waits.
         let sent = self.pg.opening_sent();
@@ -365,7 +365,7 @@ impl Batch<'_> {
         match outcome {
             Ran::Done => {
                 let done = std::mem::take(&mut self.pg.pending().wakes);
-                self.keep(&room, newest, done);
+                self.keep(&room, grown, done);
                 if sent {
                     self.carry = Some("RELEASE job");
                 }
@@ -452,9 +452,9 @@ impl Batch<'_> {
         self.carry = Some("RELEASE side");
         for ((job, mut view), ran) in side.into_iter().zip(views).zip(outcomes) {
             if matches!(ran, Ran::Done) {
-                let newest = view.take_newest_message();
+                let grown = view.take_grown();
                 let done = std::mem::take(&mut view.pending().wakes);
-                self.keep(&room, newest, done);
+                self.keep(&room, grown, done);
             }
             self.ran.push(job);
         }
@@ -518,8 +518,8 @@ impl Batch<'_> {
                 }
                 // On the relay's runtime: the lane's thread only writes.
                 let _entered = main.enter();
-                for (room, newest) in grown {
-                    room.grew(Some(newest));
+                for (room, g) in grown {
+                    room.grew(g);
                 }
             }
             Err(_) => tx.rollback().await,

@@ -11,36 +11,86 @@
 //! the tables within its first minute, but only where it is on, and this project's own test
 //! server runs with it off.
 //!
-//! So the process that inserts messages analyzes the room's growing tables itself each time
-//! the newest message id doubles, from [`FIRST`] on: at 1,024, 2,048, 4,096 … messages,
-//! twenty times up to a million. Each `ANALYZE` reads a sample (at most 30,000 rows a table),
-//! runs on a pooled connection beside the write lane, and takes no lock writes wait on. Two
-//! replicas may both analyze at the same size; the second costs a sample, nothing else.
+//! So the process that inserts messages analyzes the room's mail tables itself each time the
+//! newest message id doubles, from [`FIRST`] on: at 1,024, 2,048, 4,096 … messages, twenty
+//! times up to a million; and its `jobs` table each time the newest job id doubles (a job's
+//! claim reads it by agent and state, and its plan would freeze the same way). Each `ANALYZE`
+//! reads a sample (at most 30,000 rows a table), runs on a pooled connection beside the write
+//! lane, and takes no lock writes wait on. Two replicas may both analyze at the same size; the
+//! second costs a sample, nothing else.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use switchboard_proto::MessageId;
+use switchboard_proto::{JobId, MessageId};
 
 /// The size at which a room's tables are first analyzed: past the few rows a new room's plans
 /// are made for, early enough that a lease or an acknowledgement never scans much.
 pub(crate) const FIRST: i64 = 1024;
 
-/// When the room's tables are next due for an `ANALYZE`, as a message id.
+/// The newest rows a transaction (or a job of the write lane) inserted, of each kind whose
+/// tables grow: how far the room has grown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Grown {
+    pub(crate) message: Option<MessageId>,
+    pub(crate) job: Option<JobId>,
+}
+
+impl Grown {
+    /// The newest of both.
+    pub(crate) fn merge(&mut self, other: Grown) {
+        self.message = self.message.max(other.message);
+        self.job = self.job.max(other.job);
+    }
+}
+
+/// When a room's tables are next due for an `ANALYZE`: its mail tables by message id, its
+/// jobs by job id.
 #[derive(Debug)]
 pub(crate) struct Stats {
-    next: AtomicI64,
+    mail: Doubling,
+    jobs: Doubling,
 }
 
 impl Stats {
     pub(crate) fn new() -> Self {
         Self {
+            mail: Doubling::new(),
+            jobs: Doubling::new(),
+        }
+    }
+
+    /// The statement that refreshes what `grown` made due, if anything is (see [`Doubling`]).
+    pub(crate) fn due(&self, schema: &str, grown: Grown) -> Option<String> {
+        let mut tables = Vec::new();
+        if grown.message.is_some_and(|id| self.mail.due(id.0)) {
+            tables.extend(["peers", "messages", "deliveries"]);
+        }
+        if grown.job.is_some_and(|id| self.jobs.due(id.0)) {
+            tables.push("jobs");
+        }
+        if tables.is_empty() {
+            return None;
+        }
+        let tables: Vec<String> = tables.iter().map(|t| format!("{schema}.{t}")).collect();
+        Some(format!("ANALYZE {}", tables.join(", ")))
+    }
+}
+
+/// Due once each time an id doubles, from [`FIRST`].
+#[derive(Debug)]
+struct Doubling {
+    next: AtomicI64,
+}
+
+impl Doubling {
+    fn new() -> Self {
+        Self {
             next: AtomicI64::new(FIRST),
         }
     }
 
-    /// True once for each doubling of the newest message id: the caller analyzes then.
-    pub(crate) fn due(&self, newest: MessageId) -> bool {
-        let id = newest.0;
+    /// True once for each doubling of the newest id: the caller analyzes then.
+    fn due(&self, id: i64) -> bool {
         let mut next = self.next.load(Ordering::Relaxed);
         while id >= next {
             let after = id.saturating_mul(2);
@@ -56,27 +106,39 @@ impl Stats {
     }
 }
 
-/// The statement that refreshes the statistics of a room's tables that grow with its mail.
-pub(crate) fn analyze_sql(schema: &str) -> String {
-    format!("ANALYZE {schema}.peers, {schema}.messages, {schema}.deliveries")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn due_once_each_time_the_newest_id_doubles() {
-        let stats = Stats::new();
-        let due: Vec<i64> = (1..=10_000)
-            .filter(|&id| stats.due(MessageId(id)))
-            .collect();
+        let doubling = Doubling::new();
+        let due: Vec<i64> = (1..=10_000).filter(|&id| doubling.due(id)).collect();
         assert_eq!(due, [1024, 2048, 4096, 8192]);
-        // An id past several doublings at once (messages inserted by another process) counts
+        // An id past several doublings at once (rows inserted by another process) counts
         // once, and the next is due at twice it.
+        let doubling = Doubling::new();
+        assert!(doubling.due(5000));
+        assert!(!doubling.due(9999));
+        assert!(doubling.due(10_000));
+    }
+
+    #[test]
+    fn mail_and_jobs_are_analyzed_each_at_their_own_doublings() {
         let stats = Stats::new();
-        assert!(stats.due(MessageId(5000)));
-        assert!(!stats.due(MessageId(9999)));
-        assert!(stats.due(MessageId(10_000)));
+        let grown = |m: i64, j: i64| Grown {
+            message: Some(MessageId(m)),
+            job: Some(JobId(j)),
+        };
+        assert_eq!(stats.due("s", grown(10, 10)), None);
+        assert_eq!(
+            stats.due("s", grown(1024, 10)).as_deref(),
+            Some("ANALYZE s.peers, s.messages, s.deliveries")
+        );
+        assert_eq!(
+            stats.due("s", grown(1500, 1024)).as_deref(),
+            Some("ANALYZE s.jobs")
+        );
+        assert_eq!(stats.due("s", Grown::default()), None);
     }
 }

@@ -8,13 +8,12 @@ use tokio::sync::broadcast;
 
 use switchboard_core::seam::{Access, Backend, Procedure};
 use switchboard_core::{StoreResult, Wake};
-use switchboard_proto::MessageId;
 
 use crate::db::Database;
 use crate::fault::OpResult;
 use crate::holder::CHANNEL;
 use crate::migrate::room_schema;
-use crate::stats::{Stats, analyze_sql};
+use crate::stats::{Grown, Stats};
 use crate::tx::{MAX_ATTEMPTS, PgTx, Tx, backoff};
 
 #[derive(Clone)]
@@ -109,17 +108,15 @@ impl Room {
         Some(format!("SELECT pg_notify('{CHANNEL}', '{payload}')"))
     }
 
-    /// After a commit that inserted `newest` (a message id): refreshes the planner's
-    /// statistics of the room's tables when the room has doubled since they were last
-    /// refreshed (see [`crate::stats`]), on a pooled connection of the current runtime,
-    /// without waiting for it.
-    pub(crate) fn grew(self: &Arc<Self>, newest: Option<MessageId>) {
-        if !newest.is_some_and(|id| self.stats.due(id)) {
+    /// After a commit that inserted `grown`: refreshes the planner's statistics of the room's
+    /// tables that have doubled since they were last refreshed (see [`crate::stats`]), on a
+    /// pooled connection of the current runtime, without waiting for it.
+    pub(crate) fn grew(self: &Arc<Self>, grown: Grown) {
+        let Some(sql) = self.stats.due(&self.schema, grown) else {
             return;
-        }
+        };
         let room = Arc::clone(self);
         tokio::spawn(async move {
-            let sql = analyze_sql(&room.schema);
             let done = match room.connect().await {
                 Ok(tx) => {
                     let done = tx.conn().batch_execute(&sql).await;
@@ -185,12 +182,12 @@ impl Room {
             // rolled back below, and the caller gets an error instead of a panic in its own
             // task (a relay request, a set-aside write of the lane).
             let out = crate::fault::caught(async { procedure(&mut pg).await }).await;
-            let newest = pg.take_newest_message();
+            let grown = pg.take_grown();
             let (tx, wakes) = pg.into_parts()?;
             match self.end(tx, out, wakes, attempt).await? {
                 Some(v) => {
                     if !read_only {
-                        self.grew(newest);
+                        self.grew(grown);
                     }
                     return Ok(v);
                 }

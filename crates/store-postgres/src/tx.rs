@@ -10,11 +10,12 @@ use deadpool_postgres::Object;
 
 use switchboard_core::seam::{Pending, Statements};
 use switchboard_core::{StoreError, Wake};
-use switchboard_proto::MessageId;
+use switchboard_proto::{JobId, MessageId};
 
 use crate::claims::Claims;
 use crate::fault::OpError;
 use crate::sql::Conn;
+use crate::stats::Grown;
 
 /// How many times an operation that keeps losing races is run before the error is reported.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -78,9 +79,9 @@ pub struct PgTx {
     /// The `BEGIN …` not sent yet: it goes out with the first statement, in the same round
     /// trip (see [`PgTx::opened`]).
     opening: Mutex<Option<Arc<str>>>,
-    /// The newest message inserted since [`PgTx::take_newest_message`] was last called: how
-    /// far the room has grown, for its statistics (see `Room::stats_due`).
-    newest_message: Option<MessageId>,
+    /// The newest rows inserted since [`PgTx::take_grown`] was last called: how far the room
+    /// has grown, for its statistics (see [`crate::stats`]).
+    grown: Grown,
     /// For a send the write lane runs beside others: where it claims the parties its
     /// admission locked, and its number there.
     pub(crate) claims: Option<(Arc<Claims>, usize)>,
@@ -100,7 +101,7 @@ impl PgTx {
             pending,
             process_key,
             opening: Mutex::new(None),
-            newest_message: None,
+            grown: Grown::default(),
             claims: None,
             wrote: AtomicBool::new(false),
         }
@@ -118,7 +119,7 @@ impl PgTx {
             },
             process_key: self.process_key,
             opening: Mutex::new(None),
-            newest_message: None,
+            grown: Grown::default(),
             claims: Some((Arc::clone(claims), job)),
             wrote: AtomicBool::new(false),
         }
@@ -138,12 +139,17 @@ impl PgTx {
 
     /// Notes a message this transaction inserted.
     pub(crate) fn inserted_message(&mut self, id: MessageId) {
-        self.newest_message = self.newest_message.max(Some(id));
+        self.grown.message = self.grown.message.max(Some(id));
     }
 
-    /// The newest message inserted since the last call, if any.
-    pub(crate) fn take_newest_message(&mut self) -> Option<MessageId> {
-        self.newest_message.take()
+    /// Notes a job this transaction inserted.
+    pub(crate) fn inserted_job(&mut self, id: JobId) {
+        self.grown.job = self.grown.job.max(Some(id));
+    }
+
+    /// The newest rows inserted since the last call.
+    pub(crate) fn take_grown(&mut self) -> Grown {
+        std::mem::take(&mut self.grown)
     }
 
     /// Opens the transaction with `begin` when the first statement runs, pipelined with it.

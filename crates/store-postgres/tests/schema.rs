@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use switchboard_conformance::{T0, World, roomy_limits};
-use switchboard_core::{Exchange, Outgoing, Run, op};
+use switchboard_core::{Dispatch, Exchange, Outgoing, Run, op};
 use switchboard_store_postgres::{Database, PgOptions, PgStore};
 use switchboard_testkit::scratch::Scratch;
 use tokio_postgres::NoTls;
@@ -195,25 +195,57 @@ async fn the_queued_count_moves_only_when_a_copy_enters_or_leaves_the_queue() {
 /// keeps those generic plans until a table they read is analyzed: without autovacuum (this
 /// project's test server runs without it), an acknowledgement's check of which copies exist
 /// went on hashing every copy the recipient ever had. The process that inserts a room's
-/// messages analyzes its tables as the newest id reaches 1,024 and each doubling after.
+/// messages analyzes its tables as the newest id reaches 1,024 and each doubling after; and its
+/// `jobs` as the newest job id does.
 #[tokio::test]
 async fn a_growing_room_has_its_planner_statistics_refreshed_regression() {
     let Some((_scratch, store, client)) = pins_room().await else {
         return;
     };
-    let analyzed = async || -> Vec<i64> {
-        let sql = "SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables
-             WHERE schemaname = $1 AND relname = ANY(ARRAY['peers', 'messages', 'deliveries'])
-             ORDER BY relname";
-        let rows = client.query(sql, &[&format!("room_{ROOM}")]).await.unwrap();
-        rows.iter().map(|r| r.get(0)).collect()
-    };
     let w = World::new(Arc::new(store), roomy_limits());
     let ann = w.agent("ann").await;
     w.agent("ben").await;
-    // Up to the 1,023rd message (whatever the room holds already), sent 64 at a time so the
-    // write lane takes them in batches.
-    let newest = format!("SELECT COALESCE(MAX(id), 0) FROM room_{ROOM}.messages");
+    let send = |i: i64| {
+        w.mailbox
+            .send(ann.peer.id, Outgoing::to_peer("ben", format!("{i}")))
+    };
+    let sends = |from: i64, n: i64| async move {
+        let sent = futures_util::future::join_all((from..from + n).map(send)).await;
+        for m in sent {
+            m.expect("send");
+        }
+    };
+    grow_until_analyzed(
+        &client,
+        "messages",
+        &["deliveries", "messages", "peers"],
+        sends,
+    )
+    .await;
+    // A room's jobs grow on their own: the claim reads them by agent and state.
+    let dispatch = |i: i64| {
+        w.mailbox
+            .dispatch(ann.peer.id, Dispatch::new("ben", format!("{i}")))
+    };
+    let dispatches = |from: i64, n: i64| async move {
+        let sent = futures_util::future::join_all((from..from + n).map(dispatch)).await;
+        for j in sent {
+            j.expect("dispatch");
+        }
+    };
+    grow_until_analyzed(&client, "jobs", &["jobs"], dispatches).await;
+}
+
+/// Grows `table` of the `pins` room to its 1,023rd row with `insert(from, n)` (64 at a time,
+/// so the write lane takes them in batches), then inserts the 1,024th and waits until each of
+/// `analyzed` has been analyzed once more than before it.
+async fn grow_until_analyzed<F: Future<Output = ()>>(
+    client: &tokio_postgres::Client,
+    table: &str,
+    analyzed: &[&str],
+    insert: impl Fn(i64, i64) -> F,
+) {
+    let newest = format!("SELECT COALESCE(MAX(id), 0) FROM room_{ROOM}.{table}");
     loop {
         let have: i64 = client.query_one(&newest, &[]).await.unwrap().get(0);
         let n = (1023 - have).min(64);
@@ -221,36 +253,36 @@ async fn a_growing_room_has_its_planner_statistics_refreshed_regression() {
             assert_eq!(have, 1023, "the ids run one by one");
             break;
         }
-        let sends = (0..n).map(|i| {
-            let body = format!("{}", have + i);
-            w.mailbox.send(ann.peer.id, Outgoing::to_peer("ben", body))
-        });
-        for m in futures_util::future::join_all(sends).await {
-            m.expect("send");
-        }
+        insert(have, n).await;
     }
-    // Autovacuum, where the server runs it, may have analyzed them meanwhile: the count is
-    // what is compared.
-    let before = analyzed().await;
-    w.mailbox
-        .send(ann.peer.id, Outgoing::to_peer("ben", "the 1,024th"))
-        .await
-        .expect("send");
-    // The refresh runs beside the lane after the commit: wait for it (a statistics snapshot
-    // is cached per transaction, so each look is a new one).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
+    let count = async || -> Vec<i64> {
+        // A statistics snapshot is cached per transaction: each look is a new one.
         client
             .batch_execute("SELECT pg_stat_clear_snapshot()")
             .await
             .unwrap();
-        let now = analyzed().await;
-        if now.iter().zip(&before).all(|(n, b)| n > b) {
+        let sql = "SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables
+             WHERE schemaname = $1 AND relname = ANY($2) ORDER BY relname";
+        let rows = client
+            .query(sql, &[&format!("room_{ROOM}"), &analyzed])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    // Autovacuum, where the server runs it, may have analyzed them meanwhile: the count is
+    // what is compared.
+    let before = count().await;
+    insert(1023, 1).await;
+    // The refresh runs beside the lane after the commit: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = count().await;
+        if now.len() == analyzed.len() && now.iter().zip(&before).all(|(n, b)| n > b) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "peers, messages and deliveries not analyzed after the 1,024th message: {before:?} → {now:?}"
+            "{analyzed:?} not analyzed after the 1,024th row of {table}: {before:?} → {now:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -39,25 +39,28 @@ impl JobStatements for PgTx {
     async fn insert_job(&mut self, job: &NewJob, now: Millis) -> OpResult<JobId> {
         let reserve_repo = job.reserve.as_ref().map(|r| r.repo.as_str());
         let reserve_globs = job.reserve.as_ref().map(|r| globs_text(&r.paths));
-        self.one(
-            "INSERT INTO jobs (dispatcher_id, agent, prompt, model, write_access, request_id,
+        let id = self
+            .one(
+                "INSERT INTO jobs (dispatcher_id, agent, prompt, model, write_access, request_id,
                  state, created_at, updated_at, expires_at, reserve_repo, reserve_globs)
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, $8, $9, $10) RETURNING id",
-            &[
-                &job.dispatcher,
-                &job.agent,
-                &job.prompt,
-                &job.model,
-                &job.write,
-                &job.request_id,
-                &now,
-                &job.expires_at,
-                &reserve_repo,
-                &reserve_globs,
-            ],
-            int,
-        )
-        .await
+                &[
+                    &job.dispatcher,
+                    &job.agent,
+                    &job.prompt,
+                    &job.model,
+                    &job.write,
+                    &job.request_id,
+                    &now,
+                    &job.expires_at,
+                    &reserve_repo,
+                    &reserve_globs,
+                ],
+                int,
+            )
+            .await?;
+        self.inserted_job(id);
+        Ok(id)
     }
 
     // SKIP LOCKED: a job another worker is claiming right now is passed over, not waited on.

@@ -290,6 +290,8 @@ DROP TRIGGER deliveries_queued_insert ON deliveries;
     // queued before and after) and an acknowledgement of copies already handed over (none
     // queued before or after) too, which moved nothing. The test is exact: with every row
     // queued on both sides, or none, no row's queued-ness changed (an update keeps a row's key).
+    // The function is written whole again, as `CREATE OR REPLACE` takes it: v3's text stays as
+    // it was applied (its insert branch gone here, the insert trigger having gone in v7).
     r"
 CREATE OR REPLACE FUNCTION deliveries_queued_count() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

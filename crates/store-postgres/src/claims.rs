@@ -108,9 +108,21 @@ impl Claims {
         self.released.notify_waiters();
     }
 
-    /// Resolves at the next [`Claims::release`] after this call: made before a failed
-    /// [`Claims::claim`], it misses none.
-    pub(crate) fn released(&self) -> Notified<'_> {
+    /// Claims every one of `parties` for `job`, waiting until no other job holds any. The
+    /// caller must hold nothing another job could be waiting for (see the module's rule).
+    pub(crate) async fn take(&self, job: usize, parties: &[Key]) {
+        loop {
+            // Made before the claim is tried, it misses no release after it.
+            let released = self.released();
+            if self.claim(job, parties) {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    /// Resolves at the next [`Claims::release`] after this call.
+    fn released(&self) -> Notified<'_> {
         self.released.notified()
     }
 }

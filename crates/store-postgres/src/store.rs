@@ -186,9 +186,8 @@ impl Room {
             let (tx, wakes) = pg.into_parts()?;
             match self.end(tx, out, wakes, attempt).await? {
                 Some(v) => {
-                    if !read_only {
-                        self.grew(grown);
-                    }
+                    // A read inserted nothing: nothing is due.
+                    self.grew(grown);
                     return Ok(v);
                 }
                 None => attempt += 1,

@@ -209,17 +209,11 @@ async fn a_growing_room_has_its_planner_statistics_refreshed_regression() {
         w.mailbox
             .send(ann.peer.id, Outgoing::to_peer("ben", format!("{i}")))
     };
-    let sends = |from: i64, n: i64| async move {
-        let sent = futures_util::future::join_all((from..from + n).map(send)).await;
-        for m in sent {
-            m.expect("send");
-        }
-    };
     grow_until_analyzed(
         &client,
         "messages",
         &["deliveries", "messages", "peers"],
-        sends,
+        send,
     )
     .await;
     // A room's jobs grow on their own: the claim reads them by agent and state.
@@ -227,24 +221,24 @@ async fn a_growing_room_has_its_planner_statistics_refreshed_regression() {
         w.mailbox
             .dispatch(ann.peer.id, Dispatch::new("ben", format!("{i}")))
     };
-    let dispatches = |from: i64, n: i64| async move {
-        let sent = futures_util::future::join_all((from..from + n).map(dispatch)).await;
-        for j in sent {
-            j.expect("dispatch");
-        }
-    };
-    grow_until_analyzed(&client, "jobs", &["jobs"], dispatches).await;
+    grow_until_analyzed(&client, "jobs", &["jobs"], dispatch).await;
 }
 
-/// Grows `table` of the `pins` room to its 1,023rd row with `insert(from, n)` (64 at a time,
-/// so the write lane takes them in batches), then inserts the 1,024th and waits until each of
+/// Grows `table` of the `pins` room to its 1,023rd row with `insert(i)` (64 at a time, so the
+/// write lane takes them in batches), then inserts the 1,024th and waits until each of
 /// `analyzed` has been analyzed once more than before it.
-async fn grow_until_analyzed<F: Future<Output = ()>>(
+async fn grow_until_analyzed<T, E: std::fmt::Debug, F: Future<Output = Result<T, E>>>(
     client: &tokio_postgres::Client,
     table: &str,
     analyzed: &[&str],
-    insert: impl Fn(i64, i64) -> F,
+    insert: impl Fn(i64) -> F,
 ) {
+    let inserts = async |from: i64, n: i64| {
+        let all = futures_util::future::join_all((from..from + n).map(&insert)).await;
+        for inserted in all {
+            inserted.expect("insert");
+        }
+    };
     let newest = format!("SELECT COALESCE(MAX(id), 0) FROM room_{ROOM}.{table}");
     loop {
         let have: i64 = client.query_one(&newest, &[]).await.unwrap().get(0);
@@ -253,7 +247,7 @@ async fn grow_until_analyzed<F: Future<Output = ()>>(
             assert_eq!(have, 1023, "the ids run one by one");
             break;
         }
-        insert(have, n).await;
+        inserts(have, n).await;
     }
     let count = async || -> Vec<i64> {
         // A statistics snapshot is cached per transaction: each look is a new one.
@@ -272,7 +266,7 @@ async fn grow_until_analyzed<F: Future<Output = ()>>(
     // Autovacuum, where the server runs it, may have analyzed them meanwhile: the count is
     // what is compared.
     let before = count().await;
-    insert(1023, 1).await;
+    inserts(1023, 1).await;
     // The refresh runs beside the lane after the commit: wait for it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {

@@ -31,7 +31,7 @@ use switchboard_core::seam::{Col, Columns, Decode};
 use switchboard_proto::MessageId;
 
 use super::columns::read;
-use super::messages::{MESSAGE_BY_KEY_OF, NTH_NEWEST_SEND};
+use super::messages::{NTH_NEWEST_SEND, message_by_key};
 use super::{Conn, big};
 use crate::claims::Key;
 use crate::fault::OpResult;
@@ -83,13 +83,7 @@ impl AdmissionStatements for PgTx {
                     AdmitTo::Name(name) => named.push(Key::Name((*name).to_owned())),
                     AdmitTo::Peers(ids) => named.extend(ids.iter().map(|&id| Key::Id(id))),
                 }
-                loop {
-                    let released = claims.released();
-                    if claims.claim(*job, &named) {
-                        break;
-                    }
-                    released.await;
-                }
+                claims.take(*job, &named).await;
                 let mut read_at = claims.clock();
                 let mut read = reads().await?;
                 loop {
@@ -108,13 +102,7 @@ impl AdmissionStatements for PgTx {
                         // it lets go of all, waits, and takes them all at once.
                         claims.release(*job);
                         let all: Vec<Key> = named.iter().cloned().chain(parties).collect();
-                        loop {
-                            let released = claims.released();
-                            if claims.claim(*job, &all) {
-                                break;
-                            }
-                            released.await;
-                        }
+                        claims.take(*job, &all).await;
                     }
                     read_at = claims.clock();
                     read = reads().await?;
@@ -168,8 +156,9 @@ impl AdmissionStatements for PgTx {
 /// named. Made once: every send on a name prepares it by this text.
 static LOCK_NAMED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {PARTY_COLUMNS}, name = $2, ({MESSAGE_BY_KEY_OF}) AS duplicate FROM peers
-         WHERE id = $1 OR name = $2 ORDER BY id FOR NO KEY UPDATE"
+        "SELECT {PARTY_COLUMNS}, name = $2, ({}) AS duplicate FROM peers
+         WHERE id = $1 OR name = $2 ORDER BY id FOR NO KEY UPDATE",
+        message_by_key("$1", "$3")
     )
 });
 
@@ -177,9 +166,9 @@ static LOCK_NAMED: LazyLock<String> = LazyLock::new(|| {
 /// the sender sent under the key `$3` beside each.
 static LOCK_PARTIES_KEYED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {PARTY_COLUMNS}, ({MESSAGE_BY_KEY_OF}) AS duplicate FROM peers
+        "SELECT {PARTY_COLUMNS}, ({}) AS duplicate FROM peers
          WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        MESSAGE_BY_KEY_OF = MESSAGE_BY_KEY_OF.replace("$1", "$2")
+        message_by_key("$2", "$3")
     )
 });
 

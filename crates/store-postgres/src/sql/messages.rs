@@ -1,5 +1,7 @@
 //! The `messages` table: what was said, by whom, to whom.
 
+use std::sync::LazyLock;
+
 use switchboard_core::PeerId;
 use switchboard_core::seam::columns::{flag, int};
 use switchboard_core::seam::{LOG_COLUMNS, LOG_FROM, MessageRow, MessageStatements};
@@ -16,13 +18,14 @@ use crate::tx::PgTx;
 // miss an entry; filtering on settled transaction ids would close that gap but stall every
 // tail behind any long write anywhere on the server.
 
-/// The message a sender sent under an idempotency key: `$1` the sender, `$2` the key.
-const MESSAGE_BY_KEY: &str =
-    "SELECT id FROM messages WHERE sender_id = $1 AND idempotency_key = $2";
+/// The message a sender sent under an idempotency key, the sender and the key bound as the
+/// parameters named (the admission reads it beside its lock, at other positions).
+pub(super) fn message_by_key(sender: &str, key: &str) -> String {
+    format!("SELECT id FROM messages WHERE sender_id = {sender} AND idempotency_key = {key}")
+}
 
-/// The same, as the admission reads it beside its lock: `$1` the sender, `$3` the key.
-pub(super) const MESSAGE_BY_KEY_OF: &str =
-    "SELECT id FROM messages WHERE sender_id = $1 AND idempotency_key = $3";
+/// [`message_by_key`] on its own: `$1` the sender, `$2` the key.
+static MESSAGE_BY_KEY: LazyLock<String> = LazyLock::new(|| message_by_key("$1", "$2"));
 
 /// When a sender's `$2`th newest counted message was sent: `$1` the sender.
 pub(super) const NTH_NEWEST_SEND: &str = "SELECT created_at FROM messages
@@ -70,7 +73,7 @@ impl MessageStatements for PgTx {
     }
 
     async fn message_by_key(&mut self, sender: PeerId, key: &str) -> OpResult<Option<MessageId>> {
-        self.opt(MESSAGE_BY_KEY, &[&sender, &key], int).await
+        self.opt(&MESSAGE_BY_KEY, &[&sender, &key], int).await
     }
 
     async fn nth_newest_send(&mut self, sender: PeerId, n: u32) -> OpResult<Option<Millis>> {

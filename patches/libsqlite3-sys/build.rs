@@ -295,6 +295,14 @@ mod build_bundled {
         if !win_target() {
             cfg.flag("-DHAVE_LOCALTIME_R");
         }
+        // [switchboard patch] SQLite's own configure defines HAVE_FDATASYNC where the C
+        // library has fdatasync(); without it os_unix.c turns every fdatasync() into fsync(),
+        // which on ext4 and xfs also commits the file's new modification time to the journal
+        // whenever the kernel's clock ticked since the last sync: journal writes no reading
+        // needs (fdatasync() still makes the data and the file's size durable).
+        if env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux" || os == "android") {
+            cfg.flag("-DHAVE_FDATASYNC=1");
+        }
         if env::var("TARGET").is_ok_and(|v| v.starts_with("wasm32-wasi")) {
             cfg.flag("-USQLITE_THREADSAFE")
                 .flag("-DSQLITE_THREADSAFE=0")

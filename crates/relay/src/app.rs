@@ -48,7 +48,7 @@ use crate::fixtures;
 use crate::guard::Guard;
 use crate::history::{History, Pushes};
 use crate::mcp_sessions::{self, McpSessions};
-use crate::metrics::{Metrics, RouteLabels};
+use crate::metrics::{INVALID_CALL, Metrics};
 use crate::revocation::Streams;
 use crate::rooms::Rooms;
 use crate::sessions::Sessions;
@@ -423,20 +423,13 @@ async fn call(
     };
     let started = Instant::now();
     let (known, result) = run_call(&app, &caller, &op, &body).await;
-    let outcome = match &result {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => WireError::of(e).1.code,
-    };
-    // Requests that are no call at all are counted together, so a caller cannot grow the
-    // label set with made-up operation names.
-    let label = if known { op.as_str() } else { "invalid" };
-    app.metrics.count(label, &outcome);
-    app.metrics
-        .latency
-        .get_or_create(&RouteLabels {
-            route: format!("/v1/{label}"),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    let label = if known { op.as_str() } else { INVALID_CALL };
+    match &result {
+        Ok(_) => app.metrics.observe(label, "ok", started.elapsed()),
+        Err(e) => app
+            .metrics
+            .observe(label, &WireError::of(e).1.code, started.elapsed()),
+    }
     match result {
         Ok(value) => answer_json(&value),
         Err(e) => error_response(&e),

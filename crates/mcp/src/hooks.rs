@@ -201,9 +201,20 @@ pub struct Transcript(String);
 const TRANSCRIPT_TAIL: u64 = 8 << 20;
 
 impl Transcript {
+    /// `None` when the transcript cannot be read; empty when it does not exist yet.
     fn read(path: &std::path::Path) -> Option<Self> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut file = std::fs::File::open(path).ok()?;
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            // Claude Code writes the transcript with the session's first turn: before it the
+            // model has been shown nothing, so every item handed over was missed. Taking no
+            // transcript for "recover nothing" lost a session's first mail when its push was
+            // dropped before the waiter held the mark.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Some(Self(String::new()));
+            }
+            Err(_) => return None,
+        };
         let len = file.metadata().ok()?.len();
         file.seek(SeekFrom::Start(len.saturating_sub(TRANSCRIPT_TAIL)))
             .ok()?;

@@ -150,7 +150,9 @@ where
     };
     // A pushing session's client may have dropped pushes unseen: look in the transcript.
     let missed = match (&mark, &input.transcript_path, event) {
-        (Some(_), Some(path), Event::Wait | Event::UserPromptSubmit) => Transcript::read(path),
+        (Some(_), Some(path), Event::Wait | Event::UserPromptSubmit) => {
+            Transcript::read(path, since)
+        }
         _ => None,
     };
     // At session start the synchronous context hook and the waiter may both find mail that
@@ -195,23 +197,32 @@ fn outcome(event: Event, items: &[InboxItem]) -> Outcome {
 }
 
 /// What the model of a session has been shown: the tail of its transcript.
-pub struct Transcript(String);
+pub enum Transcript {
+    Read(String),
+    /// Claude Code writes the transcript with the session's first turn, and not always before
+    /// the hooks of the next one start. With none yet, a waiter counts as shown what was
+    /// handed over before it started (a wake of an earlier waiter, whose turn the file does
+    /// not hold yet) and as missed what was handed over since (a channel push before this
+    /// waiter held the session mark: the gate may have dropped it). Taking a missing file for
+    /// "nothing missed" lost a session's first mail that way; taking it for "nothing shown"
+    /// showed an earlier wake's mail twice.
+    Unwritten {
+        since: MessageId,
+    },
+}
 
 /// The most of a transcript that is read: recent turns are what a lost push would have missed.
 const TRANSCRIPT_TAIL: u64 = 8 << 20;
 
 impl Transcript {
-    /// `None` when the transcript cannot be read; empty when it does not exist yet.
-    fn read(path: &std::path::Path) -> Option<Self> {
+    /// The transcript at `path`; `since` is where the waiter's new mail starts (`None` for a
+    /// hook that does not wait). `None` when there is nothing to go by.
+    fn read(path: &std::path::Path, since: Option<MessageId>) -> Option<Self> {
         use std::io::{Read, Seek, SeekFrom};
         let mut file = match std::fs::File::open(path) {
             Ok(file) => file,
-            // Claude Code writes the transcript with the session's first turn: before it the
-            // model has been shown nothing, so every item handed over was missed. Taking no
-            // transcript for "recover nothing" lost a session's first mail when its push was
-            // dropped before the waiter held the mark.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Some(Self(String::new()));
+                return since.map(|since| Self::Unwritten { since });
             }
             Err(_) => return None,
         };
@@ -220,15 +231,21 @@ impl Transcript {
             .ok()?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ok()?;
-        Some(Self(String::from_utf8_lossy(&bytes).into_owned()))
+        Some(Self::Read(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// Whether the item was put in front of the model: its framed head is in the transcript
-    /// (which stores text JSON-escaped).
+    /// (which stores text JSON-escaped), or, with no transcript yet, it was handed over before
+    /// the waiter started.
     fn shows(&self, item: &InboxItem) -> bool {
-        let head = serde_json::to_string(&framing::head(item)).unwrap_or_default();
-        let escaped = head.trim_matches('"');
-        !escaped.is_empty() && self.0.contains(escaped)
+        match self {
+            Self::Read(text) => {
+                let head = serde_json::to_string(&framing::head(item)).unwrap_or_default();
+                let escaped = head.trim_matches('"');
+                !escaped.is_empty() && text.contains(escaped)
+            }
+            Self::Unwritten { since } => item.id <= *since,
+        }
     }
 }
 
@@ -449,6 +466,59 @@ mod tests {
             Some(std::os::unix::process::parent_id())
         );
         assert!(!found.contains(&std::process::id()));
+    }
+
+    fn item(id: i64, seen_before: bool) -> InboxItem {
+        InboxItem {
+            id: MessageId(id),
+            kind: switchboard_proto::ItemKind::Message,
+            from: "codex-api".into(),
+            to: switchboard_proto::Target::Peer("claude-web".into()),
+            text: "the API moved to /v2".into(),
+            reply_to: None,
+            created_at: 0,
+            seen_before,
+            context_hint: None,
+            grounding: None,
+        }
+    }
+
+    /// Seen in the bench with the real Claude Code (channel alias, gate closed): a session's
+    /// first mail, pushed before its waiter held the mark, never reached the model, because
+    /// with no transcript yet the waiter recovered nothing. And, in the real-client test, a
+    /// waiter that took a missing transcript for "nothing shown" showed an earlier waiter's
+    /// wake a second time. With no transcript, what was handed over before the waiter began
+    /// counts as shown, what came after as missed; a hook that does not wait recovers nothing.
+    #[test]
+    fn a_transcript_not_written_yet_recovers_only_what_came_after_the_waiter_began_regression() {
+        let dir = std::env::temp_dir().join(format!("sb-transcript-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("not-yet.jsonl");
+        let waiter = Transcript::read(&missing, Some(MessageId(10))).expect("a waiter goes by it");
+        assert!(
+            waiter.shows(&item(10, true)),
+            "an earlier wake's mail is not shown again"
+        );
+        assert!(
+            !waiter.shows(&item(11, true)),
+            "a push since the waiter began is recovered"
+        );
+        assert!(
+            Transcript::read(&missing, None).is_none(),
+            "a hook that does not wait has nothing to go by"
+        );
+
+        let written = dir.join("session.jsonl");
+        let head = serde_json::to_string(&framing::head(&item(11, true))).unwrap();
+        std::fs::write(
+            &written,
+            format!("{{\"content\":\"{}\"}}\n", head.trim_matches('"')),
+        )
+        .unwrap();
+        let read = Transcript::read(&written, Some(MessageId(10))).unwrap();
+        assert!(read.shows(&item(11, true)));
+        assert!(!read.shows(&item(12, true)));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -192,38 +192,6 @@ fn malformed_hook_input_is_an_error_that_does_not_block_the_prompt() {
     assert!(stderr(&out).contains("hook input is not the JSON Claude Code sends"));
 }
 
-/// Claude Code writes a session's transcript with its first turn. A push dropped before that
-/// (the first mail of a session whose channel gate is closed, pushed before its waiter held
-/// the session mark) was lost: with no transcript to read, the hooks took nothing that had
-/// been handed over, and the waiter slept on (seen once in the bench's Claude Code wakes: "wake
-/// 0 never reached the model"). No transcript means the model has been shown nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_dropped_before_the_transcript_exists_is_shown_by_the_prompt_hook_regression() {
-    let home = Home::new();
-    let claude =
-        Agent::start_with(&home, "claude-webapp", Kind::ClaudeCode, &["--push", "on"]).await;
-    claude.ok("peers", json!({})).await;
-    send(&home, "pushed before the first turn");
-    claude.pushes(1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let input = json!({
-        "session_id": "s", "cwd": "/home/dev/webapp", "hook_event_name": "UserPromptSubmit",
-        "prompt": "hello", "transcript_path": dir.path().join("not-yet-written.jsonl"),
-    })
-    .to_string();
-    let out = hook(&home, "user-prompt-submit", &input);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let context = json["hookSpecificOutput"]["additionalContext"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(
-        context.contains("pushed before the first turn"),
-        "stdout: {} stderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
-}
-
 /// A session that pushes by channel may have had its push dropped by the client (Claude Code's
 /// channel gate says no silently): the prompt hook shows a pushed item the transcript lacks,
 /// and leaves alone one the transcript shows.

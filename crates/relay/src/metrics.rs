@@ -17,9 +17,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OpLabels {
-    pub op: String,
-    pub outcome: String,
+struct OpLabels {
+    op: String,
+    outcome: String,
 }
 
 impl OpLabels {
@@ -32,8 +32,8 @@ impl OpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
+struct RouteLabels {
+    route: String,
 }
 
 impl RouteLabels {
@@ -48,8 +48,8 @@ impl RouteLabels {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
-    pub calls: Family<OpLabels, Counter>,
-    pub latency: Family<RouteLabels, Histogram>,
+    calls: Family<OpLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
     /// Each operation's counter of successful calls and its latency histogram, taken from the
     /// two families once: finding them there on every request (two owned label strings, a
     /// route formatted, two hashes and two locks) is work on the path every message takes.
@@ -143,22 +143,18 @@ impl Metrics {
 
     /// Counts a call to `op` (an operation's name or [`INVALID_CALL`]) and records its latency.
     pub fn observe(&self, op: &str, outcome: &str, took: Duration) {
+        let route = self.routes.get(op);
+        match route {
+            Some(route) if outcome == "ok" => route.ok.inc(),
+            _ => self.calls.get_or_create(&OpLabels::new(op, outcome)).inc(),
+        };
         let seconds = took.as_secs_f64();
-        match self.routes.get(op) {
-            Some(route) => {
-                if outcome == "ok" {
-                    route.ok.inc();
-                } else {
-                    self.calls.get_or_create(&OpLabels::new(op, outcome)).inc();
-                }
-                route.latency.observe(seconds);
-            }
-            None => {
-                self.calls.get_or_create(&OpLabels::new(op, outcome)).inc();
-                self.latency
-                    .get_or_create(&RouteLabels::of(op))
-                    .observe(seconds);
-            }
+        match route {
+            Some(route) => route.latency.observe(seconds),
+            None => self
+                .latency
+                .get_or_create(&RouteLabels::of(op))
+                .observe(seconds),
         }
     }
 

@@ -19,7 +19,7 @@ use switchboard_core::wire::Call;
 use switchboard_proto::JobId;
 
 use crate::dashboard::{ask_v1, join, operator, peer_id, question_v1, send_v1};
-use crate::harness::Home;
+use crate::harness::{Home, http};
 use crate::relay_inproc::InProc;
 
 /// The browsers the page is tested in, as Debian installs them.
@@ -329,8 +329,7 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     let mut relay = crate::relay::Relay::start();
     let token = relay.token(&["--room", "team"]);
     // reqwest is built without a default TLS provider; every HTTP test installs ring's.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
+    let http = http();
     // The URL, not the relay: the relay is crashed and restarted while this is in use.
     let url = relay.url.clone();
     let call = |op: &str, body: serde_json::Value| {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Home, stderr};
+use crate::harness::{Home, http, stderr};
 use crate::relay::Relay;
 
 const FLAG: &str = "--conformance-fixtures";
@@ -236,9 +236,8 @@ struct Mcp {
 
 impl Mcp {
     fn new(relay: &Relay, token: Option<String>) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
-            client: reqwest::Client::new(),
+            client: http(),
             url: format!("{}/mcp", relay.url),
             token,
         }

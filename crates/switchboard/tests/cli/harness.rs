@@ -196,3 +196,11 @@ pub fn agent(name: &str) -> switchboard_core::OpenSession {
         client_pid: None,
     }
 }
+
+/// A plain HTTP client for talking to a relay from a test. reqwest is built without a default
+/// crypto provider (the workspace picks `ring`), so it is installed first; installing it again
+/// is a no-op.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use switchboard_testkit::scratch::Scratch;
 
-use crate::harness::{Home, wait_until};
+use crate::harness::{Home, http, wait_until};
 use crate::mcp::await_peer;
 use crate::mcp_client::Kind;
 use crate::relay::{Relay, ShowOnPanic, cli, remote_agent, worker, worker_log};
@@ -277,8 +277,7 @@ async fn terminated_database_backends_cost_retries_never_a_4xx_or_a_message_regr
     let relay = Relay::replica(&db.url);
     let alice = relay.token(&["--room", "team", "--peer", "alice"]);
     let bob = relay.token(&["--room", "team", "--peer", "bob"]);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
+    let http = http();
     for (token, name) in [(&alice, "alice"), (&bob, "bob")] {
         until_done(&http, &relay.url, token, "operator", json!({"name": name})).await;
     }
@@ -382,8 +381,7 @@ async fn sends_side_by_side_in_the_write_lane_survive_terminated_backends_regres
     let senders: Vec<String> = (0..SENDERS)
         .map(|i| relay.token(&["--room", "team", "--peer", &format!("s{i}")]))
         .collect();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
+    let http = http();
     let url = relay.url.clone();
     let names = (0..SENDERS).map(|i| format!("s{i}"));
     for (token, name) in senders

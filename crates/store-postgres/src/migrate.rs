@@ -326,6 +326,25 @@ BEGIN
     RETURN NULL;
 END $$;
 ",
+    // v9: fewer writes for each update of a copy.
+    // - A copy that leaves the queue is counted by the statement that moves it (hand-over,
+    //   read, burial, expiry: `sql::deliveries::UNCOUNT`), as v7 did for the insert, and the
+    //   update trigger goes. Fired by every update of a copy, it cost each lease, hand-over
+    //   and acknowledgement a PL/pgSQL call and the capture of the rows changed into
+    //   transition tables, even where v8 let it return at once. The delete trigger stays:
+    //   only `gc`'s retention deletes copies, rarely and in bulk.
+    // - No index on `lease_session`, and room left in each page of `deliveries`: taking a
+    //   lease then changes no indexed column, so Postgres writes the new row version beside
+    //   the old one on its page and no index entry at all (a heap-only update), where it wrote
+    //   one in each of the four indexes. What looked copies up by their lease finds them
+    //   otherwise: a hand-over names its copies, and the end of a session reaches its peer's
+    //   queued copies (a leased copy is always queued) through `deliveries_in_flight`.
+    //   The fill factor applies to pages written from now on.
+    r"
+DROP TRIGGER deliveries_queued_update ON deliveries;
+DROP INDEX deliveries_leased;
+ALTER TABLE deliveries SET (fillfactor = 80);
+",
 ];
 
 /// The schema that holds tokens and the room list.

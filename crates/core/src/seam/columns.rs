@@ -128,6 +128,11 @@ pub fn int<T: From<i64>>(r: &dyn Columns) -> Col<T> {
     r.int(0)
 }
 
+/// The first column, a row count.
+pub fn total(r: &dyn Columns) -> Col<u64> {
+    r.total(0)
+}
+
 /// The first column, an integer that may be NULL.
 pub fn opt_int<T: From<i64>>(r: &dyn Columns) -> Col<Option<T>> {
     r.opt_int(0)

@@ -141,7 +141,8 @@ pub trait DeliveryStatements: Statements {
         ids: &[MessageId],
     ) -> impl Future<Output = Step<(), Self>> + Send;
 
-    /// Declares the deliveries dead (their attempts are used up).
+    /// Declares the peer's queued deliveries of the messages dead (their attempts are used
+    /// up); a copy no longer queued is left as it is.
     fn bury_deliveries(
         &mut self,
         peer: PeerId,

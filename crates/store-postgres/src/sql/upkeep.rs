@@ -1,22 +1,35 @@
 //! The housekeeping statements that span tables: expiry and retention for `gc`, and the counts
 //! `status` shows.
 
+use std::sync::LazyLock;
+
+use switchboard_core::seam::columns::total;
 use switchboard_core::seam::version;
 use switchboard_core::seam::{
     COUNT_JOBS, COUNTS_COLUMNS, Counts, UpkeepStatements, counts, state_count,
 };
 use switchboard_proto::Millis;
 
+use super::deliveries::UNCOUNT_MANY;
 use crate::fault::OpResult;
 use crate::tx::PgTx;
 
+/// The queued copies of messages past their TTL, expired and counted out of the queue.
+static EXPIRE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH changed AS (
+             UPDATE deliveries SET state = 'expired', lease_session = NULL, lease_until = NULL
+             WHERE state = 'queued'
+               AND message_id IN (SELECT id FROM messages WHERE expires_at <= $1)
+             RETURNING recipient_id),
+         left_queue AS (SELECT recipient_id FROM changed),
+         {UNCOUNT_MANY}"
+    )
+});
+
 impl UpkeepStatements for PgTx {
     async fn expire_deliveries(&mut self, now: Millis) -> OpResult<u64> {
-        let sql =
-            "UPDATE deliveries SET state = 'expired', lease_session = NULL, lease_until = NULL
-             WHERE state = 'queued'
-               AND message_id IN (SELECT id FROM messages WHERE expires_at <= $1)";
-        self.exec(sql, &[&now]).await
+        self.one(&EXPIRE, &[&now], total).await
     }
 
     async fn delete_old_answer_sources(&mut self, before: Millis) -> OpResult<u64> {

@@ -87,7 +87,7 @@ impl DeliveryStatements for LiteTx {
     async fn bury_deliveries(&mut self, peer: PeerId, ids: &[MessageId]) -> OpResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE deliveries SET state = 'dead', lease_session = NULL, lease_until = NULL
-             WHERE recipient_id = ?1 AND message_id = ?2",
+             WHERE recipient_id = ?1 AND message_id = ?2 AND state = 'queued'",
         )?;
         for id in ids {
             stmt.execute(params![peer, id])?;

@@ -154,8 +154,7 @@ async fn taking_a_lease_writes_no_index_entry_regression() {
     let sql = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
          WHERE schemaname = $1 AND relname = 'deliveries'";
     let schema = format!("room_{ROOM}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let (updated, heap_only) = loop {
+    let counts = async || {
         // A statistics snapshot is cached per transaction: each look is a new one.
         client
             .batch_execute("SELECT pg_stat_clear_snapshot()")
@@ -163,15 +162,10 @@ async fn taking_a_lease_writes_no_index_entry_regression() {
             .unwrap();
         let row = client.query_one(sql, &[&schema]).await.unwrap();
         let (updated, heap_only): (i64, i64) = (row.get(0), row.get(1));
-        if updated >= 3 {
-            break (updated, heap_only);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lease's updates never reached the statistics"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        (updated >= 3).then_some((updated, heap_only))
     };
+    let what = "the lease's updates never reached the statistics";
+    let (updated, heap_only) = within_a_minute(what, counts).await;
     assert_eq!(
         (updated, heap_only),
         (3, 3),
@@ -279,26 +273,13 @@ async fn a_read_racing_another_replicas_hand_over_counts_the_copy_once_regressio
     let reader = ben.peer.id;
     let read = tokio::spawn(async move { mailbox.ack(reader, &[id]).await });
     // Wait until the read waits for the hand-over's lock, then let the hand-over commit.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let waiting: i64 = client
-            .query_one(
-                "SELECT COUNT(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the read never waited for the hand-over"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let waiting = async || {
+        let sql = "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        (n > 0).then_some(())
+    };
+    within_a_minute("the read never waited for the hand-over", waiting).await;
     other.batch_execute("COMMIT").await.unwrap();
     let read = read.await.unwrap().expect("ack");
     assert_eq!(read, 1, "the copy handed over meanwhile is read");
@@ -382,16 +363,25 @@ async fn grow_until_analyzed<T, E: std::fmt::Debug, F: Future<Output = Result<T,
     let before = count().await;
     inserts(1023, 1).await;
     // The refresh runs beside the lane after the commit: wait for it.
+    let analyzed_again = async || {
+        let now = count().await;
+        (now.len() == analyzed.len() && now.iter().zip(&before).all(|(n, b)| n > b)).then_some(())
+    };
+    let what = format!(
+        "{analyzed:?} not analyzed after the 1,024th row of {table} (counts before: {before:?})"
+    );
+    within_a_minute(&what, analyzed_again).await;
+}
+
+/// Polls `look` until it gives a value, for at most a minute (then fails, saying `what` did
+/// not happen): what these tests wait for is another connection's work reaching the server.
+async fn within_a_minute<T>(what: &str, mut look: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let now = count().await;
-        if now.len() == analyzed.len() && now.iter().zip(&before).all(|(n, b)| n > b) {
-            break;
+        if let Some(found) = look().await {
+            return found;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{analyzed:?} not analyzed after the 1,024th row of {table}: {before:?} → {now:?}"
-        );
+        assert!(std::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

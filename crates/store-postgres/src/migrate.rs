@@ -328,11 +328,11 @@ END $$;
 ",
     // v9: fewer writes for each update of a copy.
     // - A copy that leaves the queue is counted by the statement that moves it (hand-over,
-    //   read, burial, expiry: `sql::deliveries::UNCOUNT`), as v7 did for the insert, and the
-    //   update trigger goes. Fired by every update of a copy, it cost each lease, hand-over
-    //   and acknowledgement a PL/pgSQL call and the capture of the rows changed into
-    //   transition tables, even where v8 let it return at once. The delete trigger stays:
-    //   only `gc`'s retention deletes copies, rarely and in bulk.
+    //   read, burial, expiry: `UNCOUNT_ONE` and `UNCOUNT_MANY` in `sql/deliveries.rs`), as
+    //   v7 did for the insert, and the update trigger goes. Fired by every update of a copy,
+    //   it cost each lease, hand-over and acknowledgement a PL/pgSQL call and the capture of
+    //   the rows changed into transition tables, even where v8 let it return at once. The
+    //   delete trigger stays: only `gc`'s retention deletes copies, rarely and in bulk.
     // - No index on `lease_session`, and room left in each page of `deliveries`: taking a
     //   lease then changes no indexed column, so Postgres writes the new row version beside
     //   the old one on its page and no index entry at all (a heap-only update), where it wrote

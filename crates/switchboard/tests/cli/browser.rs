@@ -328,7 +328,6 @@ async fn a_lost_connection_shows_itself_and_the_page_carries_on_after_the_relay_
     let Some(tools) = tools() else { return };
     let mut relay = crate::relay::Relay::start();
     let token = relay.token(&["--room", "team"]);
-    // reqwest is built without a default TLS provider; every HTTP test installs ring's.
     let http = http();
     // The URL, not the relay: the relay is crashed and restarted while this is in use.
     let url = relay.url.clone();

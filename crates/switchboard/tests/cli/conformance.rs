@@ -326,7 +326,7 @@ async fn conformance_fixtures_are_hidden_loopback_only_and_open_only_mcp() {
         .post(None, json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let http = reqwest::Client::new();
+    let http = http();
     for path in ["/v1/hello", "/healthz", "/metrics"] {
         let res = http
             .get(format!("{}{path}", relay.url))

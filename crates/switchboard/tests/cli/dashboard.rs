@@ -55,8 +55,7 @@ impl Browser {
 
     /// A browser with no cookies yet, for the server at `base`.
     fn at(base: &str) -> Self {
-        // reqwest is built without a default TLS provider; every HTTP test installs ring's.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::harness::crypto();
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

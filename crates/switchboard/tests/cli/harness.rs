@@ -197,10 +197,15 @@ pub fn agent(name: &str) -> switchboard_core::OpenSession {
     }
 }
 
-/// A plain HTTP client for talking to a relay from a test. reqwest is built without a default
-/// crypto provider (the workspace picks `ring`), so it is installed first; installing it again
-/// is a no-op.
-pub fn http() -> reqwest::Client {
+/// Chooses the process's TLS crypto provider, which reqwest and rmcp's HTTP transport need
+/// even for plain HTTP: the workspace builds them without a default and picks `ring`.
+/// Choosing it again is a no-op.
+pub fn crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A plain HTTP client for talking to a relay from a test.
+pub fn http() -> reqwest::Client {
+    crypto();
     reqwest::Client::new()
 }

@@ -133,13 +133,12 @@ pub struct RawHttp {
 impl RawHttp {
     /// A relay process, a peer token and a 2025-11-25 session.
     pub async fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let relay = Relay::start();
         let token = relay.token(&["--room", "team", "--peer", "raw"]);
         let mut http = Self {
             url: format!("{}/mcp", relay.url),
             _relay: relay,
-            client: reqwest::Client::new(),
+            client: crate::harness::http(),
             token,
             session: None,
         };

@@ -324,7 +324,7 @@ async fn a_streamable_http_client_talks_to_mcp_directly() {
     let cursor_token = relay.token(&["--room", "team", "--peer", "cursor"]);
     let bob_token = relay.token(&["--room", "team", "--peer", "bob"]);
     let bob = remote_agent(&relay, &Home::new(), Kind::ClaudeCode, &bob_token).await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::harness::crypto();
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", relay.url))
         .auth_header(cursor_token);
     let transport = StreamableHttpClientTransport::from_config(config);

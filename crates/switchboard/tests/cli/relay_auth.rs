@@ -14,10 +14,9 @@ struct Http {
 
 impl Http {
     fn new(relay: &Relay) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             base: relay.url.clone(),
-            client: reqwest::Client::new(),
+            client: crate::harness::http(),
         }
     }
 

@@ -127,8 +127,7 @@ impl InProc {
         data: Data,
         options: ServeOptions,
     ) -> Self {
-        // reqwest is built without a default TLS provider; plain HTTP still needs one chosen.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::harness::crypto();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let now = SystemClock.now_ms();

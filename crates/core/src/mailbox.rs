@@ -451,10 +451,10 @@ impl Mailbox {
     }
 
     async fn mark_delivered(&self, o: op::MarkDelivered) -> Result<u64> {
-        let session = o.session.id;
+        let (peer, session) = (o.session.peer.id, o.session.id);
         Ok(self
             .store
-            .mark_delivered(session, &o.ids, self.now())
+            .mark_delivered(peer, session, &o.ids, self.now())
             .await?)
     }
 

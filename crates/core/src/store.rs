@@ -544,10 +544,11 @@ pub trait Store: Send + Sync + 'static {
     /// asked that expired unanswered first become expiry notices in its inbox.
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>>;
 
-    /// Records that leased items were handed to the session; items it does not hold a lease on
-    /// are left alone. Returns how many changed.
+    /// Records that leased items were handed to the session, one of `peer`'s; items it does
+    /// not hold a lease on are left alone. Returns how many changed.
     async fn mark_delivered(
         &self,
+        peer: PeerId,
         session: SessionId,
         ids: &[MessageId],
         now: Millis,

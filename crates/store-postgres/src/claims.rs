@@ -22,6 +22,15 @@
 //! while it holds any, so no two wait on each other: two sends crossing (ann→ben beside
 //! ben→ann), each holding its sender and waiting for the other's, stalled the lane before
 //! (`peers_writing_to_each_other_at_once_all_land`).
+//!
+//! A lease, a hand-over or a read of a peer's copies claims [`Key::Mail`] of that peer before
+//! its first statement and holds it to its end, waiting for nothing else meanwhile. A lease
+//! reads the queued copies and then takes them; across transactions the row locks it takes
+//! keep another lease, hand-over or read of those copies out until it commits, but in one
+//! transaction they hold nothing back, and a hand-over or a read between the lease's read and
+//! its take would leave a copy no longer queued leased again. Sends never claim it: what a
+//! send writes that such a write reads (a new copy; the queued count, raised in place) is
+//! right in either order.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,6 +46,8 @@ pub(crate) enum Key {
     Id(PeerId),
     /// A peer by name: two sends to one name wait for each other before they read.
     Name(String),
+    /// A peer's copies, held by a lease, hand-over or read for its whole run.
+    Mail(PeerId),
 }
 
 /// Which send (by its number in the batch) holds each party, and when each was last released.

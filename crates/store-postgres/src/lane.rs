@@ -15,12 +15,15 @@
 //!   in the same round trip as the job's first statement (and the savepoint before released
 //!   with them): a job that fails is undone alone and the rest of the batch still commits.
 //!   Answers are given only after the commit.
-//! - The sends of one room in a batch run side by side (see [`Batch::run_beside`]): their
-//!   statements go out without waiting for each other's answers, so the server always has the
-//!   next one at hand instead of idling a round trip between jobs. Each claims its parties at
-//!   its admission ([`crate::claims`]), so two sends to one recipient still read each other's
-//!   writes. They share one savepoint; should one fail in a way only a savepoint undoes, the
-//!   savepoint is rolled back and they run again one after another.
+//! - The sends of one room in a batch, and its leases, hand-overs and reads of copies, run
+//!   side by side (see [`Batch::run_beside`]): their statements go out without waiting for
+//!   each other's answers, so the server always has the next one at hand instead of idling a
+//!   round trip between jobs. Each send claims its parties at its admission
+//!   ([`crate::claims`]), so two sends to one recipient still read each other's writes; a
+//!   write to a peer's copies claims that peer's copies for its whole run, so two of them
+//!   to one peer run one after the other. They share one savepoint; should one fail in a way
+//!   only a savepoint undoes, the savepoint is rolled back and they run again one after
+//!   another.
 //! - A job that lost a race (a deadlock, a serialization failure, a unique key inserted
 //!   meanwhile) is undone and runs again in the next batch, up to `MAX_ATTEMPTS` times. A job
 //!   that panics is undone and fails alone; the lane outlives it.
@@ -44,7 +47,7 @@ use tokio_postgres::error::SqlState;
 use switchboard_core::seam::{Access, Procedure, Statements};
 use switchboard_core::{StoreError, StoreResult, Wake};
 
-use crate::claims::Claims;
+use crate::claims::{Claims, Key};
 use crate::db::pool_error;
 use crate::fault::{OpError, OpResult};
 use crate::stats::Grown;
@@ -83,7 +86,8 @@ impl Lane {
     }
 
     /// Queues `procedure` on `room` for the next batch and waits for its answer, given after
-    /// the commit. A procedure of [`Access::Admitted`] may run beside others.
+    /// the commit. A procedure of [`Access::Admitted`] or [`Access::Mail`] may run beside
+    /// others.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         room: Arc<Room>,
@@ -93,7 +97,7 @@ impl Lane {
         let (done, answer) = oneshot::channel();
         let job = Write {
             room,
-            beside: access == Access::Admitted,
+            access,
             procedure,
             out: None,
             attempts: 0,
@@ -126,8 +130,9 @@ pub(crate) enum Ran {
 /// A write waiting in the lane, its type erased so one queue holds every kind.
 pub(crate) trait Job: Send {
     fn room(&self) -> &Arc<Room>;
-    /// True when it may run beside other such jobs of its room ([`Access::Admitted`]).
-    fn beside(&self) -> bool;
+    /// How it uses the store: a send to given peers ([`Access::Admitted`]) and a write to a
+    /// peer's copies ([`Access::Mail`]) may run beside others of their room.
+    fn access(&self) -> Access;
     /// Runs the procedure on the batch's transaction, keeping its result for the answer.
     fn run<'x>(&'x mut self, tx: &'x mut PgTx) -> BoxFuture<'x, Ran>;
     /// Answers the caller once the batch's commit has an outcome: the job's own error if it
@@ -139,7 +144,7 @@ pub(crate) trait Job: Send {
 
 struct Write<T, P> {
     room: Arc<Room>,
-    beside: bool,
+    access: Access,
     procedure: P,
     out: Option<OpResult<T>>,
     attempts: u32,
@@ -151,8 +156,8 @@ impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
         &self.room
     }
 
-    fn beside(&self) -> bool {
-        self.beside
+    fn access(&self) -> Access {
+        self.access
     }
 
     fn run<'x>(&'x mut self, tx: &'x mut PgTx) -> BoxFuture<'x, Ran> {
@@ -252,10 +257,12 @@ async fn run_batch(
         wakes: Vec::new(),
         grown: Vec::new(),
     };
-    // The sends of each room go side by side, before the rest one by one. Every job of a batch
-    // was queued while the others were, none waiting for another's answer, so any order is
-    // one they could have run in.
-    let (beside, alone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|j| j.beside());
+    // The sends and mail of each room go side by side, before the rest one by one. Every job
+    // of a batch was queued while the others were, none waiting for another's answer, so any
+    // order is one they could have run in.
+    let (beside, alone): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|j| matches!(j.access(), Access::Admitted | Access::Mail(_)));
     let mut sides: Vec<Vec<Box<dyn Job>>> = Vec::new();
     for job in beside {
         match sides
@@ -402,8 +409,9 @@ impl Batch<'_> {
 
     /// Runs jobs of one room side by side in one savepoint: every statement goes out as soon
     /// as its job has it, the savepoint's opening first (a request goes out when first polled,
-    /// and `join!` polls in order). Each job has its own view of the transaction, whose
-    /// admission claims its parties (see [`crate::claims`]).
+    /// and `join!` polls in order). Each job has its own view of the transaction, where a
+    /// send's admission claims its parties; a write to a peer's copies first claims them
+    /// (see [`crate::claims`]).
     async fn run_beside(&mut self, mut side: Vec<Box<dyn Job>>) -> Beside {
         let room = Arc::clone(side[0].room());
         let opening = self.opening(&room, "side");
@@ -418,6 +426,10 @@ impl Batch<'_> {
             .map(|(i, (job, view))| {
                 let claims = &claims;
                 async move {
+                    if let Access::Mail(peer) = job.access() {
+                        // Nothing held yet, so waiting here is the claims' rule.
+                        claims.take(i, &[Key::Mail(peer)]).await;
+                    }
                     let ran = job.run(view).await;
                     // Done or not, it reads and claims nothing more.
                     claims.release(i);

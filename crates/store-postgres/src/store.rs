@@ -218,7 +218,7 @@ impl Backend for PgStore {
     ) -> StoreResult<T> {
         match access {
             Access::Read => self.room.alone(true, &procedure).await,
-            Access::Write | Access::Tidy | Access::Admitted => {
+            Access::Write | Access::Tidy | Access::Admitted | Access::Mail(_) => {
                 let room = Arc::clone(&self.room);
                 self.room.db.lane().write(room, access, procedure).await
             }

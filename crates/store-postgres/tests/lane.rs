@@ -1,26 +1,116 @@
 //! The write lane: a row lock held elsewhere holds up only the writes that need that row (the
-//! lane sets them aside rather than wait with the whole batch behind them), and a commit
-//! waits for the notification queue's lock however long another replica holds it. That
-//! concurrent writes share commits is a matter of speed, shown by the benchmark, not here.
+//! lane sets them aside rather than wait with the whole batch behind them), a commit waits
+//! for the notification queue's lock however long another replica holds it, and the writes to
+//! one peer's copies that share a batch run one after another. That concurrent writes share
+//! commits is a matter of speed, shown by the benchmark, not here.
 
 #![allow(clippy::unwrap_used)]
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use switchboard_conformance::{T0, World, roomy_limits};
-use switchboard_core::{Exchange, Outgoing};
+use switchboard_core::seam::{Access, Backend};
+use switchboard_core::{Exchange, LeaseRequest, NamePolicy, Outgoing, Session, Store};
+use switchboard_proto::{InboxItem, MessageId, PeerKind};
 use switchboard_store_postgres::migrate::room_schema;
-use switchboard_store_postgres::{Database, PgOptions};
+use switchboard_store_postgres::{Database, PgOptions, PgStore};
 use switchboard_testkit::scratch::Scratch;
 use tokio_postgres::NoTls;
 
 async fn world(scratch: &Scratch) -> World {
+    world_and_store(scratch).await.0
+}
+
+/// A world on a room, and the room's store itself, for writes the tests queue on its lane.
+async fn world_and_store(scratch: &Scratch) -> (World, PgStore) {
     let db = Database::connect(&PgOptions::new(&scratch.url))
         .await
         .expect("connect to scratch db");
     let store = db.room("lane", T0).await.expect("open room");
-    World::new(Arc::new(store), roomy_limits())
+    (World::new(Arc::new(store.clone()), roomy_limits()), store)
+}
+
+/// Holds the store's lane: a write that, once the lane runs it, waits for [`Held::free`].
+/// What is queued meanwhile goes into the lane's next batch, together.
+struct Held {
+    free: Arc<Notify>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    async fn lane(store: &PgStore) -> Self {
+        let (running, free) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let done = {
+            let (store, running, free) = (store.clone(), running.clone(), free.clone());
+            tokio::spawn(async move {
+                store
+                    .transact(Access::Write, move |_| {
+                        let (running, free) = (running.clone(), free.clone());
+                        Box::pin(async move {
+                            running.notify_one();
+                            free.notified().await;
+                            Ok(())
+                        })
+                    })
+                    .await
+                    .expect("the holding write commits");
+            })
+        };
+        running.notified().await;
+        Self { free, done }
+    }
+
+    async fn free(self) {
+        self.free.notify_one();
+        self.done.await.unwrap();
+    }
+}
+
+/// Queues a write (the store's future, polled once: it queues its job before it first
+/// waits) and returns it, to be awaited once the lane is free.
+async fn queued<F: Future + Unpin>(mut write: F) -> F {
+    std::future::poll_fn(|cx| {
+        assert!(
+            std::pin::Pin::new(&mut write).poll(cx).is_pending(),
+            "a write answers only after its batch commits"
+        );
+        Poll::Ready(())
+    })
+    .await;
+    write
+}
+
+fn lease_of(s: &Session) -> LeaseRequest {
+    LeaseRequest {
+        peer: s.peer.id,
+        session: s.id,
+        limit: 10,
+        lease_ms: 60_000,
+        include_seen: false,
+        max_attempts: 5,
+    }
+}
+
+/// The copies of the room whose lease is set though they are no longer queued.
+async fn leased_but_not_queued(scratch: &Scratch) -> i64 {
+    raw(scratch)
+        .await
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {}.deliveries \
+                 WHERE lease_session IS NOT NULL AND state <> 'queued'",
+                room_schema("lane")
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// A plain connection of the test's own, outside the store.
@@ -159,4 +249,80 @@ async fn until_the_notify_lock_is_held(client: &tokio_postgres::Client) {
         }
     }
     panic!("no commit ever held the notification queue's lock");
+}
+
+/// Two sessions of one peer lease in the same batch. In one transaction the row locks that
+/// keep two leases apart across transactions hold nothing back: run side by side, both read
+/// the same queued copies and both took them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_leases_of_one_peer_in_one_batch_never_hand_out_a_copy_twice() {
+    let Some(scratch) = Scratch::create("lane_leases").await else {
+        eprintln!("SKIPPED: no Postgres server reachable");
+        return;
+    };
+    let (w, store) = world_and_store(&scratch).await;
+    let ann = w.agent("ann").await;
+    let bob_a = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
+    let bob_b = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
+    for i in 0..5 {
+        w.mailbox
+            .send(ann.peer.id, Outgoing::to_peer("bob", format!("n{i}")))
+            .await
+            .unwrap();
+    }
+    let held = Held::lane(&store).await;
+    let a = queued(store.lease(lease_of(&bob_a), T0)).await;
+    let b = queued(store.lease(lease_of(&bob_b), T0)).await;
+    held.free().await;
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let ids = |items: &[InboxItem]| -> Vec<MessageId> { items.iter().map(|i| i.id).collect() };
+    let (mut all, a_ids) = (ids(&a), ids(&a));
+    all.extend(ids(&b));
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        a.len() + b.len(),
+        "one copy leased to both sessions: {a_ids:?} and {:?}",
+        ids(&b)
+    );
+    assert_eq!(all.len(), 5, "between them the two leases took every copy");
+}
+
+/// A session's read of a copy whose lease has run out, in the same batch as another
+/// session's lease that takes that copy. Side by side, the read came between the lease's
+/// look at the queued copies and its taking of them, and the copy, read, was leased again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_and_a_read_of_one_copy_in_one_batch_run_one_after_the_other() {
+    let Some(scratch) = Scratch::create("lane_lease_read").await else {
+        eprintln!("SKIPPED: no Postgres server reachable");
+        return;
+    };
+    let (w, store) = world_and_store(&scratch).await;
+    let ann = w.agent("ann").await;
+    let bob_a = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
+    let bob_b = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
+    let mut sent = Vec::new();
+    for text in ["warm", "once"] {
+        let to_bob = Outgoing::to_peer("bob", text);
+        sent.push(w.mailbox.send(ann.peer.id, to_bob).await.unwrap().id);
+    }
+    assert_eq!(store.lease(lease_of(&bob_a), T0).await.unwrap().len(), 2);
+    // A read first, so that the lane's connection has its statements prepared: a statement's
+    // first use waits a round trip for its preparation, and the read's then fell after the
+    // lease's take.
+    store.ack(bob_a.peer.id, &sent[..1], T0).await.unwrap();
+    // bob_a's lease runs out; bob_b may take the copy, and bob_a still reads it.
+    let later = T0 + 60_001;
+    let held = Held::lane(&store).await;
+    let lease = queued(store.lease(lease_of(&bob_b), later)).await;
+    let read = queued(store.ack(bob_a.peer.id, &sent[1..], later)).await;
+    held.free().await;
+    lease.await.unwrap();
+    assert_eq!(read.await.unwrap(), 1, "the copy is read");
+    assert_eq!(
+        leased_but_not_queued(&scratch).await,
+        0,
+        "a copy read is leased to no session"
+    );
 }

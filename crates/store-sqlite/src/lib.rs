@@ -298,7 +298,7 @@ impl Backend for SqliteStore {
     ) -> StoreResult<T> {
         let writes = match access {
             Access::Read => false,
-            Access::Write | Access::Admitted => true,
+            Access::Write | Access::Admitted | Access::Mail(_) => true,
             Access::Tidy => !self.inner.read_only,
         };
         if writes {

@@ -319,12 +319,20 @@ async fn inbox_item<X: Executor>(x: &mut X, c: LeaseCandidate) -> Step<InboxItem
 
 pub async fn mark_delivered<X: Executor>(
     x: &mut X,
+    peer: PeerId,
     session: SessionId,
     ids: Vec<MessageId>,
     now: Millis,
 ) -> Step<u64, X> {
     let ids = &ids;
-    let handed = x.mark_delivered(Handover { session, ids, now }).await?;
+    let handed = x
+        .mark_delivered(Handover {
+            peer,
+            session,
+            ids,
+            now,
+        })
+        .await?;
     copies_changed(x, handed);
     Ok(handed)
 }

@@ -88,9 +88,10 @@ pub struct Leasing {
     pub limit: u32,
 }
 
-/// The deliveries `ids` a session leased, handed over at `now`.
+/// The deliveries `ids` a session of `peer` leased, handed over at `now`.
 #[derive(Debug, Clone, Copy)]
 pub struct Handover<'a> {
+    pub peer: PeerId,
     pub session: SessionId,
     pub ids: &'a [MessageId],
     pub now: Millis,

@@ -62,7 +62,7 @@ use std::pin::Pin;
 use tokio::sync::broadcast;
 
 use crate::error::Rejection;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{PeerId, StoreError, StoreResult};
 use crate::wake::Wake;
 
 /// A future a procedure returns, borrowing the transaction it runs in.
@@ -140,6 +140,14 @@ pub enum Access {
     /// wrote (an unknown name ends dead sessions to list the names there are) is undone as
     /// any failed write. To any other backend, a write.
     Admitted,
+    /// A write to the copies of one peer (a lease, a hand-over, a read) whose reads only other
+    /// writes to that peer's copies make stale: a send adds a copy (a lease that missed it
+    /// ran before the send) and raises the queued count with a relative update, which no
+    /// write of this kind reads. A backend may run it at once with sends and with such writes
+    /// to other peers in one transaction, their statements interleaved, and runs those to the
+    /// same peer one after another, as the Postgres lane does. One that fails, or refuses
+    /// after it wrote, is undone as any failed write. To any other backend, a write.
+    Mail(PeerId),
 }
 
 /// The result of one statement or procedure inside a transaction of `X`.

@@ -22,9 +22,9 @@ use crate::wake::Wake;
 /// Runs one procedure call as a transaction of `$backend`. The procedure may be run again
 /// (a lost race), so the arguments it owns are cloned for each run.
 macro_rules! run {
-    ($backend:expr, $access:ident, $procedure:path $(, $arg:expr)* $(,)?) => {
+    ($backend:expr, $access:expr, $procedure:path $(, $arg:expr)* $(,)?) => {
         $backend
-            .transact(Access::$access, move |x| {
+            .transact($access, move |x| {
                 Box::pin($procedure(x $(, $arg.clone())*))
             })
             .await
@@ -48,15 +48,15 @@ impl<B: Backend> Store for B {
         now: Millis,
     ) -> StoreResult<PeerRecord> {
         let name = name.clone();
-        run!(self, Write, peers::ensure, name, kind, now)
+        run!(self, Access::Write, peers::ensure, name, kind, now)
     }
 
     async fn open_session(&self, req: OpenSession, now: Millis) -> StoreResult<SessionRecord> {
-        run!(self, Write, peers::open_session, req, now)
+        run!(self, Access::Write, peers::open_session, req, now)
     }
 
     async fn close_session(&self, session: SessionId, now: Millis) -> StoreResult<()> {
-        run!(self, Write, peers::close_session, session, now)
+        run!(self, Access::Write, peers::close_session, session, now)
     }
 
     async fn rename_peer(
@@ -66,7 +66,7 @@ impl<B: Backend> Store for B {
         now: Millis,
     ) -> StoreResult<PeerRecord> {
         let name = name.clone();
-        run!(self, Write, peers::rename, peer, name, now)
+        run!(self, Access::Write, peers::rename, peer, name, now)
     }
 
     async fn set_summary(
@@ -76,16 +76,16 @@ impl<B: Backend> Store for B {
         now: Millis,
     ) -> StoreResult<PeerRecord> {
         let summary = summary.to_owned();
-        run!(self, Write, peers::set_summary, peer, summary, now)
+        run!(self, Access::Write, peers::set_summary, peer, summary, now)
     }
 
     async fn list_peers(&self, now: Millis) -> StoreResult<Vec<PeerRecord>> {
-        run!(self, Tidy, peers::list, now)
+        run!(self, Access::Tidy, peers::list, now)
     }
 
     async fn find_peer(&self, name: &str) -> StoreResult<Option<PeerRecord>> {
         let name = name.to_owned();
-        run!(self, Read, peers::find, name)
+        run!(self, Access::Read, peers::find, name)
     }
 
     async fn peer_by_client_pid(
@@ -94,7 +94,7 @@ impl<B: Backend> Store for B {
         now: Millis,
     ) -> StoreResult<Option<PeerRecord>> {
         let pids = pids.to_vec();
-        run!(self, Write, peers::by_client_pid, pids, now)
+        run!(self, Access::Write, peers::by_client_pid, pids, now)
     }
 
     async fn send(
@@ -107,9 +107,9 @@ impl<B: Backend> Store for B {
             // A send to given peers reads what other sends change only in its admission; a
             // broadcast first ends the sessions of dead processes, to find who is live.
             NewTarget::Peer(_) | NewTarget::Name(_) => {
-                run!(self, Admitted, mail::send, msg, admission, now)
+                run!(self, Access::Admitted, mail::send, msg, admission, now)
             }
-            NewTarget::Broadcast(_) => run!(self, Write, mail::send, msg, admission, now),
+            NewTarget::Broadcast(_) => run!(self, Access::Write, mail::send, msg, admission, now),
         }
     }
 
@@ -119,7 +119,7 @@ impl<B: Backend> Store for B {
         admission: Admission,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        run!(self, Write, questions::ask, q, admission, now)
+        run!(self, Access::Write, questions::ask, q, admission, now)
     }
 
     async fn reply(
@@ -133,7 +133,7 @@ impl<B: Backend> Store for B {
     ) -> StoreResult<QuestionView> {
         run!(
             self,
-            Write,
+            Access::Write,
             questions::reply,
             question,
             by,
@@ -150,7 +150,7 @@ impl<B: Backend> Store for B {
         query: QuestionQuery,
         now: Millis,
     ) -> StoreResult<Vec<QuestionView>> {
-        run!(self, Read, questions::list, peer, query, now)
+        run!(self, Access::Read, questions::list, peer, query, now)
     }
 
     async fn question(
@@ -159,19 +159,19 @@ impl<B: Backend> Store for B {
         id: QuestionId,
         now: Millis,
     ) -> StoreResult<QuestionView> {
-        run!(self, Read, questions::load_for, peer, id, now)
+        run!(self, Access::Read, questions::load_for, peer, id, now)
     }
 
     async fn dispatch(&self, job: NewJob, now: Millis) -> StoreResult<JobView> {
-        run!(self, Write, jobs::dispatch, job, now)
+        run!(self, Access::Write, jobs::dispatch, job, now)
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> StoreResult<Option<JobClaim>> {
-        run!(self, Write, jobs::claim, req, now)
+        run!(self, Access::Write, jobs::claim, req, now)
     }
 
     async fn start_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        run!(self, Write, jobs::start, id, fence, now)
+        run!(self, Access::Write, jobs::start, id, fence, now)
     }
 
     async fn heartbeat(
@@ -181,7 +181,15 @@ impl<B: Backend> Store for B {
         lease_ms: i64,
         now: Millis,
     ) -> StoreResult<JobState> {
-        run!(self, Write, jobs::heartbeat, id, fence, lease_ms, now)
+        run!(
+            self,
+            Access::Write,
+            jobs::heartbeat,
+            id,
+            fence,
+            lease_ms,
+            now
+        )
     }
 
     async fn finish_job(
@@ -191,37 +199,37 @@ impl<B: Backend> Store for B {
         outcome: JobOutcome,
         now: Millis,
     ) -> StoreResult<JobView> {
-        run!(self, Write, jobs::finish, id, fence, outcome, now)
+        run!(self, Access::Write, jobs::finish, id, fence, outcome, now)
     }
 
     async fn release_job(&self, id: JobId, fence: i64, now: Millis) -> StoreResult<()> {
-        run!(self, Write, jobs::release, id, fence, now)
+        run!(self, Access::Write, jobs::release, id, fence, now)
     }
 
     async fn cancel_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        run!(self, Write, jobs::cancel, id, now)
+        run!(self, Access::Write, jobs::cancel, id, now)
     }
 
     async fn requeue_job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
-        run!(self, Write, jobs::requeue, id, now)
+        run!(self, Access::Write, jobs::requeue, id, now)
     }
 
     async fn job(&self, id: JobId, now: Millis) -> StoreResult<JobView> {
         // A write: reading a job first applies the sweep (lapsed leases, passed TTLs).
-        run!(self, Write, jobs::view, id, now)
+        run!(self, Access::Write, jobs::view, id, now)
     }
 
     async fn jobs(&self, query: JobQuery, now: Millis) -> StoreResult<Vec<JobView>> {
         // A write, as `job` is: the sweep runs first.
-        run!(self, Write, jobs::list, query, now)
+        run!(self, Access::Write, jobs::list, query, now)
     }
 
     async fn reserve(&self, r: NewReservation, now: Millis) -> StoreResult<Reservation> {
-        run!(self, Write, reservations::reserve, r, now)
+        run!(self, Access::Write, reservations::reserve, r, now)
     }
 
     async fn release(&self, peer: PeerId, which: Releasing, now: Millis) -> StoreResult<u64> {
-        run!(self, Write, reservations::release, peer, which, now)
+        run!(self, Access::Write, reservations::release, peer, which, now)
     }
 
     async fn reservations(
@@ -230,26 +238,35 @@ impl<B: Backend> Store for B {
         now: Millis,
     ) -> StoreResult<Vec<Reservation>> {
         // Tidy: a dead holder's reservations end before they are listed.
-        run!(self, Tidy, reservations::list, repo, now)
+        run!(self, Access::Tidy, reservations::list, repo, now)
     }
 
     async fn lease(&self, req: LeaseRequest, now: Millis) -> StoreResult<Vec<InboxItem>> {
-        run!(self, Write, mail::lease, req, now)
+        run!(self, Access::Mail(req.peer), mail::lease, req, now)
     }
 
     async fn mark_delivered(
         &self,
+        peer: PeerId,
         session: SessionId,
         ids: &[MessageId],
         now: Millis,
     ) -> StoreResult<u64> {
         let ids = ids.to_vec();
-        run!(self, Write, mail::mark_delivered, session, ids, now)
+        run!(
+            self,
+            Access::Mail(peer),
+            mail::mark_delivered,
+            peer,
+            session,
+            ids,
+            now
+        )
     }
 
     async fn ack(&self, peer: PeerId, ids: &[MessageId], now: Millis) -> StoreResult<u64> {
         let ids = ids.to_vec();
-        run!(self, Write, mail::ack, peer, ids, now)
+        run!(self, Access::Mail(peer), mail::ack, peer, ids, now)
     }
 
     async fn sent(
@@ -258,23 +275,23 @@ impl<B: Backend> Store for B {
         query: SentQuery,
         now: Millis,
     ) -> StoreResult<Vec<SentMessage>> {
-        run!(self, Read, mail::sent, sender, query, now)
+        run!(self, Access::Read, mail::sent, sender, query, now)
     }
 
     async fn log(&self, query: LogQuery) -> StoreResult<Vec<LogEntry>> {
-        run!(self, Read, mail::log, query)
+        run!(self, Access::Read, mail::log, query)
     }
 
     async fn last_message_id(&self) -> StoreResult<MessageId> {
-        run!(self, Read, mail::last_message_id)
+        run!(self, Access::Read, mail::last_message_id)
     }
 
     async fn gc(&self, policy: GcPolicy, now: Millis) -> StoreResult<GcReport> {
-        run!(self, Write, upkeep::gc, policy, now)
+        run!(self, Access::Write, upkeep::gc, policy, now)
     }
 
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
-        let stats = run!(self, Tidy, upkeep::stats, now)?;
+        let stats = run!(self, Access::Tidy, upkeep::stats, now)?;
         // Where the data lives is for the backend to say: it is not recorded in the data.
         Ok(StoreStats {
             backend: Backend::describe(self),

@@ -44,13 +44,16 @@ pub(super) const UNCOUNT_MANY: &str = "uncounted AS (
          FROM uncounted u WHERE p.id = u.id AND p.id IN (SELECT id FROM locked))
      SELECT COUNT(*) FROM changed";
 
-/// The session's leased copies handed over: every one was queued.
+/// The session's leased copies handed over: every one was queued. Found by their key: the
+/// session's peer is the recipient (without it, each message's copies to every recipient were
+/// read and filtered by the lease).
 static MARK_DELIVERED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH changed AS (
              UPDATE deliveries SET state = 'delivered', delivered_at = $3,
                  lease_session = NULL, lease_until = NULL
-             WHERE lease_session = $1 AND message_id = ANY($2) AND state = 'queued'
+             WHERE recipient_id = $4 AND message_id = ANY($2) AND lease_session = $1
+               AND state = 'queued'
              RETURNING recipient_id),
          left_queue AS (SELECT recipient_id FROM changed),
          {UNCOUNT_ONE}"
@@ -155,8 +158,12 @@ impl DeliveryStatements for PgTx {
     }
 
     async fn mark_delivered(&mut self, h: Handover<'_>) -> OpResult<u64> {
-        self.one(&MARK_DELIVERED, &[&h.session, &h.ids, &h.now], total)
-            .await
+        self.one(
+            &MARK_DELIVERED,
+            &[&h.session, &h.ids, &h.now, &h.peer],
+            total,
+        )
+        .await
     }
 
     async fn missing_deliveries(

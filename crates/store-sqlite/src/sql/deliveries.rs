@@ -99,7 +99,7 @@ impl DeliveryStatements for LiteTx {
         let mut stmt = self.conn.prepare_cached(MARK_DELIVERED)?;
         let mut changed = 0;
         for id in h.ids {
-            changed += stmt.execute(params![h.session, id, h.now])? as u64;
+            changed += stmt.execute(params![h.session, id, h.now, h.peer])? as u64;
         }
         Ok(changed)
     }
@@ -131,13 +131,14 @@ impl DeliveryStatements for LiteTx {
 }
 
 /// One copy handed over by the session that leased it, found by its primary key: the
-/// recipient is the session's peer (a session leases only its own peer's copies). SQLite
-/// specific on two counts. By `lease_session` alone the planner would take
+/// recipient is the session's peer, which the caller names (a session leases only its own
+/// peer's copies). The key matters more here than on Postgres. By `lease_session` alone the
+/// planner would take
 /// `deliveries_leased` and walk every copy the session holds for each id (a session leases up
 /// to 100 at a time: 100 × 100 rows per hand-over, 71 % of the deliver+ack phase's
 /// instructions). And an update that may touch several rows of a table with triggers first
 /// gathers their keys in a temporary B-tree built afresh per execution, which a lookup by the
-/// whole key spares. Postgres plans this from its statistics and needs neither.
+/// whole key spares.
 ///
 /// `OR FAIL` (here and in [`MARK_READ`]): the state's trigger makes this a statement that may
 /// write several rows, and with the default `ABORT` SQLite then opens a statement journal so
@@ -149,8 +150,7 @@ impl DeliveryStatements for LiteTx {
 /// them, loses nothing.
 const MARK_DELIVERED: &str = "UPDATE OR FAIL deliveries SET state = 'delivered', delivered_at = ?3,
          lease_session = NULL, lease_until = NULL
-     WHERE recipient_id = (SELECT peer_id FROM sessions WHERE id = ?1) AND message_id = ?2
-       AND lease_session = ?1 AND state = 'queued'";
+     WHERE recipient_id = ?4 AND message_id = ?2 AND lease_session = ?1 AND state = 'queued'";
 
 /// One copy read by its recipient (`OR FAIL`: see [`MARK_DELIVERED`]).
 const MARK_READ: &str = "UPDATE OR FAIL deliveries SET state = 'read', read_at = ?3,
@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_hand_over_reads_the_copy_by_its_key_not_every_copy_the_session_holds_regression() {
-        let steps = crate::sql::query_plan(MARK_DELIVERED, [1, 1, 1]);
+        let steps = crate::sql::query_plan(MARK_DELIVERED, [1, 1, 1, 1]);
         assert!(
             steps
                 .iter()

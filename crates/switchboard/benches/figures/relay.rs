@@ -118,7 +118,7 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
         cpu_seconds(std::process::id()),
     );
     let written0 = written_bytes(relay.child.id());
-    let (rate, took, requests) = throughput(&client, messages).await;
+    let (rate, took, mut requests) = throughput(&client, messages).await;
     let written = written_bytes(relay.child.id()).saturating_sub(written0);
     // The relay's CPU and this load generator's own, over the same run: both share the
     // machine's cores, so a figure that leans on the generator shows it here.
@@ -148,6 +148,12 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
         requests.leases as f64 / messages as f64,
         requests.empty_leases as f64 / messages as f64,
         2.0 * requests.rounds as f64 / messages as f64,
+    );
+    let (p50, p99) = super::percentiles(&mut requests.sends);
+    println!(
+        "| {backend}: a send under that load, called → answered (p50 / p99) | {:.2} ms / {:.2} ms |",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
     );
     println!(
         "| {backend}: machine load (1/5/15 min) before → after | {} → {} |",
@@ -220,6 +226,9 @@ struct Requests {
     empty_leases: u64,
     /// Leases that brought something, each followed by one hand-over and one ack.
     rounds: u64,
+    /// How long each send took, call to answer: with a fixed number of senders, each
+    /// waiting for its answer, this is what bounds the rate when the machine is not busy.
+    sends: Vec<Duration>,
 }
 
 /// Messages per second, the time they took, and the recipients' requests.
@@ -272,16 +281,21 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
         }));
     }
     let per_sender = messages / SENDERS;
+    let mut sending = Vec::new();
     for (i, from) in senders.into_iter().enumerate() {
         let client = Arc::clone(client);
-        tasks.push(tokio::spawn(async move {
+        sending.push(tokio::spawn(async move {
+            let mut took = Vec::with_capacity(per_sender);
             for n in 0..per_sender {
                 let to = format!("r{}", (i + n) % RECIPIENTS);
+                let began = Instant::now();
                 client
                     .send(from.id, Outgoing::to_peer(to, format!("m{n}")))
                     .await
                     .expect("send");
+                took.push(began.elapsed());
             }
+            took
         }));
     }
     let sent = (per_sender * SENDERS) as u64;
@@ -293,6 +307,10 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
     for t in tasks {
         let _ = t.await;
     }
+    let mut sends = Vec::with_capacity(messages);
+    for t in sending {
+        sends.extend(t.await.expect("a sender"));
+    }
     let (leases, rounds) = (
         leases.load(Ordering::Relaxed),
         rounds.load(Ordering::Relaxed),
@@ -301,6 +319,7 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
         leases,
         empty_leases: leases - rounds,
         rounds,
+        sends,
     };
     (sent as f64 / elapsed.as_secs_f64(), elapsed, requests)
 }

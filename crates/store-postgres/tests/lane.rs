@@ -85,6 +85,38 @@ async fn queued<F: Future + Unpin>(mut write: F) -> F {
     write
 }
 
+/// A room where ann writes to bob, who has two sessions of one peer.
+struct Bobs {
+    scratch: Scratch,
+    w: World,
+    store: PgStore,
+    ann: Session,
+    bob_a: Session,
+    bob_b: Session,
+}
+
+impl Bobs {
+    /// `None`, said, without a Postgres server.
+    async fn meet(db: &str) -> Option<Self> {
+        let Some(scratch) = Scratch::create(db).await else {
+            eprintln!("SKIPPED: no Postgres server reachable");
+            return None;
+        };
+        let (w, store) = world_and_store(&scratch).await;
+        let ann = w.agent("ann").await;
+        let bob_a = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
+        let bob_b = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
+        Some(Self {
+            scratch,
+            w,
+            store,
+            ann,
+            bob_a,
+            bob_b,
+        })
+    }
+}
+
 fn lease_of(s: &Session) -> LeaseRequest {
     LeaseRequest {
         peer: s.peer.id,
@@ -256,14 +288,18 @@ async fn until_the_notify_lock_is_held(client: &tokio_postgres::Client) {
 /// the same queued copies and both took them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_leases_of_one_peer_in_one_batch_never_hand_out_a_copy_twice() {
-    let Some(scratch) = Scratch::create("lane_leases").await else {
-        eprintln!("SKIPPED: no Postgres server reachable");
+    let Some(Bobs {
+        w,
+        store,
+        ann,
+        bob_a,
+        bob_b,
+        // Held to the end: dropped, the database goes.
+        scratch: _database,
+    }) = Bobs::meet("lane_leases").await
+    else {
         return;
     };
-    let (w, store) = world_and_store(&scratch).await;
-    let ann = w.agent("ann").await;
-    let bob_a = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
-    let bob_b = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
     for i in 0..5 {
         w.mailbox
             .send(ann.peer.id, Outgoing::to_peer("bob", format!("n{i}")))
@@ -294,14 +330,17 @@ async fn two_leases_of_one_peer_in_one_batch_never_hand_out_a_copy_twice() {
 /// look at the queued copies and its taking of them, and the copy, read, was leased again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_and_a_read_of_one_copy_in_one_batch_run_one_after_the_other() {
-    let Some(scratch) = Scratch::create("lane_lease_read").await else {
-        eprintln!("SKIPPED: no Postgres server reachable");
+    let Some(Bobs {
+        scratch,
+        w,
+        store,
+        ann,
+        bob_a,
+        bob_b,
+    }) = Bobs::meet("lane_lease_read").await
+    else {
         return;
     };
-    let (w, store) = world_and_store(&scratch).await;
-    let ann = w.agent("ann").await;
-    let bob_a = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
-    let bob_b = w.session("bob", PeerKind::Operator, NamePolicy::Join).await;
     let mut sent = Vec::new();
     for text in ["warm", "once"] {
         let to_bob = Outgoing::to_peer("bob", text);

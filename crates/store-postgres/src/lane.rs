@@ -35,7 +35,7 @@
 //!   The commit itself waits without a bound: a commit that notifies queues behind every
 //!   other notifying commit of the cluster, each until its WAL flush is done.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
@@ -123,6 +123,9 @@ pub(crate) enum Ran {
     Again,
     /// It waited too long for a lock: undone, and it runs in a transaction of its own.
     Aside,
+    /// Beside others: a statement of another job failed first, and the server refused every
+    /// statement after it until the savepoint is rolled back. It did not fail itself.
+    Aborted,
     /// The connection is gone, and the batch's writes with it.
     Broken,
 }
@@ -169,6 +172,7 @@ impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
                 Ok(_) => Ran::Done,
                 Err(_) if tx.conn().is_closed() => Ran::Broken,
                 Err(e) if waited_too_long(e) => Ran::Aside,
+                Err(e) if after_a_failure(e) => Ran::Aborted,
                 Err(e) if e.is_conflict() && self.attempts + 1 < MAX_ATTEMPTS => {
                     self.attempts += 1;
                     Ran::Again
@@ -202,6 +206,11 @@ impl<T: Send + 'static, P: Procedure<PgTx, T>> Job for Write<T, P> {
 
 fn waited_too_long(e: &OpError) -> bool {
     matches!(e, OpError::Pg(pg) if pg.code() == Some(&SqlState::LOCK_NOT_AVAILABLE))
+}
+
+/// The server's refusal of a statement sent after another failed in the same transaction.
+fn after_a_failure(e: &OpError) -> bool {
+    matches!(e, OpError::Pg(pg) if pg.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
 }
 
 async fn run(
@@ -273,20 +282,31 @@ async fn run_batch(
             None => sides.push(vec![job]),
         }
     }
-    let mut sides = sides.into_iter();
+    // Each side with whether it is its first try.
+    let mut sides: VecDeque<(Vec<Box<dyn Job>>, bool)> =
+        sides.into_iter().map(|side| (side, true)).collect();
     let mut one_by_one: Vec<Box<dyn Job>> = Vec::new();
-    while let Some(side) = sides.next() {
+    while let Some((side, first)) = sides.pop_front() {
         if side.len() == 1 {
             one_by_one.extend(side);
             continue;
         }
-        match b.run_beside(side).await {
+        match b.run_beside(side, first).await {
             Beside::Done => {}
             Beside::OneByOne(side) => one_by_one.extend(side),
+            Beside::Retry {
+                beside,
+                one_by_one: failed,
+            } => {
+                one_by_one.extend(failed);
+                if !beside.is_empty() {
+                    sides.push_front((beside, false));
+                }
+            }
             Beside::Lost(e, side) => {
                 let rest = side
                     .into_iter()
-                    .chain(sides.flatten())
+                    .chain(sides.into_iter().flat_map(|(side, _)| side))
                     .chain(one_by_one)
                     .chain(alone);
                 abandon(b.ran, rest, &mut b.again, &e);
@@ -328,6 +348,13 @@ enum Beside {
     Done,
     /// Their savepoint is rolled back: they are to run one after another.
     OneByOne(Vec<Box<dyn Job>>),
+    /// Their savepoint is rolled back after a first try: those that did not fail are to run
+    /// side by side again, those that failed one after another (a job that waited too long
+    /// for a lock, or lost a race, has been sent on its way).
+    Retry {
+        beside: Vec<Box<dyn Job>>,
+        one_by_one: Vec<Box<dyn Job>>,
+    },
     /// The transaction is lost; none of them is answered yet.
     Lost(StoreError, Vec<Box<dyn Job>>),
 }
@@ -412,7 +439,13 @@ impl Batch<'_> {
     /// and `join!` polls in order). Each job has its own view of the transaction, where a
     /// send's admission claims its parties; a write to a peer's copies first claims them
     /// (see [`crate::claims`]).
-    async fn run_beside(&mut self, mut side: Vec<Box<dyn Job>>) -> Beside {
+    ///
+    /// A job that fails in a way only the savepoint undoes undoes the others too. On a first
+    /// try they then run side by side again without it: one write waiting for a row another
+    /// replica's batch holds (a send to a peer that replica is writing to, or a hand-over or
+    /// read, which counts the peer's queue on its row) would otherwise send a whole side one
+    /// by one.
+    async fn run_beside(&mut self, mut side: Vec<Box<dyn Job>>, first: bool) -> Beside {
         let room = Arc::clone(side[0].room());
         let opening = self.opening(&room, "side");
         let claims = Arc::new(Claims::default());
@@ -450,6 +483,7 @@ impl Batch<'_> {
             _ => false,
         });
         if !clean {
+            let wrote: Vec<bool> = views.iter().map(PgTx::wrote).collect();
             drop(views);
             self.carry = None;
             let undo = self
@@ -459,7 +493,23 @@ impl Batch<'_> {
             if let Err(e) = undo.await {
                 return Beside::Lost(OpError::Pg(e).into_store(self.shown), side);
             }
-            return Beside::OneByOne(side);
+            if !first {
+                return Beside::OneByOne(side);
+            }
+            let (mut beside, mut one_by_one) = (Vec::new(), Vec::new());
+            for ((job, ran), wrote) in side.into_iter().zip(outcomes).zip(wrote) {
+                match ran {
+                    Ran::Done | Ran::Aborted => beside.push(job),
+                    Ran::Refused if !wrote => beside.push(job),
+                    // As `run_one` sends them: the next batch, or a transaction of its own.
+                    Ran::Again => self.again.push(job),
+                    Ran::Aside => {
+                        self.main.spawn(job.alone());
+                    }
+                    _ => one_by_one.push(job),
+                }
+            }
+            return Beside::Retry { beside, one_by_one };
         }
         self.carry = Some("RELEASE side");
         for ((job, mut view), ran) in side.into_iter().zip(views).zip(outcomes) {

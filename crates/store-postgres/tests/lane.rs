@@ -365,3 +365,54 @@ async fn a_lease_and_a_read_of_one_copy_in_one_batch_run_one_after_the_other() {
         "a copy read is leased to no session"
     );
 }
+
+/// A send held up by a row another replica holds, in one side with sends that need no held
+/// row: it takes only itself out of the side (to a transaction of its own), the others run
+/// side by side again and land, once each, and it lands when the row is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_held_up_in_a_side_leaves_the_rest_of_it_to_land() {
+    let Some(scratch) = Scratch::create("lane_side_held").await else {
+        eprintln!("SKIPPED: no Postgres server reachable");
+        return;
+    };
+    let (w, store) = world_and_store(&scratch).await;
+    let (ann, ben) = (w.agent("ann").await, w.agent("ben").await);
+    let (cat, dan) = (w.agent("cat").await, w.agent("dan").await);
+    let holder = raw(&scratch).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL search_path TO {}; \
+             SELECT 1 FROM peers WHERE id = {} FOR UPDATE",
+            room_schema("lane"),
+            ben.peer.id
+        ))
+        .await
+        .unwrap();
+    let send = |from: &Session, to: &str, text: String| {
+        let (mailbox, from, to) = (w.mailbox.clone(), from.peer.id, to.to_owned());
+        Box::pin(async move { mailbox.send(from, Outgoing::to_peer(to, text)).await })
+    };
+    let held = Held::lane(&store).await;
+    let to_ben = queued(send(&ann, "ben", "held up".into())).await;
+    let mut to_cat = Vec::new();
+    for i in 0..3 {
+        to_cat.push(queued(send(&dan, "cat", format!("n{i}"))).await);
+    }
+    held.free().await;
+    let to_ben = tokio::spawn(to_ben);
+    for send in to_cat {
+        // Bounded so that a side stuck behind the held row fails here rather than hanging.
+        tokio::time::timeout(Duration::from_secs(60), send)
+            .await
+            .expect("a send that needs no held row is not stuck behind one that does")
+            .expect("a send that needs no held row goes through");
+    }
+    assert_eq!(w.lease(&cat).await.len(), 3, "each lands once");
+    assert!(!to_ben.is_finished(), "ben's row is still held");
+    holder.batch_execute("COMMIT").await.unwrap();
+    to_ben
+        .await
+        .unwrap()
+        .expect("the held-up send lands once the row is free");
+    assert_eq!(w.lease(&ben).await.len(), 1);
+}

@@ -22,8 +22,8 @@
 //!   ([`crate::claims`]), so two sends to one recipient still read each other's writes; a
 //!   write to a peer's copies claims that peer's copies for its whole run, so two of them
 //!   to one peer run one after the other. They share one savepoint; should one fail in a way
-//!   only a savepoint undoes, the savepoint is rolled back and they run again one after
-//!   another.
+//!   only a savepoint undoes, the savepoint is rolled back, and those that did not fail run
+//!   side by side again (once; then one after another).
 //! - A job that lost a race (a deadlock, a serialization failure, a unique key inserted
 //!   meanwhile) is undone and runs again in the next batch, up to `MAX_ATTEMPTS` times. A job
 //!   that panics is undone and fails alone; the lane outlives it.

@@ -29,6 +29,9 @@ struct Args {
     relay_messages: usize,
     /// `--relay-only`: just the relay's figures.
     relay_only: bool,
+    /// `--relay-replicas N`: on Postgres, the relay's throughput through N replicas of one
+    /// database (default 1).
+    relay_replicas: usize,
     /// `--clients-only`: just the real clients' figures.
     clients_only: bool,
     /// `--dashboard-only`: just the dashboard's page weight and render times.
@@ -45,6 +48,7 @@ fn args() -> Args {
     let mut messages = 1_000_000;
     let mut relay_messages = 64_000;
     let mut relay_only = false;
+    let mut relay_replicas = 1;
     let mut clients_only = false;
     let mut dashboard_only = false;
     let mut growth_only = false;
@@ -67,6 +71,9 @@ fn args() -> Args {
                     .unwrap_or(relay_messages);
             }
             "--relay-only" => relay_only = true,
+            "--relay-replicas" => {
+                relay_replicas = it.next().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+            }
             "--clients-only" => clients_only = true,
             "--dashboard-only" => dashboard_only = true,
             "--growth-only" => growth_only = true,
@@ -91,6 +98,7 @@ fn args() -> Args {
         messages,
         relay_messages,
         relay_only,
+        relay_replicas,
         clients_only,
         dashboard_only,
         growth_only,
@@ -133,7 +141,12 @@ async fn main() {
     if args.relay_only {
         println!("| figure | value |");
         println!("|---|---|");
-        relay::figures(args.relay_messages, &args.growth.backends).await;
+        relay::figures(
+            args.relay_messages,
+            &args.growth.backends,
+            args.relay_replicas,
+        )
+        .await;
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -200,7 +213,12 @@ async fn main() {
     mcp::exit_figures();
     tokio::task::spawn_blocking(clients::figures).await.unwrap();
     if args.relay_messages > 0 {
-        relay::figures(args.relay_messages, &args.growth.backends).await;
+        relay::figures(
+            args.relay_messages,
+            &args.growth.backends,
+            args.relay_replicas,
+        )
+        .await;
     }
     dashboard::figures(100_000).await;
     if args.messages == 0 {

@@ -87,9 +87,11 @@ fn mint(home: &std::path::Path, database_url: Option<&str>) -> String {
         .to_owned()
 }
 
-pub async fn figures(messages: usize, backends: &[Backend]) {
+/// `replicas`: how many replicas of one Postgres database the throughput runs through (the
+/// embedded store has one relay).
+pub async fn figures(messages: usize, backends: &[Backend], replicas: usize) {
     if backends.contains(&Backend::Embedded) {
-        backend_figures("embedded SQLite", None, messages).await;
+        backend_figures("embedded SQLite", None, messages, 1).await;
     }
     if !backends.contains(&Backend::Postgres) {
         return;
@@ -97,13 +99,18 @@ pub async fn figures(messages: usize, backends: &[Backend]) {
     match Scratch::create("bench").await {
         Some(db) => {
             super::print_vacuum(&db).await;
-            backend_figures("Postgres", Some(&db.url), messages).await;
+            backend_figures("Postgres", Some(&db.url), messages, replicas).await;
         }
         None => println!("| Postgres figures | skipped: no Postgres server reachable |"),
     }
 }
 
-async fn backend_figures(backend: &str, database_url: Option<&str>, messages: usize) {
+async fn backend_figures(
+    backend: &str,
+    database_url: Option<&str>,
+    messages: usize,
+    replicas: usize,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let relay = start(dir.path(), database_url);
     let token = mint(dir.path(), database_url);
@@ -112,24 +119,45 @@ async fn backend_figures(backend: &str, database_url: Option<&str>, messages: us
             .await
             .expect("connect"),
     );
+    // More replicas of the same database, each with a client of its own.
+    let mut others = Vec::new();
+    let mut clients = vec![Arc::clone(&client)];
+    if let Some(url) = database_url {
+        for _ in 1..replicas {
+            let other = start(dir.path(), Some(url));
+            let c = RelayClient::connect(&other.url, &token)
+                .await
+                .expect("connect");
+            clients.push(Arc::new(c));
+            others.push(other);
+        }
+    }
+    let pids: Vec<u32> = std::iter::once(&relay)
+        .chain(&others)
+        .map(|r| r.child.id())
+        .collect();
+    let relays_cpu = || pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let (relay0, own0) = (
-        cpu_seconds(relay.child.id()),
-        cpu_seconds(std::process::id()),
-    );
+    let (relay0, own0) = (relays_cpu(), cpu_seconds(std::process::id()));
     let written0 = written_bytes(relay.child.id());
-    let (rate, took, mut requests) = throughput(&client, messages).await;
+    let (rate, took, mut requests) = throughput(&clients, messages).await;
     let written = written_bytes(relay.child.id()).saturating_sub(written0);
     // The relay's CPU and this load generator's own, over the same run: both share the
     // machine's cores, so a figure that leans on the generator shows it here.
-    let relay_cpu = cpu_seconds(relay.child.id()) - relay0;
+    let relay_cpu = relays_cpu() - relay0;
     let own_cpu = cpu_seconds(std::process::id()) - own0;
     let core = |cpu: f64| 100.0 * cpu / took.as_secs_f64();
+    let through = match clients.len() {
+        1 => "the relay".to_owned(),
+        n => format!(
+            "{n} replicas (sender i on replica i mod {n}, recipient j on replica j + 1 mod {n})"
+        ),
+    };
     println!(
-        "| {backend}: durable messages/s through the relay over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
+        "| {backend}: durable messages/s through {through} over HTTP (send + lease + hand-over + ack; {SENDERS} senders, {RECIPIENTS} recipients, {messages} messages) | {rate:.0} |"
     );
     println!(
-        "| {backend}: CPU over those {:.1} s, relay / this load generator | {relay_cpu:.1} s ({:.0} % of a core) / {own_cpu:.1} s ({:.0} %) |",
+        "| {backend}: CPU over those {:.1} s, {through} / this load generator | {relay_cpu:.1} s ({:.0} % of a core) / {own_cpu:.1} s ({:.0} %) |",
         took.as_secs_f64(),
         core(relay_cpu),
         core(own_cpu)
@@ -231,10 +259,14 @@ struct Requests {
     sends: Vec<Duration>,
 }
 
-/// Messages per second, the time they took, and the recipients' requests.
-async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duration, Requests) {
+/// Messages per second, the time they took, and the recipients' requests. Sender `i` sends
+/// through `clients[i % n]`, recipient `j` reads through `clients[(j + 1) % n]`: with more than
+/// one replica, most mail crosses from one to another.
+async fn throughput(clients: &[Arc<RelayClient>], messages: usize) -> (f64, Duration, Requests) {
+    let n = clients.len();
     let mut senders = Vec::new();
     for i in 0..SENDERS {
+        let client = &clients[i % n];
         senders.push(client.operator(&format!("s{i}")).await.expect("sender"));
     }
     let mut sessions = Vec::new();
@@ -246,15 +278,19 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
             policy: NamePolicy::Join,
             client_pid: None,
         };
-        sessions.push(client.open_session(req).await.expect("session"));
+        let client = &clients[(i + 1) % n];
+        sessions.push((
+            Arc::clone(client),
+            client.open_session(req).await.expect("session"),
+        ));
     }
     let acked = Arc::new(AtomicU64::new(0));
     let (leases, rounds) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let target = messages as u64;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for session in sessions {
-        let (client, acked) = (Arc::clone(client), Arc::clone(&acked));
+    for (client, session) in sessions {
+        let acked = Arc::clone(&acked);
         let (leases, rounds) = (Arc::clone(&leases), Arc::clone(&rounds));
         tasks.push(tokio::spawn(async move {
             while acked.load(Ordering::Relaxed) < target {
@@ -283,7 +319,7 @@ async fn throughput(client: &Arc<RelayClient>, messages: usize) -> (f64, Duratio
     let per_sender = messages / SENDERS;
     let mut sending = Vec::new();
     for (i, from) in senders.into_iter().enumerate() {
-        let client = Arc::clone(client);
+        let client = Arc::clone(&clients[i % n]);
         sending.push(tokio::spawn(async move {
             let mut took = Vec::with_capacity(per_sender);
             for n in 0..per_sender {

@@ -54,8 +54,11 @@ use crate::stats::Grown;
 use crate::store::Room;
 use crate::tx::{MAX_ATTEMPTS, PgTx, Tx};
 
-/// How the lane's transaction begins: it waits only briefly for a lock.
-const BEGIN: &str = "BEGIN; SET LOCAL lock_timeout = '10ms'";
+/// How the lane's transaction begins: it waits only briefly for a lock. Another replica's
+/// batch holds its rows to its commit, 10–15 ms under load, and while a job waits the whole
+/// batch waits with it: through two replicas with the mail crossing between them, 2 ms gave
+/// 6–38 % more than 10 ms and half the slowest sends' time (docs/benchmarks.md).
+const BEGIN: &str = "BEGIN; SET LOCAL lock_timeout = '2ms'";
 
 /// Most jobs in one transaction: bounds how long the first job of a batch waits for its
 /// answer and how long the batch holds its locks, and keeps a batch's savepoints within the
@@ -557,7 +560,8 @@ impl Batch<'_> {
         // The short lock wait is for the jobs' statements only. A commit that notifies first
         // takes Postgres's one lock for the notification queue, which every notifying commit
         // of the cluster holds until its WAL flush is done: behind another replica's commit on
-        // a busy disk, 10 ms ran out and the whole batch failed `Busy` at its commit.
+        // a busy disk, the bound (10 ms then) ran out and the whole batch failed `Busy` at
+        // its commit.
         end.push("SET LOCAL lock_timeout = 0".to_owned());
         for (room, w) in &mut wakes {
             let mut seen = HashSet::new();

@@ -154,6 +154,22 @@ async fn raw(scratch: &Scratch) -> tokio_postgres::Client {
     client
 }
 
+/// A transaction of the test's own that holds `peer`'s row, as another replica's batch would,
+/// until the test commits it.
+async fn holding_the_row_of(scratch: &Scratch, peer: &Session) -> tokio_postgres::Client {
+    let holder = raw(scratch).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL search_path TO {}; \
+             SELECT 1 FROM peers WHERE id = {} FOR UPDATE",
+            room_schema("lane"),
+            peer.peer.id
+        ))
+        .await
+        .unwrap();
+    holder
+}
+
 /// Waits until some backend waits for a lock: the event the test needs, polled.
 async fn until_a_lock_wait(client: &tokio_postgres::Client) {
     for _ in 0..6000 {
@@ -178,17 +194,7 @@ async fn a_row_locked_elsewhere_holds_up_only_the_sends_that_need_it() {
     let w = world(&scratch).await;
     let (ann, ben) = (w.agent("ann").await, w.agent("ben").await);
     let (cat, dan) = (w.agent("cat").await, w.agent("dan").await);
-    // Another transaction holds ben's row, as another replica's batch would.
-    let holder = raw(&scratch).await;
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SET LOCAL search_path TO {}; \
-             SELECT 1 FROM peers WHERE id = {} FOR UPDATE",
-            room_schema("lane"),
-            ben.peer.id
-        ))
-        .await
-        .unwrap();
+    let holder = holding_the_row_of(&scratch, &ben).await;
     let to_ben = {
         let mailbox = w.mailbox.clone();
         tokio::spawn(async move {
@@ -199,24 +205,37 @@ async fn a_row_locked_elsewhere_holds_up_only_the_sends_that_need_it() {
     };
     until_a_lock_wait(&raw(&scratch).await).await;
     // Later writes through the same lane pass the held-up one.
-    for i in 0..3 {
-        let send = w
-            .mailbox
-            .send(dan.peer.id, Outgoing::to_peer("cat", format!("n{i}")));
+    let to_cat = (0..3).map(|i| {
+        w.mailbox
+            .send(dan.peer.id, Outgoing::to_peer("cat", format!("n{i}")))
+    });
+    cat_lands_then_ben(&w, [&cat, &ben], to_cat, holder, to_ben).await;
+}
+
+/// The end of the held-row tests: each send to cat lands, once, while ben's row is held and
+/// the send to ben waits; that one lands once `holder` commits.
+async fn cat_lands_then_ben<T, E: std::fmt::Debug>(
+    w: &World,
+    [cat, ben]: [&Session; 2],
+    to_cat: impl IntoIterator<Item = impl Future<Output = Result<T, E>>>,
+    holder: tokio_postgres::Client,
+    to_ben: tokio::task::JoinHandle<Result<T, E>>,
+) {
+    for send in to_cat {
         // Bounded so that a lane stuck behind the held row fails here rather than hanging.
         tokio::time::timeout(Duration::from_secs(60), send)
             .await
             .expect("a send that needs no held row is not stuck behind one that does")
             .expect("a send that needs no held row goes through");
     }
-    assert_eq!(w.lease(&cat).await.len(), 3);
+    assert_eq!(w.lease(cat).await.len(), 3, "each lands once");
     assert!(!to_ben.is_finished(), "ben's row is still held");
     holder.batch_execute("COMMIT").await.unwrap();
     to_ben
         .await
         .unwrap()
         .expect("the held-up send lands once the row is free");
-    assert_eq!(w.lease(&ben).await.len(), 1);
+    assert_eq!(w.lease(ben).await.len(), 1);
 }
 
 /// Regression: the lane's short `lock_timeout` (meant for row locks) also bounded the wait for
@@ -378,16 +397,7 @@ async fn a_write_held_up_in_a_side_leaves_the_rest_of_it_to_land() {
     let (w, store) = world_and_store(&scratch).await;
     let (ann, ben) = (w.agent("ann").await, w.agent("ben").await);
     let (cat, dan) = (w.agent("cat").await, w.agent("dan").await);
-    let holder = raw(&scratch).await;
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SET LOCAL search_path TO {}; \
-             SELECT 1 FROM peers WHERE id = {} FOR UPDATE",
-            room_schema("lane"),
-            ben.peer.id
-        ))
-        .await
-        .unwrap();
+    let holder = holding_the_row_of(&scratch, &ben).await;
     let send = |from: &Session, to: &str, text: String| {
         let (mailbox, from, to) = (w.mailbox.clone(), from.peer.id, to.to_owned());
         Box::pin(async move { mailbox.send(from, Outgoing::to_peer(to, text)).await })
@@ -400,19 +410,5 @@ async fn a_write_held_up_in_a_side_leaves_the_rest_of_it_to_land() {
     }
     held.free().await;
     let to_ben = tokio::spawn(to_ben);
-    for send in to_cat {
-        // Bounded so that a side stuck behind the held row fails here rather than hanging.
-        tokio::time::timeout(Duration::from_secs(60), send)
-            .await
-            .expect("a send that needs no held row is not stuck behind one that does")
-            .expect("a send that needs no held row goes through");
-    }
-    assert_eq!(w.lease(&cat).await.len(), 3, "each lands once");
-    assert!(!to_ben.is_finished(), "ben's row is still held");
-    holder.batch_execute("COMMIT").await.unwrap();
-    to_ben
-        .await
-        .unwrap()
-        .expect("the held-up send lands once the row is free");
-    assert_eq!(w.lease(&ben).await.len(), 1);
+    cat_lands_then_ben(&w, [&cat, &ben], to_cat, holder, to_ben).await;
 }

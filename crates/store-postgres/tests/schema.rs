@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use switchboard_conformance::{T0, World, roomy_limits};
 use switchboard_core::{Dispatch, Exchange, Outgoing, Run, op};
-use switchboard_store_postgres::{Database, PgOptions, PgStore};
+use switchboard_store_postgres::{Database, PgOptions};
 use switchboard_testkit::scratch::Scratch;
 use tokio_postgres::NoTls;
 
@@ -33,10 +33,10 @@ const EXPECTED: &[(&str, Option<&str>)] = &[
     ("messages_pkey", None),
 ];
 
-/// A scratch database with the room `pins` open, and a connection of its own to read the
+/// A scratch database with a world on the room `pins`, and a connection of its own to read the
 /// schema with; `None` (said on stderr) when no server is reachable outside CI. The scratch
 /// database is dropped with the first value, after the others.
-async fn pins_room() -> Option<(Scratch, PgStore, tokio_postgres::Client)> {
+async fn pins_room() -> Option<(Scratch, World, tokio_postgres::Client)> {
     let Some(scratch) = Scratch::create("schema").await else {
         eprintln!("SKIPPED: no Postgres server reachable");
         return None;
@@ -49,7 +49,7 @@ async fn pins_room() -> Option<(Scratch, PgStore, tokio_postgres::Client)> {
         .await
         .expect("connect");
     tokio::spawn(conn);
-    Some((scratch, store, client))
+    Some((scratch, World::new(Arc::new(store), roomy_limits()), client))
 }
 
 /// v5 (the embedded store's v9 and v10): no second index on the sender, and the index a lease
@@ -57,7 +57,7 @@ async fn pins_room() -> Option<(Scratch, PgStore, tokio_postgres::Client)> {
 /// index that grew with the store, and every send one more in `messages_sender_time`.
 #[tokio::test]
 async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() {
-    let Some((_scratch, store, client)) = pins_room().await else {
+    let Some((_scratch, w, client)) = pins_room().await else {
         return;
     };
 
@@ -112,7 +112,6 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
 
     // The lease and the list of copies handed over but unacknowledged still find their copies
     // through it, and a read copy is gone from what they see.
-    let w = World::new(Arc::new(store), roomy_limits());
     let (ann, ben) = (w.agent("ann").await, w.agent("ben").await);
     let mut sent = Vec::new();
     for body in ["one", "two"] {
@@ -139,10 +138,9 @@ async fn a_rooms_mail_indexes_hold_only_what_their_statements_read_regression() 
 /// every lease wrote an entry in each of the table's four indexes.
 #[tokio::test]
 async fn taking_a_lease_writes_no_index_entry_regression() {
-    let Some((_scratch, store, client)) = pins_room().await else {
+    let Some((_scratch, w, client)) = pins_room().await else {
         return;
     };
-    let w = World::new(Arc::new(store), roomy_limits());
     let (ann, ben) = (w.agent("ann").await, w.agent("ben").await);
     for body in ["one", "two", "three"] {
         let m = w.mailbox.send(ann.peer.id, Outgoing::to_peer("ben", body));
@@ -190,10 +188,9 @@ async fn queued(client: &tokio_postgres::Client, names: &[&str]) -> Vec<i64> {
 /// (a hand-over, an acknowledgement straight from the queue), for each recipient apart.
 #[tokio::test]
 async fn the_queued_count_moves_only_when_a_copy_enters_or_leaves_the_queue() {
-    let Some((_scratch, store, client)) = pins_room().await else {
+    let Some((_scratch, w, client)) = pins_room().await else {
         return;
     };
-    let w = World::new(Arc::new(store), roomy_limits());
     let (ann, ben, cy) = (
         w.agent("ann").await,
         w.agent("ben").await,
@@ -246,10 +243,9 @@ async fn the_queued_count_moves_only_when_a_copy_enters_or_leaves_the_queue() {
 /// it: a read that chose its copies by the state it saw before the wait would).
 #[tokio::test]
 async fn a_read_racing_another_replicas_hand_over_counts_the_copy_once_regression() {
-    let Some((scratch, store, client)) = pins_room().await else {
+    let Some((scratch, w, client)) = pins_room().await else {
         return;
     };
-    let w = World::new(Arc::new(store), roomy_limits());
     let (ann, ben) = (w.agent("ann").await, w.agent("ben").await);
     let sent = w
         .mailbox
@@ -294,10 +290,9 @@ async fn a_read_racing_another_replicas_hand_over_counts_the_copy_once_regressio
 /// `jobs` as the newest job id does.
 #[tokio::test]
 async fn a_growing_room_has_its_planner_statistics_refreshed_regression() {
-    let Some((_scratch, store, client)) = pins_room().await else {
+    let Some((_scratch, w, client)) = pins_room().await else {
         return;
     };
-    let w = World::new(Arc::new(store), roomy_limits());
     let ann = w.agent("ann").await;
     w.agent("ben").await;
     let send = |i: i64| {
